@@ -1,0 +1,1 @@
+//! uc-access: approved access requests become least-privilege Unity Catalog grants that expire.
