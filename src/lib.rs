@@ -1,1 +1,3 @@
 //! uc-access: approved access requests become least-privilege Unity Catalog grants that expire.
+
+pub mod settings;
