@@ -1,0 +1,16 @@
+//! Domain types that can only hold valid values: names, securables, privileges, principals, ids,
+//! durations. Raw strings stop at the edge; everything past it speaks these types.
+
+mod duration;
+mod name;
+mod object_id;
+mod principal;
+mod privilege;
+mod securable;
+
+pub use duration::{DurationError, GrantDuration};
+pub use name::{MAX_NAME_LEN, Name, NameError};
+pub use object_id::{ApplicationId, EntraObjectId, GuidError};
+pub use principal::{ACCOUNT_USERS, Principal, PrincipalError, PrincipalKind, PrincipalStatus};
+pub use privilege::{Privilege, PrivilegeError, PrivilegeSet};
+pub use securable::{FullNameError, Securable, SecurableType};
