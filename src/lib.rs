@@ -1,4 +1,7 @@
 //! uc-access: approved access requests become least-privilege Unity Catalog grants that expire.
 
 pub mod domain;
+pub mod error;
+pub mod host;
 pub mod settings;
+pub mod telemetry;
