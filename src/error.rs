@@ -166,9 +166,9 @@ impl ApiError {
     fn log(&self) {
         let detail = self.detail.as_deref().unwrap_or("");
         if self.status.is_server_error() {
-            tracing::error!(status = self.status.as_u16(), code = %self.code, message = %self.message, detail, "request failed");
+            tracing::error!(status = self.status.as_u16(), code = %self.code, reason = %self.message, detail, "request failed");
         } else {
-            tracing::warn!(status = self.status.as_u16(), code = %self.code, message = %self.message, detail, "request refused");
+            tracing::warn!(status = self.status.as_u16(), code = %self.code, reason = %self.message, detail, "request refused");
         }
     }
 }

@@ -1,7 +1,9 @@
 //! uc-access: approved access requests become least-privilege Unity Catalog grants that expire.
 
+pub mod app;
 pub mod domain;
 pub mod error;
+pub mod functions;
 pub mod host;
 pub mod settings;
 pub mod telemetry;

@@ -1,0 +1,56 @@
+//! One module per Azure function, named as its folder under `functions/` and its route. Each has a core
+//! that knows nothing of HTTP (`run(input, &deps) -> Result<Outcome, Error>`) and a few lines of adapter.
+
+pub mod revoke_expired;
+
+/// How the Functions host triggers a function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// HTTP trigger (`authLevel: function`), forwarded to `/api/<name>`.
+    Http { methods: &'static [&'static str] },
+    /// Timer trigger on the NCRONTAB schedule held by the named app setting.
+    Timer { schedule_setting: &'static str },
+}
+
+/// A function as the host knows it: folder name = function name = route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FunctionSpec {
+    pub name: &'static str,
+    pub trigger: Trigger,
+}
+
+pub const PURVIEW_CALLBACK: &str = "purview-callback";
+pub const RESOLVE_PRINCIPAL: &str = "resolve-principal";
+pub const GRANT_ACCESS: &str = "grant-access";
+pub const REVOKE_EXPIRED: &str = "revoke-expired";
+
+/// Every function this binary serves; `functions/<name>/function.json` must agree (a test checks).
+pub const FUNCTIONS: &[FunctionSpec] = &[
+    FunctionSpec {
+        name: PURVIEW_CALLBACK,
+        trigger: Trigger::Http { methods: &["post"] },
+    },
+    FunctionSpec {
+        name: RESOLVE_PRINCIPAL,
+        trigger: Trigger::Http { methods: &["post"] },
+    },
+    FunctionSpec {
+        name: GRANT_ACCESS,
+        trigger: Trigger::Http { methods: &["post"] },
+    },
+    FunctionSpec {
+        name: REVOKE_EXPIRED,
+        trigger: Trigger::Timer {
+            schedule_setting: "REVOKE_SCHEDULE",
+        },
+    },
+];
+
+/// The names of the HTTP-triggered functions (the ones callers authenticate to).
+pub fn http_function_names() -> Vec<&'static str> {
+    FUNCTIONS
+        .iter()
+        .filter(|f| matches!(f.trigger, Trigger::Http { .. }))
+        .map(|f| f.name)
+        .collect()
+}
