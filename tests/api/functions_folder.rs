@@ -1,0 +1,102 @@
+//! `functions/<name>/function.json` and the router must agree: a folder the host finds is a route the
+//! binary serves, with the trigger, methods and auth level the binary expects.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use axum::http::StatusCode;
+use serde_json::Value;
+use uc_access::functions::{FUNCTIONS, Trigger};
+
+use crate::helpers::{app, post_json, send};
+
+fn function_folders() -> Vec<(String, Value)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("functions");
+    let mut folders = Vec::new();
+    for entry in std::fs::read_dir(&root).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let text = std::fs::read_to_string(path.join("function.json"))
+                .unwrap_or_else(|e| panic!("functions/{name}/function.json: {e}"));
+            folders.push((name, serde_json::from_str(&text).unwrap()));
+        }
+    }
+    folders
+}
+
+#[test]
+fn every_function_folder_is_a_function_of_the_binary_and_the_other_way_round() {
+    let folders: BTreeSet<String> = function_folders().into_iter().map(|(n, _)| n).collect();
+    let served: BTreeSet<String> = FUNCTIONS.iter().map(|f| f.name.to_owned()).collect();
+    assert_eq!(folders, served);
+}
+
+#[test]
+fn each_function_json_declares_the_trigger_the_binary_expects() {
+    for (name, json) in function_folders() {
+        let spec = FUNCTIONS.iter().find(|f| f.name == name).unwrap();
+        let bindings = json["bindings"].as_array().unwrap();
+        let trigger = &bindings[0];
+        match spec.trigger {
+            Trigger::Http { methods } => {
+                assert_eq!(trigger["type"], "httpTrigger", "{name}");
+                assert_eq!(trigger["name"], "req", "{name}");
+                assert_eq!(
+                    trigger["authLevel"], "function",
+                    "{name}: the host key is the second lock"
+                );
+                let declared: Vec<&str> = trigger["methods"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|m| m.as_str().unwrap())
+                    .collect();
+                assert_eq!(declared, methods, "{name}");
+                // No custom route: folder name = function name = route.
+                assert!(trigger.get("route").is_none(), "{name}");
+                assert!(
+                    bindings
+                        .iter()
+                        .any(|b| b["type"] == "http" && b["name"] == "res"),
+                    "{name} needs an http output binding named res"
+                );
+            }
+            Trigger::Timer { schedule_setting } => {
+                assert_eq!(trigger["type"], "timerTrigger", "{name}");
+                assert_eq!(trigger["name"], "timer", "{name}");
+                assert_eq!(
+                    trigger["schedule"],
+                    format!("%{schedule_setting}%"),
+                    "{name}"
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_function_has_a_route_in_the_router() {
+    let app = app();
+    for spec in FUNCTIONS {
+        let (status, _) = send(&app, post_json(&format!("/{}", spec.name), "{}")).await;
+        assert_ne!(status, StatusCode::NOT_FOUND, "POST /{}", spec.name);
+        if matches!(spec.trigger, Trigger::Http { .. }) {
+            let (status, _) = send(&app, post_json(&format!("/api/{}", spec.name), "{}")).await;
+            assert_ne!(status, StatusCode::NOT_FOUND, "POST /api/{}", spec.name);
+        }
+    }
+}
+
+#[test]
+fn host_json_runs_this_binary_with_forwarding_on() {
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("host.json")).unwrap();
+    let host: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(host["version"], "2.0");
+    assert_eq!(
+        host["customHandler"]["description"]["defaultExecutablePath"],
+        "uc-access"
+    );
+    assert_eq!(host["customHandler"]["enableForwardingHttpRequest"], true);
+}

@@ -1,0 +1,6 @@
+//! In-process tests of the router: the host protocol, the function folders, and every HTTP function,
+//! against the real app wired to local fakes.
+
+mod functions_folder;
+mod helpers;
+mod host_protocol;
