@@ -5,5 +5,6 @@ pub mod domain;
 pub mod error;
 pub mod functions;
 pub mod host;
+pub mod planning;
 pub mod settings;
 pub mod telemetry;

@@ -1,0 +1,5 @@
+//! Pure decisions about Unity Catalog changes: from facts read first to the minimal change, with no I/O.
+
+pub mod grant;
+
+pub use grant::{GrantPlan, Holdings, PlannedChange, plan_grant};
