@@ -1,4 +1,6 @@
 //! In-process tests of the router: the host protocol, the function folders, and every HTTP function,
+
+#![allow(clippy::unwrap_used)] // test helpers panic on purpose with the failing value
 //! against the real app wired to local fakes.
 
 mod functions_folder;
