@@ -1,7 +1,7 @@
 //! In-process tests of the router: the host protocol, the function folders, and every HTTP function,
+//! against the real app wired to local fakes.
 
 #![allow(clippy::unwrap_used)] // test helpers panic on purpose with the failing value
-//! against the real app wired to local fakes.
 
 mod functions_folder;
 mod helpers;
