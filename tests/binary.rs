@@ -1,0 +1,125 @@
+//! Black-box tests of the built binary, started the way the Functions host starts it: with
+//! `FUNCTIONS_CUSTOMHANDLER_PORT` set, polled on `GET /`, then fed host-shaped payloads.
+
+#![allow(clippy::unwrap_used)]
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Handler {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Handler {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts the binary and waits (bounded) until it answers the readiness probe, as the host does.
+fn start(envs: &[(&str, &str)]) -> Handler {
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_uc-access"))
+        .arg("serve")
+        .env_clear()
+        .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
+        .envs(envs.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let handler = Handler {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(r) = blocking_get(&format!("{}/", handler.base)) {
+            assert_eq!(r.0, 200);
+            return handler;
+        }
+        assert!(Instant::now() < deadline, "the binary never answered GET /");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn blocking_get(url: &str) -> Result<(u16, String), reqwest::Error> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let r = reqwest::get(url).await?;
+        Ok((r.status().as_u16(), r.text().await?))
+    })
+}
+
+fn blocking_post(url: &str, body: String) -> (u16, serde_json::Value) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let r = reqwest::Client::new()
+            .post(url)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap())
+    })
+}
+
+fn fixture(path: &str) -> String {
+    std::fs::read_to_string(format!(
+        "{}/tests/fixtures/{path}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+#[test]
+fn the_binary_answers_the_readiness_probe_on_the_port_the_host_gives_it() {
+    let handler = start(&[]);
+    let (status, body) = blocking_get(&format!("{}/", handler.base)).unwrap();
+    assert_eq!(status, 200);
+    assert!(body.contains("ready"), "{body}");
+}
+
+#[test]
+fn the_binary_answers_a_timer_invocation_with_outputs_logs_and_return_value() {
+    let handler = start(&[]);
+    let (status, json) = blocking_post(
+        &format!("{}/revoke-expired", handler.base),
+        fixture("host/timer-with-schedule-status.json"),
+    );
+    assert_eq!(status, 200);
+    assert!(json["Outputs"].is_object());
+    assert!(json["Logs"].is_array());
+    assert!(json["ReturnValue"].is_object());
+}
+
+#[test]
+fn the_binary_refuses_to_start_with_a_bad_setting_and_names_it() {
+    let output = Command::new(env!("CARGO_BIN_EXE_uc-access"))
+        .arg("serve")
+        .env_clear()
+        .env("FUNCTIONS_CUSTOMHANDLER_PORT", "not-a-port")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("FUNCTIONS_CUSTOMHANDLER_PORT"), "{stderr}");
+}
