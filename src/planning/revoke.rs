@@ -1,0 +1,308 @@
+//! Revocation planning: which privileges to remove when grants end, batched into one change per
+//! securable carrying every principal's removals.
+//!
+//! Two rules keep the product's promise. Only privileges a grant *added* are ever removed (what the
+//! principal held before uc-access acted is never touched). And a privilege that another still-active
+//! grant of the same principal in the same workspace needs — typically the shared `USE_CATALOG` /
+//! `USE_SCHEMA` on a parent — is kept and handed over to that grant, so that it is removed when the last
+//! grant needing it ends.
+
+use std::collections::BTreeMap;
+
+use crate::domain::{Principal, Privilege, PrivilegeSet, Securable};
+use crate::planning::grant::{PlannedChange, is_covered, needed};
+
+/// A grant that is ending (expired or revoked early) and what it added.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ending<I> {
+    pub id: I,
+    pub workspace: String,
+    pub principal: Principal,
+    pub added: Vec<PlannedChange>,
+}
+
+/// A grant that stays active, and what it needs on its target's lineage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Staying<I> {
+    pub id: I,
+    pub workspace: String,
+    pub principal: Principal,
+    pub target: Securable,
+    pub privileges: PrivilegeSet,
+}
+
+/// One change on one securable, for every principal that loses something there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecurableRemoval {
+    pub workspace: String,
+    pub securable: Securable,
+    pub removals: BTreeMap<Principal, PrivilegeSet>,
+}
+
+/// Privileges an ending grant added that a staying grant still needs: they move to the staying grant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Handover<I> {
+    pub from: I,
+    pub to: I,
+    pub securable: Securable,
+    pub privileges: PrivilegeSet,
+}
+
+/// The whole plan for one timer run (or one early revoke).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevocationPlan<I> {
+    /// One entry per (workspace, securable), in a stable order.
+    pub removals: Vec<SecurableRemoval>,
+    pub handovers: Vec<Handover<I>>,
+    /// Per ending grant: what will be removed on its behalf.
+    pub removed_by_grant: BTreeMap<I, Vec<PlannedChange>>,
+}
+
+/// Plans the removals for `ending` grants, keeping what any of `staying` still needs.
+///
+/// `staying` must hold every active grant of the ending grants' principals that is not itself ending.
+pub fn plan_revocation<I: Ord + Clone>(
+    ending: &[Ending<I>],
+    staying: &[Staying<I>],
+) -> RevocationPlan<I> {
+    // What each staying grant needs, per (workspace, principal, securable).
+    let mut needs: Vec<(&Staying<I>, Securable, PrivilegeSet)> = Vec::new();
+    for s in staying {
+        for (securable, privileges) in needed(&s.target, &s.privileges) {
+            needs.push((s, securable, privileges));
+        }
+    }
+
+    let mut removals: BTreeMap<(String, Securable), BTreeMap<Principal, PrivilegeSet>> =
+        BTreeMap::new();
+    let mut handovers = Vec::new();
+    let mut removed_by_grant: BTreeMap<I, Vec<PlannedChange>> = BTreeMap::new();
+
+    for grant in ending {
+        let mut removed_here = Vec::new();
+        for change in &grant.added {
+            let mut remove = PrivilegeSet::new();
+            for privilege in &change.add {
+                let heir = needs.iter().find(|(s, needed_on, needed_privs)| {
+                    s.workspace == grant.workspace
+                        && s.principal == grant.principal
+                        && relies_on(needed_on, needed_privs, &change.securable, *privilege)
+                });
+                match heir {
+                    Some((s, _, _)) => push_handover(
+                        &mut handovers,
+                        &grant.id,
+                        &s.id,
+                        &change.securable,
+                        *privilege,
+                    ),
+                    None => {
+                        remove.insert(*privilege);
+                    }
+                }
+            }
+            if !remove.is_empty() {
+                removals
+                    .entry((grant.workspace.clone(), change.securable.clone()))
+                    .or_default()
+                    .entry(grant.principal.clone())
+                    .or_default()
+                    .extend(remove.iter().copied());
+                removed_here.push(PlannedChange {
+                    securable: change.securable.clone(),
+                    add: remove,
+                });
+            }
+        }
+        removed_by_grant.insert(grant.id.clone(), removed_here);
+    }
+
+    RevocationPlan {
+        removals: removals
+            .into_iter()
+            .map(|((workspace, securable), removals)| SecurableRemoval {
+                workspace,
+                securable,
+                removals,
+            })
+            .collect(),
+        handovers,
+        removed_by_grant,
+    }
+}
+
+/// Whether a need for `needed_privs` on `needed_on` relies on `privilege` held on `held_on`: the held
+/// privilege covers one of the needed ones on the needed securable (directly or by inheritance).
+fn relies_on(
+    needed_on: &Securable,
+    needed_privs: &PrivilegeSet,
+    held_on: &Securable,
+    privilege: Privilege,
+) -> bool {
+    let holdings = BTreeMap::from([(held_on.clone(), PrivilegeSet::from([privilege]))]);
+    needed_privs
+        .iter()
+        .any(|p| is_covered(&holdings, needed_on, *p))
+}
+
+fn push_handover<I: Ord + Clone>(
+    handovers: &mut Vec<Handover<I>>,
+    from: &I,
+    to: &I,
+    securable: &Securable,
+    privilege: Privilege,
+) {
+    if let Some(h) = handovers
+        .iter_mut()
+        .find(|h| &h.from == from && &h.to == to && &h.securable == securable)
+    {
+        h.privileges.insert(privilege);
+    } else {
+        handovers.push(Handover {
+            from: from.clone(),
+            to: to.clone(),
+            securable: securable.clone(),
+            privileges: PrivilegeSet::from([privilege]),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::SecurableType;
+    use crate::planning::grant::{Holdings, plan_grant};
+    use Privilege::*;
+
+    fn s(kind: SecurableType, name: &str) -> Securable {
+        Securable::parse(kind, name).unwrap()
+    }
+    fn user(name: &str) -> Principal {
+        Principal::user(name).unwrap()
+    }
+    fn select() -> PrivilegeSet {
+        PrivilegeSet::from([Select])
+    }
+    fn ending(id: u32, who: &str, table: &str) -> Ending<u32> {
+        let plan = plan_grant(
+            &user(who),
+            &s(SecurableType::Table, table),
+            &select(),
+            &Holdings::new(),
+        );
+        Ending {
+            id,
+            workspace: "ws".into(),
+            principal: user(who),
+            added: plan.changes,
+        }
+    }
+    fn staying(id: u32, who: &str, table: &str) -> Staying<u32> {
+        Staying {
+            id,
+            workspace: "ws".into(),
+            principal: user(who),
+            target: s(SecurableType::Table, table),
+            privileges: select(),
+        }
+    }
+    fn removed(plan: &RevocationPlan<u32>) -> Vec<(String, String, Vec<&'static str>)> {
+        plan.removals
+            .iter()
+            .flat_map(|r| {
+                r.removals.iter().map(|(p, privs)| {
+                    (
+                        r.securable.full_name(),
+                        p.uc_name().to_owned(),
+                        privs.iter().map(|x| x.as_str()).collect(),
+                    )
+                })
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_expired_grant_alone_loses_everything_it_added() {
+        let plan = plan_revocation(&[ending(1, "a@x.com", "main.sales.orders")], &[]);
+        assert_eq!(
+            removed(&plan),
+            vec![
+                ("main".into(), "a@x.com".into(), vec!["USE_CATALOG"]),
+                ("main.sales".into(), "a@x.com".into(), vec!["USE_SCHEMA"]),
+                ("main.sales.orders".into(), "a@x.com".into(), vec!["SELECT"]),
+            ]
+        );
+        assert!(plan.handovers.is_empty());
+    }
+
+    #[test]
+    fn a_shared_use_schema_stays_while_a_sibling_grant_is_active_and_is_handed_over() {
+        let plan = plan_revocation(
+            &[ending(1, "a@x.com", "main.sales.orders")],
+            &[staying(2, "a@x.com", "main.sales.customers")],
+        );
+        assert_eq!(
+            removed(&plan),
+            vec![("main.sales.orders".into(), "a@x.com".into(), vec!["SELECT"])]
+        );
+        assert_eq!(plan.handovers.len(), 2);
+        assert!(plan.handovers.iter().all(|h| h.from == 1 && h.to == 2));
+    }
+
+    #[test]
+    fn the_shared_parent_goes_when_both_grants_end_together() {
+        let mut second = ending(2, "a@x.com", "main.sales.customers");
+        // The second grant found USE_CATALOG/USE_SCHEMA already there (added by the first).
+        second
+            .added
+            .retain(|c| c.securable.securable_type() == SecurableType::Table);
+        let plan = plan_revocation(&[ending(1, "a@x.com", "main.sales.orders"), second], &[]);
+        assert_eq!(plan.removals.len(), 4);
+        assert!(plan.handovers.is_empty());
+    }
+
+    #[test]
+    fn another_principals_grant_does_not_keep_a_privilege() {
+        let plan = plan_revocation(
+            &[ending(1, "a@x.com", "main.sales.orders")],
+            &[staying(2, "b@x.com", "main.sales.orders")],
+        );
+        assert_eq!(plan.removals.len(), 3);
+        assert!(plan.handovers.is_empty());
+    }
+
+    #[test]
+    fn a_grant_in_another_workspace_does_not_keep_a_privilege() {
+        let mut other = staying(2, "a@x.com", "main.sales.customers");
+        other.workspace = "other".into();
+        let plan = plan_revocation(&[ending(1, "a@x.com", "main.sales.orders")], &[other]);
+        assert_eq!(plan.removals.len(), 3);
+    }
+
+    #[test]
+    fn removals_of_many_principals_on_one_securable_are_one_change() {
+        let plan = plan_revocation(
+            &[
+                ending(1, "a@x.com", "main.sales.orders"),
+                ending(2, "b@x.com", "main.sales.orders"),
+            ],
+            &[],
+        );
+        assert_eq!(plan.removals.len(), 3, "one change per securable");
+        assert!(plan.removals.iter().all(|r| r.removals.len() == 2));
+    }
+
+    #[test]
+    fn nothing_the_grant_did_not_add_is_removed() {
+        let mut grant = ending(1, "a@x.com", "main.sales.orders");
+        grant
+            .added
+            .retain(|c| c.securable.securable_type() == SecurableType::Table);
+        let plan = plan_revocation(&[grant], &[]);
+        assert_eq!(
+            removed(&plan),
+            vec![("main.sales.orders".into(), "a@x.com".into(), vec!["SELECT"])]
+        );
+        assert_eq!(plan.removed_by_grant[&1].len(), 1);
+    }
+}
