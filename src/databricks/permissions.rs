@@ -186,6 +186,16 @@ impl From<RawEffectiveAssignment> for EffectiveAssignment {
     }
 }
 
+/// Builds the path from raw strings, so the encoding is tested apart from what `Securable` admits.
+fn url_for(workspace: &Url, kind: &str, securable_type: &str, full_name: &str) -> Url {
+    let mut url = workspace.clone();
+    url.set_path(&format!(
+        "/api/2.1/unity-catalog/{kind}/{securable_type}/{}",
+        encode_segment(full_name)
+    ));
+    url
+}
+
 impl GrantsClient {
     pub fn new(transport: Transport, auth: Arc<DatabricksAuth>) -> Self {
         Self { transport, auth }
@@ -198,13 +208,12 @@ impl GrantsClient {
     /// `{workspace}/api/2.1/unity-catalog/{kind}/{type}/{full_name}`, the name percent-encoded: the
     /// official SDKs paste it raw, so a `#` or `?` in a name would cut their URL short.
     fn url(workspace: &Url, kind: &str, securable: &Securable) -> Url {
-        let mut url = workspace.clone();
-        url.set_path(&format!(
-            "/api/2.1/unity-catalog/{kind}/{}/{}",
+        url_for(
+            workspace,
+            kind,
             securable.securable_type().as_str(),
-            encode_segment(&securable.full_name())
-        ));
-        url
+            &securable.full_name(),
+        )
     }
 
     /// Reads every page of a paged permissions answer.
@@ -347,6 +356,18 @@ mod tests {
         let a: PrivilegeAssignment = raw.privilege_assignments.into_iter().next().unwrap().into();
         assert_eq!(a.privileges, PrivilegeSet::from([Privilege::Select]));
         assert_eq!(a.unrecognised, vec!["FUTURE_THING"]);
+    }
+
+    #[test]
+    fn the_full_name_is_one_encoded_path_segment_whatever_it_holds() {
+        let base = Url::parse("https://adb-1.azuredatabricks.net").unwrap();
+        let url = url_for(&base, "permissions", "table", "cat#1.sch?x.t/y z");
+        assert_eq!(
+            url.as_str(),
+            "https://adb-1.azuredatabricks.net/api/2.1/unity-catalog/permissions/table/cat%231.sch%3Fx.t%2Fy%20z"
+        );
+        assert_eq!(url.query(), None);
+        assert_eq!(url.fragment(), None);
     }
 
     #[test]

@@ -55,7 +55,9 @@ pub struct RetryPolicy {
     pub max_attempts: u32,
     /// The first backoff step when the server gave no `Retry-After`.
     pub base_delay: Duration,
-    /// No single wait is longer than this, whatever `Retry-After` says.
+    /// No single wait is longer than this. A `Retry-After` beyond it ends the retries (the error is
+    /// handed back carrying it) rather than being shortened: calling back sooner than asked only earns
+    /// another 429.
     pub max_delay: Duration,
 }
 
@@ -92,7 +94,7 @@ impl RetryPolicy {
     /// else full-jitter exponential backoff.
     fn delay(&self, attempt: u32, error: &DatabricksError) -> Duration {
         if let Some(wait) = error.retry_after() {
-            return wait.min(self.max_delay);
+            return wait;
         }
         let ceiling = self
             .base_delay
@@ -126,8 +128,8 @@ impl RetryPolicy {
                 return Err(error);
             }
             let wait = self.delay(attempt, &error);
-            if Instant::now() + wait >= deadline.instant() {
-                tracing::debug!(attempt, ?wait, "retry would pass the deadline; giving up");
+            if wait > self.max_delay || Instant::now() + wait >= deadline.instant() {
+                tracing::debug!(attempt, ?wait, "retry would wait too long; giving up");
                 return Err(error.or_retry_after(wait));
             }
             tracing::debug!(attempt, ?wait, error = %error, "retrying Databricks call");
@@ -259,6 +261,27 @@ mod tests {
         assert_eq!(calls, 1);
         assert_eq!(error.retry_after(), Some(Duration::from_secs(20)));
         assert_eq!(Instant::now(), started);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_retry_after_longer_than_the_longest_wait_is_handed_back_not_shortened() {
+        let policy = RetryPolicy {
+            max_delay: Duration::from_secs(10),
+            ..RetryPolicy::default()
+        };
+        let (result, calls) = count_attempts(
+            &policy,
+            Idempotency::Idempotent,
+            Deadline::after(Duration::from_secs(600)),
+            || limited(Some(60)),
+            2,
+        )
+        .await;
+        assert_eq!(calls, 1);
+        assert_eq!(
+            result.unwrap_err().retry_after(),
+            Some(Duration::from_secs(60))
+        );
     }
 
     #[tokio::test(start_paused = true)]
