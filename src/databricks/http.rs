@@ -150,7 +150,13 @@ impl Transport {
                 after: Duration::ZERO,
             });
         }
-        let token = tokens.token().await?;
+        // A token fetch (Entra, OAuth) must not outlive the caller's deadline either.
+        let token = tokio::time::timeout(timeout, tokens.token())
+            .await
+            .map_err(|_| DatabricksError::Timeout {
+                request: format!("token for {label}"),
+                after: timeout,
+            })??;
         let mut request = self
             .http
             .request(call.method.clone(), call.url.clone())
