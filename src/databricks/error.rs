@@ -1,0 +1,429 @@
+//! Typed errors from the Databricks APIs: the service's own `error_code` and message kept, classified by
+//! `error_code` first (the HTTP status only as a fallback), each with a retry verdict and an operator hint.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::domain::Securable;
+
+/// What Databricks answered, kept as it said it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    /// The request as `METHOD /path` (no query: filters may hold personal names).
+    pub request: String,
+    pub status: u16,
+    /// `error_code` (REST), `scimType`/`status` (SCIM) or `error` (OAuth), when the body had one.
+    pub error_code: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for Upstream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} answered {}", self.request, self.status)?;
+        if let Some(code) = &self.error_code {
+            write!(f, " {code}")?;
+        }
+        if !self.message.is_empty() {
+            write!(f, ": {}", self.message)?;
+        }
+        Ok(())
+    }
+}
+
+/// A failed call to Databricks. Carries no HTTP status for *our* callers: the edge maps it.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum DatabricksError {
+    /// Our credentials were refused, by the token endpoint or by the API.
+    #[error("Databricks did not accept uc-access's credentials: {detail}")]
+    Unauthenticated {
+        detail: String,
+        upstream: Option<Box<Upstream>>,
+    },
+    /// Our principal lacks the right (typically `MANAGE` on the securable).
+    #[error("permission denied: {upstream}")]
+    PermissionDenied {
+        upstream: Upstream,
+        securable: Option<Box<Securable>>,
+    },
+    /// `CATALOG_DOES_NOT_EXIST`, `SCHEMA_DOES_NOT_EXIST`, `TABLE_DOES_NOT_EXIST`, ...
+    #[error("securable not found: {upstream}")]
+    SecurableNotFound {
+        upstream: Upstream,
+        securable: Option<Box<Securable>>,
+    },
+    /// `PRINCIPAL_DOES_NOT_EXIST`: unknown to the account, or a workspace-local group.
+    #[error("principal not found: {upstream}")]
+    PrincipalNotFound { upstream: Upstream },
+    #[error("invalid parameter: {upstream}")]
+    InvalidParameter { upstream: Upstream },
+    #[error("rate limited: {upstream}")]
+    RateLimited {
+        upstream: Upstream,
+        retry_after: Option<Duration>,
+    },
+    #[error("temporarily unavailable: {upstream}")]
+    Unavailable {
+        upstream: Upstream,
+        retry_after: Option<Duration>,
+    },
+    #[error("{request} timed out after {after:?}")]
+    Timeout { request: String, after: Duration },
+    /// Connection, DNS or TLS failure: the request may never have reached Databricks.
+    #[error("{request} could not reach Databricks: {detail}")]
+    Unreachable { request: String, detail: String },
+    /// A feature this call needs is switched off in settings.
+    #[error("{feature} is disabled (setting {setting})")]
+    Disabled {
+        feature: &'static str,
+        setting: &'static str,
+    },
+    #[error("unexpected answer from {request}: {detail}")]
+    Unexpected {
+        request: String,
+        detail: String,
+        upstream: Option<Box<Upstream>>,
+    },
+}
+
+/// The longest upstream message kept; bodies are otherwise unbounded.
+const MAX_MESSAGE: usize = 512;
+
+/// The error bodies Databricks sends: REST (`error_code`/`message`), SCIM (`scimType`/`detail`/`status`
+/// as a string) and OAuth token endpoints (`error`/`error_description`). One lenient shape reads all three.
+#[derive(Deserialize, Default)]
+struct ErrorBody {
+    error_code: Option<String>,
+    message: Option<String>,
+    #[serde(rename = "scimType")]
+    scim_type: Option<String>,
+    detail: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+fn truncate(mut s: String) -> String {
+    if s.len() > MAX_MESSAGE {
+        let mut end = MAX_MESSAGE;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        s.push('…');
+    }
+    s
+}
+
+impl Upstream {
+    /// Reads an error body of any of the shapes Databricks uses; unknown bodies are kept as text.
+    pub fn from_body(request: String, status: u16, body: &[u8]) -> Self {
+        let parsed: ErrorBody = serde_json::from_slice(body).unwrap_or_default();
+        let error_code = parsed.error_code.or(parsed.scim_type).or(parsed.error);
+        let message = parsed
+            .message
+            .or(parsed.detail)
+            .or(parsed.error_description)
+            .unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_owned());
+        Self {
+            request,
+            status,
+            error_code,
+            message: truncate(message),
+        }
+    }
+}
+
+impl DatabricksError {
+    /// Classifies an error answer: by `error_code` first, because Databricks reuses statuses (a 404 may be
+    /// a missing table or a missing principal), then by status.
+    pub fn from_response(upstream: Upstream, retry_after: Option<Duration>) -> Self {
+        let code = upstream.error_code.as_deref().unwrap_or("");
+        match code {
+            "UNAUTHENTICATED"
+            | "INVALID_TOKEN"
+            | "invalid_client"
+            | "invalid_grant"
+            | "unauthorized_client" => {
+                return Self::Unauthenticated {
+                    detail: upstream.message.clone(),
+                    upstream: Some(Box::new(upstream)),
+                };
+            }
+            "PERMISSION_DENIED" => {
+                return Self::PermissionDenied {
+                    upstream,
+                    securable: None,
+                };
+            }
+            "PRINCIPAL_DOES_NOT_EXIST" => return Self::PrincipalNotFound { upstream },
+            "CATALOG_DOES_NOT_EXIST" | "SCHEMA_DOES_NOT_EXIST" | "TABLE_DOES_NOT_EXIST" => {
+                return Self::SecurableNotFound {
+                    upstream,
+                    securable: None,
+                };
+            }
+            "INVALID_PARAMETER_VALUE"
+            | "INVALID_FILTER"
+            | "BAD_REQUEST"
+            | "invalidFilter"
+            | "invalidValue"
+            | "invalid_request"
+            | "invalid_scope" => {
+                return Self::InvalidParameter { upstream };
+            }
+            "REQUEST_LIMIT_EXCEEDED" | "RESOURCE_EXHAUSTED" | "TOO_MANY_REQUESTS" => {
+                return Self::RateLimited {
+                    upstream,
+                    retry_after,
+                };
+            }
+            "TEMPORARILY_UNAVAILABLE" => {
+                return Self::Unavailable {
+                    upstream,
+                    retry_after,
+                };
+            }
+            _ => {}
+        }
+        match upstream.status {
+            401 => Self::Unauthenticated {
+                detail: upstream.message.clone(),
+                upstream: Some(Box::new(upstream)),
+            },
+            403 => Self::PermissionDenied {
+                upstream,
+                securable: None,
+            },
+            400 => Self::InvalidParameter { upstream },
+            429 => Self::RateLimited {
+                upstream,
+                retry_after,
+            },
+            503 => Self::Unavailable {
+                upstream,
+                retry_after,
+            },
+            _ => Self::Unexpected {
+                request: upstream.request.clone(),
+                detail: format!("status {}", upstream.status),
+                upstream: Some(Box::new(upstream)),
+            },
+        }
+    }
+
+    /// Names the securable a permission or not-found error is about, for the operator hint.
+    pub fn about_securable(mut self, target: &Securable) -> Self {
+        match &mut self {
+            Self::PermissionDenied { securable, .. }
+            | Self::SecurableNotFound { securable, .. } => {
+                *securable = Some(Box::new(target.clone()));
+            }
+            _ => {}
+        }
+        self
+    }
+
+    /// Whether trying again later can succeed (the retry policy still decides whether *it* retries:
+    /// timeouts and unreachable hosts are retried only for idempotent calls).
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Self::RateLimited { .. }
+                | Self::Unavailable { .. }
+                | Self::Timeout { .. }
+                | Self::Unreachable { .. }
+        )
+    }
+
+    /// How long Databricks asked us to wait, when it said so (or when the retry policy gave up before
+    /// waiting that long).
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::RateLimited { retry_after, .. } | Self::Unavailable { retry_after, .. } => {
+                *retry_after
+            }
+            _ => None,
+        }
+    }
+
+    /// Sets the wait to pass on when none was given (the retry policy stopping at its deadline).
+    pub(crate) fn or_retry_after(mut self, wait: Duration) -> Self {
+        if let Self::RateLimited { retry_after, .. } | Self::Unavailable { retry_after, .. } =
+            &mut self
+        {
+            retry_after.get_or_insert(wait);
+        }
+        self
+    }
+
+    /// The upstream `error_code`, when Databricks sent one.
+    pub fn error_code(&self) -> Option<&str> {
+        self.upstream()?.error_code.as_deref()
+    }
+
+    pub fn upstream(&self) -> Option<&Upstream> {
+        match self {
+            Self::PermissionDenied { upstream, .. }
+            | Self::SecurableNotFound { upstream, .. }
+            | Self::PrincipalNotFound { upstream }
+            | Self::InvalidParameter { upstream }
+            | Self::RateLimited { upstream, .. }
+            | Self::Unavailable { upstream, .. } => Some(upstream),
+            Self::Unauthenticated { upstream, .. } | Self::Unexpected { upstream, .. } => {
+                upstream.as_deref()
+            }
+            Self::Timeout { .. } | Self::Unreachable { .. } | Self::Disabled { .. } => None,
+        }
+    }
+
+    /// What an operator should change so this stops happening.
+    pub fn operator_hint(&self) -> String {
+        match self {
+            Self::Unauthenticated { .. } => "check DATABRICKS_AUTH_TYPE and its credentials: for azure-msi, \
+                 add the managed identity (ARM_CLIENT_ID) to the Databricks account as a service principal; \
+                 for oauth-m2m or azure-client-secret, check the client id and that the secret has not expired"
+                .into(),
+            Self::PermissionDenied {
+                securable: Some(s), ..
+            } => format!(
+                "grant the uc-access service principal MANAGE on catalog `{}` (or make it the owner of {s})",
+                s.catalog_name()
+            ),
+            Self::PermissionDenied { .. } => "grant the uc-access service principal MANAGE on the governed \
+                 catalogs, and account-level read access to users, groups and service principals"
+                .into(),
+            Self::SecurableNotFound {
+                securable: Some(s), ..
+            } => format!(
+                "{s} does not exist in this workspace's metastore: check the Purview asset and the workspace \
+                 map, or whether it was dropped"
+            ),
+            Self::SecurableNotFound { .. } => "the catalog, schema or table does not exist in this \
+                 workspace's metastore: check the Purview asset and the workspace map"
+                .into(),
+            Self::PrincipalNotFound { .. } => "the principal is not an account-level identity: provision it \
+                 to the Databricks account (SCIM or Automatic Identity Management); workspace-local groups \
+                 cannot hold Unity Catalog grants"
+                .into(),
+            Self::InvalidParameter { .. } => "Databricks refused the request as malformed: report it with \
+                 the upstream message"
+                .into(),
+            Self::RateLimited { .. } => "Databricks is throttling uc-access: retry later, and spread timer \
+                 schedules if it persists"
+                .into(),
+            Self::Unavailable { .. } | Self::Timeout { .. } => "Databricks is slow or unavailable: retry \
+                 later; raise UC_ACCESS_DATABRICKS_TIMEOUT_SECS if it persists"
+                .into(),
+            Self::Unreachable { .. } => "check DATABRICKS_HOST / DATABRICKS_ACCOUNT_HOST, DNS, and outbound \
+                 network access from the Function app"
+                .into(),
+            Self::Disabled { setting, .. } => {
+                format!("set {setting}=true to enable it (read the docs on its side effects first)")
+            }
+            Self::Unexpected { .. } => "an answer uc-access does not understand: report it with the \
+                 upstream message"
+                .into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::SecurableType;
+
+    fn up(status: u16, body: &str) -> Upstream {
+        Upstream::from_body("PATCH /x".into(), status, body.as_bytes())
+    }
+
+    #[test]
+    fn the_error_code_wins_over_the_status() {
+        let e = DatabricksError::from_response(
+            up(
+                404,
+                r#"{"error_code":"PRINCIPAL_DOES_NOT_EXIST","message":"Could not find principal with name users"}"#,
+            ),
+            None,
+        );
+        assert!(
+            matches!(e, DatabricksError::PrincipalNotFound { .. }),
+            "{e:?}"
+        );
+        assert_eq!(e.error_code(), Some("PRINCIPAL_DOES_NOT_EXIST"));
+        let e = DatabricksError::from_response(
+            up(
+                404,
+                r#"{"error_code":"TABLE_DOES_NOT_EXIST","message":"Table 'a.b.c' does not exist."}"#,
+            ),
+            None,
+        );
+        assert!(matches!(e, DatabricksError::SecurableNotFound { .. }));
+    }
+
+    #[test]
+    fn scim_errors_keep_their_detail_and_fall_back_to_the_status() {
+        let e = DatabricksError::from_response(
+            up(
+                403,
+                r#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"detail":"Forbidden","status":"403"}"#,
+            ),
+            None,
+        );
+        assert!(
+            matches!(&e, DatabricksError::PermissionDenied { upstream, .. } if upstream.message == "Forbidden")
+        );
+    }
+
+    #[test]
+    fn only_throttling_and_outages_are_retryable() {
+        let limited = DatabricksError::from_response(
+            up(
+                429,
+                r#"{"error_code":"REQUEST_LIMIT_EXCEEDED","message":"slow down"}"#,
+            ),
+            Some(Duration::from_secs(3)),
+        );
+        assert!(limited.is_retryable());
+        assert_eq!(limited.retry_after(), Some(Duration::from_secs(3)));
+        let denied =
+            DatabricksError::from_response(up(403, r#"{"error_code":"PERMISSION_DENIED"}"#), None);
+        assert!(!denied.is_retryable());
+        assert!(DatabricksError::from_response(up(503, "<html>busy</html>"), None).is_retryable());
+        assert!(!DatabricksError::from_response(up(500, ""), None).is_retryable());
+    }
+
+    #[test]
+    fn a_permission_error_tells_the_operator_which_catalog_needs_manage() {
+        let table = Securable::parse(SecurableType::Table, "sales.eu.orders").unwrap();
+        let e = DatabricksError::from_response(
+            up(403, r#"{"error_code":"PERMISSION_DENIED","message":"User does not have MANAGE on Table 'sales.eu.orders'"}"#),
+            None,
+        )
+        .about_securable(&table);
+        assert!(
+            e.operator_hint().contains("MANAGE on catalog `sales`"),
+            "{}",
+            e.operator_hint()
+        );
+    }
+
+    #[test]
+    fn oauth_token_errors_are_authentication_errors() {
+        let e = DatabricksError::from_response(
+            up(
+                401,
+                r#"{"error":"invalid_client","error_description":"Client authentication failed"}"#,
+            ),
+            None,
+        );
+        assert!(matches!(e, DatabricksError::Unauthenticated { .. }));
+        assert!(e.operator_hint().contains("managed identity"));
+    }
+
+    #[test]
+    fn long_bodies_are_truncated() {
+        let e = up(500, &"x".repeat(5000));
+        assert!(e.message.len() <= MAX_MESSAGE + 3);
+    }
+}

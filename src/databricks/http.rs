@@ -1,0 +1,248 @@
+//! The HTTP plumbing every Databricks client shares: bearer token, per-request timeout bounded by the
+//! caller's deadline, the retry policy, error classification, and a count of requests sent.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use reqwest::Method;
+use serde::de::DeserializeOwned;
+use url::Url;
+
+use super::error::{DatabricksError, Upstream};
+use super::retry::{Deadline, Idempotency, RetryPolicy, parse_retry_after};
+use super::token::TokenSource;
+
+/// Everything but RFC 3986 unreserved characters is encoded in a path segment, so a name can never
+/// change the path (`/`), start a query (`?`) or a fragment (`#`).
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Percent-encodes one path segment.
+pub fn encode_segment(raw: &str) -> String {
+    utf8_percent_encode(raw, SEGMENT).to_string()
+}
+
+/// Requests sent to Databricks (each attempt counts), shared by clones; the benchmarks report it per
+/// approval.
+#[derive(Debug, Clone, Default)]
+pub struct RequestCounter(Arc<AtomicU64>);
+
+impl RequestCounter {
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn bump(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// One request to make, before retries.
+#[derive(Debug)]
+pub(crate) struct Call {
+    pub method: Method,
+    pub url: Url,
+    pub query: Vec<(&'static str, String)>,
+    pub body: Option<serde_json::Value>,
+    pub idempotency: Idempotency,
+}
+
+impl Call {
+    pub fn get(url: Url) -> Self {
+        Self {
+            method: Method::GET,
+            url,
+            query: Vec::new(),
+            body: None,
+            idempotency: Idempotency::Idempotent,
+        }
+    }
+
+    pub fn query(mut self, key: &'static str, value: impl Into<String>) -> Self {
+        self.query.push((key, value.into()));
+        self
+    }
+
+    fn label(&self) -> String {
+        format!("{} {}", self.method, self.url.path())
+    }
+}
+
+/// The shared HTTP core. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Transport {
+    http: reqwest::Client,
+    retry: RetryPolicy,
+    request_timeout: Duration,
+    requests: RequestCounter,
+}
+
+impl Transport {
+    pub fn new(http: reqwest::Client, retry: RetryPolicy, request_timeout: Duration) -> Self {
+        Self {
+            http,
+            retry,
+            request_timeout,
+            requests: RequestCounter::default(),
+        }
+    }
+
+    /// A reqwest client for Databricks: no redirects (an API redirect is a misconfigured host, and
+    /// following it would send the token elsewhere), a connect timeout.
+    pub fn default_http() -> reqwest::Client {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(5))
+            .user_agent(concat!("uc-access/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("a reqwest client with static settings always builds")
+    }
+
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    pub fn requests(&self) -> &RequestCounter {
+        &self.requests
+    }
+
+    /// Sends `call` with retries and decodes a JSON answer (an empty body reads as `{}`).
+    pub(crate) async fn json<T: DeserializeOwned>(
+        &self,
+        tokens: &dyn TokenSource,
+        call: &Call,
+        deadline: Deadline,
+    ) -> Result<T, DatabricksError> {
+        let body = self
+            .retry
+            .run(call.idempotency, deadline, |_| {
+                self.once(tokens, call, deadline)
+            })
+            .await?;
+        let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
+            b"{}"
+        } else {
+            &body
+        };
+        serde_json::from_slice(body).map_err(|e| DatabricksError::Unexpected {
+            request: call.label(),
+            detail: format!("cannot read the answer: {e}"),
+            upstream: None,
+        })
+    }
+
+    async fn once(
+        &self,
+        tokens: &dyn TokenSource,
+        call: &Call,
+        deadline: Deadline,
+    ) -> Result<Vec<u8>, DatabricksError> {
+        let label = call.label();
+        let timeout = self.request_timeout.min(deadline.remaining());
+        if timeout.is_zero() {
+            return Err(DatabricksError::Timeout {
+                request: label,
+                after: Duration::ZERO,
+            });
+        }
+        // A token fetch (Entra, OAuth) must not outlive the caller's deadline either.
+        let token = tokio::time::timeout(timeout, tokens.token())
+            .await
+            .map_err(|_| DatabricksError::Timeout {
+                request: format!("token for {label}"),
+                after: timeout,
+            })??;
+        let mut request = self
+            .http
+            .request(call.method.clone(), call.url.clone())
+            .bearer_auth(token.expose())
+            .header(reqwest::header::ACCEPT, "application/json")
+            .timeout(timeout);
+        if !call.query.is_empty() {
+            request = request.query(&call.query);
+        }
+        if let Some(body) = &call.body {
+            request = request.json(body);
+        }
+        self.requests.bump();
+        let response = request
+            .send()
+            .await
+            .map_err(|e| transport_error(&label, timeout, &e))?;
+        let status = response.status();
+        let retry_after = retry_after_header(&response);
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| transport_error(&label, timeout, &e))?;
+        if status.is_success() {
+            Ok(body.to_vec())
+        } else {
+            let upstream = Upstream::from_body(label, status.as_u16(), &body);
+            tracing::debug!(%upstream, "Databricks error answer");
+            Err(DatabricksError::from_response(upstream, retry_after))
+        }
+    }
+}
+
+pub(crate) fn retry_after_header(response: &reqwest::Response) -> Option<Duration> {
+    response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()
+        .and_then(parse_retry_after)
+}
+
+/// Classifies a failure below HTTP. reqwest's messages carry the URL, never headers, so no token leaks.
+pub(crate) fn transport_error(
+    request: &str,
+    timeout: Duration,
+    error: &reqwest::Error,
+) -> DatabricksError {
+    if error.is_timeout() {
+        DatabricksError::Timeout {
+            request: request.to_owned(),
+            after: timeout,
+        }
+    } else if error.is_connect() || error.is_request() {
+        DatabricksError::Unreachable {
+            request: request.to_owned(),
+            detail: error_chain(error),
+        }
+    } else {
+        DatabricksError::Unexpected {
+            request: request.to_owned(),
+            detail: error_chain(error),
+            upstream: None,
+        }
+    }
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_encode_everything_that_could_change_the_url() {
+        assert_eq!(encode_segment("main.sales.orders"), "main.sales.orders");
+        assert_eq!(encode_segment("a#b?c/d e%"), "a%23b%3Fc%2Fd%20e%25");
+        assert_eq!(encode_segment("é"), "%C3%A9");
+    }
+}

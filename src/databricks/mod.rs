@@ -1,0 +1,90 @@
+//! Clients for the Databricks APIs uc-access calls: token sources, one retry policy, typed errors, account
+//! SCIM, Automatic Identity Management, and Unity Catalog permissions.
+
+mod auth;
+mod directory;
+mod error;
+mod http;
+mod identity;
+mod permissions;
+mod retry;
+mod scim;
+mod settings;
+mod token;
+
+use std::sync::Arc;
+
+pub use auth::{CachingTokenSource, DEFAULT_REFRESH_MARGIN, DatabricksAuth};
+pub use directory::{DirectoryApi, DirectoryClient, DirectoryEntry};
+pub use error::{DatabricksError, Upstream};
+pub use http::{RequestCounter, Transport, encode_segment};
+pub use identity::{IdentityClient, ResolvedIdentity};
+pub use permissions::{
+    EffectiveAssignment, EffectivePrivilege, GetPermissionsOptions, GrantsApi, GrantsClient,
+    PermissionsChange, PrivilegeAssignment,
+};
+pub use retry::{Deadline, Idempotency, RetryPolicy, parse_retry_after};
+pub use scim::{ScimClient, ScimCollection, ScimMeta, ScimResource, eq_filter};
+pub use settings::{AuthSettings, DEFAULT_ACCOUNT_HOST, DatabricksSettings, parse_host};
+pub use token::{
+    AZURE_DATABRICKS_RESOURCE, BearerToken, EntraTokenSource, OAuthM2mTokenSource, StaticToken,
+    TokenSource,
+};
+
+/// The clients built once at start from the settings, sharing one transport (and request counter) and
+/// one set of token caches.
+#[derive(Debug, Clone)]
+pub struct DatabricksClients {
+    pub grants: Arc<GrantsClient>,
+    pub directory: Arc<DirectoryClient>,
+    pub auth: Arc<DatabricksAuth>,
+    pub transport: Transport,
+}
+
+impl DatabricksClients {
+    pub fn from_settings(settings: &DatabricksSettings) -> Result<Self, DatabricksError> {
+        let http = Transport::default_http();
+        let auth = Arc::new(DatabricksAuth::from_settings(settings, http.clone())?);
+        let retry = RetryPolicy {
+            max_attempts: settings.max_attempts,
+            ..RetryPolicy::default()
+        };
+        let transport = Transport::new(http, retry, settings.request_timeout);
+        Ok(Self::new(
+            transport,
+            auth,
+            settings.account_host.clone(),
+            settings.account_id.clone(),
+            settings.resolve_by_external_id,
+        ))
+    }
+
+    /// Wires the clients over an explicit transport and auth (tests, the local run).
+    pub fn new(
+        transport: Transport,
+        auth: Arc<DatabricksAuth>,
+        account_host: url::Url,
+        account_id: String,
+        resolve_by_external_id: bool,
+    ) -> Self {
+        let scim = ScimClient::new(
+            transport.clone(),
+            auth.clone(),
+            account_host.clone(),
+            account_id.clone(),
+        );
+        let identity =
+            IdentityClient::new(transport.clone(), auth.clone(), account_host, account_id);
+        Self {
+            grants: Arc::new(GrantsClient::new(transport.clone(), auth.clone())),
+            directory: Arc::new(DirectoryClient::new(scim, identity, resolve_by_external_id)),
+            auth,
+            transport,
+        }
+    }
+
+    /// Databricks requests sent so far (every attempt counts).
+    pub fn requests(&self) -> u64 {
+        self.transport.requests().get()
+    }
+}

@@ -1,0 +1,192 @@
+//! SCIM reads: account users, groups and service principals by filter (all pages), and the workspace
+//! SCIM groups endpoint, which alone tells a workspace-local group from an account group.
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+use url::Url;
+
+use super::auth::DatabricksAuth;
+use super::error::DatabricksError;
+use super::http::{Call, Transport, encode_segment};
+use super::retry::Deadline;
+
+/// SCIM pages asked for; Databricks caps them server-side anyway.
+const PAGE_SIZE: usize = 100;
+const MAX_PAGES: usize = 100;
+
+/// The account SCIM resource collections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScimCollection {
+    Users,
+    Groups,
+    ServicePrincipals,
+}
+
+impl ScimCollection {
+    fn path(self) -> &'static str {
+        match self {
+            Self::Users => "Users",
+            Self::Groups => "Groups",
+            Self::ServicePrincipals => "ServicePrincipals",
+        }
+    }
+}
+
+/// `attribute eq "value"`, with `\` and `"` escaped so a value cannot end the string and add clauses.
+pub fn eq_filter(attribute: &str, value: &str) -> String {
+    let escaped = value.replace('\\', "\\\\").replace('"', "\\\"");
+    format!("{attribute} eq \"{escaped}\"")
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct ScimMeta {
+    #[serde(rename = "resourceType")]
+    pub resource_type: Option<String>,
+}
+
+/// A SCIM user, group or service principal; fields a collection lacks stay `None`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScimResource {
+    pub id: String,
+    pub user_name: Option<String>,
+    pub display_name: Option<String>,
+    /// Users and service principals; absent on groups.
+    pub active: Option<bool>,
+    pub external_id: Option<String>,
+    pub application_id: Option<String>,
+    #[serde(default)]
+    pub meta: ScimMeta,
+}
+
+impl ScimResource {
+    /// `WorkspaceGroup`: a group that exists only in one workspace and cannot hold Unity Catalog grants.
+    pub fn is_workspace_local(&self) -> bool {
+        self.meta.resource_type.as_deref() == Some("WorkspaceGroup")
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListResponse {
+    #[serde(default)]
+    total_results: usize,
+    #[serde(default, rename = "Resources")]
+    resources: Vec<ScimResource>,
+}
+
+/// Account and workspace SCIM.
+#[derive(Debug, Clone)]
+pub struct ScimClient {
+    transport: Transport,
+    auth: Arc<DatabricksAuth>,
+    account_host: Url,
+    account_id: String,
+}
+
+impl ScimClient {
+    pub fn new(
+        transport: Transport,
+        auth: Arc<DatabricksAuth>,
+        account_host: Url,
+        account_id: String,
+    ) -> Self {
+        Self {
+            transport,
+            auth,
+            account_host,
+            account_id,
+        }
+    }
+
+    /// Every account resource in `collection` matching `filter` (a SCIM filter; build it with
+    /// [`eq_filter`]), following `startIndex`/`count` until `totalResults` is reached.
+    #[tracing::instrument(skip_all, fields(collection = ?collection))]
+    pub async fn list(
+        &self,
+        collection: ScimCollection,
+        filter: &str,
+        deadline: Deadline,
+    ) -> Result<Vec<ScimResource>, DatabricksError> {
+        let mut url = self.account_host.clone();
+        url.set_path(&format!(
+            "/api/2.0/accounts/{}/scim/v2/{}",
+            encode_segment(&self.account_id),
+            collection.path()
+        ));
+        self.pages(&url, filter, self.auth.account(), deadline)
+            .await
+    }
+
+    /// Groups named `display_name` as the workspace sees them (account groups and workspace-local).
+    #[tracing::instrument(skip_all)]
+    pub async fn workspace_groups(
+        &self,
+        workspace: &Url,
+        display_name: &str,
+        deadline: Deadline,
+    ) -> Result<Vec<ScimResource>, DatabricksError> {
+        let mut url = workspace.clone();
+        url.set_path("/api/2.0/preview/scim/v2/Groups");
+        let filter = eq_filter("displayName", display_name);
+        self.pages(&url, &filter, self.auth.workspace(workspace), deadline)
+            .await
+    }
+
+    async fn pages(
+        &self,
+        url: &Url,
+        filter: &str,
+        tokens: Arc<dyn super::token::TokenSource>,
+        deadline: Deadline,
+    ) -> Result<Vec<ScimResource>, DatabricksError> {
+        let mut all = Vec::new();
+        for _ in 0..MAX_PAGES {
+            // SCIM indexes from 1.
+            let call = Call::get(url.clone())
+                .query("filter", filter)
+                .query("startIndex", (all.len() + 1).to_string())
+                .query("count", PAGE_SIZE.to_string());
+            let page: ListResponse = self.transport.json(&*tokens, &call, deadline).await?;
+            let received = page.resources.len();
+            all.extend(page.resources);
+            if received == 0 || all.len() >= page.total_results {
+                return Ok(all);
+            }
+        }
+        Err(DatabricksError::Unexpected {
+            request: format!("GET {}", url.path()),
+            detail: format!("more than {MAX_PAGES} pages"),
+            upstream: None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filter_values_cannot_break_out_of_their_quotes() {
+        assert_eq!(
+            eq_filter("displayName", r#"a" or userName sw "x\"#),
+            r#"displayName eq "a\" or userName sw \"x\\""#
+        );
+        assert_eq!(eq_filter("userName", "a@b.com"), r#"userName eq "a@b.com""#);
+    }
+
+    #[test]
+    fn workspace_local_groups_are_recognised_by_their_resource_type() {
+        let g: ScimResource = serde_json::from_str(
+            r#"{"id":"1","displayName":"users","meta":{"resourceType":"WorkspaceGroup"}}"#,
+        )
+        .unwrap();
+        assert!(g.is_workspace_local());
+        let g: ScimResource = serde_json::from_str(
+            r#"{"id":"2","displayName":"eng","meta":{"resourceType":"Group"}}"#,
+        )
+        .unwrap();
+        assert!(!g.is_workspace_local());
+    }
+}

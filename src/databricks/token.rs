@@ -1,0 +1,246 @@
+//! Where bearer tokens come from: Entra ID (managed identity or client secret) for the Azure Databricks
+//! resource, Databricks OAuth M2M, or a static token for local runs.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use azure_core::credentials::TokenCredential;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use tokio::time::Instant;
+use url::Url;
+
+use super::error::{DatabricksError, Upstream};
+
+/// The Entra ID application of the Azure Databricks resource; the same in every tenant.
+pub const AZURE_DATABRICKS_RESOURCE: &str = "2ff814a6-3304-4ab8-85cb-cd0e6f879c1d";
+
+/// An access token and when it stops working.
+#[derive(Clone)]
+pub struct BearerToken {
+    value: SecretString,
+    /// `None` for tokens without a known lifetime (static tokens).
+    expires_at: Option<Instant>,
+}
+
+impl BearerToken {
+    pub fn new(value: SecretString, expires_at: Option<Instant>) -> Self {
+        Self { value, expires_at }
+    }
+
+    pub fn expires_at(&self) -> Option<Instant> {
+        self.expires_at
+    }
+
+    /// The token text, for the `Authorization` header only.
+    pub fn expose(&self) -> &str {
+        self.value.expose_secret()
+    }
+
+    /// Whether the token is still good `margin` from now.
+    pub fn fresh_for(&self, margin: Duration) -> bool {
+        self.expires_at
+            .is_none_or(|at| Instant::now() + margin < at)
+    }
+}
+
+impl fmt::Debug for BearerToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BearerToken")
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Something that hands out bearer tokens for Databricks.
+#[async_trait]
+pub trait TokenSource: Send + Sync + fmt::Debug {
+    async fn token(&self) -> Result<BearerToken, DatabricksError>;
+}
+
+/// A fixed token (`DATABRICKS_TOKEN`): local runs and tests.
+#[derive(Debug, Clone)]
+pub struct StaticToken(BearerToken);
+
+impl StaticToken {
+    pub fn new(token: SecretString) -> Self {
+        Self(BearerToken::new(token, None))
+    }
+}
+
+#[async_trait]
+impl TokenSource for StaticToken {
+    async fn token(&self) -> Result<BearerToken, DatabricksError> {
+        Ok(self.0.clone())
+    }
+}
+
+/// Databricks OAuth machine-to-machine: `client_credentials` with `scope=all-apis`, the client id and
+/// secret sent as HTTP Basic.
+#[derive(Clone)]
+pub struct OAuthM2mTokenSource {
+    http: reqwest::Client,
+    token_url: Url,
+    client_id: String,
+    client_secret: SecretString,
+    timeout: Duration,
+}
+
+impl fmt::Debug for OAuthM2mTokenSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OAuthM2mTokenSource")
+            .field("token_url", &self.token_url.as_str())
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: SecretString,
+    expires_in: Option<u64>,
+}
+
+impl OAuthM2mTokenSource {
+    /// `https://<host>/oidc/v1/token`: tokens for one workspace.
+    pub fn workspace_token_url(host: &Url) -> Url {
+        let mut url = host.clone();
+        url.set_path("/oidc/v1/token");
+        url
+    }
+
+    /// `https://<account-host>/oidc/accounts/<account_id>/v1/token`: tokens for the account APIs.
+    pub fn account_token_url(account_host: &Url, account_id: &str) -> Url {
+        let mut url = account_host.clone();
+        url.set_path(&format!("/oidc/accounts/{account_id}/v1/token"));
+        url
+    }
+
+    pub fn new(
+        http: reqwest::Client,
+        token_url: Url,
+        client_id: String,
+        client_secret: SecretString,
+        timeout: Duration,
+    ) -> Self {
+        Self {
+            http,
+            token_url,
+            client_id,
+            client_secret,
+            timeout,
+        }
+    }
+}
+
+#[async_trait]
+impl TokenSource for OAuthM2mTokenSource {
+    #[tracing::instrument(skip_all, fields(token_url = %self.token_url))]
+    async fn token(&self) -> Result<BearerToken, DatabricksError> {
+        let request = format!("POST {}", self.token_url.path());
+        let response = self
+            .http
+            .post(self.token_url.clone())
+            .basic_auth(&self.client_id, Some(self.client_secret.expose_secret()))
+            .form(&[("grant_type", "client_credentials"), ("scope", "all-apis")])
+            .timeout(self.timeout)
+            .send()
+            .await
+            .map_err(|e| super::http::transport_error(&request, self.timeout, &e))?;
+        let status = response.status();
+        let retry_after = super::http::retry_after_header(&response);
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| super::http::transport_error(&request, self.timeout, &e))?;
+        if !status.is_success() {
+            let upstream = Upstream::from_body(request, status.as_u16(), &body);
+            // The token endpoint answers 400 or 401 for a wrong id or secret: both mean our
+            // credentials, whatever error code it chose.
+            return Err(match status.as_u16() {
+                400 | 401 | 403 => DatabricksError::Unauthenticated {
+                    detail: format!("the OAuth token endpoint refused client {}", self.client_id),
+                    upstream: Some(Box::new(upstream)),
+                },
+                _ => DatabricksError::from_response(upstream, retry_after),
+            });
+        }
+        let parsed: TokenResponse =
+            serde_json::from_slice(&body).map_err(|e| DatabricksError::Unexpected {
+                request: request.clone(),
+                detail: format!("token response is not JSON with access_token: {e}"),
+                upstream: None,
+            })?;
+        // Databricks tokens live an hour; assume so when expires_in is missing.
+        let lifetime = Duration::from_secs(parsed.expires_in.unwrap_or(3600));
+        Ok(BearerToken::new(
+            parsed.access_token,
+            Some(Instant::now() + lifetime),
+        ))
+    }
+}
+
+/// An Entra ID token for the Azure Databricks resource, from any `azure_identity` credential
+/// (`ManagedIdentityCredential`, `ClientSecretCredential`, ...).
+#[derive(Debug, Clone)]
+pub struct EntraTokenSource {
+    credential: Arc<dyn TokenCredential>,
+}
+
+impl EntraTokenSource {
+    pub fn new(credential: Arc<dyn TokenCredential>) -> Self {
+        Self { credential }
+    }
+
+    /// The scope requested: the resource's `.default`.
+    pub fn scope() -> String {
+        format!("{AZURE_DATABRICKS_RESOURCE}/.default")
+    }
+}
+
+#[async_trait]
+impl TokenSource for EntraTokenSource {
+    #[tracing::instrument(skip_all)]
+    async fn token(&self) -> Result<BearerToken, DatabricksError> {
+        let scope = Self::scope();
+        let token = self
+            .credential
+            .get_token(&[scope.as_str()], None)
+            .await
+            .map_err(|e| entra_error(&e))?;
+        let left = token.expires_on - time::OffsetDateTime::now_utc();
+        let left = Duration::try_from(left).unwrap_or(Duration::ZERO);
+        Ok(BearerToken::new(
+            SecretString::from(token.token.secret().to_owned()),
+            Some(Instant::now() + left),
+        ))
+    }
+}
+
+fn entra_error(error: &azure_core::Error) -> DatabricksError {
+    use azure_core::error::ErrorKind;
+    let detail = format!("Entra ID token for Azure Databricks: {error}");
+    match error.kind() {
+        ErrorKind::Connection | ErrorKind::Io => DatabricksError::Unreachable {
+            request: "Entra ID token".into(),
+            detail,
+        },
+        ErrorKind::HttpResponse { status, .. } if u16::from(*status) >= 500 => {
+            DatabricksError::Unavailable {
+                upstream: Upstream {
+                    request: "Entra ID token".into(),
+                    status: u16::from(*status),
+                    error_code: None,
+                    message: detail,
+                },
+                retry_after: None,
+            }
+        }
+        _ => DatabricksError::Unauthenticated {
+            detail,
+            upstream: None,
+        },
+    }
+}
