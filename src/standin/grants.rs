@@ -192,6 +192,9 @@ pub async fn get_permissions(
 struct UpdateBody {
     #[serde(default)]
     changes: Vec<Change>,
+    /// Newer SDKs may ask for an empty answer.
+    #[serde(default)]
+    omit_permissions_in_response: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -305,6 +308,7 @@ pub async fn update_permissions(
         )
         .into_response();
     }
+    let omit = parsed.omit_permissions_in_response;
     let changes = match check_changes(&model, parsed, &securable) {
         Ok(changes) => changes,
         Err(error) => return error.into_response(),
@@ -329,6 +333,9 @@ pub async fn update_permissions(
         held.extend(change.add);
     }
     assignments.retain(|_, privs| !privs.is_empty());
+    if omit {
+        return answer(Vec::new(), None);
+    }
     let mut all: Vec<Value> = assignments_json(assignments, None)
         .into_iter()
         .map(|(_, v)| v)
