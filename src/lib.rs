@@ -8,4 +8,5 @@ pub mod functions;
 pub mod host;
 pub mod planning;
 pub mod settings;
+pub mod standin;
 pub mod telemetry;

@@ -1,0 +1,230 @@
+//! SCIM 2.0 reads: account Users, Groups and ServicePrincipals, and the workspace view that adds local groups.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::{Extension, Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::auth::Caller;
+use super::error::ScimError;
+use super::model::Model;
+use super::scim_filter;
+use super::state::StandInState;
+
+const LIST_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
+
+fn user_json(model: &Model, index: usize) -> Value {
+    let u = &model.users[index];
+    json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "id": u.id,
+        "userName": u.user_name,
+        "displayName": u.display_name,
+        "active": u.active,
+        "externalId": u.external_id,
+        "emails": [{"value": u.user_name, "type": "work", "primary": true}],
+    })
+}
+
+fn group_json(model: &Model, index: usize) -> Value {
+    let g = &model.groups[index];
+    let members: Vec<Value> = g
+        .member_ids
+        .iter()
+        .map(|id| {
+            let (display, kind) = model
+                .users
+                .iter()
+                .find(|u| &u.id == id)
+                .map(|u| (u.display_name.clone(), "Users"))
+                .or_else(|| {
+                    model
+                        .service_principals
+                        .iter()
+                        .find(|sp| &sp.id == id)
+                        .map(|sp| (sp.display_name.clone(), "ServicePrincipals"))
+                })
+                .unwrap_or_default();
+            json!({"value": id, "display": display, "$ref": format!("{kind}/{id}")})
+        })
+        .collect();
+    let mut group = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+        "id": g.id,
+        "displayName": g.display_name,
+        "members": members,
+        "meta": {"resourceType": if g.workspace_local { "WorkspaceGroup" } else { "Group" }},
+    });
+    if let Some(ext) = &g.external_id {
+        group["externalId"] = json!(ext);
+    }
+    group
+}
+
+fn service_principal_json(model: &Model, index: usize) -> Value {
+    let sp = &model.service_principals[index];
+    json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServicePrincipal"],
+        "id": sp.id,
+        "applicationId": sp.application_id,
+        "displayName": sp.display_name,
+        "active": sp.active,
+        "externalId": sp.external_id,
+    })
+}
+
+/// Every resource of a kind, as JSON. `workspace` adds workspace-local groups.
+fn resources(model: &Model, kind: &str, workspace: bool) -> Option<Vec<Value>> {
+    match kind {
+        "Users" => Some(
+            (0..model.users.len())
+                .map(|i| user_json(model, i))
+                .collect(),
+        ),
+        "Groups" => Some(
+            (0..model.groups.len())
+                .filter(|&i| workspace || !model.groups[i].workspace_local)
+                .map(|i| group_json(model, i))
+                .collect(),
+        ),
+        "ServicePrincipals" => Some(
+            (0..model.service_principals.len())
+                .map(|i| service_principal_json(model, i))
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+fn list(
+    state: &StandInState,
+    kind: &str,
+    workspace: bool,
+    query: &HashMap<String, String>,
+) -> Response {
+    let filter = match query.get("filter").filter(|f| !f.trim().is_empty()) {
+        Some(text) => match scim_filter::parse(text) {
+            Ok(filter) => Some(filter),
+            Err(why) => {
+                return ScimError::invalid_filter(format!("INVALID_FILTER: {why}")).into_response();
+            }
+        },
+        None => None,
+    };
+    let parse_number = |name: &str| -> Result<Option<usize>, ScimError> {
+        match query.get(name) {
+            None => Ok(None),
+            Some(raw) => raw
+                .parse::<i64>()
+                .map(|n| Some(n.max(0) as usize))
+                .map_err(|_| ScimError::invalid_value(format!("Invalid {name}: {raw}"))),
+        }
+    };
+    let start_index = match parse_number("startIndex") {
+        Ok(n) => n.unwrap_or(1).max(1),
+        Err(error) => return error.into_response(),
+    };
+    let count = match parse_number("count") {
+        Ok(n) => n,
+        Err(error) => return error.into_response(),
+    };
+    let model = state.model();
+    let Some(mut all) = resources(&model, kind, workspace) else {
+        return ScimError::not_found(format!("Unknown resource type {kind}")).into_response();
+    };
+    if let Some(filter) = filter {
+        all.retain(|r| filter.matches(r));
+    }
+    let total = all.len();
+    let page: Vec<Value> = all
+        .into_iter()
+        .skip(start_index - 1)
+        .take(count.unwrap_or(usize::MAX))
+        .collect();
+    let mut body = json!({
+        "schemas": [LIST_SCHEMA],
+        "totalResults": total,
+        "startIndex": start_index,
+        "itemsPerPage": page.len(),
+    });
+    if !page.is_empty() {
+        body["Resources"] = Value::Array(page);
+    }
+    Json(body).into_response()
+}
+
+fn get_one(state: &StandInState, kind: &str, workspace: bool, id: &str) -> Response {
+    let model = state.model();
+    let found = resources(&model, kind, workspace)
+        .unwrap_or_default()
+        .into_iter()
+        .find(|r| r["id"] == id);
+    match found {
+        Some(resource) => Json(resource).into_response(),
+        None => ScimError::not_found(format!("{kind} with id {id} not found.")).into_response(),
+    }
+}
+
+fn wrong_account(state: &StandInState, account_id: &str) -> Option<Response> {
+    (state.model().seed.account_id != account_id)
+        .then(|| ScimError::not_found(format!("Account {account_id} not found.")).into_response())
+}
+
+/// `GET /api/2.0/accounts/{account_id}/scim/v2/{kind}`.
+pub async fn account_list(
+    State(state): State<StandInState>,
+    Path((account_id, kind)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    wrong_account(&state, &account_id).unwrap_or_else(|| list(&state, &kind, false, &query))
+}
+
+/// `GET /api/2.0/accounts/{account_id}/scim/v2/{kind}/{id}`.
+pub async fn account_get(
+    State(state): State<StandInState>,
+    Path((account_id, kind, id)): Path<(String, String, String)>,
+) -> Response {
+    wrong_account(&state, &account_id).unwrap_or_else(|| get_one(&state, &kind, false, &id))
+}
+
+/// `GET /api/2.0/preview/scim/v2/{kind}`.
+pub async fn workspace_list(
+    State(state): State<StandInState>,
+    Path(kind): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    list(&state, &kind, true, &query)
+}
+
+/// `GET /api/2.0/preview/scim/v2/{kind}/{id}`.
+pub async fn workspace_get(
+    State(state): State<StandInState>,
+    Path((kind, id)): Path<(String, String)>,
+) -> Response {
+    get_one(&state, &kind, true, &id)
+}
+
+/// `GET /api/2.0/preview/scim/v2/Me`: the caller as a user (service principals answer with their SCIM form).
+pub async fn workspace_me(
+    State(state): State<StandInState>,
+    Extension(Caller(caller)): Extension<Caller>,
+) -> Response {
+    let model = state.model();
+    if let Some(i) = model
+        .users
+        .iter()
+        .position(|u| u.user_name.eq_ignore_ascii_case(&caller))
+    {
+        return Json(user_json(&model, i)).into_response();
+    }
+    match model
+        .service_principals
+        .iter()
+        .position(|sp| sp.application_id == caller)
+    {
+        Some(i) => Json(service_principal_json(&model, i)).into_response(),
+        None => ScimError::not_found("Caller not found.").into_response(),
+    }
+}

@@ -1,0 +1,153 @@
+"""Cross-checks the Databricks stand-in with the official Python SDK (databricks-sdk 0.162.0).
+
+Run by tests/standin_sdk.rs against a freshly started stand-in seeded with Seed::demo(). Reads the base URL
+from STANDIN_URL and the demo identities from the environment, prints one JSON object of observations on
+stdout; the Rust test asserts on it and on the requests the stand-in recorded.
+"""
+
+import json
+import os
+import sys
+import time
+import urllib.request
+
+from databricks.sdk import AccountClient, WorkspaceClient
+from databricks.sdk.config import Config
+from databricks.sdk.errors import DatabricksError
+from databricks.sdk.service.catalog import PermissionsChange, Privilege
+
+URL = os.environ["STANDIN_URL"]
+ENV = os.environ
+
+
+def workspace_token_client():
+    return WorkspaceClient(
+        config=Config(host=URL, token=ENV["STANDIN_PRODUCT_TOKEN"], auth_type="pat", retry_timeout_seconds=20)
+    )
+
+
+def workspace_m2m_client():
+    return WorkspaceClient(config=Config(
+        host=URL,
+        client_id=ENV["STANDIN_CLIENT_ID"],
+        client_secret=ENV["STANDIN_CLIENT_SECRET"],
+        auth_type="oauth-m2m",
+        # The stand-in answers 404 to /.well-known/databricks-config, so the SDK cannot learn where the
+        # OIDC discovery document lives; name it explicitly.
+        discovery_url=f"{URL}/oidc/.well-known/oauth-authorization-server",
+        retry_timeout_seconds=20,
+    ))
+
+
+def account_m2m_client():
+    account_id = ENV["STANDIN_ACCOUNT_ID"]
+    return AccountClient(config=Config(
+        host=URL,
+        account_id=account_id,
+        client_id=ENV["STANDIN_CLIENT_ID"],
+        client_secret=ENV["STANDIN_CLIENT_SECRET"],
+        auth_type="oauth-m2m",
+        discovery_url=f"{URL}/oidc/accounts/{account_id}/.well-known/oauth-authorization-server",
+        retry_timeout_seconds=20,
+    ))
+
+
+def assignments(response):
+    """{principal: sorted privileges} from a get/update response (privileges as plain strings)."""
+    found = {}
+    for a in response.privilege_assignments or []:
+        found[a.principal] = sorted(p.value if hasattr(p, "value") else str(p) for p in a.privileges or [])
+    return found
+
+
+def error_of(call):
+    try:
+        call()
+    except DatabricksError as e:
+        return {"type": type(e).__name__, "error_code": e.error_code, "message": str(e)}
+    return None
+
+
+def admin(path, body):
+    request = urllib.request.Request(
+        f"{URL}{path}", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST"
+    )
+    with urllib.request.urlopen(request) as response:
+        return response.status
+
+
+def main():
+    out = {}
+    alice = ENV["STANDIN_ALICE"]
+    table = "sales.reporting.customers"
+
+    w = workspace_token_client()
+    out["token_auth_empty_get"] = {
+        "assignments": assignments(w.grants.get("table", table)),
+        # The typed response turns an absent key into []; the raw body shows the key is absent.
+        "raw": w.api_client.do("GET", f"/api/2.1/unity-catalog/permissions/table/{table}"),
+    }
+
+    m = workspace_m2m_client()
+    added = m.grants.update("table", table, changes=[PermissionsChange(principal=alice.upper(), add=[Privilege.SELECT])])
+    out["m2m_update_add"] = assignments(added)
+    again = m.grants.update("table", table, changes=[PermissionsChange(principal=alice, add=[Privilege.SELECT])])
+    out["m2m_update_readd"] = assignments(again)
+    out["get_after_update"] = assignments(m.grants.get("table", table))
+    out["get_for_principal"] = assignments(m.grants.get("table", table, principal=alice))
+
+    out["add_and_remove_same"] = error_of(
+        lambda: m.grants.update(
+            "table", table, changes=[PermissionsChange(principal=alice, add=[Privilege.MODIFY], remove=[Privilege.MODIFY])]
+        )
+    )
+    out["missing_table"] = error_of(lambda: m.grants.get("table", "sales.reporting.nope"))
+    out["workspace_local_group"] = error_of(
+        lambda: m.grants.update("table", table, changes=[PermissionsChange(principal="users", add=[Privilege.SELECT])])
+    )
+
+    effective = m.grants.get_effective("table", "sales.reporting.orders", principal=ENV["STANDIN_BOB"])
+    out["effective_bob"] = [
+        {
+            "principal": a.principal,
+            "privileges": sorted(
+                [
+                    p.privilege.value if p.privilege else None,
+                    p.inherited_from_type.value if p.inherited_from_type else None,
+                    p.inherited_from_name,
+                ]
+                for p in a.privileges or []
+            ),
+        }
+        for a in effective.privilege_assignments or []
+    ]
+
+    a = account_m2m_client()
+    users = list(a.users.list(filter=f'userName eq "{alice.upper()}"'))
+    out["account_users_filtered"] = [
+        {"userName": u.user_name, "active": u.active, "externalId": u.external_id} for u in users
+    ]
+    out["account_groups"] = sorted(g.display_name for g in a.groups.list())
+
+    admin(
+        "/__standin/faults",
+        {
+            "kind": "too_many_requests",
+            "retry_after_secs": 1,
+            "count": 2,
+            "method": "GET",
+            "path_prefix": "/api/2.1/unity-catalog/permissions",
+        },
+    )
+    started = time.monotonic()
+    after_429 = m.grants.get("table", table)
+    out["retried_through_429"] = {
+        "assignments": assignments(after_429),
+        "elapsed_seconds": round(time.monotonic() - started, 2),
+    }
+
+    json.dump(out, sys.stdout, indent=2, sort_keys=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+//! Cross-check of the Databricks stand-in with the official Python SDK (tests/sdk/crosscheck.py).
+//!
+//! Needs a Python with databricks-sdk 0.162.0: `UC_ACCESS_PYTHON`, else `.venv/bin/python` in the repo root.
+//! Install it as docs/standin.md says. A missing interpreter or SDK fails this test; it never skips.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+
+use serde_json::{Value, json};
+use uc_access::standin::{Seed, StandIn, demo};
+
+fn python() -> PathBuf {
+    std::env::var_os("UC_ACCESS_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"))
+}
+
+const HOW_TO_INSTALL: &str = "create it with: python3 -m venv .venv && .venv/bin/pip install -r tests/requirements.txt \
+     && .venv/bin/pip install --no-deps -r tests/requirements-sdk.txt (or set UC_ACCESS_PYTHON); see docs/standin.md";
+
+async fn require_sdk(python: &PathBuf) {
+    let probe = tokio::process::Command::new(python)
+        .args([
+            "-c",
+            "import databricks.sdk.version as v; assert v.__version__ == '0.162.0', v.__version__",
+        ])
+        .output()
+        .await;
+    match probe {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => panic!(
+            "{} lacks databricks-sdk 0.162.0 ({}); {HOW_TO_INSTALL}",
+            python.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+        Err(e) => panic!(
+            "no Python interpreter at {} ({e}); {HOW_TO_INSTALL}",
+            python.display()
+        ),
+    }
+}
+
+#[tokio::test]
+async fn the_official_python_sdk_sees_the_stand_in_behave_like_databricks() {
+    let python = python();
+    require_sdk(&python).await;
+    let standin = StandIn::builder()
+        .seed(Seed::demo())
+        .start("127.0.0.1:0".parse().expect("address"))
+        .await
+        .expect("stand-in starts");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/crosscheck.py");
+    let output = tokio::process::Command::new(&python)
+        .arg(&script)
+        .env("STANDIN_URL", standin.base_url())
+        .env("STANDIN_ACCOUNT_ID", demo::ACCOUNT_ID)
+        .env("STANDIN_PRODUCT_TOKEN", demo::PRODUCT_TOKEN)
+        .env("STANDIN_CLIENT_ID", demo::PRODUCT_CLIENT_ID)
+        .env("STANDIN_CLIENT_SECRET", demo::PRODUCT_CLIENT_SECRET)
+        .env("STANDIN_ALICE", demo::ALICE)
+        .env("STANDIN_BOB", demo::BOB)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("python runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "crosscheck.py failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let seen: Value = serde_json::from_str(&stdout).expect("crosscheck prints JSON");
+
+    assert_eq!(
+        seen["token_auth_empty_get"],
+        json!({"assignments": {}, "raw": {}})
+    );
+    let alice_select = json!({ demo::ALICE: ["SELECT"] });
+    assert_eq!(seen["m2m_update_add"], alice_select);
+    assert_eq!(seen["m2m_update_readd"], alice_select);
+    assert_eq!(seen["get_after_update"], alice_select);
+    assert_eq!(seen["get_for_principal"], alice_select);
+
+    assert_eq!(seen["add_and_remove_same"]["type"], "InvalidParameterValue");
+    assert_eq!(
+        seen["add_and_remove_same"]["error_code"],
+        "INVALID_PARAMETER_VALUE"
+    );
+    assert_eq!(seen["missing_table"]["type"], "NotFound");
+    assert_eq!(seen["missing_table"]["error_code"], "TABLE_DOES_NOT_EXIST");
+    assert_eq!(
+        seen["workspace_local_group"]["error_code"],
+        "PRINCIPAL_DOES_NOT_EXIST"
+    );
+    assert!(
+        seen["workspace_local_group"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("Could not find principal with name users")),
+        "{}",
+        seen["workspace_local_group"]
+    );
+
+    assert_eq!(
+        seen["effective_bob"],
+        json!([{
+            "principal": demo::BOB,
+            "privileges": [
+                ["SELECT", null, null],
+                ["USE_CATALOG", "CATALOG", "sales"],
+                ["USE_SCHEMA", "SCHEMA", "sales.reporting"],
+            ],
+        }])
+    );
+
+    assert_eq!(
+        seen["account_users_filtered"],
+        json!([{"userName": demo::ALICE, "active": true, "externalId": demo::ALICE_ENTRA_ID}])
+    );
+    let groups = seen["account_groups"].as_array().expect("groups");
+    assert!(groups.contains(&json!(demo::ANALYSTS_GROUP)));
+    assert!(
+        !groups.contains(&json!(demo::WORKSPACE_LOCAL_GROUP)),
+        "account SCIM must not list workspace-local groups"
+    );
+
+    assert_eq!(seen["retried_through_429"]["assignments"], alice_select);
+    assert!(
+        seen["retried_through_429"]["elapsed_seconds"]
+            .as_f64()
+            .is_some_and(|s| s >= 2.0),
+        "the SDK should wait Retry-After twice: {}",
+        seen["retried_through_429"]
+    );
+
+    // What the stand-in saw agrees with what the SDK reported.
+    let recorded = standin.requests();
+    let throttled = recorded.iter().filter(|r| r.status == 429).count();
+    assert_eq!(throttled, 2, "two 429s were injected and answered");
+    let patches: Vec<_> = recorded.iter().filter(|r| r.method == "PATCH").collect();
+    assert_eq!(patches.len(), 4, "add, re-add, add+remove, local group");
+    assert_eq!(
+        patches.iter().map(|r| r.status).collect::<Vec<_>>(),
+        vec![200, 200, 400, 404]
+    );
+    assert!(
+        recorded
+            .iter()
+            .any(|r| r.path == "/.well-known/databricks-config" && r.status == 404),
+        "the SDK probes the well-known config"
+    );
+    assert!(
+        standin.state().token_issuances() >= 2,
+        "workspace and account M2M tokens"
+    );
+    assert_eq!(
+        standin
+            .state()
+            .grants_on("table", "sales.reporting.customers"),
+        [(demo::ALICE.to_string(), vec!["SELECT".to_string()])].into()
+    );
+}
