@@ -10,3 +10,4 @@ pub mod planning;
 pub mod settings;
 pub mod standin;
 pub mod telemetry;
+pub mod usecases;

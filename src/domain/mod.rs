@@ -5,6 +5,7 @@ mod duration;
 mod name;
 mod object_id;
 mod principal;
+mod principal_query;
 mod privilege;
 mod securable;
 
@@ -12,5 +13,6 @@ pub use duration::{DurationError, GrantDuration};
 pub use name::{MAX_NAME_LEN, Name, NameError};
 pub use object_id::{ApplicationId, EntraObjectId, GuidError};
 pub use principal::{ACCOUNT_USERS, Principal, PrincipalError, PrincipalKind, PrincipalStatus};
+pub use principal_query::PrincipalQuery;
 pub use privilege::{Privilege, PrivilegeError, PrivilegeSet};
 pub use securable::{FullNameError, Securable, SecurableType};

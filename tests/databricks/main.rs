@@ -1,7 +1,7 @@
-//! Databricks clients against small purpose-built HTTP fakes: request shape, errors, timeouts, retries,
-//! paging, token caching.
+//! Our Databricks clients and use cases against the stand-in served on a real port: the nearest thing to
+//! the real account and workspace APIs that can run here.
 
-mod directory;
-mod fake;
-mod grants;
-mod tokens;
+#![allow(clippy::unwrap_used)]
+
+mod resolve;
+mod support;

@@ -1,0 +1,158 @@
+//! Resolve a principal: an Entra object id, a user name, an application id or a group becomes the
+//! account-level Databricks principal that Unity Catalog grants name, with its status.
+//!
+//! Answers are cached for a while (a requester who asks again is not looked up again); misses are not,
+//! so a user provisioned a minute ago resolves at once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mini_moka::sync::Cache;
+use url::Url;
+
+use crate::databricks::{DatabricksError, Deadline, DirectoryApi, DirectoryEntry};
+use crate::domain::{PrincipalKind, PrincipalQuery};
+
+/// Default time an answer stays cached.
+pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(600);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error("no account-level Databricks principal matches {query}")]
+    NotFound { query: String },
+    #[error(
+        "{name:?} is a workspace-local group; Unity Catalog grants need an account group (create it in the account console, or use an Entra group synced to the account)"
+    )]
+    WorkspaceLocalGroup { name: String },
+    #[error(transparent)]
+    Databricks(#[from] DatabricksError),
+}
+
+/// Looks principals up in the account directory, with a TTL cache.
+pub struct Resolver {
+    directory: Arc<dyn DirectoryApi>,
+    cache: Cache<(PrincipalQuery, Option<String>), DirectoryEntry>,
+    /// Use Automatic Identity Management's resolve (which creates missing identities) for object ids.
+    resolve_by_external_id: bool,
+}
+
+impl std::fmt::Debug for Resolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resolver")
+            .field("cached", &self.cache.entry_count())
+            .field("resolve_by_external_id", &self.resolve_by_external_id)
+            .finish()
+    }
+}
+
+impl Resolver {
+    pub fn new(
+        directory: Arc<dyn DirectoryApi>,
+        ttl: Duration,
+        resolve_by_external_id: bool,
+    ) -> Self {
+        Self {
+            directory,
+            cache: Cache::builder()
+                .time_to_live(ttl)
+                .max_capacity(10_000)
+                .build(),
+            resolve_by_external_id,
+        }
+    }
+
+    /// Resolves `query`; `workspace` is where a group name is checked for being workspace-local.
+    pub async fn resolve(
+        &self,
+        query: &PrincipalQuery,
+        workspace: &Url,
+        deadline: Deadline,
+    ) -> Result<DirectoryEntry, ResolveError> {
+        // Only group names depend on the workspace (the workspace-local check).
+        let key = (
+            query.clone(),
+            matches!(query, PrincipalQuery::GroupName { .. }).then(|| workspace.to_string()),
+        );
+        if let Some(hit) = self.cache.get(&key) {
+            return Ok(hit);
+        }
+        let entry = self.lookup(query, workspace, deadline).await?;
+        self.cache.insert(key, entry.clone());
+        Ok(entry)
+    }
+
+    async fn lookup(
+        &self,
+        query: &PrincipalQuery,
+        workspace: &Url,
+        deadline: Deadline,
+    ) -> Result<DirectoryEntry, ResolveError> {
+        let not_found = || ResolveError::NotFound {
+            query: query.to_string(),
+        };
+        let d = &self.directory;
+        match query {
+            PrincipalQuery::ObjectId {
+                id,
+                fallback_user_name,
+            } => {
+                if self.resolve_by_external_id {
+                    match d
+                        .resolve_by_external_id(PrincipalKind::User, *id, deadline)
+                        .await
+                    {
+                        Ok(entry) => return Ok(entry),
+                        Err(e) if is_absent(&e) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                // A requester is usually a user, sometimes an application acting for itself.
+                for kind in [PrincipalKind::User, PrincipalKind::ServicePrincipal] {
+                    match d.find_by_external_id(kind, *id, deadline).await {
+                        Ok(Some(entry)) => return Ok(entry),
+                        Ok(None) => {}
+                        // The account API may refuse an externalId filter (unconfirmed): fall back.
+                        Err(DatabricksError::InvalidParameter { .. }) => break,
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                match fallback_user_name {
+                    Some(name) => d
+                        .find_user_by_name(name, deadline)
+                        .await?
+                        .ok_or_else(not_found),
+                    None => Err(not_found()),
+                }
+            }
+            PrincipalQuery::UserName { user_name } => d
+                .find_user_by_name(user_name, deadline)
+                .await?
+                .ok_or_else(not_found),
+            PrincipalQuery::ApplicationId { id } => d
+                .find_service_principal(*id, deadline)
+                .await?
+                .ok_or_else(not_found),
+            PrincipalQuery::GroupExternalId { id } => d
+                .find_by_external_id(PrincipalKind::Group, *id, deadline)
+                .await?
+                .ok_or_else(not_found),
+            PrincipalQuery::GroupName { name } => match d.find_group(name, deadline).await? {
+                Some(entry) => Ok(entry),
+                None if d
+                    .is_workspace_local_group(workspace, name, deadline)
+                    .await? =>
+                {
+                    Err(ResolveError::WorkspaceLocalGroup { name: name.clone() })
+                }
+                None => Err(not_found()),
+            },
+        }
+    }
+}
+
+/// Resolve-by-external-id answers "not found" (404, `RESOURCE_DOES_NOT_EXIST`) when Entra has no such
+/// identity either; then the account lookups get their turn.
+fn is_absent(e: &DatabricksError) -> bool {
+    matches!(e, DatabricksError::PrincipalNotFound { .. })
+        || e.upstream().is_some_and(|u| u.status == 404)
+}
