@@ -3,5 +3,6 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod grant;
 mod resolve;
 mod support;
