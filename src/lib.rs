@@ -1,3 +1,4 @@
 //! uc-access: approved access requests become least-privilege Unity Catalog grants that expire.
 
+pub mod auth;
 pub mod settings;
