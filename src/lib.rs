@@ -1,6 +1,7 @@
 //! uc-access: approved access requests become least-privilege Unity Catalog grants that expire.
 
 pub mod app;
+pub mod auth;
 pub mod databricks;
 pub mod domain;
 pub mod error;

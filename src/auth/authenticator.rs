@@ -1,0 +1,155 @@
+//! The one entry point every HTTP function calls first: credentials from the headers → an allowed
+//! [`Caller`] or an [`AuthError`]. Production and the local run use this same code; only settings differ.
+
+use axum::http::HeaderMap;
+use axum::http::header::AUTHORIZATION;
+
+use super::bearer::{self, Refusal, VerifiedToken};
+use super::caller::{AllowedBy, ApplicationCaller, BasicCaller, Caller, UserCaller};
+use super::keys::KeyStore;
+use super::settings::{AuthSettings, FunctionAccess};
+use super::{AuthError, basic};
+
+/// Validates callers against the settings; holds the cached signing keys. Build once, share (`Arc`).
+#[derive(Debug)]
+pub struct Authenticator {
+    settings: AuthSettings,
+    keys: KeyStore,
+}
+
+impl Authenticator {
+    /// An authenticator with its own HTTP client for the OpenID configuration and key set.
+    pub fn new(settings: AuthSettings) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(settings.key_refresh.http_timeout)
+            .timeout(settings.key_refresh.http_timeout)
+            // Key material must come from the configured origin, not wherever a redirect points.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        Ok(Self::with_client(settings, http))
+    }
+
+    /// An authenticator using the given HTTP client (shared connection pool, custom TLS roots).
+    pub fn with_client(settings: AuthSettings, http: reqwest::Client) -> Self {
+        let keys = KeyStore::new(
+            http,
+            settings.openid_configuration_url.clone(),
+            settings.tenant_id,
+            settings.key_refresh,
+        );
+        Self { settings, keys }
+    }
+
+    pub fn settings(&self) -> &AuthSettings {
+        &self.settings
+    }
+
+    /// Authenticates the caller of `function` (its folder name, e.g. `purview-callback`) and checks it is
+    /// allowed there. Refusals are logged at warn with the detail; the token itself is never logged.
+    #[tracing::instrument(name = "authenticate", skip_all, fields(function = %function))]
+    pub async fn authenticate(
+        &self,
+        function: &str,
+        headers: &HeaderMap,
+    ) -> Result<Caller, AuthError> {
+        match self.check(function, headers).await {
+            Ok(caller) => {
+                tracing::debug!(caller.kind = caller.kind(), "caller authenticated");
+                Ok(caller)
+            }
+            Err(refusal) => {
+                tracing::warn!(
+                    reason = refusal.error.reason_code(),
+                    detail = %refusal.detail,
+                    "caller refused"
+                );
+                Err(refusal.error)
+            }
+        }
+    }
+
+    async fn check(&self, function: &str, headers: &HeaderMap) -> Result<Caller, Refusal> {
+        let refuse = |error, detail: &str| Refusal {
+            error,
+            detail: detail.to_owned(),
+        };
+        let access = self.settings.function(function);
+        let mut values = headers.get_all(AUTHORIZATION).iter();
+        let (Some(value), None) = (values.next(), values.next()) else {
+            return Err(refuse(
+                AuthError::MissingCredentials,
+                "no single Authorization header",
+            ));
+        };
+        let value = value
+            .to_str()
+            .map_err(|_| refuse(AuthError::MissingCredentials, "Authorization is not ASCII"))?;
+        let (scheme, credentials) = value.trim().split_once(' ').unwrap_or((value, ""));
+        let credentials = credentials.trim();
+
+        if scheme.eq_ignore_ascii_case("bearer") && !credentials.is_empty() {
+            let token = bearer::verify(credentials, &self.settings, &self.keys).await?;
+            let Some(access) = access else {
+                return Err(refuse(
+                    AuthError::CallerNotAllowed,
+                    "function not configured",
+                ));
+            };
+            allow(token, access)
+        } else if scheme.eq_ignore_ascii_case("basic") {
+            let Some(expected) = access.and_then(|a| a.basic.as_ref()) else {
+                return Err(refuse(
+                    AuthError::BasicNotEnabled,
+                    "no Basic credentials configured",
+                ));
+            };
+            let username = basic::check(credentials, expected)
+                .map_err(|e| refuse(e, "Basic credentials did not match"))?;
+            Ok(Caller::Basic(BasicCaller { username }))
+        } else {
+            Err(refuse(
+                AuthError::MissingCredentials,
+                "Authorization scheme is neither Bearer nor Basic",
+            ))
+        }
+    }
+}
+
+/// The allow-list decision: the application is listed, or one of the token's roles is.
+fn allow(token: VerifiedToken, access: &FunctionAccess) -> Result<Caller, Refusal> {
+    let allowed_by = if access.allowed_app_ids.contains(&token.app_id) {
+        AllowedBy::AppId
+    } else if let Some(role) = token
+        .roles
+        .iter()
+        .find(|r| access.allowed_roles.contains(r.as_str()))
+    {
+        AllowedBy::Role(role.clone())
+    } else {
+        return Err(Refusal {
+            error: AuthError::CallerNotAllowed,
+            detail: format!(
+                "app {} with roles {:?} is not on the allow-list",
+                token.app_id, token.roles
+            ),
+        });
+    };
+    // Delegated tokens carry `scp`; app-only tokens never do.
+    Ok(if token.scopes.is_empty() {
+        Caller::Application(ApplicationCaller {
+            app_id: token.app_id,
+            object_id: token.object_id,
+            roles: token.roles,
+            allowed_by,
+        })
+    } else {
+        Caller::User(UserCaller {
+            app_id: token.app_id,
+            object_id: token.object_id,
+            display_name: token.display_name,
+            roles: token.roles,
+            scopes: token.scopes,
+            allowed_by,
+        })
+    })
+}

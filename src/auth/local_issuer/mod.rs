@@ -1,0 +1,317 @@
+//! A local stand-in for Entra ID so a newcomer can curl the local run: its own RSA key persisted on disk,
+//! an OpenID configuration and JWKS served over HTTP, and tokens minted for preset callers. The local run
+//! validates these tokens with the very same [`Authenticator`](super::Authenticator) as production.
+//! Production never reaches into this module; only the local run, the tests and the benchmarks do.
+
+mod caller;
+mod key;
+mod router;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use jsonwebtoken::jwk::{Jwk, PublicKeyUse, ThumbprintHash};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+use url::Url;
+use uuid::Uuid;
+
+pub use caller::{InvalidLocalCaller, LocalCaller};
+
+use super::settings::{AuthSettings, FunctionAccess};
+
+/// Where the lead mounts [`LocalIssuer::router`]: `app.nest(MOUNT_PATH, issuer.router())`.
+pub const MOUNT_PATH: &str = "/local-issuer";
+/// The fixed tenant of the local run ("10ca1" reads "local").
+pub const LOCAL_TENANT_ID: Uuid = Uuid::from_u128(0x10ca1000_0000_4000_8000_000000000000);
+/// The application id of the local stand-in for Purview's service principal.
+pub const LOCAL_PURVIEW_APP_ID: Uuid = Uuid::from_u128(0x10ca1000_0000_4000_8000_0000000000a1);
+/// The client application people use locally (the Power Automate connector's stand-in).
+pub const LOCAL_CONNECTOR_APP_ID: Uuid = Uuid::from_u128(0x10ca1000_0000_4000_8000_0000000000c1);
+/// The object id of the `operator` preset.
+pub const LOCAL_OPERATOR_OBJECT_ID: Uuid = Uuid::from_u128(0x10ca1000_0000_4000_8000_0000000000b1);
+/// The audience of locally minted tokens, as the Function app's application id URI would be.
+pub const LOCAL_AUDIENCE: &str = "api://uc-access-local";
+/// The app role that lets people use the operator functions.
+pub const OPERATOR_ROLE: &str = "UcAccess.Operator";
+/// The function Purview calls; only it accepts the local Purview application.
+const PURVIEW_FUNCTION: &str = "purview-callback";
+
+/// The local issuer could not load its key or sign.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalIssuerError {
+    #[error("local issuer key {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("local issuer key: {0}")]
+    Key(String),
+    #[error("local issuer could not sign: {0}")]
+    Signing(#[from] jsonwebtoken::errors::Error),
+}
+
+impl LocalIssuerError {
+    fn io(path: &Path, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.to_owned(),
+            source,
+        }
+    }
+}
+
+/// The issuer URL of a server whose base URL is `base_url` (e.g. `http://127.0.0.1:7071`).
+pub fn issuer_url(base_url: &Url) -> String {
+    format!("{}{MOUNT_PATH}", base_url.as_str().trim_end_matches('/'))
+}
+
+/// The OpenID configuration URL the local run's [`AuthSettings`] point at.
+pub fn openid_configuration_url(base_url: &Url) -> Url {
+    let raw = format!(
+        "{}{}",
+        issuer_url(base_url),
+        router::OPENID_CONFIGURATION_PATH
+    );
+    Url::parse(&raw).expect("a base URL plus a fixed path is a URL")
+}
+
+/// The settings of the local run: the local tenant and audience, keys from the local issuer, the local
+/// Purview application allowed on `purview-callback`, and the `UcAccess.Operator` role on every other
+/// function in `functions`.
+pub fn local_auth_settings(base_url: &Url, functions: &[&str]) -> AuthSettings {
+    let mut settings = AuthSettings::new(
+        LOCAL_TENANT_ID,
+        vec![LOCAL_AUDIENCE.to_owned()],
+        openid_configuration_url(base_url),
+    );
+    for function in functions {
+        let mut access = FunctionAccess::default();
+        if *function == PURVIEW_FUNCTION {
+            access.allowed_app_ids.insert(LOCAL_PURVIEW_APP_ID);
+        } else {
+            access.allowed_roles.insert(OPERATOR_ROLE.to_owned());
+        }
+        settings = settings.with_function(function, access);
+    }
+    settings
+}
+
+/// Signs tokens for local callers and publishes the matching public key.
+pub struct LocalIssuer {
+    issuer: String,
+    kid: String,
+    signing_key: EncodingKey,
+    jwk: Jwk,
+}
+
+impl fmt::Debug for LocalIssuer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LocalIssuer")
+            .field("issuer", &self.issuer)
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LocalIssuer {
+    /// Loads the key kept in `dir` (e.g. `.uc-access/local-issuer`), generating it on first use, for the
+    /// server at `base_url`. Every process given the same directory signs with the same key.
+    pub fn load_or_create(dir: &Path, base_url: &Url) -> Result<Self, LocalIssuerError> {
+        let der = key::load_or_create(dir)?;
+        let signing_key = EncodingKey::from_rsa_pem(key::pkcs8_pem(&der).as_bytes())?;
+        let mut jwk = Jwk::from_encoding_key(&signing_key, Algorithm::RS256)?;
+        // The RFC 7638 thumbprint: stable for a key, different for another, like Entra's key ids.
+        let kid = jwk.thumbprint(ThumbprintHash::SHA256)?;
+        jwk.common.key_id = Some(kid.clone());
+        jwk.common.public_key_use = Some(PublicKeyUse::Signature);
+        Ok(Self {
+            issuer: issuer_url(base_url),
+            kid,
+            signing_key,
+            jwk,
+        })
+    }
+
+    /// The `iss` of minted tokens and of the OpenID configuration.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// The key id in the header of minted tokens.
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// The public key as a JWK (with `kid`, `use: sig`, `alg: RS256`).
+    pub fn jwk(&self) -> Value {
+        serde_json::to_value(&self.jwk).expect("a JWK serializes")
+    }
+
+    /// The key set document: `{"keys": [jwk]}`.
+    pub fn jwks(&self) -> Value {
+        json!({ "keys": [self.jwk()] })
+    }
+
+    /// The OpenID configuration document, shaped like Entra's (only the fields validation uses, and a few
+    /// that tools expect).
+    pub fn openid_configuration(&self) -> Value {
+        json!({
+            "issuer": self.issuer,
+            "jwks_uri": format!("{}{}", self.issuer, router::JWKS_PATH),
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "token_endpoint_auth_methods_supported": [],
+            "response_types_supported": ["token"],
+            "subject_types_supported": ["pairwise"],
+            "tenant_region_scope": "local",
+        })
+    }
+
+    /// The axum router serving the two documents; nest it at [`MOUNT_PATH`].
+    pub fn router(&self) -> Router {
+        router::router(self.openid_configuration(), self.jwks())
+    }
+
+    /// The claims of a token for `caller`: v2.0 form, valid from now for `lifetime`.
+    pub fn claims(&self, caller: &LocalCaller, audience: &str, lifetime: Duration) -> Value {
+        let id = caller.identity();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default();
+        let mut claims = json!({
+            "aud": audience,
+            "iss": self.issuer,
+            "iat": now,
+            "nbf": now,
+            "exp": now + lifetime.as_secs(),
+            "tid": LOCAL_TENANT_ID,
+            "oid": id.object_id,
+            "sub": id.object_id,
+            "azp": id.app_id,
+            "azpacr": "1",
+            "ver": "2.0",
+        });
+        if !id.roles.is_empty() {
+            claims["roles"] = json!(id.roles);
+        }
+        if id.delegated {
+            claims["scp"] = json!("user_impersonation");
+            let name = match caller {
+                LocalCaller::Operator => "operator".to_owned(),
+                _ => id.object_id.to_string(),
+            };
+            claims["preferred_username"] = json!(format!("{name}@uc-access.local"));
+        } else {
+            claims["idtyp"] = json!("app");
+        }
+        claims
+    }
+
+    /// A signed token for `caller` (what `uc-access token <caller>` prints).
+    pub fn mint(
+        &self,
+        caller: &LocalCaller,
+        audience: &str,
+        lifetime: Duration,
+    ) -> Result<String, LocalIssuerError> {
+        self.sign_claims(&self.claims(caller, audience, lifetime))
+    }
+
+    /// Signs arbitrary claims with the issuer's key (RS256, its `kid`): for tests of every refusal.
+    pub fn sign_claims(&self, claims: &Value) -> Result<String, LocalIssuerError> {
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some(self.kid.clone());
+        Ok(jsonwebtoken::encode(&header, claims, &self.signing_key)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> Url {
+        Url::parse("http://127.0.0.1:7071/").unwrap()
+    }
+
+    #[test]
+    fn the_key_is_persisted_with_owner_only_permissions_and_reused_by_the_next_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join(".uc-access/local-issuer");
+        let first = LocalIssuer::load_or_create(&keys, &base()).unwrap();
+        let second = LocalIssuer::load_or_create(&keys, &base()).unwrap();
+        assert_eq!(first.kid(), second.kid());
+        assert_eq!(first.jwk(), second.jwk());
+        let other = LocalIssuer::load_or_create(&dir.path().join("other"), &base()).unwrap();
+        assert_ne!(first.kid(), other.kid());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(keys.join("signing-key.pk8"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+            let dir_mode = std::fs::metadata(&keys).unwrap().permissions().mode();
+            assert_eq!(dir_mode & 0o777, 0o700);
+        }
+    }
+
+    #[test]
+    fn a_corrupt_key_file_is_reported_not_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("signing-key.pk8"), b"not a key").unwrap();
+        let err = LocalIssuer::load_or_create(dir.path(), &base()).unwrap_err();
+        assert!(err.to_string().contains("delete it"), "{err}");
+    }
+
+    #[test]
+    fn documents_point_at_the_mount_path_of_the_server() {
+        let dir = tempfile::tempdir().unwrap();
+        let issuer = LocalIssuer::load_or_create(dir.path(), &base()).unwrap();
+        assert_eq!(issuer.issuer(), "http://127.0.0.1:7071/local-issuer");
+        let config = issuer.openid_configuration();
+        assert_eq!(config["issuer"], "http://127.0.0.1:7071/local-issuer");
+        assert_eq!(
+            config["jwks_uri"],
+            "http://127.0.0.1:7071/local-issuer/discovery/v2.0/keys"
+        );
+        assert_eq!(
+            openid_configuration_url(&base()).as_str(),
+            "http://127.0.0.1:7071/local-issuer/.well-known/openid-configuration"
+        );
+        let jwk = issuer.jwk();
+        assert_eq!(jwk["kty"], "RSA");
+        assert_eq!(jwk["kid"], issuer.kid());
+        assert!(
+            jwk.get("d").is_none(),
+            "the private exponent must never be published"
+        );
+    }
+
+    #[test]
+    fn local_settings_allow_purview_on_the_callback_and_operators_elsewhere() {
+        let s = local_auth_settings(&base(), &["purview-callback", "grant-access"]);
+        assert_eq!(s.tenant_id, LOCAL_TENANT_ID);
+        assert_eq!(s.audiences, vec![LOCAL_AUDIENCE]);
+        let purview = s.function("purview-callback").unwrap();
+        assert!(purview.allowed_app_ids.contains(&LOCAL_PURVIEW_APP_ID));
+        assert!(purview.allowed_roles.is_empty());
+        let grant = s.function("grant-access").unwrap();
+        assert!(grant.allowed_roles.contains(OPERATOR_ROLE));
+        assert!(grant.allowed_app_ids.is_empty());
+    }
+
+    #[test]
+    fn debug_output_shows_no_key_material() {
+        let dir = tempfile::tempdir().unwrap();
+        let issuer = LocalIssuer::load_or_create(dir.path(), &base()).unwrap();
+        let printed = format!("{issuer:?}");
+        assert!(
+            printed.contains("kid") && !printed.contains("signing_key"),
+            "{printed}"
+        );
+    }
+}

@@ -1,0 +1,19 @@
+//! Caller authentication for the HTTP functions: Entra ID bearer tokens (Purview's service principal,
+//! Power Automate's delegated users) or HTTP Basic where enabled, then a per-function allow-list.
+
+mod authenticator;
+mod basic;
+mod bearer;
+mod caller;
+mod error;
+mod keys;
+pub mod local_issuer;
+mod settings;
+
+pub use authenticator::Authenticator;
+pub use caller::{AllowedBy, ApplicationCaller, BasicCaller, Caller, UserCaller};
+pub use error::AuthError;
+pub use settings::{
+    AuthSettings, BasicCredentials, DEFAULT_CLOCK_SKEW_SECONDS, FunctionAccess, KeyRefreshPolicy,
+    default_openid_configuration_url, setting_prefix,
+};

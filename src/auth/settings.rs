@@ -1,0 +1,408 @@
+//! Authentication settings: the tenant, the audiences, where the signing keys are published, and per
+//! function who may call (deny by default). Loaded once at start; every error names the key.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use url::Url;
+use uuid::Uuid;
+
+use crate::settings::{Env, SettingsError};
+
+pub const TENANT_ID: &str = "AUTH_TENANT_ID";
+pub const AUDIENCE: &str = "AUTH_AUDIENCE";
+pub const OPENID_CONFIGURATION_URL: &str = "AUTH_OPENID_CONFIGURATION_URL";
+pub const CLOCK_SKEW_SECONDS: &str = "AUTH_CLOCK_SKEW_SECONDS";
+
+/// Tolerated difference between our clock and Entra's when checking `exp` and `nbf`. Small, because
+/// Entra tokens live about an hour and both sides sync their clocks; a minute absorbs ordinary drift.
+pub const DEFAULT_CLOCK_SKEW_SECONDS: u64 = 60;
+/// More skew than this would mostly extend the life of stolen tokens.
+const MAX_CLOCK_SKEW_SECONDS: u64 = 300;
+
+/// Everything the [`Authenticator`](super::Authenticator) needs.
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    pub tenant_id: Uuid,
+    /// Accepted `aud` values: the application id URI and/or the client id of the Function app.
+    pub audiences: Vec<String>,
+    /// The tenant's OpenID configuration document; its `jwks_uri` gives the signing keys.
+    pub openid_configuration_url: Url,
+    pub clock_skew: Duration,
+    pub key_refresh: KeyRefreshPolicy,
+    functions: BTreeMap<String, FunctionAccess>,
+}
+
+/// When the cached signing keys are fetched again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyRefreshPolicy {
+    /// Keys older than this are refreshed before use (Entra publishes new keys well before signing with them).
+    pub max_age: Duration,
+    /// At most one refetch triggered by an unknown key id per this interval, so forged key ids cannot make
+    /// us hammer Entra; also the pause between attempts while Entra is unreachable.
+    pub min_refetch_interval: Duration,
+    /// Timeout for each HTTP request to the OpenID configuration and key set.
+    pub http_timeout: Duration,
+}
+
+impl Default for KeyRefreshPolicy {
+    fn default() -> Self {
+        Self {
+            max_age: Duration::from_secs(24 * 60 * 60),
+            min_refetch_interval: Duration::from_secs(60),
+            http_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Who may call one function. Empty means nobody (deny by default).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FunctionAccess {
+    /// Client ids whose tokens are accepted (e.g. the service principal of Purview's credential).
+    pub allowed_app_ids: BTreeSet<Uuid>,
+    /// App roles any one of which lets a token in (e.g. people using the Power Automate connector).
+    pub allowed_roles: BTreeSet<String>,
+    /// HTTP Basic credentials, when this function accepts them (Purview's *Basic* option).
+    pub basic: Option<BasicCredentials>,
+}
+
+/// A username and password for HTTP Basic. The password is never printed.
+#[derive(Clone)]
+pub struct BasicCredentials {
+    pub username: String,
+    pub password: SecretString,
+}
+
+impl fmt::Debug for BasicCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BasicCredentials")
+            .field("username", &self.username)
+            .field("password", &"[redacted]")
+            .finish()
+    }
+}
+
+impl PartialEq for BasicCredentials {
+    // Settings equality is for tests; comparing the username is enough and keeps the secret sealed.
+    fn eq(&self, other: &Self) -> bool {
+        self.username == other.username
+    }
+}
+impl Eq for BasicCredentials {}
+
+impl BasicCredentials {
+    pub fn new(username: impl Into<String>, password: SecretString) -> Self {
+        Self {
+            username: username.into(),
+            password,
+        }
+    }
+}
+
+/// `purview-callback` → `PURVIEW_CALLBACK`, the prefix of that function's settings.
+pub fn setting_prefix(function: &str) -> String {
+    function.replace('-', "_").to_ascii_uppercase()
+}
+
+/// The default OpenID configuration document of a tenant (v2.0 endpoint).
+pub fn default_openid_configuration_url(tenant_id: Uuid) -> Url {
+    let raw = format!(
+        "https://login.microsoftonline.com/{tenant_id}/v2.0/.well-known/openid-configuration"
+    );
+    Url::parse(&raw).expect("a GUID makes a valid URL path")
+}
+
+/// HTTPS, except on the loopback interface where the local issuer serves plain HTTP.
+pub(crate) fn is_acceptable_key_url(url: &Url) -> bool {
+    match url.scheme() {
+        "https" => true,
+        "http" => match url.host() {
+            Some(url::Host::Domain(d)) => d == "localhost",
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            None => false,
+        },
+        _ => false,
+    }
+}
+
+impl AuthSettings {
+    /// Settings with no function allowed yet; add access with [`AuthSettings::with_function`].
+    pub fn new(tenant_id: Uuid, audiences: Vec<String>, openid_configuration_url: Url) -> Self {
+        Self {
+            tenant_id,
+            audiences,
+            openid_configuration_url,
+            clock_skew: Duration::from_secs(DEFAULT_CLOCK_SKEW_SECONDS),
+            key_refresh: KeyRefreshPolicy::default(),
+            functions: BTreeMap::new(),
+        }
+    }
+
+    /// Reads the settings for `functions` (e.g. `["purview-callback", "grant-access"]`) from `env`.
+    pub fn from_env(env: &Env, functions: &[&str]) -> Result<Self, SettingsError> {
+        Self::from_env_with_basic_passwords(env, functions, BTreeMap::new())
+    }
+
+    /// Like [`AuthSettings::from_env`], with Basic passwords supplied by the caller (e.g. read from Key
+    /// Vault) per function name; a supplied password wins over `<FUNCTION>_BASIC_PASSWORD`.
+    pub fn from_env_with_basic_passwords(
+        env: &Env,
+        functions: &[&str],
+        mut passwords: BTreeMap<String, SecretString>,
+    ) -> Result<Self, SettingsError> {
+        let tenant_id = parse_guid(TENANT_ID, env.required(TENANT_ID)?)?;
+        let audiences = env.list(AUDIENCE);
+        if audiences.is_empty() {
+            return Err(SettingsError::new(AUDIENCE, "is required but not set"));
+        }
+        let openid_configuration_url = match env.get(OPENID_CONFIGURATION_URL) {
+            None => default_openid_configuration_url(tenant_id),
+            Some(raw) => {
+                let url = Url::parse(raw).map_err(|e| {
+                    SettingsError::new(OPENID_CONFIGURATION_URL, format!("not a URL: {e}"))
+                })?;
+                if !is_acceptable_key_url(&url) {
+                    return Err(SettingsError::new(
+                        OPENID_CONFIGURATION_URL,
+                        "must be https (plain http only on localhost)",
+                    ));
+                }
+                url
+            }
+        };
+        let skew: u64 = env.parse_or(CLOCK_SKEW_SECONDS, DEFAULT_CLOCK_SKEW_SECONDS)?;
+        if skew > MAX_CLOCK_SKEW_SECONDS {
+            return Err(SettingsError::new(
+                CLOCK_SKEW_SECONDS,
+                format!("must be at most {MAX_CLOCK_SKEW_SECONDS}"),
+            ));
+        }
+
+        let mut settings = Self::new(tenant_id, audiences, openid_configuration_url);
+        settings.clock_skew = Duration::from_secs(skew);
+        for function in functions {
+            let access = function_access(env, function, passwords.remove(*function))?;
+            settings.functions.insert((*function).to_owned(), access);
+        }
+        if let Some(unknown) = passwords.keys().next() {
+            return Err(SettingsError::new(
+                &format!("{}_BASIC_PASSWORD", setting_prefix(unknown)),
+                "supplied for a function that is not served",
+            ));
+        }
+        Ok(settings)
+    }
+
+    /// Sets who may call `function`, replacing what was there.
+    pub fn with_function(mut self, function: &str, access: FunctionAccess) -> Self {
+        self.functions.insert(function.to_owned(), access);
+        self
+    }
+
+    /// Sets or replaces the Basic credentials of `function` (e.g. once Key Vault has answered).
+    pub fn set_basic_credentials(&mut self, function: &str, credentials: BasicCredentials) {
+        self.functions.entry(function.to_owned()).or_default().basic = Some(credentials);
+    }
+
+    /// Who may call `function`; `None` when it was never configured (then nobody may).
+    pub fn function(&self, function: &str) -> Option<&FunctionAccess> {
+        self.functions.get(function)
+    }
+}
+
+fn function_access(
+    env: &Env,
+    function: &str,
+    supplied_password: Option<SecretString>,
+) -> Result<FunctionAccess, SettingsError> {
+    let prefix = setting_prefix(function);
+    let app_ids_key = format!("{prefix}_ALLOWED_APP_IDS");
+    let allowed_app_ids = env
+        .list(&app_ids_key)
+        .iter()
+        .map(|raw| parse_guid(&app_ids_key, raw))
+        .collect::<Result<_, _>>()?;
+    let allowed_roles = env
+        .list(&format!("{prefix}_ALLOWED_ROLES"))
+        .into_iter()
+        .collect();
+
+    let user_key = format!("{prefix}_BASIC_USERNAME");
+    let password_key = format!("{prefix}_BASIC_PASSWORD");
+    let password = supplied_password.or_else(|| {
+        env.get(&password_key)
+            .map(|p| SecretString::from(p.to_owned()))
+    });
+    let basic = match (env.get(&user_key), password) {
+        (None, None) => None,
+        (Some(username), Some(password)) => {
+            if username.contains(':') {
+                // RFC 7617: the user-id cannot contain a colon, or the header could not be split.
+                return Err(SettingsError::new(&user_key, "must not contain ':'"));
+            }
+            Some(BasicCredentials::new(username, password))
+        }
+        (Some(_), None) => {
+            return Err(SettingsError::new(
+                &password_key,
+                format!("is required when {user_key} is set"),
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(SettingsError::new(
+                &user_key,
+                format!("is required when a password is set for {function}"),
+            ));
+        }
+    };
+    Ok(FunctionAccess {
+        allowed_app_ids,
+        allowed_roles,
+        basic,
+    })
+}
+
+fn parse_guid(key: &str, raw: &str) -> Result<Uuid, SettingsError> {
+    // Entra GUIDs are written hyphenated; reject other spellings to catch pasted names early.
+    if raw.len() != 36 {
+        return Err(SettingsError::new(key, format!("{raw:?} is not a GUID")));
+    }
+    Uuid::parse_str(raw).map_err(|_| SettingsError::new(key, format!("{raw:?} is not a GUID")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+    const APP: &str = "11111111-2222-3333-4444-555555555555";
+
+    fn base() -> Env {
+        Env::from_pairs([
+            (TENANT_ID, TENANT),
+            (AUDIENCE, "api://uc-access, 0000-client"),
+        ])
+    }
+
+    #[test]
+    fn minimal_settings_default_the_openid_url_and_skew_and_allow_nobody() {
+        let s = AuthSettings::from_env(&base(), &["purview-callback"]).unwrap();
+        assert_eq!(s.audiences, vec!["api://uc-access", "0000-client"]);
+        assert_eq!(
+            s.openid_configuration_url.as_str(),
+            format!(
+                "https://login.microsoftonline.com/{TENANT}/v2.0/.well-known/openid-configuration"
+            )
+        );
+        assert_eq!(s.clock_skew, Duration::from_secs(60));
+        assert_eq!(
+            s.function("purview-callback"),
+            Some(&FunctionAccess::default())
+        );
+        assert_eq!(s.function("grant-access"), None);
+    }
+
+    #[test]
+    fn allow_lists_are_read_per_function_from_upper_snake_keys() {
+        let env = base().with("PURVIEW_CALLBACK_ALLOWED_APP_IDS", APP).with(
+            "GRANT_ACCESS_ALLOWED_ROLES",
+            "UcAccess.Operator;UcAccess.Admin",
+        );
+        let s = AuthSettings::from_env(&env, &["purview-callback", "grant-access"]).unwrap();
+        let purview = s.function("purview-callback").unwrap();
+        assert!(
+            purview
+                .allowed_app_ids
+                .contains(&Uuid::parse_str(APP).unwrap())
+        );
+        assert!(purview.allowed_roles.is_empty());
+        let grant = s.function("grant-access").unwrap();
+        assert!(grant.allowed_roles.contains("UcAccess.Admin"));
+        assert!(grant.allowed_app_ids.is_empty());
+    }
+
+    #[test]
+    fn bad_values_are_rejected_naming_the_key() {
+        let cases = [
+            (base().with(TENANT_ID, "contoso.onmicrosoft.com"), TENANT_ID),
+            (base().with(AUDIENCE, " , "), AUDIENCE),
+            (
+                base().with(OPENID_CONFIGURATION_URL, "not a url"),
+                OPENID_CONFIGURATION_URL,
+            ),
+            (
+                base().with(OPENID_CONFIGURATION_URL, "http://login.example.com/x"),
+                OPENID_CONFIGURATION_URL,
+            ),
+            (base().with(CLOCK_SKEW_SECONDS, "3600"), CLOCK_SKEW_SECONDS),
+            (base().with(CLOCK_SKEW_SECONDS, "soon"), CLOCK_SKEW_SECONDS),
+            (
+                base().with("PURVIEW_CALLBACK_ALLOWED_APP_IDS", "purview"),
+                "PURVIEW_CALLBACK_ALLOWED_APP_IDS",
+            ),
+            (
+                base().with("PURVIEW_CALLBACK_BASIC_USERNAME", "purview"),
+                "PURVIEW_CALLBACK_BASIC_PASSWORD",
+            ),
+            (
+                base().with("PURVIEW_CALLBACK_BASIC_PASSWORD", "s3cret"),
+                "PURVIEW_CALLBACK_BASIC_USERNAME",
+            ),
+            (
+                base()
+                    .with("PURVIEW_CALLBACK_BASIC_USERNAME", "a:b")
+                    .with("PURVIEW_CALLBACK_BASIC_PASSWORD", "s3cret"),
+                "PURVIEW_CALLBACK_BASIC_USERNAME",
+            ),
+        ];
+        for (env, key) in cases {
+            let err = AuthSettings::from_env(&env, &["purview-callback"]).unwrap_err();
+            assert_eq!(err.key, key, "{err}");
+        }
+        let err = AuthSettings::from_env(&Env::default(), &[]).unwrap_err();
+        assert_eq!(err.key, TENANT_ID);
+    }
+
+    #[test]
+    fn plain_http_is_accepted_for_a_loopback_openid_url_only() {
+        let env = base().with(
+            OPENID_CONFIGURATION_URL,
+            "http://127.0.0.1:7071/local-issuer/.well-known/openid-configuration",
+        );
+        assert!(AuthSettings::from_env(&env, &[]).is_ok());
+    }
+
+    #[test]
+    fn a_supplied_basic_password_completes_a_username_from_the_environment() {
+        let env = base().with("PURVIEW_CALLBACK_BASIC_USERNAME", "purview");
+        let passwords = BTreeMap::from([(
+            "purview-callback".to_owned(),
+            SecretString::from("from-key-vault"),
+        )]);
+        let s = AuthSettings::from_env_with_basic_passwords(&env, &["purview-callback"], passwords)
+            .unwrap();
+        let basic = s
+            .function("purview-callback")
+            .unwrap()
+            .basic
+            .as_ref()
+            .unwrap();
+        assert_eq!(basic.username, "purview");
+        assert_eq!(basic.password.expose_secret(), "from-key-vault");
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_basic_password() {
+        let env = base()
+            .with("PURVIEW_CALLBACK_BASIC_USERNAME", "purview")
+            .with("PURVIEW_CALLBACK_BASIC_PASSWORD", "hunter2-very-secret");
+        let s = AuthSettings::from_env(&env, &["purview-callback"]).unwrap();
+        let printed = format!("{s:?}");
+        assert!(printed.contains("purview"));
+        assert!(!printed.contains("hunter2"), "{printed}");
+    }
+}

@@ -1,0 +1,628 @@
+//! Caller authentication end to end: real RS256 tokens, an OpenID configuration and JWKS served over
+//! HTTP by a local server, and the production `Authenticator` fetching them.
+
+// A test binary: a panic is a failing test with its location, so helpers may unwrap too.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header::AUTHORIZATION};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use url::Url;
+use uuid::Uuid;
+
+use uc_access::auth::local_issuer::{self, LocalCaller, LocalIssuer};
+use uc_access::auth::{
+    AllowedBy, AuthError, AuthSettings, Authenticator, BasicCredentials, Caller, FunctionAccess,
+};
+
+const TENANT: Uuid = Uuid::from_u128(0x3f2a1b4c_5d6e_4f70_8a9b_0c1d2e3f4a5b);
+const OTHER_TENANT: Uuid = Uuid::from_u128(0x99999999_5d6e_4f70_8a9b_0c1d2e3f4a5b);
+const PURVIEW_APP: Uuid = Uuid::from_u128(0x0a0a0a0a_1111_4111_8111_111111111111);
+const CONNECTOR_APP: Uuid = Uuid::from_u128(0x0c0c0c0c_2222_4222_8222_222222222222);
+const STRANGER_APP: Uuid = Uuid::from_u128(0x0d0d0d0d_3333_4333_8333_333333333333);
+const USER_OID: Uuid = Uuid::from_u128(0x0e0e0e0e_4444_4444_8444_444444444444);
+const APP_ID_URI: &str = "api://uc-access";
+const OPERATOR: &str = "UcAccess.Operator";
+
+/// A stand-in for Entra's discovery endpoints whose key set the test can rotate and take down.
+#[derive(Clone)]
+struct Idp {
+    issuer: String,
+    /// The server's own base URL, known once it is bound.
+    base: Arc<OnceLock<String>>,
+    jwks: Arc<Mutex<Value>>,
+    config_hits: Arc<AtomicUsize>,
+    jwks_hits: Arc<AtomicUsize>,
+    up: Arc<AtomicBool>,
+}
+
+struct Harness {
+    idp: Idp,
+    base: Url,
+    signer: LocalIssuer,
+    rotated: LocalIssuer,
+}
+
+/// Keys live in the target's scratch directory: generated once (RSA generation is slow in debug
+/// builds), then loaded by every test, concurrently, through the same load-or-create path.
+fn key_dir(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("auth-test-keys")
+        .join(name)
+}
+
+async fn config(State(idp): State<Idp>) -> Response {
+    idp.config_hits.fetch_add(1, Ordering::SeqCst);
+    if !idp.up.load(Ordering::SeqCst) {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
+    let base = idp.base.get().expect("set once the server is bound");
+    axum::Json(json!({ "issuer": idp.issuer, "jwks_uri": format!("{base}/keys") })).into_response()
+}
+
+async fn keys(State(idp): State<Idp>) -> Response {
+    idp.jwks_hits.fetch_add(1, Ordering::SeqCst);
+    if !idp.up.load(Ordering::SeqCst) {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
+    let set = idp.jwks.lock().unwrap().clone();
+    axum::Json(set).into_response()
+}
+
+async fn serve(router: Router) -> Url {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    Url::parse(&format!("http://{addr}")).unwrap()
+}
+
+impl Harness {
+    async fn start() -> Self {
+        let placeholder = Url::parse("http://127.0.0.1:1").unwrap();
+        let signer = LocalIssuer::load_or_create(&key_dir("current"), &placeholder).unwrap();
+        let rotated = LocalIssuer::load_or_create(&key_dir("rotated"), &placeholder).unwrap();
+        let idp = Idp {
+            issuer: format!("https://login.microsoftonline.com/{TENANT}/v2.0"),
+            base: Arc::default(),
+            jwks: Arc::new(Mutex::new(signer.jwks())),
+            config_hits: Arc::default(),
+            jwks_hits: Arc::default(),
+            up: Arc::new(AtomicBool::new(true)),
+        };
+        let router = Router::new()
+            .route("/.well-known/openid-configuration", get(config))
+            .route("/keys", get(keys))
+            .with_state(idp.clone());
+        let base = serve(router).await;
+        idp.base
+            .set(base.as_str().trim_end_matches('/').to_owned())
+            .unwrap();
+        Self {
+            idp,
+            base,
+            signer,
+            rotated,
+        }
+    }
+
+    fn settings(&self) -> AuthSettings {
+        let openid = self.base.join(".well-known/openid-configuration").unwrap();
+        let mut purview = FunctionAccess::default();
+        purview.allowed_app_ids.insert(PURVIEW_APP);
+        purview.basic = Some(BasicCredentials::new(
+            "purview",
+            SecretString::from("correct horse battery"),
+        ));
+        let mut grant = FunctionAccess::default();
+        grant.allowed_roles.insert(OPERATOR.to_owned());
+        let mut settings = AuthSettings::new(TENANT, vec![APP_ID_URI.to_owned()], openid)
+            .with_function("purview-callback", purview)
+            .with_function("grant-access", grant);
+        settings.key_refresh.http_timeout = Duration::from_secs(2);
+        settings
+    }
+
+    fn authenticator(&self) -> Authenticator {
+        Authenticator::new(self.settings()).unwrap()
+    }
+
+    fn rotate_to_include_the_second_key(&self) {
+        *self.idp.jwks.lock().unwrap() = json!({ "keys": [self.signer.jwk(), self.rotated.jwk()] });
+    }
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// What Entra issues to Purview's service principal (v2.0 access token, app-only).
+fn app_claims(app: Uuid) -> Value {
+    json!({
+        "aud": APP_ID_URI,
+        "iss": format!("https://login.microsoftonline.com/{TENANT}/v2.0"),
+        "iat": now(), "nbf": now(), "exp": now() + 3600,
+        "tid": TENANT, "oid": Uuid::new_v4(), "sub": Uuid::new_v4(),
+        "azp": app, "azpacr": "1", "idtyp": "app", "ver": "2.0",
+    })
+}
+
+/// A delegated v2.0 token of a person using the connector.
+fn user_claims(roles: &[&str]) -> Value {
+    let mut claims = app_claims(CONNECTOR_APP);
+    claims["oid"] = json!(USER_OID);
+    claims["scp"] = json!("user_impersonation");
+    claims["roles"] = json!(roles);
+    claims["preferred_username"] = json!("ana@contoso.example");
+    claims.as_object_mut().unwrap().remove("idtyp");
+    claims
+}
+
+fn bearer(token: &str) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(
+        AUTHORIZATION,
+        HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+    );
+    h
+}
+
+fn basic(user_pass: &str) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    let value = format!("Basic {}", STANDARD.encode(user_pass));
+    h.insert(AUTHORIZATION, HeaderValue::from_str(&value).unwrap());
+    h
+}
+
+/// A token with an arbitrary header and an HMAC signature (or none), as an attacker would forge it.
+fn forged(header: Value, claims: &Value, hmac_secret: Option<&[u8]>) -> String {
+    let h = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).unwrap());
+    let c = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).unwrap());
+    let message = format!("{h}.{c}");
+    let signature = match hmac_secret {
+        None => String::new(),
+        Some(secret) => {
+            let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret);
+            URL_SAFE_NO_PAD.encode(aws_lc_rs::hmac::sign(&key, message.as_bytes()))
+        }
+    };
+    format!("{message}.{signature}")
+}
+
+async fn refusal(auth: &Authenticator, function: &str, headers: &HeaderMap) -> AuthError {
+    auth.authenticate(function, headers).await.unwrap_err()
+}
+
+#[tokio::test]
+async fn a_v2_app_token_from_an_allowed_application_is_accepted() {
+    let h = Harness::start().await;
+    let token = h.signer.sign_claims(&app_claims(PURVIEW_APP)).unwrap();
+    let caller = h
+        .authenticator()
+        .authenticate("purview-callback", &bearer(&token))
+        .await
+        .unwrap();
+    let Caller::Application(app) = caller else {
+        panic!("expected an application, got {caller:?}")
+    };
+    assert_eq!(app.app_id, PURVIEW_APP);
+    assert_eq!(app.allowed_by, AllowedBy::AppId);
+}
+
+#[tokio::test]
+async fn a_v1_token_with_appid_and_the_sts_issuer_is_accepted() {
+    let h = Harness::start().await;
+    let mut claims = app_claims(PURVIEW_APP);
+    let map = claims.as_object_mut().unwrap();
+    map.remove("azp");
+    map.insert("appid".into(), json!(PURVIEW_APP));
+    map.insert(
+        "iss".into(),
+        json!(format!("https://sts.windows.net/{TENANT}/")),
+    );
+    map.insert("ver".into(), json!("1.0"));
+    let token = h.signer.sign_claims(&claims).unwrap();
+    let caller = h
+        .authenticator()
+        .authenticate("purview-callback", &bearer(&token))
+        .await
+        .unwrap();
+    assert_eq!(caller.app_id(), Some(PURVIEW_APP));
+}
+
+#[tokio::test]
+async fn a_delegated_token_with_an_allowed_role_is_accepted_as_a_user() {
+    let h = Harness::start().await;
+    let token = h
+        .signer
+        .sign_claims(&user_claims(&["Reader", OPERATOR]))
+        .unwrap();
+    let caller = h
+        .authenticator()
+        .authenticate("grant-access", &bearer(&token))
+        .await
+        .unwrap();
+    let Caller::User(user) = caller else {
+        panic!("expected a user, got {caller:?}")
+    };
+    assert_eq!(user.object_id, Some(USER_OID));
+    assert_eq!(user.allowed_by, AllowedBy::Role(OPERATOR.to_owned()));
+    assert_eq!(user.scopes, vec!["user_impersonation"]);
+    assert_eq!(user.display_name.as_deref(), Some("ana@contoso.example"));
+}
+
+#[tokio::test]
+async fn callers_not_on_the_allow_list_are_refused_and_unknown_functions_allow_nobody() {
+    let h = Harness::start().await;
+    let auth = h.authenticator();
+    let stranger = h.signer.sign_claims(&app_claims(STRANGER_APP)).unwrap();
+    assert_eq!(
+        refusal(&auth, "purview-callback", &bearer(&stranger)).await,
+        AuthError::CallerNotAllowed
+    );
+    let purview = h.signer.sign_claims(&app_claims(PURVIEW_APP)).unwrap();
+    assert_eq!(
+        refusal(&auth, "grant-access", &bearer(&purview)).await,
+        AuthError::CallerNotAllowed
+    );
+    let no_role = h.signer.sign_claims(&user_claims(&["Reader"])).unwrap();
+    assert_eq!(
+        refusal(&auth, "grant-access", &bearer(&no_role)).await,
+        AuthError::CallerNotAllowed
+    );
+    assert_eq!(
+        refusal(&auth, "revoke-early", &bearer(&purview)).await,
+        AuthError::CallerNotAllowed
+    );
+}
+
+#[tokio::test]
+async fn a_token_with_alg_none_is_refused() {
+    let h = Harness::start().await;
+    let token = forged(
+        json!({"alg": "none", "typ": "JWT", "kid": h.signer.kid()}),
+        &app_claims(PURVIEW_APP),
+        None,
+    );
+    assert_eq!(
+        refusal(&h.authenticator(), "purview-callback", &bearer(&token)).await,
+        AuthError::UnsupportedAlgorithm
+    );
+}
+
+#[tokio::test]
+async fn an_hs256_token_signed_with_the_public_key_as_secret_is_refused() {
+    let h = Harness::start().await;
+    let public_key = serde_json::to_vec(&h.signer.jwk()).unwrap();
+    let n = h.signer.jwk()["n"].as_str().unwrap().to_owned();
+    for secret in [public_key.as_slice(), n.as_bytes()] {
+        let token = forged(
+            json!({"alg": "HS256", "typ": "JWT", "kid": h.signer.kid()}),
+            &app_claims(PURVIEW_APP),
+            Some(secret),
+        );
+        assert_eq!(
+            refusal(&h.authenticator(), "purview-callback", &bearer(&token)).await,
+            AuthError::UnsupportedAlgorithm
+        );
+    }
+}
+
+#[tokio::test]
+async fn each_bad_claim_is_refused_with_its_own_reason() {
+    let h = Harness::start().await;
+    let auth = h.authenticator();
+    let with = |key: &str, value: Value| {
+        let mut c = app_claims(PURVIEW_APP);
+        c[key] = value;
+        c
+    };
+    let without = |key: &str| {
+        let mut c = app_claims(PURVIEW_APP);
+        c.as_object_mut().unwrap().remove(key);
+        c
+    };
+    let cases = [
+        (with("exp", json!(now() - 120)), AuthError::TokenExpired),
+        (with("nbf", json!(now() + 600)), AuthError::TokenNotYetValid),
+        (
+            with(
+                "iss",
+                json!(format!(
+                    "https://login.microsoftonline.com/{OTHER_TENANT}/v2.0"
+                )),
+            ),
+            AuthError::WrongIssuer,
+        ),
+        (
+            with("iss", json!("https://evil.example/")),
+            AuthError::WrongIssuer,
+        ),
+        (
+            with("aud", json!("api://someone-else")),
+            AuthError::WrongAudience,
+        ),
+        (with("tid", json!(OTHER_TENANT)), AuthError::WrongTenant),
+        (without("tid"), AuthError::MissingClaim),
+        (without("azp"), AuthError::MissingClaim),
+        (without("exp"), AuthError::MissingClaim),
+        (without("aud"), AuthError::MissingClaim),
+        (with("azp", json!("purview")), AuthError::MalformedToken),
+    ];
+    for (claims, expected) in cases {
+        let token = h.signer.sign_claims(&claims).unwrap();
+        assert_eq!(
+            refusal(&auth, "purview-callback", &bearer(&token)).await,
+            expected,
+            "{claims}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn expiry_within_the_clock_skew_is_tolerated() {
+    let h = Harness::start().await;
+    let mut claims = app_claims(PURVIEW_APP);
+    claims["exp"] = json!(now() - 30);
+    let token = h.signer.sign_claims(&claims).unwrap();
+    assert!(
+        h.authenticator()
+            .authenticate("purview-callback", &bearer(&token))
+            .await
+            .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn a_tampered_payload_fails_the_signature_check() {
+    let h = Harness::start().await;
+    let token = h.signer.sign_claims(&app_claims(STRANGER_APP)).unwrap();
+    let parts: Vec<&str> = token.split('.').collect();
+    let swapped = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&app_claims(PURVIEW_APP)).unwrap());
+    let tampered = format!("{}.{}.{}", parts[0], swapped, parts[2]);
+    assert_eq!(
+        refusal(&h.authenticator(), "purview-callback", &bearer(&tampered)).await,
+        AuthError::InvalidSignature
+    );
+}
+
+#[tokio::test]
+async fn malformed_or_missing_credentials_are_refused() {
+    let h = Harness::start().await;
+    let auth = h.authenticator();
+    assert_eq!(
+        refusal(&auth, "purview-callback", &HeaderMap::new()).await,
+        AuthError::MissingCredentials
+    );
+    let mut digest = HeaderMap::new();
+    digest.insert(AUTHORIZATION, HeaderValue::from_static("Digest abc"));
+    assert_eq!(
+        refusal(&auth, "purview-callback", &digest).await,
+        AuthError::MissingCredentials
+    );
+    for garbage in ["abc", "a.b.c", "a.b.c.d"] {
+        assert_eq!(
+            refusal(&auth, "purview-callback", &bearer(garbage)).await,
+            AuthError::MalformedToken,
+            "{garbage}"
+        );
+    }
+    assert_eq!(
+        h.idp.jwks_hits.load(Ordering::SeqCst),
+        0,
+        "no fetch for garbage"
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_key_id_is_refetched_once_and_forged_ids_cannot_force_more_fetches() {
+    let h = Harness::start().await;
+    let auth = h.authenticator();
+    let good = h.signer.sign_claims(&app_claims(PURVIEW_APP)).unwrap();
+    auth.authenticate("purview-callback", &bearer(&good))
+        .await
+        .unwrap();
+    assert_eq!(h.idp.jwks_hits.load(Ordering::SeqCst), 1);
+
+    let unknown = h.rotated.sign_claims(&app_claims(PURVIEW_APP)).unwrap();
+    assert_eq!(
+        refusal(&auth, "purview-callback", &bearer(&unknown)).await,
+        AuthError::UnknownSigningKey
+    );
+    assert_eq!(h.idp.jwks_hits.load(Ordering::SeqCst), 2, "one refetch");
+    for _ in 0..5 {
+        assert_eq!(
+            refusal(&auth, "purview-callback", &bearer(&unknown)).await,
+            AuthError::UnknownSigningKey
+        );
+    }
+    assert_eq!(h.idp.jwks_hits.load(Ordering::SeqCst), 2, "rate-limited");
+    // Known keys keep working from the cache meanwhile.
+    auth.authenticate("purview-callback", &bearer(&good))
+        .await
+        .unwrap();
+    assert_eq!(h.idp.jwks_hits.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_rotated_key_is_accepted_after_a_single_refetch() {
+    let h = Harness::start().await;
+    let auth = h.authenticator();
+    let old = h.signer.sign_claims(&app_claims(PURVIEW_APP)).unwrap();
+    auth.authenticate("purview-callback", &bearer(&old))
+        .await
+        .unwrap();
+
+    h.rotate_to_include_the_second_key();
+    let new = h.rotated.sign_claims(&app_claims(PURVIEW_APP)).unwrap();
+    auth.authenticate("purview-callback", &bearer(&new))
+        .await
+        .unwrap();
+    assert_eq!(h.idp.jwks_hits.load(Ordering::SeqCst), 2);
+    auth.authenticate("purview-callback", &bearer(&new))
+        .await
+        .unwrap();
+    assert_eq!(
+        h.idp.jwks_hits.load(Ordering::SeqCst),
+        2,
+        "served from cache"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_first_requests_share_one_key_set_fetch() {
+    let h = Harness::start().await;
+    let auth = Arc::new(h.authenticator());
+    let token = h.signer.sign_claims(&app_claims(PURVIEW_APP)).unwrap();
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let (auth, headers) = (auth.clone(), bearer(&token));
+            tokio::spawn(async move { auth.authenticate("purview-callback", &headers).await })
+        })
+        .collect();
+    for t in tasks {
+        assert!(t.await.unwrap().is_ok());
+    }
+    assert_eq!(h.idp.config_hits.load(Ordering::SeqCst), 1);
+    assert_eq!(h.idp.jwks_hits.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn an_unreachable_key_set_is_a_retryable_refusal() {
+    let h = Harness::start().await;
+    h.idp.up.store(false, Ordering::SeqCst);
+    let auth = h.authenticator();
+    let token = h.signer.sign_claims(&app_claims(PURVIEW_APP)).unwrap();
+    let err = refusal(&auth, "purview-callback", &bearer(&token)).await;
+    assert_eq!(err, AuthError::KeySetUnavailable);
+    assert!(err.is_retryable());
+
+    // Nothing listening at all (a port that was just freed).
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = format!("http://{}/", listener.local_addr().unwrap());
+    drop(listener);
+    let mut settings = h.settings();
+    settings.openid_configuration_url = Url::parse(&dead)
+        .unwrap()
+        .join(".well-known/openid-configuration")
+        .unwrap();
+    let err = refusal(
+        &Authenticator::new(settings).unwrap(),
+        "purview-callback",
+        &bearer(&token),
+    )
+    .await;
+    assert_eq!(err, AuthError::KeySetUnavailable);
+}
+
+#[tokio::test]
+async fn basic_credentials_are_checked_only_where_enabled() {
+    let h = Harness::start().await;
+    let auth = h.authenticator();
+    let caller = auth
+        .authenticate("purview-callback", &basic("purview:correct horse battery"))
+        .await
+        .unwrap();
+    assert_eq!(caller.kind(), "basic");
+    assert_eq!(
+        refusal(&auth, "purview-callback", &basic("purview:wrong")).await,
+        AuthError::InvalidBasicCredentials
+    );
+    assert_eq!(
+        refusal(
+            &auth,
+            "purview-callback",
+            &basic("intruder:correct horse battery")
+        )
+        .await,
+        AuthError::InvalidBasicCredentials
+    );
+    assert_eq!(
+        refusal(
+            &auth,
+            "grant-access",
+            &basic("purview:correct horse battery")
+        )
+        .await,
+        AuthError::BasicNotEnabled
+    );
+    assert_eq!(
+        refusal(&auth, "purview-callback", &HeaderMap::new()).await,
+        AuthError::MissingCredentials
+    );
+}
+
+#[tokio::test]
+async fn local_issuer_tokens_pass_the_same_authenticator_over_http() {
+    let dir = TempDir::new().unwrap();
+    let keys = dir.path().join(".uc-access/local-issuer");
+    // Bind first so the issuer URL carries the real port, as the local run does.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
+    let server_issuer = LocalIssuer::load_or_create(&keys, &base).unwrap();
+    let app = Router::new().nest(local_issuer::MOUNT_PATH, server_issuer.router());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let functions = ["purview-callback", "grant-access"];
+    let auth = Authenticator::new(local_issuer::local_auth_settings(&base, &functions)).unwrap();
+    // A separate `uc-access token` process loads the same directory.
+    let cli = LocalIssuer::load_or_create(&keys, &base).unwrap();
+    let mint = |who: &str| {
+        cli.mint(
+            &who.parse::<LocalCaller>().unwrap(),
+            local_issuer::LOCAL_AUDIENCE,
+            Duration::from_secs(600),
+        )
+        .unwrap()
+    };
+
+    let purview = auth
+        .authenticate("purview-callback", &bearer(&mint("purview")))
+        .await
+        .unwrap();
+    assert_eq!(purview.app_id(), Some(local_issuer::LOCAL_PURVIEW_APP_ID));
+    assert_eq!(purview.kind(), "application");
+
+    let operator = auth
+        .authenticate("grant-access", &bearer(&mint("operator")))
+        .await
+        .unwrap();
+    assert_eq!(operator.kind(), "user");
+    assert_eq!(
+        operator.object_id(),
+        Some(local_issuer::LOCAL_OPERATOR_OBJECT_ID)
+    );
+
+    let custom = format!("user:{USER_OID}:{OPERATOR}");
+    assert!(
+        auth.authenticate("grant-access", &bearer(&mint(&custom)))
+            .await
+            .is_ok()
+    );
+
+    for (function, who) in [
+        ("grant-access", "purview".to_owned()),
+        ("purview-callback", "operator".to_owned()),
+        ("purview-callback", format!("app:{STRANGER_APP}")),
+        ("grant-access", format!("user:{USER_OID}")),
+    ] {
+        assert_eq!(
+            refusal(&auth, function, &bearer(&mint(&who))).await,
+            AuthError::CallerNotAllowed,
+            "{who} on {function}"
+        );
+    }
+}
