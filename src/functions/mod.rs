@@ -1,6 +1,7 @@
 //! One module per Azure function, named as its folder under `functions/` and its route. Each has a core
 //! that knows nothing of HTTP (`run(input, &deps) -> Result<Outcome, Error>`) and a few lines of adapter.
 
+pub mod http;
 pub mod revoke_expired;
 
 /// How the Functions host triggers a function.
