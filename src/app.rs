@@ -14,20 +14,137 @@ use axum::{Json, Router, middleware};
 use serde_json::json;
 use tokio::net::TcpListener;
 
+use std::time::Duration;
+
+use url::Url;
+
+use crate::auth::Authenticator;
+use crate::databricks::{DatabricksClients, DatabricksSettings};
 use crate::error::ApiError;
-use crate::functions::{self, REVOKE_EXPIRED};
+use crate::functions::{self, RESOLVE_PRINCIPAL, REVOKE_EXPIRED};
 use crate::host::timer::TimerInfo;
 use crate::host::{InvocationRequest, InvocationResponse, http_bridge};
+use crate::settings::Settings;
 use crate::telemetry::{self, INVOCATION_ID_HEADER};
+use crate::usecases::resolve::Resolver;
+
+/// Default time an HTTP function may spend on Databricks before answering a retryable error.
+pub const DEFAULT_TIME_BUDGET: Duration = Duration::from_secs(25);
 
 /// Everything the functions need, built once in `main` (or a test) and shared by every request.
-#[derive(Debug, Default)]
-pub struct Services {}
+#[derive(Debug)]
+pub struct Services {
+    pub auth: Authenticator,
+    pub max_body_bytes: usize,
+    /// How long a request may spend waiting on Databricks (retries included).
+    pub time_budget: Duration,
+    databricks: Option<DatabricksServices>,
+}
+
+/// The Databricks side, present once the Databricks settings are given.
+#[derive(Debug)]
+pub struct DatabricksServices {
+    pub clients: DatabricksClients,
+    pub resolver: Resolver,
+    pub default_workspace: Option<Url>,
+}
+
+impl DatabricksServices {
+    pub fn default_workspace(&self) -> Result<&Url, ApiError> {
+        self.default_workspace.as_ref().ok_or_else(|| {
+            ApiError::unavailable(
+                "workspace_not_configured",
+                "no default workspace is configured (DATABRICKS_HOST)",
+            )
+        })
+    }
+}
+
+/// Why the services could not be built from valid settings.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("cannot build the HTTP client for caller authentication: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error("cannot set up the Databricks clients: {0}")]
+    Databricks(#[from] crate::databricks::DatabricksError),
+}
+
+impl Services {
+    /// Builds every client from the settings. Nothing is fetched here: keys, tokens and secrets are
+    /// loaded on first use, so the process is ready for the host at once.
+    pub fn build(settings: &Settings) -> Result<Self, BuildError> {
+        let databricks = settings
+            .databricks
+            .as_ref()
+            .map(|db| {
+                let clients = DatabricksClients::from_settings(db)?;
+                Ok::<_, BuildError>(DatabricksServices::new(clients, db, settings))
+            })
+            .transpose()?;
+        Ok(Self {
+            auth: Authenticator::new(settings.auth.clone())?,
+            max_body_bytes: settings.server.max_body_bytes,
+            time_budget: DEFAULT_TIME_BUDGET,
+            databricks,
+        })
+    }
+
+    /// Builds the services around clients made elsewhere (the local run, tests).
+    pub fn with_clients(
+        settings: &Settings,
+        auth: Authenticator,
+        clients: Option<DatabricksClients>,
+    ) -> Self {
+        let databricks = match (clients, settings.databricks.as_ref()) {
+            (Some(clients), Some(db)) => Some(DatabricksServices::new(clients, db, settings)),
+            _ => None,
+        };
+        Self {
+            auth,
+            max_body_bytes: settings.server.max_body_bytes,
+            time_budget: DEFAULT_TIME_BUDGET,
+            databricks,
+        }
+    }
+
+    /// The Databricks side, or the answer that says it is not configured.
+    pub fn databricks(&self) -> Result<&DatabricksServices, ApiError> {
+        self.databricks.as_ref().ok_or_else(|| {
+            ApiError::unavailable(
+                "provisioning_not_configured",
+                "uc-access has no Databricks settings yet (DATABRICKS_ACCOUNT_ID, DATABRICKS_HOST and credentials); nothing was done",
+            )
+        })
+    }
+}
+
+impl DatabricksServices {
+    fn new(clients: DatabricksClients, db: &DatabricksSettings, settings: &Settings) -> Self {
+        let resolver = Resolver::new(
+            clients.directory.clone(),
+            settings.principal_cache_ttl,
+            db.resolve_by_external_id,
+        );
+        Self {
+            clients,
+            resolver,
+            default_workspace: db.host.clone(),
+        }
+    }
+}
 
 /// The state every handler receives: cheap to clone.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct AppState {
     pub services: Arc<Services>,
+}
+
+impl AppState {
+    pub fn new(services: Services) -> Self {
+        Self {
+            services: Arc::new(services),
+        }
+    }
 }
 
 /// Builds the router: readiness at `/`, forwarded HTTP functions at `/api/<name>`, and the invocation
@@ -58,6 +175,10 @@ pub fn router(state: AppState) -> Router {
 /// The forwarded HTTP functions (`/api/<name>`).
 fn api_router(state: AppState) -> Router {
     Router::new()
+        .route(
+            &format!("/api/{RESOLVE_PRINCIPAL}"),
+            post(functions::resolve_principal::handle),
+        )
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .with_state(state)
 }
@@ -124,20 +245,17 @@ async fn revoke_expired_invocation(State(_state): State<AppState>, body: Bytes) 
     (StatusCode::OK, Json(answer)).into_response()
 }
 
-/// A bound, not yet serving, application. Binding first lets the host's readiness probe succeed as soon
-/// as `serve` starts, whatever else start-up still has to do lazily.
+/// A bound, not yet serving, listener. Binding first lets the host's readiness probe succeed as soon as
+/// `serve` starts, and lets the local run learn its own URL before it builds the app.
 #[derive(Debug)]
 pub struct Application {
     listener: TcpListener,
-    router: Router,
 }
 
 impl Application {
-    pub async fn bind(addr: SocketAddr, state: AppState) -> std::io::Result<Self> {
-        let listener = TcpListener::bind(addr).await?;
+    pub async fn bind(addr: SocketAddr) -> std::io::Result<Self> {
         Ok(Self {
-            listener,
-            router: router(state),
+            listener: TcpListener::bind(addr).await?,
         })
     }
 
@@ -145,9 +263,10 @@ impl Application {
         self.listener.local_addr()
     }
 
-    /// Serves until `shutdown` resolves.
+    /// Serves `router` until `shutdown` resolves.
     pub async fn serve(
         self,
+        router: Router,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         // The host calls us over loopback for every invocation: Nagle's algorithm would add tens of
@@ -155,7 +274,7 @@ impl Application {
         let listener = self.listener.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);
         });
-        axum::serve(listener, self.router)
+        axum::serve(listener, router)
             .with_graceful_shutdown(shutdown)
             .await
     }

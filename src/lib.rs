@@ -7,6 +7,7 @@ pub mod domain;
 pub mod error;
 pub mod functions;
 pub mod host;
+pub mod local;
 pub mod planning;
 pub mod settings;
 pub mod standin;

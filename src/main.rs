@@ -1,18 +1,24 @@
 //! The `uc-access` binary: read settings, start telemetry, build the app, serve. Everything else lives in
 //! the library so it can be tested without a process.
 
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use uc_access::app::{AppState, Application};
-use uc_access::settings::{Env, ServerSettings};
+use uc_access::app::{AppState, Application, Services, router};
+use uc_access::auth::local_issuer::{LOCAL_AUDIENCE, LocalCaller, LocalIssuer};
+use uc_access::local::{self, DEFAULT_DATA_DIR, LocalRun};
+use uc_access::settings::{DEFAULT_PORT, Env, Settings};
+use uc_access::standin::{Seed, serve_standin};
 use uc_access::telemetry::{self, LogFormat};
 
 #[derive(Debug, Parser)]
 #[command(
     name = "uc-access",
     version,
-    about = "Approved access requests become expiring Unity Catalog grants"
+    about = "Approved access requests become exact, expiring Unity Catalog grants"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -23,6 +29,33 @@ struct Cli {
 enum Command {
     /// Serve the functions for the Azure Functions host (the default; settings from the environment).
     Serve,
+    /// Run locally on embedded defaults: a Databricks stand-in, a local token issuer, no cloud account.
+    Local {
+        /// Port to listen on.
+        #[arg(long, default_value_t = DEFAULT_PORT)]
+        port: u16,
+        /// Where the local run keeps its state (the issuer's key).
+        #[arg(long, default_value = DEFAULT_DATA_DIR)]
+        data_dir: PathBuf,
+    },
+    /// Print a bearer token that `uc-access local` accepts: `purview`, `operator`, `app:<guid>`,
+    /// `user:<guid>[:Role,Role]`.
+    Token {
+        caller: String,
+        /// The port `uc-access local` listens on (the issuer URL depends on it).
+        #[arg(long, default_value_t = DEFAULT_PORT)]
+        port: u16,
+        #[arg(long, default_value = DEFAULT_DATA_DIR)]
+        data_dir: PathBuf,
+        /// Token lifetime in minutes.
+        #[arg(long, default_value_t = 60)]
+        minutes: u64,
+    },
+    /// Serve only the Databricks stand-in (account and workspace APIs) on a port.
+    Standin {
+        #[arg(long, default_value_t = 7072)]
+        port: u16,
+    },
 }
 
 fn main() -> ExitCode {
@@ -40,6 +73,19 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => serve(Env::from_process()).await,
+            Command::Local { port, data_dir } => run_local(port, data_dir).await,
+            Command::Token {
+                caller,
+                port,
+                data_dir,
+                minutes,
+            } => print_token(&caller, port, &data_dir, minutes),
+            Command::Standin { port } => {
+                telemetry::init(LogFormat::Text);
+                serve_standin(SocketAddr::from((Ipv4Addr::LOCALHOST, port)), Seed::demo())
+                    .await
+                    .map_err(Into::into)
+            }
         }
     });
     match result {
@@ -53,10 +99,44 @@ fn main() -> ExitCode {
 
 async fn serve(env: Env) -> anyhow::Result<()> {
     telemetry::init(LogFormat::Json);
-    let server = ServerSettings::from_env(&env)?;
-    let app = Application::bind(server.addr, AppState::default()).await?;
+    let settings = Settings::from_env(&env)?;
+    // Bind before anything else: the host polls GET / and waits for any answer.
+    let app = Application::bind(settings.server.addr).await?;
+    let services = Services::build(&settings)?;
     tracing::info!(addr = %app.local_addr()?, "uc-access listening");
-    app.serve(shutdown_signal()).await?;
+    app.serve(router(AppState::new(services)), shutdown_signal())
+        .await?;
+    Ok(())
+}
+
+async fn run_local(port: u16, data_dir: PathBuf) -> anyhow::Result<()> {
+    telemetry::init(LogFormat::Text);
+    let run = LocalRun::start(Env::from_process(), port, &data_dir).await?;
+    println!(
+        "\nuc-access is running locally at {base}\n\
+         \x20 Databricks stand-in (account + workspace): {standin}\n\
+         \x20 local token issuer: {base}local-issuer\n\n\
+         Try it:\n\
+         \x20 TOKEN=$(cargo run -q -- token operator)\n\
+         \x20 curl -s {base}api/resolve-principal -H \"Authorization: Bearer $TOKEN\" \\\n\
+         \x20      -H 'Content-Type: application/json' -d '{{\"userName\":\"alice.analyst@contoso.com\"}}'\n",
+        base = run.base_url,
+        standin = run.standin.base_url(),
+    );
+    run.serve(shutdown_signal()).await?;
+    Ok(())
+}
+
+fn print_token(
+    caller: &str,
+    port: u16,
+    data_dir: &std::path::Path,
+    minutes: u64,
+) -> anyhow::Result<()> {
+    let caller: LocalCaller = caller.parse()?;
+    let issuer = LocalIssuer::load_or_create(&local::issuer_dir(data_dir), &local::base_url(port))?;
+    let token = issuer.mint(&caller, LOCAL_AUDIENCE, Duration::from_secs(minutes * 60))?;
+    println!("{token}");
     Ok(())
 }
 

@@ -108,7 +108,7 @@ mod tests {
     #[test]
     fn every_auth_refusal_is_401_except_an_unreachable_key_set() {
         for e in AuthError::ALL {
-            let api = auth_error(e.clone());
+            let api = auth_error(e);
             if e.is_retryable() {
                 assert_eq!(api.status.as_u16(), 503);
             } else {

@@ -1,7 +1,9 @@
 //! One module per Azure function, named as its folder under `functions/` and its route. Each has a core
 //! that knows nothing of HTTP (`run(input, &deps) -> Result<Outcome, Error>`) and a few lines of adapter.
 
+pub mod errors;
 pub mod http;
+pub mod resolve_principal;
 pub mod revoke_expired;
 
 /// How the Functions host triggers a function.

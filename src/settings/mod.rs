@@ -1,7 +1,56 @@
-//! Typed settings, read once from the environment (the Function app's settings) and validated at start.
+//! Typed settings, read once from the environment (the Function app's settings) and validated at start:
+//! a bad or missing value stops the process with a message naming the key.
 
 mod env;
 mod server;
 
+use std::time::Duration;
+
 pub use env::{Env, SettingsError};
 pub use server::{DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT, ServerSettings};
+
+use crate::auth::AuthSettings;
+use crate::databricks::DatabricksSettings;
+use crate::functions::http_function_names;
+
+/// Default time a resolved principal is cached.
+pub const DEFAULT_PRINCIPAL_CACHE_SECONDS: u64 = 600;
+
+/// Everything the binary reads from its environment.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub auth: AuthSettings,
+    /// `None` until the Databricks settings are given: callbacks then answer "provisioning not
+    /// configured" instead of pretending to grant.
+    pub databricks: Option<DatabricksSettings>,
+    pub principal_cache_ttl: Duration,
+}
+
+impl Settings {
+    /// Reads every setting; caller authentication settings are required.
+    pub fn from_env(env: &Env) -> Result<Self, SettingsError> {
+        let auth = AuthSettings::from_env(env, &http_function_names())?;
+        Self::with_auth(env, auth)
+    }
+
+    /// Reads every setting but caller authentication, which is given (the local run's issuer).
+    pub fn with_auth(env: &Env, auth: AuthSettings) -> Result<Self, SettingsError> {
+        let databricks =
+            if env.get("DATABRICKS_ACCOUNT_ID").is_some() || env.get("DATABRICKS_HOST").is_some() {
+                Some(DatabricksSettings::from_env(env)?)
+            } else {
+                None
+            };
+        let cache_seconds = env.parse_or(
+            "UC_ACCESS_PRINCIPAL_CACHE_SECONDS",
+            DEFAULT_PRINCIPAL_CACHE_SECONDS,
+        )?;
+        Ok(Self {
+            server: ServerSettings::from_env(env)?,
+            auth,
+            databricks,
+            principal_cache_ttl: Duration::from_secs(cache_seconds),
+        })
+    }
+}

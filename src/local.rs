@@ -1,0 +1,107 @@
+//! The local run: the same binary and the same code paths as in Azure, on embedded defaults — the
+//! Databricks stand-in in-process, the local token issuer, no cloud account.
+//!
+//! Only the settings differ from production: the caller authentication settings point at the local
+//! issuer (served by this process), and the Databricks settings at the stand-in, with the product's OAuth
+//! M2M client, so tokens, SCIM, grants and retries all run through the production clients.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use url::Url;
+
+use crate::app::{self, AppState, Application, Services};
+use crate::auth::Authenticator;
+use crate::auth::local_issuer::{self, LocalIssuer};
+use crate::databricks::DatabricksClients;
+use crate::functions::http_function_names;
+use crate::settings::{Env, Settings};
+use crate::standin::{RunningStandIn, Seed, StandIn, demo};
+
+/// Where the local run keeps its state (issuer key, later the ledger).
+pub const DEFAULT_DATA_DIR: &str = ".uc-access";
+
+/// The local issuer's key directory inside the data directory.
+pub fn issuer_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("local-issuer")
+}
+
+/// The local run's base URL for a port.
+pub fn base_url(port: u16) -> Url {
+    Url::parse(&format!("http://127.0.0.1:{port}")).expect("a loopback URL with a port is valid")
+}
+
+/// The environment the local run adds where the user has not set a value: the stand-in as both the
+/// workspace and the account host, the product's OAuth M2M client.
+pub fn local_env(env: Env, standin: &Url) -> Env {
+    let standin = standin.as_str().trim_end_matches('/').to_owned();
+    env.with_default("DATABRICKS_HOST", standin.clone())
+        .with_default("DATABRICKS_ACCOUNT_HOST", standin)
+        .with_default("DATABRICKS_ACCOUNT_ID", demo::ACCOUNT_ID)
+        .with_default("DATABRICKS_AUTH_TYPE", "oauth-m2m")
+        .with_default("DATABRICKS_CLIENT_ID", demo::PRODUCT_CLIENT_ID)
+        .with_default("DATABRICKS_CLIENT_SECRET", demo::PRODUCT_CLIENT_SECRET)
+}
+
+/// A running local deployment: the app, its stand-in and its issuer.
+#[derive(Debug)]
+pub struct LocalRun {
+    pub base_url: Url,
+    pub standin: RunningStandIn,
+    pub issuer: LocalIssuer,
+    app: Application,
+    router: axum::Router,
+}
+
+impl LocalRun {
+    /// Binds `port` (0 for any), starts the stand-in, loads or creates the issuer key, builds the app.
+    pub async fn start(env: Env, port: u16, data_dir: &Path) -> anyhow::Result<Self> {
+        let app = Application::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await?;
+        let base_url = base_url(app.local_addr()?.port());
+        let standin = StandIn::builder()
+            .seed(Seed::demo())
+            .start(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+            .await?;
+        let standin_url = Url::parse(standin.base_url())?;
+        let issuer = LocalIssuer::load_or_create(&issuer_dir(data_dir), &base_url)?;
+
+        let env = local_env(env, &standin_url);
+        let auth = local_issuer::local_auth_settings(&base_url, &http_function_names());
+        let settings = Settings::with_auth(&env, auth)?;
+        let db = settings
+            .databricks
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("the local run always has Databricks settings"))?;
+        let clients = DatabricksClients::from_settings(db)?;
+        let services = Services::with_clients(
+            &settings,
+            Authenticator::new(settings.auth.clone())?,
+            Some(clients),
+        );
+        let router =
+            app::router(AppState::new(services)).nest(local_issuer::MOUNT_PATH, issuer.router());
+        Ok(Self {
+            base_url,
+            standin,
+            issuer,
+            app,
+            router,
+        })
+    }
+
+    /// Serves until `shutdown` resolves.
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let Self {
+            app,
+            router,
+            standin,
+            ..
+        } = self;
+        let served = app.serve(router, shutdown).await;
+        let _ = standin.shutdown().await;
+        served
+    }
+}
