@@ -5,6 +5,7 @@ pub mod domain;
 pub mod error;
 pub mod functions;
 pub mod host;
+pub mod ledger;
 pub mod planning;
 pub mod settings;
 pub mod telemetry;
