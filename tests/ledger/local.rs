@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use uc_access::ledger::{LedgerError, LedgerStore, LocalLedger};
+use uc_access::ledger::{LedgerError, LedgerSettings, LedgerStore, LocalLedger, open};
+use uc_access::settings::Env;
 
 use crate::fixtures::grant;
 use crate::suite::TestStore;
@@ -49,4 +50,17 @@ async fn a_damaged_file_is_reported_as_corrupt_not_as_missing() {
     let err = ledger.get(record.id).await.unwrap_err();
     assert!(matches!(err, LedgerError::Corrupt { .. }), "{err:?}");
     assert!(!err.is_retryable());
+}
+
+#[tokio::test]
+async fn the_ledger_opened_from_local_settings_keeps_records_in_ledger_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = Env::from_pairs([
+        ("LEDGER_BACKEND", "local"),
+        ("LEDGER_DIR", dir.path().to_str().unwrap()),
+    ]);
+    let store = open(&LedgerSettings::from_env(&env).unwrap()).unwrap();
+    let record = grant("local:settings");
+    store.create(record.clone()).await.unwrap();
+    assert!(dir.path().join(format!("{}.json", record.id)).is_file());
 }
