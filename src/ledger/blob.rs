@@ -60,7 +60,9 @@ impl BlobLedger {
         let mut url = account_url.clone();
         url.path_segments_mut()
             .map_err(|()| LedgerError::Other {
-                message: format!("{account_url} cannot be a storage account URL"),
+                message: format!(
+                    "{account_url} cannot be a storage account URL (setting LEDGER_BLOB_ACCOUNT_URL)"
+                ),
             })?
             .pop_if_empty()
             .push(container);
@@ -73,7 +75,9 @@ impl BlobLedger {
         };
         let container = BlobContainerClient::new(url, Some(credential), Some(client_options))
             .map_err(|e| LedgerError::Other {
-                message: format!("cannot build the ledger container client: {e}"),
+                message: format!(
+                    "cannot build the ledger client (settings LEDGER_BLOB_ACCOUNT_URL, LEDGER_CONTAINER): {e}"
+                ),
             })?;
         Ok(Self {
             container,
@@ -92,7 +96,9 @@ impl BlobLedger {
         };
         let credential =
             ManagedIdentityCredential::new(Some(options)).map_err(|e| LedgerError::Other {
-                message: format!("cannot set up the managed identity credential: {e}"),
+                message: format!(
+                    "cannot set up the managed identity credential (setting ARM_CLIENT_ID / AZURE_CLIENT_ID): {e}"
+                ),
             })?;
         Self::new(
             &settings.account_url,

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tokio::sync::Mutex;
 
-use super::ids::hash_hex;
+use super::ids::hash_bytes_hex;
 use super::{
     DueQuery, GrantId, GrantRecord, LedgerError, LedgerStore, ListFilter, Versioned, sort_due,
     sort_listed,
@@ -89,8 +89,7 @@ fn io_error(path: &Path, e: &std::io::Error) -> LedgerError {
 
 fn version_of(bytes: &[u8]) -> String {
     // Any change of content changes the version; 32 hex digits are plenty to tell versions apart.
-    let hex = hash_hex(&[&String::from_utf8_lossy(bytes)]);
-    hex[..32].to_owned()
+    hash_bytes_hex(bytes)[..32].to_owned()
 }
 
 fn read_file(path: &Path) -> Result<Option<Versioned<GrantRecord>>, LedgerError> {
