@@ -7,6 +7,7 @@ pub mod domain;
 pub mod error;
 pub mod functions;
 pub mod host;
+pub mod ledger;
 pub mod local;
 pub mod planning;
 pub mod settings;

@@ -1,0 +1,314 @@
+//! The ledger in Azure Blob Storage (`azure_storage_blob` 1.x): one JSON blob per record with its index
+//! tags set in the same upload, `If-None-Match: *` to create, `If-Match` to update, find-by-tags to query.
+//!
+//! Caveat kept in mind by callers: the service updates the tag index asynchronously (usually within
+//! seconds), so a query may miss a record written a moment ago. Records are always read back and
+//! checked, so a stale tag can hide a record briefly but never return a wrong one.
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use azure_core::Bytes;
+use azure_core::credentials::TokenCredential;
+use azure_core::error::ErrorKind;
+use azure_core::http::{ClientOptions, StatusCode, Transport, Url};
+use azure_identity::{ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId};
+use azure_storage_blob::models::BlobClientUploadOptions;
+use azure_storage_blob::{BlobContainerClient, BlobContainerClientOptions};
+use futures::{StreamExt, TryStreamExt};
+use tokio::sync::OnceCell;
+
+use super::settings::BlobSettings;
+use super::{
+    DueQuery, GrantId, GrantRecord, LedgerError, LedgerStore, ListFilter, Versioned, sort_due,
+    sort_listed, tags,
+};
+
+/// How many records are read at once after a tag query.
+const READ_CONCURRENCY: usize = 16;
+
+/// Construction options that tests (and special networks) need; production uses the defaults.
+#[derive(Debug, Default, Clone)]
+pub struct BlobLedgerOptions {
+    /// The HTTP transport (a client trusting a test certificate, a proxy…); default: the SDK's.
+    pub transport: Option<Transport>,
+}
+
+pub struct BlobLedger {
+    container: BlobContainerClient,
+    ready: OnceCell<()>,
+}
+
+impl fmt::Debug for BlobLedger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BlobLedger")
+            .field("container_url", &self.container.url().as_str())
+            .finish()
+    }
+}
+
+impl BlobLedger {
+    /// A ledger in `container` of the account at `account_url` (`https://<acct>.blob.core.windows.net`,
+    /// or Azurite's `https://127.0.0.1:<port>/devstoreaccount1`), authenticated by `credential`.
+    pub fn new(
+        account_url: &Url,
+        container: &str,
+        credential: Arc<dyn TokenCredential>,
+        options: BlobLedgerOptions,
+    ) -> Result<Self, LedgerError> {
+        let mut url = account_url.clone();
+        url.path_segments_mut()
+            .map_err(|()| LedgerError::Other {
+                message: format!(
+                    "{account_url} cannot be a storage account URL (setting LEDGER_BLOB_ACCOUNT_URL)"
+                ),
+            })?
+            .pop_if_empty()
+            .push(container);
+        let client_options = BlobContainerClientOptions {
+            client_options: ClientOptions {
+                transport: options.transport,
+                ..ClientOptions::default()
+            },
+            ..BlobContainerClientOptions::default()
+        };
+        let container = BlobContainerClient::new(url, Some(credential), Some(client_options))
+            .map_err(|e| LedgerError::Other {
+                message: format!(
+                    "cannot build the ledger client (settings LEDGER_BLOB_ACCOUNT_URL, LEDGER_CONTAINER): {e}"
+                ),
+            })?;
+        Ok(Self {
+            container,
+            ready: OnceCell::new(),
+        })
+    }
+
+    /// The ledger the settings describe, authenticated as the app's managed identity.
+    pub fn from_settings(settings: &BlobSettings) -> Result<Self, LedgerError> {
+        let options = ManagedIdentityCredentialOptions {
+            user_assigned_id: settings
+                .managed_identity_client_id
+                .clone()
+                .map(UserAssignedId::ClientId),
+            ..ManagedIdentityCredentialOptions::default()
+        };
+        let credential =
+            ManagedIdentityCredential::new(Some(options)).map_err(|e| LedgerError::Other {
+                message: format!(
+                    "cannot set up the managed identity credential (setting ARM_CLIENT_ID / AZURE_CLIENT_ID): {e}"
+                ),
+            })?;
+        Self::new(
+            &settings.account_url,
+            &settings.container,
+            credential,
+            BlobLedgerOptions::default(),
+        )
+    }
+
+    fn blob_name(id: GrantId) -> String {
+        format!("grants/{id}.json")
+    }
+
+    /// Creates the container at first use if it is missing (the role's `containers/*` allows it),
+    /// tolerating a concurrent creator.
+    async fn ensure_container(&self) -> Result<(), LedgerError> {
+        self.ready
+            .get_or_try_init(|| async {
+                if self.container.exists().await.map_err(storage_error)? {
+                    return Ok(());
+                }
+                match self.container.create(None).await {
+                    Ok(_) => Ok(()),
+                    Err(e) if e.http_status() == Some(StatusCode::Conflict) => Ok(()),
+                    Err(e) => Err(storage_error(e)),
+                }
+            })
+            .await
+            .copied()
+    }
+
+    async fn read(&self, name: &str) -> Result<Option<Versioned<GrantRecord>>, LedgerError> {
+        let blob = self.container.blob_client(name);
+        let downloaded = match blob.download(None).await {
+            Ok(d) => d,
+            Err(e) if e.http_status() == Some(StatusCode::NotFound) => return Ok(None),
+            Err(e) => return Err(storage_error(e)),
+        };
+        let version = downloaded
+            .properties
+            .etag
+            .as_ref()
+            .map(ToString::to_string)
+            .ok_or_else(|| LedgerError::Corrupt {
+                name: name.to_owned(),
+                reason: "the service answered without an ETag".to_owned(),
+            })?;
+        let body = downloaded.body.collect().await.map_err(storage_error)?;
+        let record = parse(name, &body)?;
+        Ok(Some(Versioned { record, version }))
+    }
+
+    async fn write(
+        &self,
+        record: &GrantRecord,
+        condition: Condition,
+    ) -> Result<Versioned<GrantRecord>, LedgerError> {
+        self.ensure_container().await?;
+        record
+            .check_integrity()
+            .map_err(|reason| LedgerError::Other {
+                message: format!("refusing to store grant {}: {reason}", record.id),
+            })?;
+        let body = serde_json::to_vec(record).map_err(|e| LedgerError::Other {
+            message: format!("cannot serialize grant {}: {e}", record.id),
+        })?;
+        let mut options = BlobClientUploadOptions {
+            blob_content_type: Some("application/json".to_owned()),
+            ..BlobClientUploadOptions::default()
+        }
+        .with_tags(tags::for_record(record));
+        match &condition {
+            Condition::Absent => options = options.if_not_exists(),
+            Condition::Matches(etag) => options.if_match = Some(etag.as_str().into()),
+        }
+        let blob = self.container.blob_client(&Self::blob_name(record.id));
+        match blob.upload(Bytes::from(body).into(), Some(options)).await {
+            Ok(uploaded) => Ok(Versioned {
+                record: record.clone(),
+                version: uploaded.etag.map(|e| e.to_string()).ok_or_else(|| {
+                    LedgerError::Other {
+                        message: "the service stored the record but answered without an ETag"
+                            .to_owned(),
+                    }
+                })?,
+            }),
+            // Azure answers an existing blob under `If-None-Match: *` with 409 BlobAlreadyExists
+            // (Azurite too); 412 is also possible. Both mean a duplicate won.
+            Err(e) if matches!(condition, Condition::Absent) && is_precondition(&e) => {
+                Err(LedgerError::AlreadyExists { id: record.id })
+            }
+            Err(e) if matches!(condition, Condition::Matches(_)) && is_precondition(&e) => {
+                Err(LedgerError::Conflict { id: record.id })
+            }
+            Err(e) => Err(storage_error(e)),
+        }
+    }
+
+    /// Reads every blob a tag query finds, skipping ones deleted in between.
+    async fn query(&self, expression: &str) -> Result<Vec<Versioned<GrantRecord>>, LedgerError> {
+        self.ensure_container().await?;
+        let names: Vec<String> = self
+            .container
+            .find_blobs_by_tags(expression, None)
+            .map_err(storage_error)?
+            .map_err(storage_error)
+            .try_filter_map(|item| async move { Ok(item.name) })
+            .try_collect()
+            .await?;
+        let found: Vec<Option<Versioned<GrantRecord>>> = futures::stream::iter(names)
+            .map(|name| async move { self.read(&name).await })
+            .buffer_unordered(READ_CONCURRENCY)
+            .try_collect()
+            .await?;
+        Ok(found.into_iter().flatten().collect())
+    }
+}
+
+enum Condition {
+    Absent,
+    Matches(String),
+}
+
+fn parse(name: &str, body: &[u8]) -> Result<GrantRecord, LedgerError> {
+    let corrupt = |reason: String| LedgerError::Corrupt {
+        name: name.to_owned(),
+        reason,
+    };
+    let record: GrantRecord = serde_json::from_slice(body).map_err(|e| corrupt(e.to_string()))?;
+    record.check_integrity().map_err(corrupt)?;
+    Ok(record)
+}
+
+fn is_precondition(e: &azure_core::Error) -> bool {
+    matches!(
+        e.http_status(),
+        Some(StatusCode::Conflict | StatusCode::PreconditionFailed)
+    )
+}
+
+/// Classifies an SDK error. The SDK has already retried what its retry policy retries.
+fn storage_error(e: azure_core::Error) -> LedgerError {
+    match e.kind() {
+        ErrorKind::HttpResponse {
+            status, error_code, ..
+        } => {
+            let code = error_code.as_deref().unwrap_or("no error code");
+            let detail = format!("HTTP {} {code}", u16::from(*status));
+            match u16::from(*status) {
+                401 | 403 => LedgerError::forbidden(detail),
+                404 => LedgerError::NotFound { what: detail },
+                408 | 429 | 500..=599 => LedgerError::Unavailable { message: detail },
+                _ => LedgerError::Other { message: detail },
+            }
+        }
+        ErrorKind::Connection | ErrorKind::Io | ErrorKind::Credential => LedgerError::Unavailable {
+            message: e.to_string(),
+        },
+        ErrorKind::DataConversion | ErrorKind::Other => LedgerError::Other {
+            message: e.to_string(),
+        },
+    }
+}
+
+#[async_trait]
+impl LedgerStore for BlobLedger {
+    async fn create(&self, record: GrantRecord) -> Result<Versioned<GrantRecord>, LedgerError> {
+        self.write(&record, Condition::Absent).await
+    }
+
+    async fn get(&self, id: GrantId) -> Result<Versioned<GrantRecord>, LedgerError> {
+        self.ensure_container().await?;
+        self.read(&Self::blob_name(id))
+            .await?
+            .ok_or_else(|| LedgerError::NotFound {
+                what: format!("with id {id}"),
+            })
+    }
+
+    async fn update(
+        &self,
+        current: &Versioned<GrantRecord>,
+    ) -> Result<Versioned<GrantRecord>, LedgerError> {
+        self.write(&current.record, Condition::Matches(current.version.clone()))
+            .await
+    }
+
+    async fn find_due(&self, query: &DueQuery) -> Result<Vec<Versioned<GrantRecord>>, LedgerError> {
+        // Keyed by id: a record that changed state between two queries can be found twice.
+        let mut due = std::collections::BTreeMap::new();
+        for expression in tags::due_queries(query) {
+            for found in self.query(&expression).await? {
+                if query.is_due(&found.record) {
+                    due.insert(found.record.id, found);
+                }
+            }
+        }
+        let mut due: Vec<_> = due.into_values().collect();
+        sort_due(&mut due);
+        Ok(due)
+    }
+
+    async fn list(&self, filter: &ListFilter) -> Result<Vec<Versioned<GrantRecord>>, LedgerError> {
+        let mut found: Vec<_> = self
+            .query(&tags::list_query(filter))
+            .await?
+            .into_iter()
+            .filter(|v| filter.matches(&v.record))
+            .collect();
+        sort_listed(&mut found);
+        Ok(found)
+    }
+}

@@ -1,0 +1,215 @@
+//! The ledger in a local folder: the embedded default for a laptop or CI. One JSON file per record,
+//! written atomically; the version is a hash of the file's bytes.
+//!
+//! For a single process only: a mutex serialises updates inside the process, but two processes (or
+//! scaled-out app instances) updating one folder could overwrite each other's changes. Creation is safe
+//! even then, because it publishes the file with a hard link, which fails if the name exists.
+
+use std::io::{ErrorKind, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tokio::sync::Mutex;
+
+use super::ids::hash_bytes_hex;
+use super::{
+    DueQuery, GrantId, GrantRecord, LedgerError, LedgerStore, ListFilter, Versioned, sort_due,
+    sort_listed,
+};
+
+#[derive(Debug, Clone)]
+pub struct LocalLedger {
+    dir: Arc<PathBuf>,
+    /// Held across read-compare-write so two updates in this process cannot both pass the check.
+    writes: Arc<Mutex<()>>,
+}
+
+impl LocalLedger {
+    /// A ledger in `dir` (created at first write).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dir: Arc::new(dir.into()),
+            writes: Arc::new(Mutex::new(())),
+        }
+    }
+
+    fn path(&self, id: GrantId) -> PathBuf {
+        self.dir.join(format!("{id}.json"))
+    }
+
+    /// Runs blocking file work off the async threads.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Path) -> Result<T, LedgerError> + Send + 'static,
+    ) -> Result<T, LedgerError> {
+        let dir = Arc::clone(&self.dir);
+        tokio::task::spawn_blocking(move || work(&dir))
+            .await
+            .map_err(|e| LedgerError::Other {
+                message: format!("ledger file task failed: {e}"),
+            })?
+    }
+
+    async fn scan(
+        &self,
+        keep: impl Fn(&GrantRecord) -> bool + Send + 'static,
+    ) -> Result<Vec<Versioned<GrantRecord>>, LedgerError> {
+        self.blocking(move |dir| {
+            let entries = match std::fs::read_dir(dir) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+                Err(e) => return Err(io_error(dir, &e)),
+            };
+            let mut found = Vec::new();
+            for entry in entries {
+                let path = entry.map_err(|e| io_error(dir, &e))?.path();
+                if path.extension().is_some_and(|ext| ext == "json")
+                    && let Some(v) = read_file(&path)?
+                    && keep(&v.record)
+                {
+                    found.push(v);
+                }
+            }
+            Ok(found)
+        })
+        .await
+    }
+}
+
+fn io_error(path: &Path, e: &std::io::Error) -> LedgerError {
+    let message = format!("{}: {e}", path.display());
+    match e.kind() {
+        ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem => {
+            LedgerError::Forbidden { message }
+        }
+        _ => LedgerError::Unavailable { message },
+    }
+}
+
+fn version_of(bytes: &[u8]) -> String {
+    // Any change of content changes the version; 32 hex digits are plenty to tell versions apart.
+    hash_bytes_hex(bytes)[..32].to_owned()
+}
+
+fn read_file(path: &Path) -> Result<Option<Versioned<GrantRecord>>, LedgerError> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_error(path, &e)),
+    };
+    let corrupt = |reason: String| LedgerError::Corrupt {
+        name: path.display().to_string(),
+        reason,
+    };
+    let record: GrantRecord = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
+    record.check_integrity().map_err(corrupt)?;
+    Ok(Some(Versioned {
+        record,
+        version: version_of(&bytes),
+    }))
+}
+
+/// Writes `bytes` to a fresh temporary file beside `path`, synced, and returns its path.
+fn write_temp(dir: &Path, bytes: &[u8]) -> Result<PathBuf, LedgerError> {
+    std::fs::create_dir_all(dir).map_err(|e| io_error(dir, &e))?;
+    let temp = dir.join(format!(".tmp-{}", uuid::Uuid::new_v4()));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&temp)
+        .map_err(|e| io_error(&temp, &e))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| io_error(&temp, &e))?;
+    Ok(temp)
+}
+
+fn serialize(record: &GrantRecord) -> Result<Vec<u8>, LedgerError> {
+    record
+        .check_integrity()
+        .map_err(|reason| LedgerError::Other {
+            message: format!("refusing to store grant {}: {reason}", record.id),
+        })?;
+    serde_json::to_vec_pretty(record).map_err(|e| LedgerError::Other {
+        message: format!("cannot serialize grant {}: {e}", record.id),
+    })
+}
+
+#[async_trait]
+impl LedgerStore for LocalLedger {
+    async fn create(&self, record: GrantRecord) -> Result<Versioned<GrantRecord>, LedgerError> {
+        let bytes = serialize(&record)?;
+        let path = self.path(record.id);
+        let _guard = self.writes.lock().await;
+        self.blocking(move |dir| {
+            let temp = write_temp(dir, &bytes)?;
+            // A hard link publishes the complete file under its name, or fails if the name is taken:
+            // create-if-absent that cannot leave a half-written record behind.
+            let linked = std::fs::hard_link(&temp, &path);
+            let _ = std::fs::remove_file(&temp);
+            match linked {
+                Ok(()) => Ok(Versioned {
+                    version: version_of(&bytes),
+                    record,
+                }),
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                    Err(LedgerError::AlreadyExists { id: record.id })
+                }
+                Err(e) => Err(io_error(&path, &e)),
+            }
+        })
+        .await
+    }
+
+    async fn get(&self, id: GrantId) -> Result<Versioned<GrantRecord>, LedgerError> {
+        let path = self.path(id);
+        self.blocking(move |_| read_file(&path))
+            .await?
+            .ok_or_else(|| LedgerError::NotFound {
+                what: format!("with id {id}"),
+            })
+    }
+
+    async fn update(
+        &self,
+        current: &Versioned<GrantRecord>,
+    ) -> Result<Versioned<GrantRecord>, LedgerError> {
+        let record = current.record.clone();
+        let expected = current.version.clone();
+        let bytes = serialize(&record)?;
+        let path = self.path(record.id);
+        let _guard = self.writes.lock().await;
+        self.blocking(move |dir| {
+            match read_file(&path)? {
+                Some(stored) if stored.version == expected => {}
+                _ => return Err(LedgerError::Conflict { id: record.id }),
+            }
+            let temp = write_temp(dir, &bytes)?;
+            std::fs::rename(&temp, &path).map_err(|e| {
+                let _ = std::fs::remove_file(&temp);
+                io_error(&path, &e)
+            })?;
+            Ok(Versioned {
+                version: version_of(&bytes),
+                record,
+            })
+        })
+        .await
+    }
+
+    /// Reads every record: a local ledger is small, and this keeps the folder free of index files.
+    async fn find_due(&self, query: &DueQuery) -> Result<Vec<Versioned<GrantRecord>>, LedgerError> {
+        let query = *query;
+        let mut due = self.scan(move |r| query.is_due(r)).await?;
+        sort_due(&mut due);
+        Ok(due)
+    }
+
+    async fn list(&self, filter: &ListFilter) -> Result<Vec<Versioned<GrantRecord>>, LedgerError> {
+        let filter = filter.clone();
+        let mut found = self.scan(move |r| filter.matches(r)).await?;
+        sort_listed(&mut found);
+        Ok(found)
+    }
+}

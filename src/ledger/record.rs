@@ -1,0 +1,363 @@
+//! The grant record: one JSON document per approval, the only memory uc-access has of what it granted,
+//! with state transitions that refuse anything that would lose track of a privilege.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use time::{Duration, OffsetDateTime};
+
+use super::ids::{GrantId, IdempotencyKey};
+use crate::domain::{EntraObjectId, GrantDuration, Principal, PrivilegeSet, Securable};
+use crate::planning::PlannedChange;
+
+/// The record layout version; readers refuse a record with a higher one rather than misread it.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// How long storage credentials that Unity Catalog vended before a revoke stay usable: Databricks
+/// documents temporary table credentials as valid for up to one hour, so access is only *certain* to
+/// have ended this long after the revoke.
+pub const VENDED_CREDENTIAL_LIFETIME: Duration = Duration::hours(1);
+
+/// `lastError` and event details are cut to this many characters so a huge upstream body cannot bloat
+/// the record.
+pub const MAX_DETAIL_CHARS: usize = 1000;
+
+/// Where a grant is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum GrantState {
+    /// Recorded before any change in Unity Catalog; some of the plan may already be applied.
+    Pending,
+    /// Applied; `added` says what, `expiresAt` says until when.
+    Active,
+    /// Being revoked (or a half-done grant being undone); retried at `nextAttemptAt`.
+    Revoking,
+    /// Revoked, or undone. Terminal.
+    Revoked,
+    /// An apply or a revoke failed; the timer undoes it at `nextAttemptAt`.
+    Failed,
+}
+
+impl GrantState {
+    pub const ALL: [GrantState; 5] = [
+        Self::Pending,
+        Self::Active,
+        Self::Revoking,
+        Self::Revoked,
+        Self::Failed,
+    ];
+
+    /// The lower-case spelling used in JSON and in blob index tags.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Active => "active",
+            Self::Revoking => "revoking",
+            Self::Revoked => "revoked",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// Whether privileges this grant added are meant to stay in place (so a revoke of another grant
+    /// must keep the parent `USE_*` privileges they share). A pending grant counts: it may be applied
+    /// at any moment.
+    pub fn keeps_access(self) -> bool {
+        matches!(self, Self::Pending | Self::Active)
+    }
+}
+
+impl fmt::Display for GrantState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Privileges on one securable (planned or actually added). The ledger keeps its own type rather than
+/// the planner's so the stored layout only changes with [`SCHEMA_VERSION`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecurableChange {
+    pub securable: Securable,
+    pub privileges: PrivilegeSet,
+}
+
+impl From<&PlannedChange> for SecurableChange {
+    fn from(change: &PlannedChange) -> Self {
+        Self {
+            securable: change.securable.clone(),
+            privileges: change.add.clone(),
+        }
+    }
+}
+
+/// The Databricks workspace a grant was made through.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkspaceRef {
+    /// The configured name (what settings and answers call it).
+    pub name: String,
+    /// The workspace host, e.g. `adb-123.4.azuredatabricks.net`.
+    pub host: String,
+}
+
+/// What happened, for the record's own history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum EventKind {
+    Recorded,
+    Applied,
+    Extended,
+    RevokeStarted,
+    Revoked,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GrantEvent {
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    pub kind: EventKind,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+}
+
+/// What the caller knows when it records an approval, before anything is applied.
+#[derive(Debug, Clone)]
+pub struct NewGrant {
+    pub idempotency_key: IdempotencyKey,
+    pub requester: EntraObjectId,
+    pub target: Option<EntraObjectId>,
+    pub principal: Principal,
+    pub workspace: WorkspaceRef,
+    pub securable: Securable,
+    pub requested_privileges: PrivilegeSet,
+    pub duration: GrantDuration,
+    pub plan: Vec<SecurableChange>,
+    pub approvers: Vec<String>,
+    /// Which entry point recorded it (`purview-callback`, `grant-access`, …).
+    pub source: String,
+}
+
+/// One approval's grant. Holds names, ids and times only: never a token, a secret or a request body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GrantRecord {
+    pub schema_version: u32,
+    pub id: GrantId,
+    pub idempotency_key: IdempotencyKey,
+    pub requester: EntraObjectId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<EntraObjectId>,
+    pub principal: Principal,
+    pub workspace: WorkspaceRef,
+    pub securable: Securable,
+    pub requested_privileges: PrivilegeSet,
+    pub duration: GrantDuration,
+    pub plan: Vec<SecurableChange>,
+    /// What was actually added, per securable: the only privileges uc-access may ever revoke.
+    #[serde(default)]
+    pub added: Vec<SecurableChange>,
+    pub state: GrantState,
+    #[serde(with = "time::serde::rfc3339")]
+    pub requested_at: OffsetDateTime,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub applied_at: Option<OffsetDateTime>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub revoked_at: Option<OffsetDateTime>,
+    /// `revokedAt` + [`VENDED_CREDENTIAL_LIFETIME`]: when access is certain to have ended.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub access_ends_by: Option<OffsetDateTime>,
+    #[serde(default)]
+    pub approvers: Vec<String>,
+    pub source: String,
+    #[serde(default)]
+    pub attempts: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub next_attempt_at: Option<OffsetDateTime>,
+    #[serde(default)]
+    pub events: Vec<GrantEvent>,
+}
+
+/// A transition the state machine does not allow; the record is left unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransitionError {
+    #[error("grant {id} is {from}; it cannot become {to}")]
+    Illegal {
+        id: GrantId,
+        from: GrantState,
+        to: GrantState,
+    },
+    #[error("grant {id}: the new expiry must be later than the current one")]
+    NotLater { id: GrantId },
+}
+
+fn clip(text: &str) -> String {
+    text.chars().take(MAX_DETAIL_CHARS).collect()
+}
+
+impl GrantRecord {
+    /// A `pending` record for an approval, stamped `now`.
+    pub fn new(grant: NewGrant, now: OffsetDateTime) -> Self {
+        let now = now.to_offset(time::UtcOffset::UTC);
+        Self {
+            schema_version: SCHEMA_VERSION,
+            id: GrantId::for_key(&grant.idempotency_key),
+            idempotency_key: grant.idempotency_key,
+            requester: grant.requester,
+            target: grant.target,
+            principal: grant.principal,
+            workspace: grant.workspace,
+            securable: grant.securable,
+            requested_privileges: grant.requested_privileges,
+            duration: grant.duration,
+            plan: grant.plan,
+            added: Vec::new(),
+            state: GrantState::Pending,
+            requested_at: now,
+            applied_at: None,
+            expires_at: None,
+            revoked_at: None,
+            access_ends_by: None,
+            approvers: grant.approvers,
+            source: grant.source,
+            attempts: 0,
+            last_error: None,
+            next_attempt_at: None,
+            events: vec![GrantEvent {
+                at: now,
+                kind: EventKind::Recorded,
+                detail: String::new(),
+            }],
+        }
+    }
+
+    /// Whether the record is one this version can trust: known layout, id matching its key.
+    pub fn check_integrity(&self) -> Result<(), String> {
+        if self.schema_version > SCHEMA_VERSION {
+            return Err(format!(
+                "schemaVersion {} is newer than this build understands ({SCHEMA_VERSION})",
+                self.schema_version
+            ));
+        }
+        if self.id != GrantId::for_key(&self.idempotency_key) {
+            return Err("id does not derive from idempotencyKey".to_owned());
+        }
+        Ok(())
+    }
+
+    fn refuse(&self, to: GrantState) -> TransitionError {
+        TransitionError::Illegal {
+            id: self.id,
+            from: self.state,
+            to,
+        }
+    }
+
+    fn log(&mut self, at: OffsetDateTime, kind: EventKind, detail: &str) {
+        self.events.push(GrantEvent {
+            at,
+            kind,
+            detail: clip(detail),
+        });
+    }
+
+    /// `pending` → `active`: Unity Catalog accepted the plan; `added` is what it actually added.
+    pub fn mark_active(
+        &mut self,
+        added: Vec<SecurableChange>,
+        now: OffsetDateTime,
+    ) -> Result<(), TransitionError> {
+        if self.state != GrantState::Pending {
+            return Err(self.refuse(GrantState::Active));
+        }
+        self.state = GrantState::Active;
+        self.added = added;
+        self.applied_at = Some(now);
+        self.expires_at = Some(now + self.duration.as_duration());
+        self.next_attempt_at = None;
+        self.last_error = None;
+        self.log(now, EventKind::Applied, "");
+        Ok(())
+    }
+
+    /// Moves an `active` grant's expiry later (a repeated approval that extends it).
+    pub fn extend(
+        &mut self,
+        expires_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<(), TransitionError> {
+        if self.state != GrantState::Active {
+            return Err(self.refuse(GrantState::Active));
+        }
+        if self.expires_at.is_some_and(|current| expires_at <= current) {
+            return Err(TransitionError::NotLater { id: self.id });
+        }
+        self.expires_at = Some(expires_at);
+        self.log(now, EventKind::Extended, "");
+        Ok(())
+    }
+
+    /// `pending` | `active` | `failed` → `revoking`. `retry_at` is when the timer takes it up again if
+    /// this attempt dies half-way.
+    pub fn begin_revoke(
+        &mut self,
+        now: OffsetDateTime,
+        retry_at: OffsetDateTime,
+    ) -> Result<(), TransitionError> {
+        if !matches!(
+            self.state,
+            GrantState::Pending | GrantState::Active | GrantState::Failed
+        ) {
+            return Err(self.refuse(GrantState::Revoking));
+        }
+        self.state = GrantState::Revoking;
+        self.next_attempt_at = Some(retry_at);
+        self.log(now, EventKind::RevokeStarted, "");
+        Ok(())
+    }
+
+    /// `revoking` → `revoked`: everything in `added` that no other grant needs has been removed.
+    pub fn mark_revoked(&mut self, now: OffsetDateTime) -> Result<(), TransitionError> {
+        if self.state != GrantState::Revoking {
+            return Err(self.refuse(GrantState::Revoked));
+        }
+        self.state = GrantState::Revoked;
+        self.revoked_at = Some(now);
+        self.access_ends_by = Some(now + VENDED_CREDENTIAL_LIFETIME);
+        self.next_attempt_at = None;
+        self.last_error = None;
+        self.log(now, EventKind::Revoked, "");
+        Ok(())
+    }
+
+    /// `pending` | `revoking` | `failed` → `failed`: an attempt failed; the timer tries again at
+    /// `retry_at`. `error` must be a safe message (no tokens, no bodies that may hold secrets).
+    pub fn mark_failed(
+        &mut self,
+        error: &str,
+        now: OffsetDateTime,
+        retry_at: OffsetDateTime,
+    ) -> Result<(), TransitionError> {
+        if !matches!(
+            self.state,
+            GrantState::Pending | GrantState::Revoking | GrantState::Failed
+        ) {
+            return Err(self.refuse(GrantState::Failed));
+        }
+        self.state = GrantState::Failed;
+        self.attempts = self.attempts.saturating_add(1);
+        self.last_error = Some(clip(error));
+        self.next_attempt_at = Some(retry_at);
+        self.log(now, EventKind::Failed, error);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[path = "record_tests.rs"]
+mod tests;

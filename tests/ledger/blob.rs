@@ -1,0 +1,151 @@
+//! The suite against the Blob ledger on Azurite (HTTPS, bearer tokens), plus what only Blob can show.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use azure_core::Bytes;
+
+use azure_core::http::ClientOptions;
+use azure_core::http::Transport;
+use azure_storage_blob::{BlobContainerClient, BlobContainerClientOptions};
+use uc_access::ledger::{BlobLedger, BlobLedgerOptions, LedgerError, LedgerStore};
+
+use crate::azurite::Azurite;
+use crate::credential::TestCredential;
+use crate::fixtures::grant;
+use crate::suite::TestStore;
+
+/// A transport that trusts only the test certificate, with no decompression and no redirects (the
+/// storage SDK expects raw bodies).
+fn transport(azurite: &Azurite) -> Transport {
+    let cert = reqwest::Certificate::from_pem(azurite.cert_pem.as_bytes()).unwrap();
+    let client = reqwest::Client::builder()
+        .tls_certs_only([cert])
+        .no_gzip()
+        .no_deflate()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    Transport::new(Arc::new(client))
+}
+
+fn fresh_container() -> String {
+    format!("t{}", uuid::Uuid::new_v4().simple())
+}
+
+/// A fresh container on the shared Azurite, so tests do not see each other's records.
+fn ledger(credential: Arc<TestCredential>) -> BlobLedger {
+    ledger_in(&fresh_container(), credential)
+}
+
+fn ledger_in(container: &str, credential: Arc<TestCredential>) -> BlobLedger {
+    let azurite = Azurite::shared();
+    BlobLedger::new(
+        &azurite.account_url(),
+        container,
+        credential,
+        BlobLedgerOptions {
+            transport: Some(transport(azurite)),
+        },
+    )
+    .unwrap()
+}
+
+async fn store() -> TestStore {
+    TestStore {
+        store: Arc::new(ledger(TestCredential::new())),
+        _keep: None,
+    }
+}
+
+crate::all_suite_tests!(store);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_carry_a_bearer_token_from_the_credential() {
+    let credential = TestCredential::new();
+    let ledger = ledger(Arc::clone(&credential));
+    ledger.create(grant("blob:token")).await.unwrap();
+    assert!(
+        credential.calls() >= 1,
+        "the SDK asked the credential for a token"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_the_service_refuses_is_forbidden_and_names_the_role() {
+    let ledger = ledger(TestCredential::for_wrong_audience());
+    let err = ledger.create(grant("blob:refused")).await.unwrap_err();
+    assert!(matches!(err, LedgerError::Forbidden { .. }), "{err:?}");
+    assert!(err.to_string().contains("Storage Blob Data Owner"), "{err}");
+    assert!(!err.is_retryable());
+}
+
+/// The SDK's own client on a container, to look at what the ledger stored.
+fn raw_container(container: &str) -> BlobContainerClient {
+    let azurite = Azurite::shared();
+    let mut url = azurite.account_url();
+    url.path_segments_mut().unwrap().push(container);
+    let options = BlobContainerClientOptions {
+        client_options: ClientOptions {
+            transport: Some(transport(azurite)),
+            ..ClientOptions::default()
+        },
+        ..BlobContainerClientOptions::default()
+    };
+    BlobContainerClient::new(url, Some(TestCredential::new()), Some(options)).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_index_tags_are_written_with_the_record_and_fit_the_tag_rules() {
+    let container = fresh_container();
+    let ledger = ledger_in(&container, TestCredential::new());
+    let mut record = grant("blob:tags");
+    record.principal = uc_access::domain::Principal::group("Finance & Ops (EU) ✓").unwrap();
+    ledger.create(record.clone()).await.unwrap();
+
+    let blob = raw_container(&container).blob_client(&format!("grants/{}.json", record.id));
+    let tags: HashMap<String, String> = blob
+        .get_tags(None)
+        .await
+        .unwrap()
+        .into_model()
+        .unwrap()
+        .into();
+    assert_eq!(tags["state"], "pending");
+    assert_eq!(tags["requestedAt"], "2025-03-01T11:59:00Z");
+    assert!(
+        !tags.contains_key("expiresAt"),
+        "a pending grant has no expiry yet"
+    );
+    assert_eq!(tags["principal"].len(), 64, "names are hashed");
+    assert!(tags.len() <= 10, "the service allows ten tags");
+    for value in tags.values() {
+        assert!(value.len() <= 256);
+        assert!(
+            value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || " +-./:=_".contains(c)),
+            "{value:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blob_that_is_not_a_grant_record_is_reported_as_corrupt() {
+    let container = fresh_container();
+    let ledger = ledger_in(&container, TestCredential::new());
+    let record = grant("blob:corrupt");
+    // The first call creates the container.
+    assert!(matches!(
+        ledger.get(record.id).await,
+        Err(LedgerError::NotFound { .. })
+    ));
+    raw_container(&container)
+        .blob_client(&format!("grants/{}.json", record.id))
+        .upload(Bytes::from_static(b"{\"half\":").into(), None)
+        .await
+        .unwrap();
+
+    let err = ledger.get(record.id).await.unwrap_err();
+    assert!(matches!(err, LedgerError::Corrupt { .. }), "{err:?}");
+}

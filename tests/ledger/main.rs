@@ -1,0 +1,43 @@
+//! The grant ledger's behaviour, one suite run against both backends: the local folder, and Azure Blob
+//! Storage as emulated by Azurite (started by these tests over HTTPS with bearer tokens).
+
+#![allow(clippy::unwrap_used)] // tests panic on purpose with the failing value
+
+mod azurite;
+mod blob;
+mod credential;
+mod fixtures;
+mod local;
+mod suite;
+
+/// Generates one `#[tokio::test]` per suite case, each on a fresh store from `$make`.
+macro_rules! suite_tests {
+    ($make:path; $($case:ident),+ $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $case() {
+                let store = $make().await;
+                crate::suite::$case(store.as_ref()).await;
+            }
+        )+
+    };
+}
+pub(crate) use suite_tests;
+
+/// Every case of the suite, for both backends.
+macro_rules! all_suite_tests {
+    ($make:path) => {
+        crate::suite_tests!($make;
+            a_created_record_can_be_read_by_id_and_by_key,
+            a_duplicate_create_is_refused_and_leaves_the_first_record,
+            of_fifty_concurrent_creates_of_one_key_exactly_one_wins,
+            an_update_from_a_stale_version_is_a_conflict,
+            a_missing_grant_is_not_found,
+            find_due_returns_each_kind_of_due_record_and_nothing_else,
+            find_due_follows_a_record_through_its_updates,
+            list_filters_by_principal_workspace_securable_and_state,
+            active_for_principal_keeps_pending_and_active_grants_of_that_principal_only,
+        );
+    };
+}
+pub(crate) use all_suite_tests;

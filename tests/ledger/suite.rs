@@ -1,0 +1,295 @@
+//! The behaviour every ledger backend must have, as async functions over `&dyn LedgerStore`.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use time::Duration;
+use uc_access::domain::{Privilege, Securable, SecurableType};
+use uc_access::ledger::{
+    DueQuery, GrantId, GrantRecord, GrantState, LedgerError, LedgerStore, ListFilter,
+    SecurableChange, Versioned,
+};
+
+use crate::fixtures::{NOW, active, alice, bob, grant, grant_at, table};
+
+/// A store for one test, with whatever must live as long as it (a temporary folder).
+pub struct TestStore {
+    pub store: Arc<dyn LedgerStore>,
+    pub _keep: Option<Box<dyn std::any::Any + Send>>,
+}
+
+impl TestStore {
+    pub fn as_ref(&self) -> &dyn LedgerStore {
+        self.store.as_ref()
+    }
+}
+
+fn ids(records: &[Versioned<GrantRecord>]) -> BTreeSet<GrantId> {
+    records.iter().map(|v| v.record.id).collect()
+}
+
+fn ids_of(records: &[&GrantRecord]) -> BTreeSet<GrantId> {
+    records.iter().map(|r| r.id).collect()
+}
+
+async fn store_all(store: &dyn LedgerStore, records: &[&GrantRecord]) {
+    for r in records {
+        store.create((*r).clone()).await.unwrap();
+    }
+}
+
+pub async fn a_created_record_can_be_read_by_id_and_by_key(store: &dyn LedgerStore) {
+    let record = grant("purview:run-1");
+    let created = store.create(record.clone()).await.unwrap();
+    assert_eq!(created.record, record);
+    assert!(!created.version.is_empty());
+
+    let by_id = store.get(record.id).await.unwrap();
+    assert_eq!(by_id.record, record);
+    assert_eq!(by_id.version, created.version);
+    let by_key = store.get_by_key(&record.idempotency_key).await.unwrap();
+    assert_eq!(by_key, by_id);
+}
+
+pub async fn a_duplicate_create_is_refused_and_leaves_the_first_record(store: &dyn LedgerStore) {
+    let first = grant("purview:dup");
+    store.create(first.clone()).await.unwrap();
+    let mut second = grant("purview:dup");
+    second.source = "grant-access".into();
+
+    let err = store.create(second).await.unwrap_err();
+    assert!(
+        matches!(err, LedgerError::AlreadyExists { id } if id == first.id),
+        "{err:?}"
+    );
+    assert!(!err.is_retryable());
+    let stored = store.get_by_key(&first.idempotency_key).await.unwrap();
+    assert_eq!(stored.record.source, "purview-callback");
+}
+
+pub async fn of_fifty_concurrent_creates_of_one_key_exactly_one_wins(store: &dyn LedgerStore) {
+    let attempts = (0..50).map(|i| {
+        let mut r = grant("purview:race");
+        r.source = format!("attempt-{i}");
+        store.create(r)
+    });
+    let results = futures::future::join_all(attempts).await;
+
+    let winners: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    assert_eq!(winners.len(), 1, "exactly one create must win");
+    for loser in results.iter().filter_map(|r| r.as_ref().err()) {
+        assert!(
+            matches!(loser, LedgerError::AlreadyExists { .. }),
+            "{loser:?}"
+        );
+    }
+    let stored = store.get(winners[0].record.id).await.unwrap();
+    assert_eq!(stored.record.source, winners[0].record.source);
+    assert_eq!(stored.version, winners[0].version);
+}
+
+pub async fn an_update_from_a_stale_version_is_a_conflict(store: &dyn LedgerStore) {
+    let created = store.create(grant("purview:upd")).await.unwrap();
+
+    let mut first = created.clone();
+    first
+        .record
+        .mark_active(created.record.plan.clone(), NOW)
+        .unwrap();
+    let updated = store.update(&first).await.unwrap();
+    assert_ne!(updated.version, created.version);
+
+    let mut stale = created.clone();
+    stale
+        .record
+        .mark_failed("lost the race", NOW, NOW + Duration::minutes(5))
+        .unwrap();
+    let err = store.update(&stale).await.unwrap_err();
+    assert!(
+        matches!(err, LedgerError::Conflict { id } if id == created.record.id),
+        "{err:?}"
+    );
+    assert!(err.is_retryable());
+
+    let stored = store.get(created.record.id).await.unwrap();
+    assert_eq!(stored.record.state, GrantState::Active);
+    assert_eq!(stored.version, updated.version);
+}
+
+pub async fn a_missing_grant_is_not_found(store: &dyn LedgerStore) {
+    let never = grant("purview:never-stored");
+    let err = store.get(never.id).await.unwrap_err();
+    assert!(matches!(err, LedgerError::NotFound { .. }), "{err:?}");
+    let err = store.get_by_key(&never.idempotency_key).await.unwrap_err();
+    assert!(matches!(err, LedgerError::NotFound { .. }), "{err:?}");
+}
+
+pub async fn find_due_returns_each_kind_of_due_record_and_nothing_else(store: &dyn LedgerStore) {
+    let query = DueQuery::at(NOW);
+    let later = NOW + Duration::minutes(5);
+    // Due: expired active, revoking and failed whose retry time came, pending left half-done.
+    let expired = active("due:expired", alice(), NOW - Duration::days(2));
+    let expiring_now = active("due:expiring-now", alice(), NOW - Duration::days(1));
+    let mut revoking = active("due:revoking", alice(), NOW - Duration::days(2));
+    revoking
+        .begin_revoke(NOW - Duration::minutes(10), NOW - Duration::minutes(1))
+        .unwrap();
+    let mut failed = grant("due:failed");
+    failed.mark_failed("503", NOW, NOW).unwrap();
+    let stale = grant_at(
+        "due:stale",
+        bob(),
+        table("main.hr.people"),
+        NOW - Duration::hours(1),
+    );
+    // Not due: unexpired, retries in the future, a fresh pending, and anything revoked.
+    let unexpired = active("not:unexpired", alice(), NOW - Duration::hours(1));
+    let mut revoking_later = active("not:revoking-later", alice(), NOW - Duration::days(2));
+    revoking_later.begin_revoke(NOW, later).unwrap();
+    let mut failed_later = grant("not:failed-later");
+    failed_later.mark_failed("503", NOW, later).unwrap();
+    let fresh = grant("not:fresh-pending");
+    let mut revoked = active("not:revoked", alice(), NOW - Duration::days(2));
+    revoked.begin_revoke(NOW, NOW).unwrap();
+    revoked.mark_revoked(NOW).unwrap();
+
+    store_all(
+        store,
+        &[
+            &expired,
+            &expiring_now,
+            &revoking,
+            &failed,
+            &stale,
+            &unexpired,
+            &revoking_later,
+            &failed_later,
+            &fresh,
+            &revoked,
+        ],
+    )
+    .await;
+
+    let due = store.find_due(&query).await.unwrap();
+    assert_eq!(
+        ids(&due),
+        ids_of(&[&expired, &expiring_now, &revoking, &failed, &stale])
+    );
+    assert_eq!(due.len(), 5, "no record is returned twice");
+    assert_eq!(due[0].record.id, expired.id, "oldest debt first");
+}
+
+pub async fn find_due_follows_a_record_through_its_updates(store: &dyn LedgerStore) {
+    let query = DueQuery::at(NOW);
+    let created = store
+        .create(active("follow:1", alice(), NOW - Duration::days(2)))
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(&store.find_due(&query).await.unwrap()),
+        ids_of(&[&created.record])
+    );
+
+    let mut revoking = created.clone();
+    revoking
+        .record
+        .begin_revoke(NOW, NOW + Duration::minutes(5))
+        .unwrap();
+    let revoking = store.update(&revoking).await.unwrap();
+    assert!(
+        store.find_due(&query).await.unwrap().is_empty(),
+        "retry not yet due"
+    );
+    let due_later = store
+        .find_due(&DueQuery::at(NOW + Duration::minutes(5)))
+        .await
+        .unwrap();
+    assert_eq!(due_later[0].record.state, GrantState::Revoking);
+
+    let mut revoked = revoking;
+    revoked.record.mark_revoked(NOW).unwrap();
+    store.update(&revoked).await.unwrap();
+    let much_later = DueQuery::at(NOW + Duration::days(365));
+    assert!(store.find_due(&much_later).await.unwrap().is_empty());
+}
+
+pub async fn list_filters_by_principal_workspace_securable_and_state(store: &dyn LedgerStore) {
+    let alice_orders = active("list:1", alice(), NOW);
+    let alice_people = grant_at("list:2", alice(), table("main.hr.people"), NOW);
+    let bob_orders = grant_at("list:3", bob(), table("main.sales.orders"), NOW);
+    let mut other_ws = grant_at("list:4", alice(), table("main.sales.orders"), NOW);
+    other_ws.workspace.name = "dev".into();
+    store_all(
+        store,
+        &[&alice_orders, &alice_people, &bob_orders, &other_ws],
+    )
+    .await;
+
+    let list = |filter: ListFilter| async move { ids(&store.list(&filter).await.unwrap()) };
+    assert_eq!(
+        list(ListFilter::default()).await,
+        ids_of(&[&alice_orders, &alice_people, &bob_orders, &other_ws])
+    );
+    assert_eq!(
+        list(ListFilter {
+            principal: Some(alice()),
+            workspace: Some("prod".into()),
+            ..ListFilter::default()
+        })
+        .await,
+        ids_of(&[&alice_orders, &alice_people])
+    );
+    assert_eq!(
+        list(ListFilter {
+            securable: Some(table("main.sales.orders")),
+            ..ListFilter::default()
+        })
+        .await,
+        ids_of(&[&alice_orders, &bob_orders, &other_ws])
+    );
+    assert_eq!(
+        list(ListFilter {
+            state: Some(GrantState::Active),
+            ..ListFilter::default()
+        })
+        .await,
+        ids_of(&[&alice_orders])
+    );
+    assert!(
+        list(ListFilter {
+            principal: Some(bob()),
+            state: Some(GrantState::Active),
+            ..ListFilter::default()
+        })
+        .await
+        .is_empty()
+    );
+}
+
+pub async fn active_for_principal_keeps_pending_and_active_grants_of_that_principal_only(
+    store: &dyn LedgerStore,
+) {
+    let schema = Securable::parse(SecurableType::Schema, "main.sales").unwrap();
+    let mut on_schema = grant_at("afp:1", alice(), schema.clone(), NOW);
+    on_schema
+        .mark_active(
+            vec![SecurableChange {
+                securable: schema,
+                privileges: [Privilege::UseSchema, Privilege::Select].into(),
+            }],
+            NOW,
+        )
+        .unwrap();
+    let pending = grant_at("afp:2", alice(), table("main.sales.orders"), NOW);
+    let mut revoking = active("afp:3", alice(), NOW);
+    revoking.begin_revoke(NOW, NOW).unwrap();
+    let bobs = active("afp:4", bob(), NOW);
+    let mut other_ws = active("afp:5", alice(), NOW);
+    other_ws.workspace.name = "dev".into();
+    store_all(store, &[&on_schema, &pending, &revoking, &bobs, &other_ws]).await;
+
+    let kept = store.active_for_principal("prod", &alice()).await.unwrap();
+    assert_eq!(ids(&kept), ids_of(&[&on_schema, &pending]));
+    let stored = kept.iter().find(|v| v.record.id == on_schema.id).unwrap();
+    assert_eq!(stored.record.added, on_schema.added);
+}
