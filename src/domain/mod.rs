@@ -7,7 +7,9 @@ mod object_id;
 mod principal;
 mod principal_query;
 mod privilege;
+mod request;
 mod securable;
+mod workspace;
 
 pub use duration::{DurationError, GrantDuration};
 pub use name::{MAX_NAME_LEN, Name, NameError};
@@ -15,4 +17,9 @@ pub use object_id::{ApplicationId, EntraObjectId, GuidError};
 pub use principal::{ACCOUNT_USERS, Principal, PrincipalError, PrincipalKind, PrincipalStatus};
 pub use principal_query::PrincipalQuery;
 pub use privilege::{Privilege, PrivilegeError, PrivilegeSet};
+pub use request::{
+    AccessRequest, Approval, ApprovalOutcome, MAX_REQUEST_KEY_LEN, RequestKey, RequestKeyError,
+    RequestSource,
+};
 pub use securable::{FullNameError, Securable, SecurableType};
+pub use workspace::{UnknownWorkspace, WorkspaceRef, Workspaces};
