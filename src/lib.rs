@@ -2,6 +2,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod contract;
 pub mod databricks;
 pub mod domain;
 pub mod error;

@@ -3,6 +3,7 @@
 
 use axum::http::StatusCode;
 
+use crate::contract::BodyError;
 use crate::databricks::DatabricksError;
 use crate::error::ApiError;
 use crate::usecases::resolve::ResolveError;
@@ -80,5 +81,15 @@ pub fn resolve_error(e: &ResolveError) -> ApiError {
             e.to_string(),
         ),
         ResolveError::Databricks(inner) => databricks_error(inner),
+    }
+}
+
+/// 400: `malformed_body` when it is not a JSON object, `invalid_request` naming the field otherwise.
+pub fn body_error(e: &BodyError) -> ApiError {
+    match e {
+        BodyError::NotJson(problem) => {
+            ApiError::malformed_body(format!("the body is not valid JSON: {problem}"))
+        }
+        BodyError::Field(f) => ApiError::invalid_field(&f.field, &f.problem),
     }
 }

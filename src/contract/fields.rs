@@ -1,0 +1,247 @@
+//! Reading a JSON object field by field, so every error names the field it is about, and unknown
+//! fields (typos such as `privilges`) are refused instead of ignored.
+
+use serde_json::{Map, Value};
+
+use crate::domain::{GrantDuration, Privilege, PrivilegeSet, RequestKey, SecurableType};
+
+/// A field that is missing, of the wrong type, or holds an invalid value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {problem}")]
+pub struct FieldError {
+    pub field: String,
+    pub problem: String,
+}
+
+impl FieldError {
+    pub fn new(field: &str, problem: impl std::fmt::Display) -> Self {
+        Self {
+            field: field.to_owned(),
+            problem: problem.to_string(),
+        }
+    }
+}
+
+/// Why a body could not be parsed at all, or which field is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BodyError {
+    #[error("the body is not a JSON object: {0}")]
+    NotJson(String),
+    #[error(transparent)]
+    Field(#[from] FieldError),
+}
+
+/// The body as a JSON object, with the set of fields it may contain.
+#[derive(Debug)]
+pub struct Fields {
+    map: Map<String, Value>,
+}
+
+impl Fields {
+    /// Parses `body` as a JSON object whose keys are all in `known`.
+    pub fn parse(body: &[u8], known: &[&str]) -> Result<Self, BodyError> {
+        let value: Value =
+            serde_json::from_slice(body).map_err(|e| BodyError::NotJson(e.to_string()))?;
+        let Value::Object(map) = value else {
+            return Err(BodyError::NotJson(
+                "expected an object such as {\"requestorId\": …}".into(),
+            ));
+        };
+        Self::from_map(map, known)
+    }
+
+    pub fn from_map(map: Map<String, Value>, known: &[&str]) -> Result<Self, BodyError> {
+        if let Some(unknown) = map.keys().find(|k| !known.contains(&k.as_str())) {
+            return Err(FieldError::new(
+                unknown,
+                format!(
+                    "is not a field of this request (expected one of: {})",
+                    known.join(", ")
+                ),
+            )
+            .into());
+        }
+        Ok(Self { map })
+    }
+
+    /// A string field; blank strings count as absent (Purview pastes empty dynamic content as "").
+    pub fn opt_str(&self, field: &str) -> Result<Option<&str>, FieldError> {
+        match self.map.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.trim())),
+            Some(other) => Err(FieldError::new(
+                field,
+                format!("must be a string, got {}", kind(other)),
+            )),
+        }
+    }
+
+    pub fn str(&self, field: &str) -> Result<&str, FieldError> {
+        self.opt_str(field)?
+            .ok_or_else(|| FieldError::new(field, "is required"))
+    }
+
+    /// A boolean, or the strings "true"/"false" (values pasted as text).
+    pub fn opt_bool(&self, field: &str) -> Result<Option<bool>, FieldError> {
+        match self.map.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(Value::String(s)) if s.trim().eq_ignore_ascii_case("true") => Ok(Some(true)),
+            Some(Value::String(s)) if s.trim().eq_ignore_ascii_case("false") => Ok(Some(false)),
+            Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+            Some(other) => Err(FieldError::new(
+                field,
+                format!("must be true or false, got {other}"),
+            )),
+        }
+    }
+
+    /// A list given as a JSON array of strings, or as one string separated by commas or semicolons.
+    pub fn opt_list(&self, field: &str) -> Result<Option<Vec<String>>, FieldError> {
+        let items: Vec<String> = match self.map.get(field) {
+            None | Some(Value::Null) => return Ok(None),
+            Some(Value::String(s)) => s
+                .split([',', ';'])
+                .map(str::trim)
+                .filter(|x| !x.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            Some(Value::Array(values)) => values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| match v {
+                    Value::String(s) => Ok(s.trim().to_owned()),
+                    other => Err(FieldError::new(
+                        &format!("{field}[{i}]"),
+                        format!("must be a string, got {}", kind(other)),
+                    )),
+                })
+                .collect::<Result<_, _>>()?,
+            Some(other) => {
+                return Err(FieldError::new(
+                    field,
+                    format!("must be a list of strings, got {}", kind(other)),
+                ));
+            }
+        };
+        Ok((!items.is_empty()).then_some(items))
+    }
+
+    pub fn opt_object(&self, field: &str) -> Result<Option<&Map<String, Value>>, FieldError> {
+        match self.map.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Object(o)) => Ok(Some(o)),
+            Some(other) => Err(FieldError::new(
+                field,
+                format!("must be an object, got {}", kind(other)),
+            )),
+        }
+    }
+
+    /// Requested privileges, each valid for the securable type.
+    pub fn opt_privileges(
+        &self,
+        field: &str,
+        securable_type: SecurableType,
+    ) -> Result<Option<PrivilegeSet>, FieldError> {
+        let Some(items) = self.opt_list(field)? else {
+            return Ok(None);
+        };
+        items
+            .iter()
+            .map(|p| Privilege::parse_for(p, securable_type).map_err(|e| FieldError::new(field, e)))
+            .collect::<Result<PrivilegeSet, _>>()
+            .map(Some)
+    }
+
+    pub fn opt_duration(&self, field: &str) -> Result<Option<GrantDuration>, FieldError> {
+        self.opt_str(field)?
+            .map(|raw| GrantDuration::parse(raw).map_err(|e| FieldError::new(field, e)))
+            .transpose()
+    }
+
+    pub fn opt_key(&self, field: &str) -> Result<Option<RequestKey>, FieldError> {
+        self.opt_str(field)?
+            .map(|raw| RequestKey::parse(raw).map_err(|e| FieldError::new(field, e)))
+            .transpose()
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(body: &str) -> Fields {
+        Fields::parse(body.as_bytes(), &["a", "b", "c"]).unwrap()
+    }
+
+    #[test]
+    fn unknown_fields_are_refused_by_name() {
+        let err = Fields::parse(br#"{"a":"x","privilges":"y"}"#, &["a"])
+            .err()
+            .unwrap();
+        assert!(
+            matches!(err, BodyError::Field(FieldError { ref field, .. }) if field == "privilges")
+        );
+    }
+
+    #[test]
+    fn bodies_that_are_not_json_objects_are_refused() {
+        assert!(matches!(
+            Fields::parse(b"[1]", &[]),
+            Err(BodyError::NotJson(_))
+        ));
+        assert!(matches!(
+            Fields::parse(b"{\"a\": \"x\n\"}", &["a"]),
+            Err(BodyError::NotJson(_))
+        ));
+        assert!(matches!(
+            Fields::parse(b"\xff", &[]),
+            Err(BodyError::NotJson(_))
+        ));
+    }
+
+    #[test]
+    fn blank_strings_count_as_absent_and_wrong_types_are_named() {
+        let f = fields(r#"{"a":"  ","b":3}"#);
+        assert_eq!(f.opt_str("a").unwrap(), None);
+        assert_eq!(f.str("a").unwrap_err().problem, "is required");
+        assert_eq!(f.opt_str("b").unwrap_err().field, "b");
+    }
+
+    #[test]
+    fn lists_come_as_arrays_or_separated_strings() {
+        assert_eq!(
+            fields(r#"{"a":"x, y;z"}"#).opt_list("a").unwrap().unwrap(),
+            vec!["x", "y", "z"]
+        );
+        assert_eq!(
+            fields(r#"{"a":["x"]}"#).opt_list("a").unwrap().unwrap(),
+            vec!["x"]
+        );
+        assert_eq!(
+            fields(r#"{"a":[1]}"#).opt_list("a").unwrap_err().field,
+            "a[0]"
+        );
+        assert_eq!(fields(r#"{"a":""}"#).opt_list("a").unwrap(), None);
+    }
+
+    #[test]
+    fn booleans_may_be_pasted_as_text() {
+        assert_eq!(fields(r#"{"a":"TRUE"}"#).opt_bool("a").unwrap(), Some(true));
+        assert_eq!(fields(r#"{"a":false}"#).opt_bool("a").unwrap(), Some(false));
+        assert!(fields(r#"{"a":"yes"}"#).opt_bool("a").is_err());
+    }
+}
