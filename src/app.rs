@@ -16,20 +16,18 @@ use tokio::net::TcpListener;
 
 use std::time::Duration;
 
-use url::Url;
-
 use crate::auth::Authenticator;
-use crate::databricks::{DatabricksClients, DatabricksSettings};
+use crate::databricks::DatabricksClients;
+use crate::domain::{WorkspaceRef, Workspaces};
 use crate::error::ApiError;
-use crate::functions::{self, RESOLVE_PRINCIPAL, REVOKE_EXPIRED};
+use crate::functions::{self, GRANT_ACCESS, PURVIEW_CALLBACK, RESOLVE_PRINCIPAL, REVOKE_EXPIRED};
 use crate::host::timer::TimerInfo;
 use crate::host::{InvocationRequest, InvocationResponse, http_bridge};
+use crate::ledger::LedgerStore;
 use crate::settings::Settings;
 use crate::telemetry::{self, INVOCATION_ID_HEADER};
 use crate::usecases::resolve::Resolver;
-
-/// Default time an HTTP function may spend on Databricks before answering a retryable error.
-pub const DEFAULT_TIME_BUDGET: Duration = Duration::from_secs(25);
+use crate::usecases::{Clock, Context, system_clock};
 
 /// Everything the functions need, built once in `main` (or a test) and shared by every request.
 #[derive(Debug)]
@@ -38,26 +36,15 @@ pub struct Services {
     pub max_body_bytes: usize,
     /// How long a request may spend waiting on Databricks (retries included).
     pub time_budget: Duration,
-    databricks: Option<DatabricksServices>,
+    pub workspaces: Workspaces,
+    provisioning: Option<Provisioning>,
 }
 
-/// The Databricks side, present once the Databricks settings are given.
+/// The Databricks side and the ledger, present once the Databricks settings are given.
 #[derive(Debug)]
-pub struct DatabricksServices {
+pub struct Provisioning {
     pub clients: DatabricksClients,
-    pub resolver: Resolver,
-    pub default_workspace: Option<Url>,
-}
-
-impl DatabricksServices {
-    pub fn default_workspace(&self) -> Result<&Url, ApiError> {
-        self.default_workspace.as_ref().ok_or_else(|| {
-            ApiError::unavailable(
-                "workspace_not_configured",
-                "no default workspace is configured (DATABRICKS_HOST)",
-            )
-        })
-    }
+    pub context: Context,
 }
 
 /// Why the services could not be built from valid settings.
@@ -67,69 +54,82 @@ pub enum BuildError {
     Http(#[from] reqwest::Error),
     #[error("cannot set up the Databricks clients: {0}")]
     Databricks(#[from] crate::databricks::DatabricksError),
+    #[error("cannot open the grant ledger: {0}")]
+    Ledger(#[from] crate::ledger::LedgerError),
 }
 
 impl Services {
     /// Builds every client from the settings. Nothing is fetched here: keys, tokens and secrets are
     /// loaded on first use, so the process is ready for the host at once.
     pub fn build(settings: &Settings) -> Result<Self, BuildError> {
-        let databricks = settings
+        let clients = settings
             .databricks
             .as_ref()
-            .map(|db| {
-                let clients = DatabricksClients::from_settings(db)?;
-                Ok::<_, BuildError>(DatabricksServices::new(clients, db, settings))
-            })
+            .map(DatabricksClients::from_settings)
             .transpose()?;
-        Ok(Self {
-            auth: Authenticator::new(settings.auth.clone())?,
-            max_body_bytes: settings.server.max_body_bytes,
-            time_budget: DEFAULT_TIME_BUDGET,
-            databricks,
-        })
+        let ledger = crate::ledger::open(&settings.ledger)?;
+        Ok(Self::assemble(
+            settings,
+            Authenticator::new(settings.auth.clone())?,
+            clients,
+            ledger,
+            system_clock(),
+        ))
     }
 
-    /// Builds the services around clients made elsewhere (the local run, tests).
-    pub fn with_clients(
+    /// Builds the services around parts made elsewhere (the local run, tests, benchmarks).
+    pub fn assemble(
         settings: &Settings,
         auth: Authenticator,
         clients: Option<DatabricksClients>,
+        ledger: Arc<dyn LedgerStore>,
+        clock: Clock,
     ) -> Self {
-        let databricks = match (clients, settings.databricks.as_ref()) {
-            (Some(clients), Some(db)) => Some(DatabricksServices::new(clients, db, settings)),
+        let provisioning = match (clients, settings.databricks.as_ref()) {
+            (Some(clients), Some(db)) => {
+                let resolver = Resolver::new(
+                    clients.directory.clone(),
+                    settings.principal_cache_ttl,
+                    db.resolve_by_external_id,
+                );
+                let context = Context {
+                    policy: settings.policy.clone(),
+                    resolver,
+                    grants: clients.grants.clone(),
+                    ledger,
+                    clock,
+                };
+                Some(Provisioning { clients, context })
+            }
             _ => None,
         };
         Self {
             auth,
             max_body_bytes: settings.server.max_body_bytes,
-            time_budget: DEFAULT_TIME_BUDGET,
-            databricks,
+            time_budget: settings.time_budget,
+            workspaces: settings.workspaces.clone(),
+            provisioning,
         }
     }
 
     /// The Databricks side, or the answer that says it is not configured.
-    pub fn databricks(&self) -> Result<&DatabricksServices, ApiError> {
-        self.databricks.as_ref().ok_or_else(|| {
+    pub fn provisioning(&self) -> Result<&Provisioning, ApiError> {
+        self.provisioning.as_ref().ok_or_else(|| {
             ApiError::unavailable(
                 "provisioning_not_configured",
                 "uc-access has no Databricks settings yet (DATABRICKS_ACCOUNT_ID, DATABRICKS_HOST and credentials); nothing was done",
             )
         })
     }
-}
 
-impl DatabricksServices {
-    fn new(clients: DatabricksClients, db: &DatabricksSettings, settings: &Settings) -> Self {
-        let resolver = Resolver::new(
-            clients.directory.clone(),
-            settings.principal_cache_ttl,
-            db.resolve_by_external_id,
-        );
-        Self {
-            clients,
-            resolver,
-            default_workspace: db.host.clone(),
-        }
+    /// The default workspace, or the answer that says none is configured.
+    pub fn default_workspace(&self) -> Result<&WorkspaceRef, ApiError> {
+        self.workspaces.default_workspace().ok_or_else(|| {
+            ApiError::unavailable(
+                "workspace_not_configured",
+                "no default workspace is configured (DATABRICKS_HOST)",
+            )
+        })
     }
 }
 
@@ -179,6 +179,14 @@ fn api_router(state: AppState) -> Router {
             &format!("/api/{RESOLVE_PRINCIPAL}"),
             post(functions::resolve_principal::handle),
         )
+        .route(
+            &format!("/api/{PURVIEW_CALLBACK}"),
+            post(functions::purview_callback::handle),
+        )
+        .route(
+            &format!("/api/{GRANT_ACCESS}"),
+            post(functions::grant_access::handle),
+        )
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .with_state(state)
 }
@@ -213,7 +221,7 @@ async fn bridged(api: Router, function: &'static str, headers: HeaderMap, body: 
 /// Name of the timer binding in `functions/revoke-expired/function.json`.
 const TIMER_BINDING: &str = "timer";
 
-async fn revoke_expired_invocation(State(_state): State<AppState>, body: Bytes) -> Response {
+async fn revoke_expired_invocation(State(state): State<AppState>, body: Bytes) -> Response {
     let invocation: InvocationRequest = match serde_json::from_slice(&body) {
         Ok(inv) => inv,
         Err(e) => {
@@ -229,12 +237,21 @@ async fn revoke_expired_invocation(State(_state): State<AppState>, body: Bytes) 
         Some(Err(e)) => return ApiError::malformed_body(e.to_string()).into_response(),
         None => TimerInfo::default(),
     };
-    let report = functions::revoke_expired::run(&timer).await;
+    let report = match functions::revoke_expired::run(&timer, &state.services).await {
+        Ok(report) => report,
+        Err(e) => {
+            tracing::error!(alert = "revoke_run_failed", error = %e, "the revoke run could not read the ledger");
+            return crate::functions::errors::ledger_error(&e).into_response();
+        }
+    };
     tracing::info!(
+        event = "revoke.run",
         past_due = report.past_due,
         due = report.due,
         revoked = report.revoked,
+        finished = report.finished,
         failed = report.failed,
+        databricks_calls = report.databricks_calls,
         "revoke-expired run finished"
     );
     let answer = InvocationResponse {

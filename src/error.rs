@@ -48,6 +48,9 @@ impl std::error::Error for ApiError {}
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ErrorBody<'a> {
+    /// `denied` for a policy refusal, `error` otherwise: the same field a successful answer carries, so a
+    /// workflow can branch on `status` alone.
+    pub status: &'static str,
     pub error: &'a str,
     pub message: &'a str,
     pub request_id: String,
@@ -177,6 +180,11 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         self.log();
         let body = ErrorBody {
+            status: if self.status == StatusCode::FORBIDDEN {
+                "denied"
+            } else {
+                "error"
+            },
             error: &self.code,
             message: &self.message,
             request_id: current_request_id(),

@@ -17,6 +17,7 @@ use crate::databricks::DatabricksClients;
 use crate::functions::http_function_names;
 use crate::settings::{Env, Settings};
 use crate::standin::{RunningStandIn, Seed, StandIn, demo};
+use crate::usecases::system_clock;
 
 /// Where the local run keeps its state (issuer key, later the ledger).
 pub const DEFAULT_DATA_DIR: &str = ".uc-access";
@@ -33,9 +34,11 @@ pub fn base_url(port: u16) -> Url {
 
 /// The environment the local run adds where the user has not set a value: the stand-in as both the
 /// workspace and the account host, the product's OAuth M2M client.
-pub fn local_env(env: Env, standin: &Url) -> Env {
+pub fn local_env(env: Env, standin: &Url, data_dir: &Path) -> Env {
     let standin = standin.as_str().trim_end_matches('/').to_owned();
-    env.with_default("DATABRICKS_HOST", standin.clone())
+    env.with_default("LEDGER_BACKEND", "local")
+        .with_default("LEDGER_DIR", data_dir.join("ledger").to_string_lossy())
+        .with_default("DATABRICKS_HOST", standin.clone())
         .with_default("DATABRICKS_ACCOUNT_HOST", standin)
         .with_default("DATABRICKS_ACCOUNT_ID", demo::ACCOUNT_ID)
         .with_default("DATABRICKS_AUTH_TYPE", "oauth-m2m")
@@ -65,7 +68,7 @@ impl LocalRun {
         let standin_url = Url::parse(standin.base_url())?;
         let issuer = LocalIssuer::load_or_create(&issuer_dir(data_dir), &base_url)?;
 
-        let env = local_env(env, &standin_url);
+        let env = local_env(env, &standin_url, data_dir);
         let auth = local_issuer::local_auth_settings(&base_url, &http_function_names());
         let settings = Settings::with_auth(&env, auth)?;
         let db = settings
@@ -73,10 +76,13 @@ impl LocalRun {
             .as_ref()
             .ok_or_else(|| anyhow::anyhow!("the local run always has Databricks settings"))?;
         let clients = DatabricksClients::from_settings(db)?;
-        let services = Services::with_clients(
+        let ledger = crate::ledger::open(&settings.ledger)?;
+        let services = Services::assemble(
             &settings,
             Authenticator::new(settings.auth.clone())?,
             Some(clients),
+            ledger,
+            system_clock(),
         );
         let router =
             app::router(AppState::new(services)).nest(local_issuer::MOUNT_PATH, issuer.router());

@@ -6,6 +6,8 @@ use axum::http::StatusCode;
 use crate::contract::BodyError;
 use crate::databricks::DatabricksError;
 use crate::error::ApiError;
+use crate::ledger::{LedgerError, ROLE_NEEDED};
+use crate::usecases::provision::ProvisionError;
 use crate::usecases::resolve::ResolveError;
 
 /// Seconds to suggest when Databricks did not say how long to wait.
@@ -91,5 +93,40 @@ pub fn body_error(e: &BodyError) -> ApiError {
             ApiError::malformed_body(format!("the body is not valid JSON: {problem}"))
         }
         BodyError::Field(f) => ApiError::invalid_field(&f.field, &f.problem),
+    }
+}
+
+pub fn ledger_error(e: &LedgerError) -> ApiError {
+    let err = match e {
+        LedgerError::Forbidden { .. } => ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "ledger_forbidden",
+            format!(
+                "uc-access may not write its grant ledger; nothing was changed. Operators: give the app's identity {ROLE_NEEDED} on the ledger container"
+            ),
+        ),
+        e if e.is_retryable() => ApiError::unavailable(
+            "ledger_unavailable",
+            "the grant ledger is unavailable; nothing was changed. Retry later.",
+        )
+        .with_retry_after(DEFAULT_RETRY_AFTER),
+        _ => ApiError::internal(e.to_string()),
+    };
+    err.with_detail(e.to_string())
+}
+
+pub fn provision_error(e: &ProvisionError) -> ApiError {
+    match e {
+        ProvisionError::Denied(d) => ApiError::denied(d.rule, d.message.clone()),
+        ProvisionError::Resolve(r) => resolve_error(r),
+        ProvisionError::PrincipalInactive(_) => {
+            ApiError::new(StatusCode::CONFLICT, "principal_inactive", e.to_string())
+        }
+        ProvisionError::Databricks(d) => databricks_error(d),
+        ProvisionError::Ledger(l) => ledger_error(l),
+        ProvisionError::Busy(message) => {
+            ApiError::unavailable("grant_in_progress", message.clone())
+                .with_retry_after(DEFAULT_RETRY_AFTER)
+        }
     }
 }

@@ -1,8 +1,11 @@
 //! One module per Azure function, named as its folder under `functions/` and its route. Each has a core
 //! that knows nothing of HTTP (`run(input, &deps) -> Result<Outcome, Error>`) and a few lines of adapter.
 
+pub mod answer;
 pub mod errors;
+pub mod grant_access;
 pub mod http;
+pub mod purview_callback;
 pub mod resolve_principal;
 pub mod revoke_expired;
 

@@ -58,12 +58,13 @@ pub async fn handle(
     )
     .await?;
     let query = principal::parse_body(&accepted.body).map_err(|e| body_error(&e))?;
-    let databricks = services.databricks()?;
-    let workspace = databricks.default_workspace()?;
+    let provisioning = services.provisioning()?;
+    let workspace = services.default_workspace()?;
     let deadline = Deadline::after(services.time_budget);
-    let entry = databricks
+    let entry = provisioning
+        .context
         .resolver
-        .resolve(&query, workspace, deadline)
+        .resolve(&query, &workspace.host, deadline)
         .await
         .map_err(|e| resolve_error(&e))?;
     tracing::info!(caller = accepted.caller.kind(), query = %query, principal = entry.principal.uc_name(), "principal resolved");

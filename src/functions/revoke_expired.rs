@@ -1,11 +1,18 @@
-//! `revoke-expired` (timer): revoke what has expired, finish or undo anything left half-done.
-//!
-//! The grant ledger is not part of this build yet, so a run has nothing it could act on; it says so
-//! truthfully in its report instead of pretending to have checked anything.
+//! `revoke-expired` (timer, `%REVOKE_SCHEDULE%`): revoke what has expired, finish or undo anything left
+//! half-done, retry failed revokes. The run's report goes back to the host in `Logs` and `ReturnValue`.
+
+use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::app::Services;
+use crate::databricks::Deadline;
 use crate::host::timer::TimerInfo;
+use crate::ledger::LedgerError;
+use crate::usecases::expire::sweep;
+
+/// Time a run may spend; the host's `functionTimeout` (host.json) is five minutes.
+pub const RUN_BUDGET: Duration = Duration::from_secs(240);
 
 /// What one timer run did, returned to the host as `ReturnValue` and summarised in `Logs`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -14,9 +21,13 @@ pub struct RunReport {
     pub past_due: bool,
     pub due: u64,
     pub revoked: u64,
+    /// Stale half-done grants found applied and marked active.
+    pub finished: u64,
+    /// Privileges kept because another active grant still needs them.
     pub kept: u64,
     pub failed: u64,
     pub databricks_calls: u64,
+    pub alerts: Vec<String>,
     pub message: String,
 }
 
@@ -28,21 +39,48 @@ impl RunReport {
             lines.push("this run was past due (the app was down or just started)".to_owned());
         }
         lines.push(format!(
-            "due={} revoked={} kept={} failed={} databricksCalls={}",
-            self.due, self.revoked, self.kept, self.failed, self.databricks_calls
+            "due={} revoked={} finished={} kept={} failed={} databricksCalls={}",
+            self.due, self.revoked, self.finished, self.kept, self.failed, self.databricks_calls
         ));
+        for id in &self.alerts {
+            lines.push(format!("ALERT: the revoke of grant {id} keeps failing"));
+        }
         lines.push(self.message.clone());
         lines
     }
 }
 
-/// Runs one sweep.
-pub async fn run(timer: &TimerInfo) -> RunReport {
-    RunReport {
+/// Runs one sweep. A ledger that cannot be queried fails the run (the host records a failed invocation).
+pub async fn run(timer: &TimerInfo, services: &Services) -> Result<RunReport, LedgerError> {
+    let Ok(provisioning) = services.provisioning() else {
+        return Ok(RunReport {
+            past_due: timer.is_past_due,
+            message: "provisioning is not configured (no Databricks settings): nothing to revoke"
+                .into(),
+            ..RunReport::default()
+        });
+    };
+    let ctx = &provisioning.context;
+    let calls_before = provisioning.clients.requests();
+    let report = sweep(ctx, ctx.now(), Deadline::after(RUN_BUDGET)).await?;
+    let databricks_calls = provisioning.clients.requests() - calls_before;
+    let message = if report.due == 0 {
+        "nothing was due".to_owned()
+    } else {
+        format!(
+            "{} due: {} revoked, {} finished, {} failed",
+            report.due, report.revoked, report.finished, report.failed
+        )
+    };
+    Ok(RunReport {
         past_due: timer.is_past_due,
-        message:
-            "no grant ledger is configured in this build, so there is nothing recorded to revoke"
-                .to_owned(),
-        ..RunReport::default()
-    }
+        due: report.due,
+        revoked: report.revoked,
+        finished: report.finished,
+        kept: report.kept,
+        failed: report.failed,
+        databricks_calls,
+        alerts: report.alerts,
+        message,
+    })
 }

@@ -17,7 +17,7 @@ use async_trait::async_trait;
 
 pub use blob::{BlobLedger, BlobLedgerOptions};
 pub use error::{LedgerError, ROLE_NEEDED};
-pub use ids::{GrantId, IdempotencyKey, KeyError, MAX_KEY_LEN};
+pub use ids::{GrantId, IdempotencyKey, KeyError, MAX_KEY_LEN, hash_hex};
 pub use local::LocalLedger;
 pub use query::{DEFAULT_STALE_PENDING_AFTER, DueQuery, ListFilter};
 pub use record::{

@@ -105,6 +105,8 @@ pub struct WorkspaceRef {
 #[serde(rename_all = "camelCase")]
 pub enum EventKind {
     Recorded,
+    /// A revoked grant approved again: a new cycle in the same record.
+    Reopened,
     Applied,
     Extended,
     RevokeStarted,
@@ -267,6 +269,37 @@ impl GrantRecord {
     }
 
     /// `pending` → `active`: Unity Catalog accepted the plan; `added` is what it actually added.
+    /// Starts a new cycle of a revoked grant (the same request approved again after it ended): back to
+    /// `pending` with the new plan; the history is kept.
+    pub fn reopen(&mut self, grant: NewGrant, now: OffsetDateTime) -> Result<(), TransitionError> {
+        if self.state != GrantState::Revoked {
+            return Err(self.refuse(GrantState::Pending));
+        }
+        let now = now.to_offset(time::UtcOffset::UTC);
+        self.requester = grant.requester;
+        self.target = grant.target;
+        self.principal = grant.principal;
+        self.workspace = grant.workspace;
+        self.securable = grant.securable;
+        self.requested_privileges = grant.requested_privileges;
+        self.duration = grant.duration;
+        self.plan = grant.plan;
+        self.approvers = grant.approvers;
+        self.source = grant.source;
+        self.added = Vec::new();
+        self.state = GrantState::Pending;
+        self.requested_at = now;
+        self.applied_at = None;
+        self.expires_at = None;
+        self.revoked_at = None;
+        self.access_ends_by = None;
+        self.attempts = 0;
+        self.last_error = None;
+        self.next_attempt_at = None;
+        self.log(now, EventKind::Reopened, "");
+        Ok(())
+    }
+
     pub fn mark_active(
         &mut self,
         added: Vec<SecurableChange>,

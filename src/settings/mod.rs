@@ -3,15 +3,22 @@
 
 mod env;
 mod server;
+mod workspaces;
 
 use std::time::Duration;
 
 pub use env::{Env, SettingsError};
 pub use server::{DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT, ServerSettings};
+pub use workspaces::{
+    AUTHORITIES, DEFAULT_WORKSPACE, WORKSPACES, host_string, workspaces_from_env,
+};
 
 use crate::auth::AuthSettings;
 use crate::databricks::DatabricksSettings;
+use crate::domain::Workspaces;
 use crate::functions::http_function_names;
+use crate::ledger::LedgerSettings;
+use crate::policy::Policy;
 
 /// Default time a resolved principal is cached.
 pub const DEFAULT_PRINCIPAL_CACHE_SECONDS: u64 = 600;
@@ -25,7 +32,16 @@ pub struct Settings {
     /// configured" instead of pretending to grant.
     pub databricks: Option<DatabricksSettings>,
     pub principal_cache_ttl: Duration,
+    pub workspaces: Workspaces,
+    pub policy: Policy,
+    pub ledger: LedgerSettings,
+    /// How long an HTTP function may wait on Databricks before answering a retryable error.
+    pub time_budget: Duration,
 }
+
+/// Default for `UC_ACCESS_TIME_BUDGET_SECONDS`: well inside Purview's undocumented HTTP timeout and the
+/// 230 s front-end cap.
+pub const DEFAULT_TIME_BUDGET_SECONDS: u64 = 25;
 
 impl Settings {
     /// Reads every setting; caller authentication settings are required.
@@ -46,11 +62,22 @@ impl Settings {
             "UC_ACCESS_PRINCIPAL_CACHE_SECONDS",
             DEFAULT_PRINCIPAL_CACHE_SECONDS,
         )?;
+        let budget = env.parse_or("UC_ACCESS_TIME_BUDGET_SECONDS", DEFAULT_TIME_BUDGET_SECONDS)?;
+        if !(1..=200).contains(&budget) {
+            return Err(SettingsError::new(
+                "UC_ACCESS_TIME_BUDGET_SECONDS",
+                "must be between 1 and 200 (the Functions front end cuts HTTP answers at 230 s)",
+            ));
+        }
         Ok(Self {
             server: ServerSettings::from_env(env)?,
             auth,
             databricks,
             principal_cache_ttl: Duration::from_secs(cache_seconds),
+            workspaces: workspaces_from_env(env)?,
+            policy: Policy::from_env(env)?,
+            ledger: LedgerSettings::from_env(env)?,
+            time_budget: Duration::from_secs(budget),
         })
     }
 }

@@ -4,11 +4,11 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use axum::http::StatusCode;
+use reqwest::StatusCode;
 use serde_json::Value;
 use uc_access::functions::{FUNCTIONS, Trigger};
 
-use crate::helpers::{app, post_json, send};
+use crate::helpers::TestApp;
 
 fn function_folders() -> Vec<(String, Value)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("functions");
@@ -77,12 +77,12 @@ fn each_function_json_declares_the_trigger_the_binary_expects() {
 
 #[tokio::test]
 async fn every_function_has_a_route_in_the_router() {
-    let app = app();
+    let app = TestApp::spawn().await;
     for spec in FUNCTIONS {
-        let (status, _) = send(&app, post_json(&format!("/{}", spec.name), "{}")).await;
+        let (status, _) = app.post(&format!("/{}", spec.name), None, "{}").await;
         assert_ne!(status, StatusCode::NOT_FOUND, "POST /{}", spec.name);
         if matches!(spec.trigger, Trigger::Http { .. }) {
-            let (status, _) = send(&app, post_json(&format!("/api/{}", spec.name), "{}")).await;
+            let (status, _) = app.post(&format!("/api/{}", spec.name), None, "{}").await;
             assert_ne!(status, StatusCode::NOT_FOUND, "POST /api/{}", spec.name);
         }
     }

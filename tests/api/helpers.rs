@@ -1,43 +1,119 @@
-//! Test helpers: the app in-process, requests and JSON answers.
+//! The real app, started as the local run starts it (local issuer, stand-in, local ledger) on a free
+//! port, and a client that speaks to it over HTTP as Purview or an operator would.
 
-use axum::Router;
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use reqwest::StatusCode;
 use serde_json::Value;
-use tower::ServiceExt;
-use uc_access::app::{AppState, router};
+use tokio::sync::oneshot;
+use uc_access::auth::local_issuer::{LOCAL_AUDIENCE, LocalCaller, LocalIssuer};
+use uc_access::local::{self, LocalRun};
+use uc_access::settings::Env;
+use uc_access::standin::StandInState;
 
-pub fn app() -> Router {
-    router(AppState::default())
+/// One issuer key for the whole test binary: RSA key generation is the slow part of a start.
+fn data_dir() -> &'static PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("api-tests"))
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub standin: StandInState,
+    issuer: LocalIssuer,
+    client: reqwest::Client,
+    _ledger: tempfile::TempDir,
+    _shutdown: oneshot::Sender<()>,
+}
+
+impl TestApp {
+    /// Starts the app with the local run's embedded defaults plus `env`.
+    pub async fn spawn_with(env: &[(&str, &str)]) -> Self {
+        let ledger = tempfile::tempdir().unwrap();
+        let env = Env::from_pairs(env.iter().copied())
+            .with_default("LEDGER_DIR", ledger.path().to_string_lossy());
+        let run = LocalRun::start(env, 0, data_dir()).await.unwrap();
+        let base = run.base_url.to_string();
+        let standin = run.standin.state().clone();
+        let issuer =
+            LocalIssuer::load_or_create(&local::issuer_dir(data_dir()), &run.base_url).unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        tokio::spawn(run.serve(async {
+            let _ = rx.await;
+        }));
+        Self {
+            base,
+            standin,
+            issuer,
+            client: reqwest::Client::new(),
+            _ledger: ledger,
+            _shutdown: tx,
+        }
+    }
+
+    pub async fn spawn() -> Self {
+        Self::spawn_with(&[]).await
+    }
+
+    /// A token for a local caller preset (`purview`, `operator`, `app:<guid>`, `user:<guid>[:roles]`).
+    pub fn token(&self, caller: &str) -> String {
+        let caller: LocalCaller = caller.parse().unwrap();
+        self.issuer
+            .mint(&caller, LOCAL_AUDIENCE, Duration::from_secs(600))
+            .unwrap()
+    }
+
+    /// Signs arbitrary claims with the trusted key (for forged-looking but well-signed tokens).
+    pub fn sign(&self, claims: &Value) -> String {
+        self.issuer.sign_claims(claims).unwrap()
+    }
+
+    pub fn issuer_url(&self) -> String {
+        format!("{}local-issuer", self.base)
+    }
+
+    /// POSTs JSON (or raw text) with an optional bearer token; returns the status and the JSON answer.
+    pub async fn post(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: impl Into<String>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .client
+            .post(format!("{}{}", self.base, path.trim_start_matches('/')))
+            .header("content-type", "application/json")
+            .body(body.into());
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        let json = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("answer is not JSON ({e}): {text}"))
+        };
+        (status, json)
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        let resp = self
+            .client
+            .get(format!("{}{}", self.base, path.trim_start_matches('/')))
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
 }
 
 pub fn fixture(path: &str) -> String {
     let full = format!("{}/tests/fixtures/{path}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("cannot read {full}: {e}"))
-}
-
-/// Sends one request and returns the status and the JSON answer (`Value::Null` for an empty body).
-pub async fn send(app: &Router, request: Request<Body>) -> (StatusCode, Value) {
-    let response = app.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    let json = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-            panic!(
-                "answer is not JSON ({e}): {}",
-                String::from_utf8_lossy(&bytes)
-            )
-        })
-    };
-    (status, json)
-}
-
-pub fn post_json(path: &str, body: impl Into<String>) -> Request<Body> {
-    Request::post(path)
-        .header("content-type", "application/json")
-        .body(Body::from(body.into()))
-        .unwrap()
 }

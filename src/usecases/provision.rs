@@ -1,0 +1,490 @@
+//! Provision an approval: decide → resolve → plan from facts → record, then apply → answer.
+//!
+//! The order is what makes the product trustworthy. Policy decides before anything is looked up; the
+//! ledger record (`pending`, with the plan) is written before Unity Catalog changes, so a process that
+//! dies half-way leaves a record the timer finishes or undoes; the record becomes `active` with what was
+//! actually added; and the workflow hears `granted` only after Unity Catalog accepted the change.
+//!
+//! Exactly once: the record's name derives from the idempotency key (the caller's, or one derived from
+//! requester, target, workspace, securable and privileges), so concurrent duplicates race on one name and
+//! one wins; the others wait for its outcome and answer the same.
+
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use super::Context;
+use super::apply::{PartialApply, apply_additions, read_holdings};
+use crate::databricks::{DatabricksError, Deadline, DirectoryEntry};
+use crate::domain::{AccessRequest, PrincipalStatus, PrivilegeSet};
+use crate::ledger::{
+    GrantRecord, GrantState, IdempotencyKey, LedgerError, NewGrant, SecurableChange, Versioned,
+    WorkspaceRef as LedgerWorkspace,
+};
+use crate::planning::grant::{GrantPlan, plan_grant};
+use crate::policy::{self, Decision, Denial};
+use crate::usecases::resolve::ResolveError;
+
+/// A second delivery of one approval within this window is a duplicate (same answer, nothing changes);
+/// after it, the same request is a renewal that may extend the expiry.
+pub const DUPLICATE_WINDOW: time::Duration = time::Duration::minutes(10);
+/// How often a duplicate looks again at a grant another delivery is applying.
+const IN_FLIGHT_POLL: Duration = Duration::from_millis(100);
+
+/// What happened, for the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Granted,
+    AlreadyGranted,
+    Extended,
+    /// `dryRun`: the plan, nothing changed.
+    Planned,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Granted => "granted",
+            Self::AlreadyGranted => "already_granted",
+            Self::Extended => "extended",
+            Self::Planned => "planned",
+        }
+    }
+}
+
+/// The outcome of one approval.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub status: Status,
+    /// The configured name of the workspace.
+    pub workspace: String,
+    pub principal: DirectoryEntry,
+    pub decision: Decision,
+    /// The record (absent for a dry run).
+    pub record: Option<GrantRecord>,
+    /// For a dry run: the plan that would be applied.
+    pub plan: Option<GrantPlan>,
+    /// Needed privileges the principal already held.
+    pub already_held: Vec<SecurableChange>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProvisionError {
+    #[error("{}", .0.message)]
+    Denied(Denial),
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
+    #[error(
+        "{0} is inactive in the Databricks account (users provisioned just in time become active at their first login)"
+    )]
+    PrincipalInactive(String),
+    #[error(transparent)]
+    Databricks(#[from] DatabricksError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    /// Another delivery of this approval is still being applied, or being undone.
+    #[error("{0}")]
+    Busy(String),
+}
+
+impl ProvisionError {
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Databricks(e) => e.is_retryable(),
+            Self::Resolve(ResolveError::Databricks(e)) => e.is_retryable(),
+            Self::Ledger(e) => e.is_retryable(),
+            Self::Busy(_) => true,
+            _ => false,
+        }
+    }
+}
+
+impl From<Denial> for ProvisionError {
+    fn from(d: Denial) -> Self {
+        Self::Denied(d)
+    }
+}
+
+/// The key that makes deliveries of one approval the same request.
+pub fn idempotency_key(request: &AccessRequest, privileges: &PrivilegeSet) -> IdempotencyKey {
+    let raw = match &request.idempotency_key {
+        Some(k) => format!("caller:{}:{}", request.source.as_str(), k.as_str()),
+        None => {
+            let privileges: Vec<&str> = privileges.iter().map(|p| p.as_str()).collect();
+            let target = request.target.map(|t| t.to_string()).unwrap_or_default();
+            let securable = request.securable.to_string();
+            let digest = crate::ledger::hash_hex(&[
+                &request.requester.to_string(),
+                &target,
+                &request.grantee.to_string(),
+                request.workspace.host.as_str(),
+                &securable,
+                &privileges.join(","),
+            ]);
+            format!("derived:v1:{digest}")
+        }
+    };
+    IdempotencyKey::parse(&raw).expect("keys built here are short printable text")
+}
+
+/// Provisions one parsed request.
+pub async fn provision(
+    ctx: &Context,
+    request: &AccessRequest,
+    deadline: Deadline,
+) -> Result<Outcome, ProvisionError> {
+    let now = ctx.now();
+    let decision = policy::decide(&ctx.policy, request, now)?;
+    let workspace = &request.workspace.host;
+    let principal = ctx
+        .resolver
+        .resolve(&request.grantee, workspace, deadline)
+        .await?;
+    if principal.status == PrincipalStatus::Inactive {
+        return Err(ProvisionError::PrincipalInactive(
+            principal.principal.uc_name().to_owned(),
+        ));
+    }
+    policy::check_principal(&ctx.policy, &principal.principal)?;
+
+    let key = idempotency_key(request, &decision.privileges);
+    let existing = match ctx.ledger.get_by_key(&key).await {
+        Ok(v) => Some(v),
+        Err(LedgerError::NotFound { .. }) => None,
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(existing) = &existing
+        && existing.record.state != GrantState::Revoked
+    {
+        return follow_existing(
+            ctx,
+            existing.clone(),
+            &principal,
+            &decision,
+            request,
+            deadline,
+        )
+        .await;
+    }
+
+    let holdings = read_holdings(
+        ctx.grants.as_ref(),
+        workspace,
+        &principal.principal,
+        &request.securable,
+        deadline,
+    )
+    .await?;
+    let plan = plan_grant(
+        &principal.principal,
+        &request.securable,
+        &decision.privileges,
+        &holdings,
+    );
+    let already_held: Vec<SecurableChange> = plan.already_held.iter().map(Into::into).collect();
+    if request.dry_run {
+        return Ok(Outcome {
+            workspace: request.workspace.name.clone(),
+            status: Status::Planned,
+            principal,
+            decision,
+            record: None,
+            plan: Some(plan),
+            already_held,
+        });
+    }
+
+    // Write-ahead: the record exists before anything changes in Unity Catalog.
+    let new = NewGrant {
+        idempotency_key: key.clone(),
+        requester: request.requester,
+        target: request.target,
+        principal: principal.principal.clone(),
+        workspace: LedgerWorkspace {
+            name: request.workspace.name.clone(),
+            host: request.workspace.host.to_string(),
+        },
+        securable: request.securable.clone(),
+        requested_privileges: decision.privileges.clone(),
+        duration: decision.duration,
+        plan: plan.changes.iter().map(Into::into).collect(),
+        approvers: request
+            .approval
+            .approvers
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+        source: request.source.as_str().to_owned(),
+    };
+    let pending = match existing {
+        Some(mut revoked) => {
+            revoked
+                .record
+                .reopen(new, now)
+                .map_err(|e| LedgerError::Other {
+                    message: e.to_string(),
+                })?;
+            match ctx.ledger.update(&revoked).await {
+                Ok(v) => v,
+                Err(LedgerError::Conflict { .. }) => {
+                    return wait_for_other(ctx, &key, &principal, &decision, deadline).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        None => match ctx.ledger.create(GrantRecord::new(new, now)).await {
+            Ok(v) => v,
+            Err(LedgerError::AlreadyExists { .. }) => {
+                return wait_for_other(ctx, &key, &principal, &decision, deadline).await;
+            }
+            Err(e) => return Err(e.into()),
+        },
+    };
+
+    let applied = apply_additions(
+        ctx.grants.as_ref(),
+        workspace,
+        &principal.principal,
+        &plan.changes,
+        deadline,
+    )
+    .await;
+    match applied {
+        Ok(applied) => {
+            let added: Vec<SecurableChange> = applied.iter().map(|a| (&a.change).into()).collect();
+            let mut active = pending;
+            active
+                .record
+                .mark_active(added, ctx.now())
+                .map_err(|e| LedgerError::Other {
+                    message: e.to_string(),
+                })?;
+            let record = match ctx.ledger.update(&active).await {
+                Ok(v) => v.record,
+                Err(e) => {
+                    // Unity Catalog accepted the change, so the answer is `granted`; the record stays
+                    // `pending` and the timer finishes it (reading Unity Catalog) or undoes it.
+                    tracing::warn!(error = %e, grant = %active.record.id, "grant applied but not marked active; the timer will finish it");
+                    active.record
+                }
+            };
+            let status = if plan.is_noop() {
+                Status::AlreadyGranted
+            } else {
+                Status::Granted
+            };
+            Ok(Outcome {
+                workspace: request.workspace.name.clone(),
+                status,
+                principal,
+                decision,
+                record: Some(record),
+                plan: None,
+                already_held,
+            })
+        }
+        Err(partial) => Err(undo_partial(ctx, pending, partial, &principal).await),
+    }
+}
+
+/// A plan failed part-way: record what was added, try to remove it at once so nothing is half-applied
+/// when the caller hears the error, and leave the rest to the timer.
+async fn undo_partial(
+    ctx: &Context,
+    mut pending: Versioned<GrantRecord>,
+    partial: PartialApply,
+    principal: &DirectoryEntry,
+) -> ProvisionError {
+    let now = ctx.now();
+    pending.record.added = partial.applied.iter().map(|a| (&a.change).into()).collect();
+    let message = partial.error.to_string();
+    let retry_at = now + time::Duration::minutes(1);
+    if pending.record.mark_failed(&message, now, retry_at).is_ok()
+        && let Ok(stored) = ctx.ledger.update(&pending).await
+    {
+        pending = stored;
+    }
+    if !pending.record.added.is_empty() {
+        // Best effort within this request; the failed record is due for the timer either way.
+        let host = pending.record.workspace.host.clone();
+        if let Ok(url) = url::Url::parse(&host) {
+            let deadline = Deadline::after(Duration::from_secs(5));
+            let mut undone = true;
+            for change in pending.record.added.iter().rev() {
+                let removal = [crate::databricks::PermissionsChange {
+                    principal: principal.principal.clone(),
+                    add: PrivilegeSet::new(),
+                    remove: change.privileges.clone(),
+                }];
+                if ctx
+                    .grants
+                    .update(&url, &change.securable, &removal, deadline)
+                    .await
+                    .is_err()
+                {
+                    undone = false;
+                    break;
+                }
+            }
+            if undone
+                && pending
+                    .record
+                    .begin_revoke(ctx.now(), ctx.now() + time::Duration::minutes(1))
+                    .is_ok()
+                && pending.record.mark_revoked(ctx.now()).is_ok()
+            {
+                let _ = ctx.ledger.update(&pending).await;
+            }
+        }
+    }
+    partial.error.into()
+}
+
+/// A record for this key exists and is not revoked: answer from it.
+async fn follow_existing(
+    ctx: &Context,
+    mut existing: Versioned<GrantRecord>,
+    principal: &DirectoryEntry,
+    decision: &Decision,
+    request: &AccessRequest,
+    deadline: Deadline,
+) -> Result<Outcome, ProvisionError> {
+    loop {
+        match existing.record.state {
+            GrantState::Pending => {
+                return wait_for_other(
+                    ctx,
+                    &existing.record.idempotency_key,
+                    principal,
+                    decision,
+                    deadline,
+                )
+                .await;
+            }
+            GrantState::Active => {
+                let now = ctx.now();
+                let current = existing.record.expires_at.unwrap_or(now);
+                let last_approved = existing
+                    .record
+                    .events
+                    .iter()
+                    .rev()
+                    .find(|e| {
+                        matches!(
+                            e.kind,
+                            crate::ledger::EventKind::Applied | crate::ledger::EventKind::Extended
+                        )
+                    })
+                    .map(|e| e.at)
+                    .unwrap_or(existing.record.requested_at);
+                let renewal = ctx.policy.renewal_expiry(current, decision.duration, now);
+                let duplicate = now - last_approved < DUPLICATE_WINDOW;
+                if duplicate || renewal <= current || request.dry_run {
+                    return Ok(answer_existing(
+                        existing.record,
+                        principal,
+                        decision,
+                        duplicate,
+                    ));
+                }
+                existing
+                    .record
+                    .extend(renewal, now)
+                    .map_err(|e| LedgerError::Other {
+                        message: e.to_string(),
+                    })?;
+                match ctx.ledger.update(&existing).await {
+                    Ok(stored) => {
+                        return Ok(Outcome {
+                            workspace: request.workspace.name.clone(),
+                            status: Status::Extended,
+                            principal: principal.clone(),
+                            decision: decision.clone(),
+                            record: Some(stored.record),
+                            plan: None,
+                            already_held: Vec::new(),
+                        });
+                    }
+                    // Someone else changed it meanwhile: look again.
+                    Err(LedgerError::Conflict { .. }) => {
+                        existing = ctx.ledger.get(existing.record.id).await?;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            GrantState::Revoking | GrantState::Failed => {
+                return Err(ProvisionError::Busy(format!(
+                    "grant {} is being revoked or undone after a failure; retry after the next revoke run",
+                    existing.record.id
+                )));
+            }
+            GrantState::Revoked => {
+                return Err(ProvisionError::Busy(format!(
+                    "grant {} ended while this request was being answered; retry",
+                    existing.record.id
+                )));
+            }
+        }
+    }
+}
+
+/// The answer for a request whose grant is already active.
+fn answer_existing(
+    record: GrantRecord,
+    principal: &DirectoryEntry,
+    decision: &Decision,
+    duplicate: bool,
+) -> Outcome {
+    // A duplicate delivery gets the answer the first delivery got.
+    let status = if duplicate && !record.added.is_empty() {
+        Status::Granted
+    } else {
+        Status::AlreadyGranted
+    };
+    Outcome {
+        workspace: record.workspace.name.clone(),
+        status,
+        principal: principal.clone(),
+        decision: decision.clone(),
+        record: Some(record),
+        plan: None,
+        already_held: Vec::new(),
+    }
+}
+
+/// Another delivery holds the record: wait (within the deadline) for it to leave `pending`.
+async fn wait_for_other(
+    ctx: &Context,
+    key: &IdempotencyKey,
+    principal: &DirectoryEntry,
+    decision: &Decision,
+    deadline: Deadline,
+) -> Result<Outcome, ProvisionError> {
+    loop {
+        let current = ctx.ledger.get_by_key(key).await?;
+        match current.record.state {
+            GrantState::Pending => {}
+            GrantState::Active => {
+                return Ok(answer_existing(current.record, principal, decision, true));
+            }
+            _ => {
+                return Err(ProvisionError::Busy(format!(
+                    "another delivery of this approval failed (grant {}); retry after the next revoke run",
+                    current.record.id
+                )));
+            }
+        }
+        if deadline.remaining() <= IN_FLIGHT_POLL * 2 {
+            return Err(ProvisionError::Busy(format!(
+                "another delivery of this approval is still being applied (grant {}); retry shortly",
+                current.record.id
+            )));
+        }
+        tokio::time::sleep(IN_FLIGHT_POLL).await;
+    }
+}
+
+/// Now, as the context's clock says (UTC).
+pub fn utc(now: OffsetDateTime) -> OffsetDateTime {
+    now.to_offset(time::UtcOffset::UTC)
+}
