@@ -6,3 +6,4 @@
 mod functions_folder;
 mod helpers;
 mod host_protocol;
+mod purview_callback;

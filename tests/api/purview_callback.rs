@@ -1,0 +1,335 @@
+//! `purview-callback` end to end over HTTP: authentication first, then the contract, policy, and the
+//! grant in the stand-in.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use uc_access::auth::local_issuer::{LOCAL_AUDIENCE, LocalCaller, LocalIssuer};
+use uc_access::standin::demo;
+
+use crate::helpers::{TestApp, fixture};
+
+const PATH: &str = "/api/purview-callback";
+
+fn body(overrides: Value) -> String {
+    let mut base: Value = serde_json::from_str(&fixture("purview/callback-table.json")).unwrap();
+    for (k, v) in overrides.as_object().unwrap() {
+        base[k] = v.clone();
+    }
+    base.to_string()
+}
+
+fn patches(app: &TestApp) -> usize {
+    app.standin
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PATCH")
+        .count()
+}
+
+fn privileges_of(app: &TestApp, kind: &str, name: &str, who: &str) -> Vec<String> {
+    app.standin
+        .grants_on(kind, name)
+        .get(who)
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_callback_without_a_token_is_refused_with_401_and_nothing_else() {
+    let app = TestApp::spawn().await;
+    let (status, json) = app.post(PATH, None, body(json!({}))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(json["error"], "missing_credentials");
+    assert_eq!(json["status"], "error");
+    assert_eq!(patches(&app), 0);
+}
+
+#[tokio::test]
+async fn a_token_signed_by_a_key_outside_the_key_set_is_refused() {
+    let app = TestApp::spawn().await;
+    let dir = tempfile::tempdir().unwrap();
+    let stranger =
+        LocalIssuer::load_or_create(dir.path(), &url::Url::parse(&app.base).unwrap()).unwrap();
+    let token = stranger
+        .mint(
+            &LocalCaller::Purview,
+            LOCAL_AUDIENCE,
+            Duration::from_secs(600),
+        )
+        .unwrap();
+    let (status, json) = app.post(PATH, Some(&token), body(json!({}))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // A different key has a different key id, unknown to the served key set.
+    assert!(
+        ["unknown_signing_key", "invalid_signature"].contains(&json["error"].as_str().unwrap()),
+        "{json}"
+    );
+}
+
+#[tokio::test]
+async fn a_token_for_another_audience_is_refused() {
+    let app = TestApp::spawn().await;
+    let dir_issuer = {
+        let caller: LocalCaller = "purview".parse().unwrap();
+        let mut claims = app_claims(&app, &caller);
+        claims["aud"] = json!("api://some-other-app");
+        app.sign(&claims)
+    };
+    let (status, json) = app.post(PATH, Some(&dir_issuer), body(json!({}))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(json["error"], "wrong_audience");
+}
+
+fn app_claims(app: &TestApp, caller: &LocalCaller) -> Value {
+    let token = app.token(match caller {
+        LocalCaller::Purview => "purview",
+        _ => "operator",
+    });
+    // Decode the payload of a freshly minted token and change what the test needs.
+    let payload = token.split('.').nth(1).unwrap();
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+#[tokio::test]
+async fn an_operator_token_is_not_allowed_on_the_purview_callback() {
+    let app = TestApp::spawn().await;
+    let (status, json) = app
+        .post(PATH, Some(&app.token("operator")), body(json!({})))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(json["error"], "caller_not_allowed");
+}
+
+#[tokio::test]
+async fn a_malformed_qualified_name_is_a_400_naming_the_field() {
+    let app = TestApp::spawn().await;
+    let (status, json) = app
+        .post(
+            PATH,
+            Some(&app.token("purview")),
+            body(json!({"assetQualifiedName": "sales.reporting.orders"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(json["error"], "invalid_request");
+    assert!(
+        json["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("assetQualifiedName:"),
+        "{json}"
+    );
+    assert_eq!(patches(&app), 0);
+}
+
+#[tokio::test]
+async fn modify_on_a_table_under_the_default_policy_is_denied_naming_the_rule() {
+    let app = TestApp::spawn().await;
+    let (status, json) = app
+        .post(
+            PATH,
+            Some(&app.token("purview")),
+            body(json!({"privileges": ["MODIFY"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(json["error"], "privilege_not_allowed");
+    assert_eq!(json["status"], "denied");
+    assert_eq!(patches(&app), 0);
+}
+
+#[tokio::test]
+async fn an_approved_callback_grants_exactly_what_is_missing() {
+    let app = TestApp::spawn().await;
+    let (status, json) = app
+        .post(PATH, Some(&app.token("purview")), body(json!({})))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    assert_eq!(json["status"], "granted");
+    assert_eq!(json["principal"], demo::ALICE);
+    assert_eq!(json["securable"], "sales.reporting.orders");
+    assert_eq!(json["privileges"], "SELECT");
+    let added = json["added"].as_str().unwrap();
+    assert!(added.contains("USE_CATALOG on catalog sales"), "{added}");
+    assert!(
+        added.contains("USE_SCHEMA on schema sales.reporting"),
+        "{added}"
+    );
+    assert!(
+        added.contains("SELECT on table sales.reporting.orders"),
+        "{added}"
+    );
+    assert!(json["expiresAt"].is_string());
+    assert!(json["grantId"].is_string());
+    assert_eq!(
+        privileges_of(&app, "table", "sales.reporting.orders", demo::ALICE),
+        vec!["SELECT"]
+    );
+    assert_eq!(
+        privileges_of(&app, "catalog", "sales", demo::ALICE),
+        vec!["USE_CATALOG"]
+    );
+    assert_eq!(
+        privileges_of(&app, "schema", "sales.reporting", demo::ALICE),
+        vec!["USE_SCHEMA"]
+    );
+}
+
+#[tokio::test]
+async fn the_same_callback_twice_gives_the_same_answer_and_no_second_patch() {
+    let app = TestApp::spawn().await;
+    let token = app.token("purview");
+    let (_, first) = app.post(PATH, Some(&token), body(json!({}))).await;
+    let patches_after_first = patches(&app);
+    let (status, second) = app.post(PATH, Some(&token), body(json!({}))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(second["status"], first["status"]);
+    assert_eq!(second["grantId"], first["grantId"]);
+    assert_eq!(patches(&app), patches_after_first);
+}
+
+#[tokio::test]
+async fn privileges_the_user_already_had_are_reported_as_existing_not_added() {
+    let app = TestApp::spawn().await;
+    // Bob already holds USE_CATALOG, USE_SCHEMA and SELECT on sales.reporting.orders.
+    let (status, json) = app
+        .post(
+            PATH,
+            Some(&app.token("purview")),
+            body(json!({"requestorId": demo::BOB_ENTRA_ID})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    assert_eq!(json["status"], "already_granted");
+    assert_eq!(json["added"], "");
+    assert!(
+        json["alreadyHeld"]
+            .as_str()
+            .unwrap()
+            .contains("SELECT on table sales.reporting.orders")
+    );
+    assert_eq!(patches(&app), 0);
+}
+
+#[tokio::test]
+async fn an_unknown_requester_is_a_clear_error_and_nothing_changes() {
+    let app = TestApp::spawn().await;
+    let (status, json) = app
+        .post(
+            PATH,
+            Some(&app.token("purview")),
+            body(json!({"requestorId": "00000000-0000-4000-8000-000000000042"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(json["error"], "principal_not_found");
+    assert_eq!(patches(&app), 0);
+}
+
+#[tokio::test]
+async fn an_inactive_user_is_a_clear_error_and_nothing_changes() {
+    let app = TestApp::spawn().await;
+    let (status, json) = app
+        .post(
+            PATH,
+            Some(&app.token("purview")),
+            body(json!({"requestorId": demo::DAVE_ENTRA_ID})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(json["error"], "principal_inactive");
+    assert_eq!(patches(&app), 0);
+}
+
+#[tokio::test]
+async fn a_request_approved_by_the_requester_is_denied_as_self_approval() {
+    let app = TestApp::spawn().await;
+    let (status, json) = app
+        .post(
+            PATH,
+            Some(&app.token("purview")),
+            body(json!({"approvers": demo::ALICE_ENTRA_ID})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(json["error"], "self_approval");
+    assert_eq!(patches(&app), 0);
+}
+
+#[tokio::test]
+async fn a_rejected_approval_is_denied() {
+    let app = TestApp::spawn().await;
+    let (status, json) = app
+        .post(
+            PATH,
+            Some(&app.token("purview")),
+            body(json!({"approvalOutcome": "Rejected"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(json["error"], "not_approved");
+}
+
+#[tokio::test]
+async fn a_dry_run_answers_the_exact_calls_and_changes_nothing() {
+    let app = TestApp::spawn().await;
+    let (status, json) = app
+        .post(
+            PATH,
+            Some(&app.token("purview")),
+            body(json!({"dryRun": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    assert_eq!(json["status"], "planned");
+    let calls = json["calls"].as_array().unwrap();
+    assert_eq!(calls.len(), 3);
+    assert_eq!(calls[2]["method"], "PATCH");
+    assert_eq!(
+        calls[2]["path"],
+        "/api/2.1/unity-catalog/permissions/table/sales.reporting.orders"
+    );
+    assert_eq!(calls[2]["body"]["changes"][0]["add"], json!(["SELECT"]));
+    assert_eq!(patches(&app), 0);
+}
+
+#[tokio::test]
+async fn a_429_storm_is_retried_within_the_budget() {
+    let app = TestApp::spawn().await;
+    app.standin.fail_next_with_429(2, 1);
+    let (status, json) = app
+        .post(PATH, Some(&app.token("purview")), body(json!({})))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    assert_eq!(json["status"], "granted");
+}
+
+#[tokio::test]
+async fn a_429_storm_longer_than_the_budget_answers_retryable_with_nothing_half_applied() {
+    let app = TestApp::spawn_with(&[("UC_ACCESS_TIME_BUDGET_SECONDS", "2")]).await;
+    // Let the reads and the first PATCH through, then throttle every further PATCH.
+    app.standin.inject(
+        uc_access::standin::Fault::new(
+            uc_access::standin::FaultKind::TooManyRequests {
+                retry_after_secs: 5,
+            },
+            100,
+        )
+        .on_method("PATCH")
+        .on_path_prefix("/api/2.1/unity-catalog/permissions/schema"),
+    );
+    let (status, json) = app
+        .post(PATH, Some(&app.token("purview")), body(json!({})))
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{json}");
+    assert!(json["retryAfterSeconds"].as_u64().unwrap() >= 1);
+    // The USE_CATALOG added before the storm was undone.
+    assert!(privileges_of(&app, "catalog", "sales", demo::ALICE).is_empty());
+    assert!(privileges_of(&app, "table", "sales.reporting.orders", demo::ALICE).is_empty());
+}
