@@ -17,7 +17,7 @@ use crate::databricks::DatabricksClients;
 use crate::functions::http_function_names;
 use crate::settings::{Env, Settings};
 use crate::standin::{RunningStandIn, Seed, StandIn, demo};
-use crate::usecases::system_clock;
+use crate::usecases::{Clock, system_clock};
 
 /// Where the local run keeps its state (issuer key, later the ledger).
 pub const DEFAULT_DATA_DIR: &str = ".uc-access";
@@ -59,6 +59,16 @@ pub struct LocalRun {
 impl LocalRun {
     /// Binds `port` (0 for any), starts the stand-in, loads or creates the issuer key, builds the app.
     pub async fn start(env: Env, port: u16, data_dir: &Path) -> anyhow::Result<Self> {
+        Self::start_with_clock(env, port, data_dir, system_clock()).await
+    }
+
+    /// [`LocalRun::start`] with a chosen clock (tests and the demo move time forward).
+    pub async fn start_with_clock(
+        env: Env,
+        port: u16,
+        data_dir: &Path,
+        clock: Clock,
+    ) -> anyhow::Result<Self> {
         let app = Application::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await?;
         let base_url = base_url(app.local_addr()?.port());
         let standin = StandIn::builder()
@@ -82,7 +92,7 @@ impl LocalRun {
             Authenticator::new(settings.auth.clone())?,
             Some(clients),
             ledger,
-            system_clock(),
+            clock,
         );
         let router =
             app::router(AppState::new(services)).nest(local_issuer::MOUNT_PATH, issuer.router());

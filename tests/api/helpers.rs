@@ -2,16 +2,19 @@
 //! port, and a client that speaks to it over HTTP as Purview or an operator would.
 
 use std::path::PathBuf;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::Value;
+use time::OffsetDateTime;
 use tokio::sync::oneshot;
 use uc_access::auth::local_issuer::{LOCAL_AUDIENCE, LocalCaller, LocalIssuer};
 use uc_access::local::{self, LocalRun};
 use uc_access::settings::Env;
 use uc_access::standin::StandInState;
+use uc_access::usecases::Clock;
 
 /// One issuer key for the whole test binary: RSA key generation is the slow part of a start.
 fn data_dir() -> &'static PathBuf {
@@ -21,6 +24,8 @@ fn data_dir() -> &'static PathBuf {
 
 pub struct TestApp {
     pub base: String,
+    /// Seconds added to the real clock: tests move time forward to expire grants.
+    pub skew: Arc<AtomicI64>,
     pub standin: StandInState,
     issuer: LocalIssuer,
     client: reqwest::Client,
@@ -34,7 +39,14 @@ impl TestApp {
         let ledger = tempfile::tempdir().unwrap();
         let env = Env::from_pairs(env.iter().copied())
             .with_default("LEDGER_DIR", ledger.path().to_string_lossy());
-        let run = LocalRun::start(env, 0, data_dir()).await.unwrap();
+        let skew = Arc::new(AtomicI64::new(0));
+        let clock_skew = skew.clone();
+        let clock: Clock = Arc::new(move || {
+            OffsetDateTime::now_utc() + time::Duration::seconds(clock_skew.load(Ordering::SeqCst))
+        });
+        let run = LocalRun::start_with_clock(env, 0, data_dir(), clock)
+            .await
+            .unwrap();
         let base = run.base_url.to_string();
         let standin = run.standin.state().clone();
         let issuer =
@@ -45,6 +57,7 @@ impl TestApp {
         }));
         Self {
             base,
+            skew,
             standin,
             issuer,
             client: reqwest::Client::new(),
@@ -55,6 +68,24 @@ impl TestApp {
 
     pub async fn spawn() -> Self {
         Self::spawn_with(&[]).await
+    }
+
+    /// Moves the app's clock forward.
+    pub fn advance(&self, by: time::Duration) {
+        self.skew.fetch_add(by.whole_seconds(), Ordering::SeqCst);
+    }
+
+    /// Runs the revoke timer once, as the host would, and returns its `ReturnValue`.
+    pub async fn run_timer(&self) -> Value {
+        let (status, json) = self
+            .post(
+                "/revoke-expired",
+                None,
+                fixture("host/timer-with-schedule-status.json"),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{json}");
+        json["ReturnValue"].clone()
     }
 
     /// A token for a local caller preset (`purview`, `operator`, `app:<guid>`, `user:<guid>[:roles]`).

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)] // test helpers panic on purpose with the failing value
 
+mod expiry;
 mod functions_folder;
 mod helpers;
 mod host_protocol;
