@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod crash;
 mod grant;
 mod resolve;
 mod support;

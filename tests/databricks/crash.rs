@@ -1,0 +1,338 @@
+//! Crash safety: the process is killed (its future dropped mid-flight, with no clean-up) between every
+//! pair of steps of a grant and of a revoke; then the timer runs. Afterwards no privilege the product
+//! added lacks a live record, none outlives its expiry, and none that existed before is removed.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+use uc_access::databricks::{
+    DatabricksError, Deadline, EffectiveAssignment, GetPermissionsOptions, GrantsApi,
+    PermissionsChange, PrivilegeAssignment,
+};
+use uc_access::domain::{
+    AccessRequest, Approval, ApprovalOutcome, EntraObjectId, Principal, PrincipalQuery, Securable,
+    SecurableType, WorkspaceRef,
+};
+use uc_access::ledger::{
+    DueQuery, GrantId, GrantRecord, GrantState, IdempotencyKey, LedgerError, LedgerStore,
+    ListFilter, LocalLedger, Versioned,
+};
+use uc_access::policy::Policy;
+use uc_access::standin::{Seed, demo};
+use uc_access::usecases::Context;
+use uc_access::usecases::expire::sweep;
+use uc_access::usecases::provision::provision;
+use uc_access::usecases::resolve::Resolver;
+use url::Url;
+
+use crate::support::{World, deadline};
+
+/// Counts mutating steps (PATCHes and ledger writes) and hangs forever at step `kill_at`: the caller's
+/// future is then dropped, exactly like a process killed there.
+#[derive(Debug, Default)]
+struct Steps {
+    done: AtomicUsize,
+    kill_at: AtomicUsize,
+}
+
+impl Steps {
+    async fn step(&self) {
+        let n = self.done.fetch_add(1, Ordering::SeqCst) + 1;
+        if n == self.kill_at.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+    }
+    fn arm(&self, kill_at: usize) {
+        self.done.store(0, Ordering::SeqCst);
+        self.kill_at.store(kill_at, Ordering::SeqCst);
+    }
+}
+
+struct KillableGrants {
+    inner: Arc<dyn GrantsApi>,
+    steps: Arc<Steps>,
+}
+
+#[async_trait]
+impl GrantsApi for KillableGrants {
+    async fn get_direct(
+        &self,
+        w: &Url,
+        s: &Securable,
+        o: &GetPermissionsOptions,
+        d: Deadline,
+    ) -> Result<Vec<PrivilegeAssignment>, DatabricksError> {
+        self.inner.get_direct(w, s, o, d).await
+    }
+    async fn update(
+        &self,
+        w: &Url,
+        s: &Securable,
+        c: &[PermissionsChange],
+        d: Deadline,
+    ) -> Result<Vec<PrivilegeAssignment>, DatabricksError> {
+        self.steps.step().await;
+        self.inner.update(w, s, c, d).await
+    }
+    async fn effective(
+        &self,
+        w: &Url,
+        s: &Securable,
+        p: Option<&Principal>,
+        d: Deadline,
+    ) -> Result<Vec<EffectiveAssignment>, DatabricksError> {
+        self.inner.effective(w, s, p, d).await
+    }
+}
+
+#[derive(Debug)]
+struct KillableLedger {
+    inner: LocalLedger,
+    steps: Arc<Steps>,
+}
+
+#[async_trait]
+impl LedgerStore for KillableLedger {
+    async fn create(&self, r: GrantRecord) -> Result<Versioned<GrantRecord>, LedgerError> {
+        self.steps.step().await;
+        self.inner.create(r).await
+    }
+    async fn get(&self, id: GrantId) -> Result<Versioned<GrantRecord>, LedgerError> {
+        self.inner.get(id).await
+    }
+    async fn get_by_key(&self, k: &IdempotencyKey) -> Result<Versioned<GrantRecord>, LedgerError> {
+        self.inner.get_by_key(k).await
+    }
+    async fn update(
+        &self,
+        r: &Versioned<GrantRecord>,
+    ) -> Result<Versioned<GrantRecord>, LedgerError> {
+        self.steps.step().await;
+        self.inner.update(r).await
+    }
+    async fn find_due(&self, q: &DueQuery) -> Result<Vec<Versioned<GrantRecord>>, LedgerError> {
+        self.inner.find_due(q).await
+    }
+    async fn list(&self, f: &ListFilter) -> Result<Vec<Versioned<GrantRecord>>, LedgerError> {
+        self.inner.list(f).await
+    }
+}
+
+struct Harness {
+    world: World,
+    ctx: Context,
+    steps: Arc<Steps>,
+    skew: Arc<AtomicI64>,
+    _dir: tempfile::TempDir,
+}
+
+impl Harness {
+    async fn new() -> Self {
+        let world = World::start(Seed::demo(), false).await;
+        let dir = tempfile::tempdir().unwrap();
+        let steps = Arc::new(Steps::default());
+        let skew = Arc::new(AtomicI64::new(0));
+        let clock_skew = skew.clone();
+        let ctx = Context {
+            policy: Policy::default(),
+            resolver: Resolver::new(
+                world.clients.directory.clone(),
+                Duration::from_secs(60),
+                false,
+            ),
+            grants: Arc::new(KillableGrants {
+                inner: world.clients.grants.clone(),
+                steps: steps.clone(),
+            }),
+            ledger: Arc::new(KillableLedger {
+                inner: LocalLedger::new(dir.path()),
+                steps: steps.clone(),
+            }),
+            clock: Arc::new(move || {
+                OffsetDateTime::now_utc()
+                    + time::Duration::seconds(clock_skew.load(Ordering::SeqCst))
+            }),
+        };
+        Self {
+            world,
+            ctx,
+            steps,
+            skew,
+            _dir: dir,
+        }
+    }
+
+    fn advance(&self, by: time::Duration) {
+        self.skew.fetch_add(by.whole_seconds(), Ordering::SeqCst);
+    }
+
+    fn request(&self) -> AccessRequest {
+        let alice = EntraObjectId::parse(demo::ALICE_ENTRA_ID).unwrap();
+        AccessRequest {
+            requester: alice,
+            target: None,
+            grantee: PrincipalQuery::object_id(alice),
+            workspace: WorkspaceRef {
+                name: "default".into(),
+                host: self.world.workspace(),
+            },
+            securable: Securable::parse(SecurableType::Table, "sales.reporting.orders").unwrap(),
+            privileges: None,
+            duration: Some(uc_access::domain::GrantDuration::parse("PT2M").unwrap()),
+            approval: Approval {
+                outcome: ApprovalOutcome::Approved,
+                approvers: vec![EntraObjectId::parse(demo::CAROL_ENTRA_ID).unwrap()],
+            },
+            idempotency_key: None,
+            dry_run: false,
+            source: uc_access::domain::RequestSource::PurviewCallback,
+        }
+    }
+
+    /// Alice's privileges on the table's lineage, as the stand-in really holds them.
+    fn alice_holds(&self) -> Vec<(String, Vec<String>)> {
+        [
+            ("catalog", "sales"),
+            ("schema", "sales.reporting"),
+            ("table", "sales.reporting.orders"),
+        ]
+        .iter()
+        .filter_map(|(k, n)| {
+            self.world
+                .standin
+                .state()
+                .grants_on(k, n)
+                .get(demo::ALICE)
+                .cloned()
+                .map(|p| (n.to_string(), p))
+        })
+        .collect()
+    }
+
+    async fn records(&self) -> Vec<GrantRecord> {
+        self.ctx
+            .ledger
+            .list(&ListFilter::default())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|v| v.record)
+            .collect()
+    }
+
+    /// Every privilege Alice holds is covered by a pending or active record.
+    async fn assert_every_privilege_has_a_live_record(&self, when: &str) {
+        let live: Vec<GrantRecord> = self
+            .records()
+            .await
+            .into_iter()
+            .filter(|r| {
+                matches!(
+                    r.state,
+                    GrantState::Pending
+                        | GrantState::Active
+                        | GrantState::Failed
+                        | GrantState::Revoking
+                )
+            })
+            .collect();
+        for (securable, privileges) in self.alice_holds() {
+            for p in privileges {
+                let covered = live.iter().any(|r| {
+                    r.plan.iter().chain(r.added.iter()).any(|c| {
+                        c.securable.full_name() == securable
+                            && c.privileges.iter().any(|x| x.as_str() == p)
+                    })
+                });
+                assert!(
+                    covered,
+                    "{when}: {p} on {securable} has no live record: {live:?}"
+                );
+            }
+        }
+    }
+
+    fn assert_bob_untouched(&self) {
+        let state = self.world.standin.state();
+        assert_eq!(
+            state.grants_on("table", "sales.reporting.orders")[demo::BOB],
+            vec!["SELECT"]
+        );
+        assert_eq!(
+            state.grants_on("schema", "sales.reporting")[demo::BOB],
+            vec!["USE_SCHEMA"]
+        );
+        assert_eq!(
+            state.grants_on("catalog", "sales")[demo::BOB],
+            vec!["USE_CATALOG"]
+        );
+    }
+}
+
+/// Runs `fut` until it finishes or hangs at the armed step (then drops it: the "kill").
+async fn run_until_killed<F: std::future::Future>(fut: F) -> Option<F::Output> {
+    tokio::time::timeout(Duration::from_secs(1), fut).await.ok()
+}
+
+#[tokio::test]
+async fn a_grant_killed_between_any_two_steps_is_finished_or_undone_and_expires() {
+    // Steps of a grant: create pending (1), three PATCHes (2-4), mark active (5).
+    for kill_at in 1..=5 {
+        let h = Harness::new().await;
+        h.steps.arm(kill_at);
+        let outcome = run_until_killed(provision(&h.ctx, &h.request(), deadline())).await;
+        assert!(outcome.is_none(), "kill point {kill_at} was reached");
+        h.steps.arm(0);
+        h.assert_every_privilege_has_a_live_record(&format!("killed at step {kill_at}"))
+            .await;
+
+        // The timer finds the stale pending record, finishes or undoes it; then expiry removes all.
+        h.advance(time::Duration::minutes(11));
+        sweep(&h.ctx, h.ctx.now(), deadline()).await.unwrap();
+        h.assert_every_privilege_has_a_live_record(&format!("after reconcile, kill {kill_at}"))
+            .await;
+        h.advance(time::Duration::minutes(3));
+        sweep(&h.ctx, h.ctx.now(), deadline()).await.unwrap();
+        assert!(
+            h.alice_holds().is_empty(),
+            "kill {kill_at}: {:?} outlived expiry",
+            h.alice_holds()
+        );
+        h.assert_bob_untouched();
+    }
+}
+
+#[tokio::test]
+async fn a_revoke_killed_between_any_two_steps_converges_on_a_later_run() {
+    // Steps of a revoke: mark revoking (1), three PATCHes (2-4), mark revoked (5).
+    for kill_at in 1..=5 {
+        let h = Harness::new().await;
+        let outcome = provision(&h.ctx, &h.request(), deadline()).await.unwrap();
+        assert_eq!(outcome.status.as_str(), "granted");
+        h.advance(time::Duration::minutes(3));
+        h.steps.arm(kill_at);
+        let killed = run_until_killed(sweep(&h.ctx, h.ctx.now(), deadline())).await;
+        assert!(killed.is_none(), "kill point {kill_at} was reached");
+        h.steps.arm(0);
+        h.assert_every_privilege_has_a_live_record(&format!("revoke killed at {kill_at}"))
+            .await;
+
+        // Retries wait for their backoff; a later run converges.
+        h.advance(time::Duration::minutes(70));
+        sweep(&h.ctx, h.ctx.now(), deadline()).await.unwrap();
+        assert!(
+            h.alice_holds().is_empty(),
+            "revoke kill {kill_at}: {:?}",
+            h.alice_holds()
+        );
+        let records = h.records().await;
+        assert!(
+            records.iter().all(|r| r.state == GrantState::Revoked),
+            "{records:?}"
+        );
+        h.assert_bob_untouched();
+    }
+}
