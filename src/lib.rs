@@ -4,6 +4,7 @@ pub mod app;
 pub mod auth;
 pub mod contract;
 pub mod databricks;
+pub mod demo;
 pub mod domain;
 pub mod error;
 pub mod functions;

@@ -15,12 +15,14 @@ use crate::auth::Authenticator;
 use crate::auth::local_issuer::{self, LocalIssuer};
 use crate::databricks::DatabricksClients;
 use crate::functions::http_function_names;
-use crate::settings::{Env, Settings};
+use crate::settings::{Env, RevokeSchedule, Settings};
 use crate::standin::{RunningStandIn, Seed, StandIn, demo};
 use crate::usecases::{Clock, system_clock};
 
-/// Where the local run keeps its state (issuer key, later the ledger).
+/// Where the local run keeps its state (issuer key, ledger).
 pub const DEFAULT_DATA_DIR: &str = ".uc-access";
+/// The local run's revoke timer: every fifteen seconds, so short grants visibly expire.
+pub const LOCAL_SCHEDULE: &str = "*/15 * * * * *";
 
 /// The local issuer's key directory inside the data directory.
 pub fn issuer_dir(data_dir: &Path) -> PathBuf {
@@ -37,6 +39,7 @@ pub fn base_url(port: u16) -> Url {
 pub fn local_env(env: Env, standin: &Url, data_dir: &Path) -> Env {
     let standin = standin.as_str().trim_end_matches('/').to_owned();
     env.with_default("LEDGER_BACKEND", "local")
+        .with_default("REVOKE_SCHEDULE", LOCAL_SCHEDULE)
         .with_default("LEDGER_DIR", data_dir.join("ledger").to_string_lossy())
         .with_default("DATABRICKS_HOST", standin.clone())
         .with_default("DATABRICKS_ACCOUNT_HOST", standin)
@@ -54,6 +57,7 @@ pub struct LocalRun {
     pub issuer: LocalIssuer,
     app: Application,
     router: axum::Router,
+    schedule: RevokeSchedule,
 }
 
 impl LocalRun {
@@ -102,6 +106,7 @@ impl LocalRun {
             issuer,
             app,
             router,
+            schedule: settings.revoke_schedule.clone(),
         })
     }
 
@@ -118,6 +123,43 @@ impl LocalRun {
         } = self;
         let served = app.serve(router, shutdown).await;
         let _ = standin.shutdown().await;
+        served
+    }
+
+    /// Serves and, like the Functions host, invokes `revoke-expired` on `REVOKE_SCHEDULE` with a
+    /// host-shaped timer payload.
+    pub async fn serve_with_timer(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let url = format!("{}revoke-expired", self.base_url);
+        let schedule = self.schedule.clone();
+        tracing::info!(
+            schedule = schedule.expression(),
+            "local revoke timer started"
+        );
+        let timer = tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            loop {
+                tokio::time::sleep(schedule.until_next()).await;
+                let payload = serde_json::json!({
+                    "Data": {"timer": {"Schedule": {"AdjustForDST": false}, "ScheduleStatus": null, "IsPastDue": false}},
+                    "Metadata": {"sys": {"MethodName": "revoke-expired"}}
+                });
+                match client.post(&url).json(&payload).send().await {
+                    Ok(r) => {
+                        let body: serde_json::Value = r.json().await.unwrap_or_default();
+                        let report = &body["ReturnValue"];
+                        if report["due"].as_u64().unwrap_or(0) > 0 {
+                            tracing::info!(report = %report, "revoke-expired ran");
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "local timer could not reach the app"),
+                }
+            }
+        });
+        let served = self.serve(shutdown).await;
+        timer.abort();
         served
     }
 }

@@ -51,6 +51,11 @@ enum Command {
         #[arg(long, default_value_t = 60)]
         minutes: u64,
     },
+    /// Show the whole loop locally, non-interactively: approval → grant → expiry → revoke.
+    Demo {
+        #[arg(long, default_value = DEFAULT_DATA_DIR)]
+        data_dir: PathBuf,
+    },
     /// Serve only the Databricks stand-in (account and workspace APIs) on a port.
     Standin {
         #[arg(long, default_value_t = 7072)]
@@ -80,6 +85,10 @@ fn main() -> ExitCode {
                 data_dir,
                 minutes,
             } => print_token(&caller, port, &data_dir, minutes),
+            Command::Demo { data_dir } => {
+                telemetry::init(LogFormat::Quiet);
+                uc_access::demo::run(&data_dir).await
+            }
             Command::Standin { port } => {
                 telemetry::init(LogFormat::Text);
                 serve_standin(SocketAddr::from((Ipv4Addr::LOCALHOST, port)), Seed::demo())
@@ -123,7 +132,7 @@ async fn run_local(port: u16, data_dir: PathBuf) -> anyhow::Result<()> {
         base = run.base_url,
         standin = run.standin.base_url(),
     );
-    run.serve(shutdown_signal()).await?;
+    run.serve_with_timer(shutdown_signal()).await?;
     Ok(())
 }
 

@@ -26,11 +26,18 @@ pub enum LogFormat {
     Json,
     /// Human-readable lines for a terminal (the local run).
     Text,
+    /// Warnings and errors only, as text (the demo narrates on its own).
+    Quiet,
 }
 
 /// Installs the global subscriber once; `RUST_LOG` filters (default `info`). Safe to call twice.
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let default = if format == LogFormat::Quiet {
+        "warn"
+    } else {
+        "info"
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stdout);
@@ -41,7 +48,7 @@ pub fn init(format: LogFormat) {
             .with_current_span(true)
             .with_span_list(false)
             .try_init(),
-        LogFormat::Text => builder.compact().with_target(false).try_init(),
+        LogFormat::Text | LogFormat::Quiet => builder.compact().with_target(false).try_init(),
     };
 }
 

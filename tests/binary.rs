@@ -123,3 +123,25 @@ fn the_binary_refuses_to_start_with_a_bad_setting_and_names_it() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("FUNCTIONS_CUSTOMHANDLER_PORT"), "{stderr}");
 }
+
+#[test]
+fn the_demo_shows_an_approval_become_a_grant_and_the_grant_revoked_and_exits_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_uc-access"))
+        .args(["demo", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("\"status\":\"granted\""), "{stdout}");
+    assert!(stdout.contains("revoked=1"), "{stdout}");
+    assert!(
+        stdout.contains("table sales.reporting.orders: (nothing for Alice)"),
+        "{stdout}"
+    );
+}

@@ -37,8 +37,12 @@ pub struct Answer {
     pub calls: Option<Vec<Value>>,
 }
 
-fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_default()
+/// Whole seconds: workflows show these times to people.
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    t.replace_nanosecond(0)
+        .unwrap_or(t)
+        .format(&Rfc3339)
+        .unwrap_or_default()
 }
 
 fn describe(changes: &[SecurableChange]) -> String {

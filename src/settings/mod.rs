@@ -2,12 +2,14 @@
 //! a bad or missing value stops the process with a message naming the key.
 
 mod env;
+mod schedule;
 mod server;
 mod workspaces;
 
 use std::time::Duration;
 
 pub use env::{Env, SettingsError};
+pub use schedule::{DEFAULT_SCHEDULE, REVOKE_SCHEDULE, RevokeSchedule};
 pub use server::{DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT, ServerSettings};
 pub use workspaces::{
     AUTHORITIES, DEFAULT_WORKSPACE, WORKSPACES, host_string, workspaces_from_env,
@@ -37,6 +39,7 @@ pub struct Settings {
     pub ledger: LedgerSettings,
     /// How long an HTTP function may wait on Databricks before answering a retryable error.
     pub time_budget: Duration,
+    pub revoke_schedule: RevokeSchedule,
 }
 
 /// Default for `UC_ACCESS_TIME_BUDGET_SECONDS`: well inside Purview's undocumented HTTP timeout and the
@@ -78,6 +81,7 @@ impl Settings {
             policy: Policy::from_env(env)?,
             ledger: LedgerSettings::from_env(env)?,
             time_budget: Duration::from_secs(budget),
+            revoke_schedule: RevokeSchedule::from_env(env)?,
         })
     }
 }
