@@ -24,7 +24,7 @@ use crate::functions::{self, GRANT_ACCESS, PURVIEW_CALLBACK, RESOLVE_PRINCIPAL, 
 use crate::host::timer::TimerInfo;
 use crate::host::{InvocationRequest, InvocationResponse, http_bridge};
 use crate::ledger::LedgerStore;
-use crate::settings::Settings;
+use crate::settings::{Settings, SettingsError};
 use crate::telemetry::{self, INVOCATION_ID_HEADER};
 use crate::usecases::resolve::Resolver;
 use crate::usecases::{Clock, Context, system_clock};
@@ -169,6 +169,33 @@ pub fn router(state: AppState) -> Router {
         .merge(invocations)
         .route("/", get(readiness))
         .fallback(|| async { ApiError::not_found() })
+        .layer(middleware::from_fn(telemetry::request_context))
+}
+
+/// The router of a process whose required settings are missing: it answers the host's readiness probe
+/// (so the host does not restart it in a loop) and every invocation with 503 naming the setting, so the
+/// cause shows on every failed call in Application Insights.
+pub fn unconfigured_router(missing: SettingsError) -> Router {
+    let problem = missing.to_string();
+    let readiness = {
+        let problem = problem.clone();
+        move || async move {
+            Json(
+                json!({"service": "uc-access", "version": env!("CARGO_PKG_VERSION"), "status": "unconfigured", "problem": problem}),
+            )
+        }
+    };
+    Router::new()
+        .route("/", get(readiness))
+        .fallback(move || {
+            let problem = problem.clone();
+            async move {
+                ApiError::unavailable(
+                    "not_configured",
+                    format!("uc-access is not configured: {problem}"),
+                )
+            }
+        })
         .layer(middleware::from_fn(telemetry::request_context))
 }
 

@@ -7,10 +7,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use uc_access::app::{AppState, Application, Services, router};
+use uc_access::app::{AppState, Application, Services, router, unconfigured_router};
 use uc_access::auth::local_issuer::{LOCAL_AUDIENCE, LocalCaller, LocalIssuer};
 use uc_access::local::{self, DEFAULT_DATA_DIR, LocalRun};
-use uc_access::settings::{DEFAULT_PORT, Env, Settings};
+use uc_access::settings::{DEFAULT_PORT, Env, ServerSettings, Settings};
 use uc_access::standin::{Seed, serve_standin};
 use uc_access::telemetry::{self, LogFormat};
 
@@ -108,13 +108,21 @@ fn main() -> ExitCode {
 
 async fn serve(env: Env) -> anyhow::Result<()> {
     telemetry::init(LogFormat::Json);
-    let settings = Settings::from_env(&env)?;
+    let server = ServerSettings::from_env(&env)?;
     // Bind before anything else: the host polls GET / and waits for any answer.
-    let app = Application::bind(settings.server.addr).await?;
-    let services = Services::build(&settings)?;
+    let app = Application::bind(server.addr).await?;
+    let router = match Settings::from_env(&env) {
+        Ok(settings) => router(AppState::new(Services::build(&settings)?)),
+        // A required setting is absent: stay up, answer every invocation with 503 naming it.
+        Err(missing) if missing.is_missing() => {
+            tracing::error!(setting = %missing.key, problem = %missing.problem, "uc-access is not configured; every function answers 503 until the setting is given");
+            unconfigured_router(missing)
+        }
+        // A setting is present but wrong: stop, naming it.
+        Err(bad) => return Err(bad.into()),
+    };
     tracing::info!(addr = %app.local_addr()?, "uc-access listening");
-    app.serve(router(AppState::new(services)), shutdown_signal())
-        .await?;
+    app.serve(router, shutdown_signal()).await?;
     Ok(())
 }
 

@@ -90,17 +90,57 @@ fn fixture(path: &str) -> String {
     .unwrap()
 }
 
+/// A minimal valid configuration: caller authentication and a local ledger, no Databricks yet.
+fn configured(ledger: &std::path::Path) -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "AUTH_TENANT_ID",
+            "72f988bf-86f1-41af-91ab-2d7cd011db47".to_owned(),
+        ),
+        ("AUTH_AUDIENCE", "api://uc-access".to_owned()),
+        ("LEDGER_BACKEND", "local".to_owned()),
+        ("LEDGER_DIR", ledger.to_string_lossy().into_owned()),
+    ]
+}
+
 #[test]
 fn the_binary_answers_the_readiness_probe_on_the_port_the_host_gives_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = configured(dir.path());
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let handler = start(&env);
+    let (status, body) = blocking_get(&format!("{}/", handler.base)).unwrap();
+    assert_eq!(status, 200);
+    assert!(body.contains("\"ready\""), "{body}");
+}
+
+#[test]
+fn with_only_the_port_set_the_binary_is_ready_and_names_the_missing_setting_on_every_call() {
     let handler = start(&[]);
     let (status, body) = blocking_get(&format!("{}/", handler.base)).unwrap();
     assert_eq!(status, 200);
-    assert!(body.contains("ready"), "{body}");
+    assert!(
+        body.contains("unconfigured") && body.contains("AUTH_TENANT_ID"),
+        "{body}"
+    );
+    let (status, json) = blocking_post(
+        &format!("{}/api/purview-callback", handler.base),
+        "{}".into(),
+    );
+    assert_eq!(status, 503);
+    assert_eq!(json["error"], "not_configured");
+    assert!(
+        json["message"].as_str().unwrap().contains("AUTH_TENANT_ID"),
+        "{json}"
+    );
 }
 
 #[test]
 fn the_binary_answers_a_timer_invocation_with_outputs_logs_and_return_value() {
-    let handler = start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let env = configured(dir.path());
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let handler = start(&env);
     let (status, json) = blocking_post(
         &format!("{}/revoke-expired", handler.base),
         fixture("host/timer-with-schedule-status.json"),
@@ -109,6 +149,13 @@ fn the_binary_answers_a_timer_invocation_with_outputs_logs_and_return_value() {
     assert!(json["Outputs"].is_object());
     assert!(json["Logs"].is_array());
     assert!(json["ReturnValue"].is_object());
+    assert!(
+        json["ReturnValue"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not configured"),
+        "{json}"
+    );
 }
 
 #[test]
@@ -122,6 +169,18 @@ fn the_binary_refuses_to_start_with_a_bad_setting_and_names_it() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("FUNCTIONS_CUSTOMHANDLER_PORT"), "{stderr}");
+
+    let output = Command::new(env!("CARGO_BIN_EXE_uc-access"))
+        .arg("serve")
+        .env_clear()
+        .env("FUNCTIONS_CUSTOMHANDLER_PORT", free_port().to_string())
+        .env("AUTH_TENANT_ID", "contoso.onmicrosoft.com")
+        .env("AUTH_AUDIENCE", "api://uc-access")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("AUTH_TENANT_ID"), "{stderr}");
 }
 
 #[test]

@@ -13,7 +13,15 @@ pub struct SettingsError {
     pub problem: String,
 }
 
+/// The problem text of a required setting that is absent.
+const MISSING: &str = "is required but not set";
+
 impl SettingsError {
+    /// Whether the setting is simply absent (as opposed to present with a bad value).
+    pub fn is_missing(&self) -> bool {
+        self.problem == MISSING
+    }
+
     pub fn new(key: &str, problem: impl Into<String>) -> Self {
         Self {
             key: key.to_owned(),
@@ -85,7 +93,7 @@ impl Env {
 
     pub fn required(&self, key: &str) -> Result<&str, SettingsError> {
         self.get(key)
-            .ok_or_else(|| SettingsError::new(key, "is required but not set"))
+            .ok_or_else(|| SettingsError::new(key, MISSING))
     }
 
     /// Parses `key` with `FromStr`, using `default` when unset.
