@@ -204,7 +204,8 @@ mod tests {
     #[test]
     fn malformed_names_get_a_precise_reason() {
         use QualifiedNameError::*;
-        let cases: &[(&str, fn(&QualifiedNameError) -> bool)] = &[
+        type Check = fn(&QualifiedNameError) -> bool;
+        let cases: &[(&str, Check)] = &[
             ("https://m/catalogs/c", |e| matches!(e, WrongScheme(_))),
             ("databricks:///catalogs/c", |e| {
                 matches!(e, MissingAuthority)

@@ -101,10 +101,6 @@ impl TestApp {
         self.issuer.sign_claims(claims).unwrap()
     }
 
-    pub fn issuer_url(&self) -> String {
-        format!("{}local-issuer", self.base)
-    }
-
     /// POSTs JSON (or raw text) with an optional bearer token; returns the status and the JSON answer.
     pub async fn post(
         &self,
