@@ -20,7 +20,10 @@ use crate::auth::Authenticator;
 use crate::databricks::DatabricksClients;
 use crate::domain::{WorkspaceRef, Workspaces};
 use crate::error::ApiError;
-use crate::functions::{self, GRANT_ACCESS, PURVIEW_CALLBACK, RESOLVE_PRINCIPAL, REVOKE_EXPIRED};
+use crate::functions::{
+    self, GRANT_ACCESS, LIST_GRANTS, PURVIEW_CALLBACK, RESOLVE_PRINCIPAL, REVOKE_ACCESS,
+    REVOKE_EXPIRED,
+};
 use crate::host::timer::TimerInfo;
 use crate::host::{InvocationRequest, InvocationResponse, http_bridge};
 use crate::ledger::LedgerStore;
@@ -213,6 +216,14 @@ fn api_router(state: AppState) -> Router {
         .route(
             &format!("/api/{GRANT_ACCESS}"),
             post(functions::grant_access::handle),
+        )
+        .route(
+            &format!("/api/{REVOKE_ACCESS}"),
+            post(functions::revoke_access::handle),
+        )
+        .route(
+            &format!("/api/{LIST_GRANTS}"),
+            get(functions::list_grants::handle),
         )
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .with_state(state)

@@ -5,8 +5,10 @@ pub mod answer;
 pub mod errors;
 pub mod grant_access;
 pub mod http;
+pub mod list_grants;
 pub mod purview_callback;
 pub mod resolve_principal;
+pub mod revoke_access;
 pub mod revoke_expired;
 
 /// How the Functions host triggers a function.
@@ -29,6 +31,8 @@ pub const PURVIEW_CALLBACK: &str = "purview-callback";
 pub const RESOLVE_PRINCIPAL: &str = "resolve-principal";
 pub const GRANT_ACCESS: &str = "grant-access";
 pub const REVOKE_EXPIRED: &str = "revoke-expired";
+pub const REVOKE_ACCESS: &str = "revoke-access";
+pub const LIST_GRANTS: &str = "list-grants";
 
 /// Every function this binary serves; `functions/<name>/function.json` must agree (a test checks).
 pub const FUNCTIONS: &[FunctionSpec] = &[
@@ -43,6 +47,14 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
     FunctionSpec {
         name: GRANT_ACCESS,
         trigger: Trigger::Http { methods: &["post"] },
+    },
+    FunctionSpec {
+        name: REVOKE_ACCESS,
+        trigger: Trigger::Http { methods: &["post"] },
+    },
+    FunctionSpec {
+        name: LIST_GRANTS,
+        trigger: Trigger::Http { methods: &["get"] },
     },
     FunctionSpec {
         name: REVOKE_EXPIRED,

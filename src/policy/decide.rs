@@ -4,7 +4,8 @@ use time::OffsetDateTime;
 
 use super::Policy;
 use crate::domain::{
-    AccessRequest, ApprovalOutcome, GrantDuration, Principal, PrincipalKind, PrivilegeSet,
+    AccessRequest, ApprovalOutcome, EntraObjectId, GrantDuration, Principal, PrincipalKind,
+    PrincipalQuery, PrivilegeSet, RequestSource,
 };
 
 /// What policy allows for one request.
@@ -41,7 +42,9 @@ pub fn decide(
             format!("the approval outcome is {raw:?}; only Approved requests are granted"),
         ));
     }
-    if policy.block_self_approval {
+    // For grant-access the caller is both requester and approver by construction: there the check is
+    // that the grantee is not the caller (below for object ids, after resolution for other names).
+    if policy.block_self_approval && request.source == RequestSource::PurviewCallback {
         let approvers = &request.approval.approvers;
         if approvers.contains(&request.requester)
             || request.target.is_some_and(|t| approvers.contains(&t))
@@ -51,6 +54,16 @@ pub fn decide(
                 "the requester (or the person access is for) is among the approvers; someone else must approve",
             ));
         }
+    }
+    if policy.block_self_approval
+        && let PrincipalQuery::ObjectId { id, .. } = &request.grantee
+        && request.source == RequestSource::GrantAccess
+        && request.approval.approvers.contains(id)
+    {
+        return Err(deny(
+            "self_approval",
+            "an operator may not grant access to themselves; ask another operator",
+        ));
     }
     if request.target.is_some() && !policy.allow_requests_for_others {
         return Err(deny(
@@ -121,6 +134,25 @@ pub fn decide(
         duration,
         expires_at: now + duration.as_duration(),
     })
+}
+
+/// After resolution: the principal's Entra object id may not be among the approvers (covers grantees
+/// named by user name or application id, and Purview targets).
+pub fn check_not_self_approved(
+    policy: &Policy,
+    request: &AccessRequest,
+    external_id: Option<&str>,
+) -> Result<(), Denial> {
+    let Some(id) = external_id.and_then(|raw| EntraObjectId::parse(raw).ok()) else {
+        return Ok(());
+    };
+    if policy.block_self_approval && request.approval.approvers.contains(&id) {
+        return Err(deny(
+            "self_approval",
+            "the person or application receiving access is among the approvers; someone else must approve",
+        ));
+    }
+    Ok(())
 }
 
 /// Checks the resolved principal: never `account users`, nothing forbidden, groups only if allowed.
@@ -247,6 +279,28 @@ mod tests {
             ..Policy::default()
         };
         assert!(decide(&open, &r, now()).is_ok());
+    }
+
+    #[test]
+    fn an_operator_may_not_grant_to_themselves() {
+        let mut r = table();
+        r.source = RequestSource::GrantAccess;
+        r.requester = id(CAROL);
+        r.approval.approvers = vec![id(CAROL)];
+        r.grantee = PrincipalQuery::object_id(id(ALICE));
+        assert!(decide(&Policy::default(), &r, now()).is_ok());
+        r.grantee = PrincipalQuery::object_id(id(CAROL));
+        assert_eq!(rule(&Policy::default(), &r), "self_approval");
+        r.grantee = PrincipalQuery::user_name("carol@contoso.com").unwrap();
+        assert!(decide(&Policy::default(), &r, now()).is_ok());
+        assert_eq!(
+            check_not_self_approved(&Policy::default(), &r, Some(CAROL))
+                .unwrap_err()
+                .rule,
+            "self_approval"
+        );
+        assert!(check_not_self_approved(&Policy::default(), &r, Some(ALICE)).is_ok());
+        assert!(check_not_self_approved(&Policy::default(), &r, None).is_ok());
     }
 
     #[test]

@@ -7,7 +7,7 @@ mod file;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-pub use decide::{Decision, Denial, check_principal, decide};
+pub use decide::{Decision, Denial, check_not_self_approved, check_principal, decide};
 pub use file::POLICY_FILE;
 
 use crate::domain::{GrantDuration, Privilege, PrivilegeSet, Securable, SecurableType};

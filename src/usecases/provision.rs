@@ -146,6 +146,7 @@ pub async fn provision(
         ));
     }
     policy::check_principal(&ctx.policy, &principal.principal)?;
+    policy::check_not_self_approved(&ctx.policy, request, principal.external_id.as_deref())?;
 
     let key = idempotency_key(request, &decision.privileges);
     let existing = match ctx.ledger.get_by_key(&key).await {

@@ -7,4 +7,5 @@ mod expiry;
 mod functions_folder;
 mod helpers;
 mod host_protocol;
+mod operators;
 mod purview_callback;

@@ -1,0 +1,164 @@
+//! The operator functions over HTTP: `grant-access`, `revoke-access`, `list-grants`, `resolve-principal`.
+
+use reqwest::StatusCode;
+use serde_json::json;
+use uc_access::standin::demo;
+
+use crate::helpers::TestApp;
+
+fn held(app: &TestApp, kind: &str, name: &str, who: &str) -> Vec<String> {
+    app.standin
+        .grants_on(kind, name)
+        .get(who)
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn grant_body(dry_run: bool) -> String {
+    json!({
+        "principal": {"userName": demo::ALICE},
+        "securable": {"type": "table", "fullName": "sales.reporting.customers"},
+        "duration": "PT8H",
+        "dryRun": dry_run
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn an_operator_grants_directly_and_a_dry_run_changes_nothing() {
+    let app = TestApp::spawn().await;
+    let token = app.token("operator");
+    let (status, plan) = app
+        .post("/api/grant-access", Some(&token), grant_body(true))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{plan}");
+    assert_eq!(plan["status"], "planned");
+    assert!(held(&app, "table", "sales.reporting.customers", demo::ALICE).is_empty());
+
+    let (status, granted) = app
+        .post("/api/grant-access", Some(&token), grant_body(false))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{granted}");
+    assert_eq!(granted["status"], "granted");
+    assert_eq!(
+        held(&app, "table", "sales.reporting.customers", demo::ALICE),
+        vec!["SELECT"]
+    );
+}
+
+#[tokio::test]
+async fn the_purview_application_may_not_call_grant_access() {
+    let app = TestApp::spawn().await;
+    let (status, json) = app
+        .post(
+            "/api/grant-access",
+            Some(&app.token("purview")),
+            grant_body(false),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(json["error"], "caller_not_allowed");
+}
+
+#[tokio::test]
+async fn a_grant_can_be_listed_and_revoked_early_with_the_time_access_surely_ends() {
+    let app = TestApp::spawn().await;
+    let token = app.token("operator");
+    let (_, granted) = app
+        .post("/api/grant-access", Some(&token), grant_body(false))
+        .await;
+    let grant_id = granted["grantId"].as_str().unwrap().to_owned();
+
+    let resp = reqwest::Client::new()
+        .get(format!(
+            "{}api/list-grants?principal={}&state=active",
+            app.base,
+            demo::ALICE
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let listed: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(listed["grants"].as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed["grants"][0]["id"], grant_id);
+
+    let (status, revoked) = app
+        .post(
+            "/api/revoke-access",
+            Some(&token),
+            json!({"grantId": grant_id}).to_string(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{revoked}");
+    assert_eq!(revoked["status"], "revoked");
+    assert!(revoked["accessEndsBy"].as_str().unwrap() > revoked["revokedAt"].as_str().unwrap());
+    assert!(held(&app, "table", "sales.reporting.customers", demo::ALICE).is_empty());
+
+    let (status, again) = app
+        .post(
+            "/api/revoke-access",
+            Some(&token),
+            json!({"grantId": grant_id}).to_string(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{again}");
+    assert_eq!(again["error"], "grant_not_revocable");
+}
+
+#[tokio::test]
+async fn revoke_access_and_list_grants_refuse_bad_input_by_field() {
+    let app = TestApp::spawn().await;
+    let token = app.token("operator");
+    let (status, json) = app
+        .post(
+            "/api/revoke-access",
+            Some(&token),
+            json!({"grantId": "nope"}).to_string(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(json["message"].as_str().unwrap().starts_with("grantId:"));
+    let (status, json) = app
+        .post(
+            "/api/revoke-access",
+            Some(&token),
+            json!({"grantId": "00000000-0000-4000-8000-000000000000"}).to_string(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{json}");
+    let resp = reqwest::Client::new()
+        .get(format!("{}api/list-grants?state=forgotten", app.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn resolve_principal_answers_the_grant_name_kind_and_status() {
+    let app = TestApp::spawn().await;
+    let token = app.token("operator");
+    let (status, json) = app
+        .post(
+            "/api/resolve-principal",
+            Some(&token),
+            json!({"objectId": demo::DAVE_ENTRA_ID}).to_string(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    assert_eq!(json["principal"], demo::DAVE_INACTIVE);
+    assert_eq!(json["kind"], "user");
+    assert_eq!(json["status"], "inactive");
+    let (status, json) = app
+        .post(
+            "/api/resolve-principal",
+            Some(&token),
+            json!({"groupName": demo::WORKSPACE_LOCAL_GROUP}).to_string(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(json["error"], "workspace_local_group");
+}
