@@ -10,6 +10,7 @@ pub mod host;
 pub mod ledger;
 pub mod local;
 pub mod planning;
+pub mod policy;
 pub mod settings;
 pub mod standin;
 pub mod telemetry;

@@ -1,0 +1,241 @@
+//! The pure decisions: whether an approved request may be provisioned and with what, and whether a
+//! resolved principal may receive it. No I/O; the clock is a parameter.
+
+use time::OffsetDateTime;
+
+use super::Policy;
+use crate::domain::{
+    AccessRequest, ApprovalOutcome, GrantDuration, Principal, PrincipalKind, PrincipalQuery,
+    PrivilegeSet, RequestSource, Securable,
+};
+
+/// What policy grants for a request: the privileges, the length and when it ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub privileges: PrivilegeSet,
+    pub duration: GrantDuration,
+    pub expires_at: OffsetDateTime,
+}
+
+/// A refusal by a named rule. `rule` is a stable code (the edge answers 403 with it); `message` tells
+/// the requester what was refused and what to ask for instead, with no internal detail.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{rule}: {message}")]
+pub struct Denial {
+    pub rule: &'static str,
+    pub message: String,
+}
+
+impl Denial {
+    pub const NOT_APPROVED: &'static str = "not_approved";
+    pub const SELF_APPROVAL: &'static str = "self_approval";
+    pub const REQUESTS_FOR_OTHERS_NOT_ALLOWED: &'static str = "requests_for_others_not_allowed";
+    pub const SECURABLE_TYPE_NOT_ALLOWED: &'static str = "securable_type_not_allowed";
+    pub const SECURABLE_DENIED: &'static str = "securable_denied";
+    pub const SECURABLE_NOT_ALLOWED: &'static str = "securable_not_allowed";
+    pub const NO_PRIVILEGES_REQUESTED: &'static str = "no_privileges_requested";
+    pub const PRIVILEGE_NOT_ALLOWED: &'static str = "privilege_not_allowed";
+    pub const DURATION_EXCEEDS_MAXIMUM: &'static str = "duration_exceeds_maximum";
+    pub const FORBIDDEN_PRINCIPAL: &'static str = "forbidden_principal";
+    pub const GROUP_GRANTS_NOT_ALLOWED: &'static str = "group_grants_not_allowed";
+
+    /// Every rule code, for documentation and tests.
+    pub const RULES: [&'static str; 11] = [
+        Self::NOT_APPROVED,
+        Self::SELF_APPROVAL,
+        Self::REQUESTS_FOR_OTHERS_NOT_ALLOWED,
+        Self::SECURABLE_TYPE_NOT_ALLOWED,
+        Self::SECURABLE_DENIED,
+        Self::SECURABLE_NOT_ALLOWED,
+        Self::NO_PRIVILEGES_REQUESTED,
+        Self::PRIVILEGE_NOT_ALLOWED,
+        Self::DURATION_EXCEEDS_MAXIMUM,
+        Self::FORBIDDEN_PRINCIPAL,
+        Self::GROUP_GRANTS_NOT_ALLOWED,
+    ];
+
+    fn new(rule: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            rule,
+            message: message.into(),
+        }
+    }
+}
+
+/// Decides on a parsed request. The checks run in a fixed order (approval, who approved, for whom,
+/// what, which privileges, how long) so that the same request always gets the same rule.
+pub fn decide(
+    policy: &Policy,
+    request: &AccessRequest,
+    now: OffsetDateTime,
+) -> Result<Decision, Denial> {
+    check_approval(policy, request)?;
+    check_securable(policy, &request.securable)?;
+    let kind = request.securable.securable_type();
+    let rules = policy
+        .type_rules(kind)
+        .expect("check_securable refused types without rules");
+
+    let privileges = request
+        .privileges
+        .clone()
+        .unwrap_or_else(|| rules.default_privileges.clone());
+    let allowed = list(&rules.privileges);
+    if privileges.is_empty() {
+        return Err(Denial::new(
+            Denial::NO_PRIVILEGES_REQUESTED,
+            format!(
+                "the request names no privileges; ask for {allowed} on the {kind}, or leave privileges out for the default"
+            ),
+        ));
+    }
+    if let Some(refused) = privileges.difference(&rules.privileges).next() {
+        return Err(Denial::new(
+            Denial::PRIVILEGE_NOT_ALLOWED,
+            format!("{refused} on a {kind} is not allowed by policy; ask for {allowed} instead"),
+        ));
+    }
+
+    let maximum = policy.maximum_duration_for(kind);
+    let duration = request
+        .duration
+        .unwrap_or_else(|| policy.default_duration_for(kind));
+    // Never clamp: a requester told "granted" must get the length they asked for, or a refusal.
+    if duration > maximum {
+        return Err(Denial::new(
+            Denial::DURATION_EXCEEDS_MAXIMUM,
+            format!(
+                "{duration} is longer than the maximum for a {kind}; ask for {maximum} or less"
+            ),
+        ));
+    }
+
+    Ok(Decision {
+        privileges,
+        duration,
+        expires_at: now + duration.as_duration(),
+    })
+}
+
+fn check_approval(policy: &Policy, request: &AccessRequest) -> Result<(), Denial> {
+    if let ApprovalOutcome::NotApproved(raw) = &request.approval.outcome {
+        let raw: String = raw.chars().take(40).collect();
+        return Err(Denial::new(
+            Denial::NOT_APPROVED,
+            format!(
+                "the approval outcome is {raw:?}, not Approved; only approved requests are provisioned"
+            ),
+        ));
+    }
+    if policy.block_self_approval() && is_self_approved(request) {
+        return Err(Denial::new(
+            Denial::SELF_APPROVAL,
+            "the person who asked for or receives this access also approved it; ask another approver, such as the data owner, to approve",
+        ));
+    }
+    let for_someone_else = request.target.is_some_and(|t| t != request.requester);
+    if for_someone_else && !policy.allow_requests_for_others() {
+        return Err(Denial::new(
+            Denial::REQUESTS_FOR_OTHERS_NOT_ALLOWED,
+            "requests on behalf of someone else are not allowed; the person who needs access must request it",
+        ));
+    }
+    Ok(())
+}
+
+/// Whether anyone who asked for, or will receive, the access is among its approvers.
+///
+/// For `grant-access` the calling operator is requester and approver by construction (the call is the
+/// approval), so there only the recipient counts: an operator may grant to others, not to themselves.
+fn is_self_approved(request: &AccessRequest) -> bool {
+    let approvers = &request.approval.approvers;
+    let requester =
+        request.source != RequestSource::GrantAccess && approvers.contains(&request.requester);
+    let target = request.target.is_some_and(|t| approvers.contains(&t));
+    let grantee = match &request.grantee {
+        PrincipalQuery::ObjectId { id, .. } => approvers.contains(id),
+        _ => false,
+    };
+    requester || target || grantee
+}
+
+fn check_securable(policy: &Policy, securable: &Securable) -> Result<(), Denial> {
+    let kind = securable.securable_type();
+    if policy.type_rules(kind).is_none() {
+        let allowed: Vec<&str> = policy.allowed_types().map(|t| t.as_str()).collect();
+        return Err(Denial::new(
+            Denial::SECURABLE_TYPE_NOT_ALLOWED,
+            format!(
+                "grants on a {kind} are not allowed by policy; ask for a {} instead",
+                allowed.join(" or a ")
+            ),
+        ));
+    }
+    let name = securable.full_name();
+    // Deny wins over allow, and reaches through inheritance both ways: a denied catalog denies its
+    // tables, and a grant on a catalog or schema is refused when it would be inherited by something
+    // denied inside it.
+    if let Some(pattern) = policy.deny().reaching(securable) {
+        let message = if pattern.covers(securable) {
+            format!(
+                "{kind} {name} is in an area the policy denies; it cannot be requested through uc-access"
+            )
+        } else {
+            format!(
+                "a grant on {kind} {name} would be inherited by objects the policy denies; ask for a specific schema or table instead"
+            )
+        };
+        return Err(Denial::new(Denial::SECURABLE_DENIED, message));
+    }
+    if !policy.allow().is_empty() && policy.allow().covering(securable).is_none() {
+        return Err(Denial::new(
+            Denial::SECURABLE_NOT_ALLOWED,
+            format!(
+                "{kind} {name} is outside the catalogs, schemas and tables the policy allows; ask for one inside them"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Decides whether a resolved principal may receive a grant.
+pub fn check_principal(policy: &Policy, principal: &Principal) -> Result<(), Denial> {
+    if principal.is_all_account_users() {
+        return Err(Denial::new(
+            Denial::FORBIDDEN_PRINCIPAL,
+            "a grant to account users would give every user in the account access; request access for a person, a group or a service principal",
+        ));
+    }
+    let rules = policy.principals();
+    let name = principal.uc_name();
+    // Unity Catalog's case rules: user names and application ids are case-insensitive (both are
+    // stored lower case), group display names are case-sensitive.
+    let forbidden = match principal.kind() {
+        PrincipalKind::User => rules.forbidden_users.contains(&name.to_lowercase()),
+        PrincipalKind::ServicePrincipal => rules
+            .forbidden_service_principals
+            .contains(&name.to_lowercase()),
+        PrincipalKind::Group => rules.forbidden_groups.contains(name),
+    };
+    if forbidden {
+        return Err(Denial::new(
+            Denial::FORBIDDEN_PRINCIPAL,
+            "this principal may not receive grants through uc-access; ask a platform administrator",
+        ));
+    }
+    if principal.kind() == PrincipalKind::Group && !rules.allow_groups {
+        return Err(Denial::new(
+            Denial::GROUP_GRANTS_NOT_ALLOWED,
+            "grants to groups are not allowed by policy; request access for each person instead",
+        ));
+    }
+    Ok(())
+}
+
+fn list(privileges: &PrivilegeSet) -> String {
+    privileges
+        .iter()
+        .map(|p| p.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
