@@ -519,3 +519,14 @@ fn renewal_after_expiry_starts_from_now() {
         NOW + Duration::days(1)
     );
 }
+
+#[test]
+fn a_denial_does_not_reveal_the_patterns_that_refused_it() {
+    let p = policy("[names]\nallow = [\"sal?s\"]\ndeny = [\"*.secret_*\"]");
+    for r in [on(table("sales.secret_x.t")), on(table("hr.people.t"))] {
+        let denial = decide(&p, &r, NOW).unwrap_err();
+        assert!(Denial::RULES.contains(&denial.rule));
+        assert!(!denial.message.contains('*'), "{}", denial.message);
+        assert!(!denial.message.contains("sal?s"), "{}", denial.message);
+    }
+}
