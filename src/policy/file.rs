@@ -1,226 +1,406 @@
-//! The policy file (TOML), named by `UC_ACCESS_POLICY_FILE`. Unknown keys are errors, so a typo can never
-//! silently loosen or tighten the policy; every value is checked when the file is loaded.
+//! The policy file: its TOML shape, loading and the load-time checks. Every key is optional and falls
+//! back to the safe default; unknown keys are errors, so a typo can neither weaken nor silently drop a
+//! rule. Errors name the file, the line, the column and the field.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::Path;
 
 use serde::Deserialize;
+use toml::Spanned;
 
-use super::{Patterns, Policy};
-use crate::domain::{GrantDuration, Privilege, PrivilegeSet, SecurableType};
+use super::location::Location;
+use super::patterns::{NamePattern, Patterns};
+use super::{Policy, PrincipalRules, TypeRules};
+use crate::domain::{
+    ApplicationId, GrantDuration, Principal, Privilege, PrivilegeSet, SecurableType,
+};
 use crate::settings::{Env, SettingsError};
 
+/// The setting naming the policy file. Unset: the safe default policy.
 pub const POLICY_FILE: &str = "UC_ACCESS_POLICY_FILE";
 
-#[derive(Debug, Deserialize)]
+/// Why a policy could not be loaded: where, and what to fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct PolicyError {
+    /// The file, when the policy came from one.
+    pub file: Option<String>,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    /// The dotted field (`securables.table.privileges`), when known.
+    pub field: Option<String>,
+    pub problem: String,
+}
+
+impl fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut sep = "";
+        if let Some(file) = &self.file {
+            write!(f, "{file}")?;
+            sep = ": ";
+        }
+        if let (Some(line), Some(column)) = (self.line, self.column) {
+            write!(f, "{sep}line {line}, column {column}")?;
+            sep = ", ";
+        }
+        if let Some(field) = &self.field {
+            write!(f, "{sep}field {field}")?;
+            sep = ": ";
+        } else if !sep.is_empty() {
+            sep = ": ";
+        }
+        write!(f, "{sep}{}", self.problem)
+    }
+}
+
+impl PolicyError {
+    fn at(source: &str, span: &std::ops::Range<usize>, field: &str, problem: String) -> Self {
+        let location = Location::of(source, span);
+        Self {
+            file: None,
+            line: Some(location.line),
+            column: Some(location.column),
+            field: Some(field.to_owned()),
+            problem,
+        }
+    }
+
+    fn from_toml(source: &str, error: &toml::de::Error) -> Self {
+        let location = error.span().map(|span| Location::of(source, &span));
+        Self {
+            file: None,
+            line: location.as_ref().map(|l| l.line),
+            column: location.as_ref().map(|l| l.column),
+            field: location.and_then(|l| l.field),
+            // The message alone: toml's Display adds a multi-line source excerpt, which does not
+            // belong in a one-line settings error.
+            problem: error.message().trim().to_owned(),
+        }
+    }
+
+    fn in_file(mut self, file: &Path) -> Self {
+        self.file = Some(file.display().to_string());
+        self
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawPolicy {
-    default_duration: Option<String>,
-    maximum_duration: Option<String>,
-    #[serde(default)]
-    allow: Vec<String>,
-    #[serde(default)]
-    deny: Vec<String>,
-    #[serde(default)]
-    forbidden_principals: Vec<String>,
-    allow_groups: Option<bool>,
+struct PolicyFile {
     allow_requests_for_others: Option<bool>,
     block_self_approval: Option<bool>,
-    /// Allowed securable types, each with its privileges.
-    types: Option<BTreeMap<String, RawType>>,
+    #[serde(default)]
+    durations: DurationsSection,
+    securables: Option<Spanned<BTreeMap<SecurableType, TypeSection>>>,
+    #[serde(default)]
+    names: NamesSection,
+    #[serde(default)]
+    principals: PrincipalsSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DurationsSection {
+    default: Option<Spanned<GrantDuration>>,
+    maximum: Option<Spanned<GrantDuration>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawType {
-    privileges: Vec<String>,
-    default_privileges: Option<Vec<String>>,
+struct TypeSection {
+    privileges: Spanned<Vec<Spanned<Privilege>>>,
+    default_privileges: Option<Spanned<Vec<Spanned<Privilege>>>>,
+    default_duration: Option<Spanned<GrantDuration>>,
+    maximum_duration: Option<Spanned<GrantDuration>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NamesSection {
+    #[serde(default)]
+    allow: Vec<Spanned<String>>,
+    #[serde(default)]
+    deny: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PrincipalsSection {
+    allow_groups: Option<bool>,
+    #[serde(default)]
+    forbidden_users: Vec<Spanned<String>>,
+    #[serde(default)]
+    forbidden_groups: Vec<Spanned<String>>,
+    #[serde(default)]
+    forbidden_service_principals: Vec<Spanned<String>>,
 }
 
 impl Policy {
-    /// The policy file named by `UC_ACCESS_POLICY_FILE`, or the safe defaults when it is not set.
+    /// Reads the policy named by `UC_ACCESS_POLICY_FILE`, or the safe default when it is unset.
     pub fn from_env(env: &Env) -> Result<Self, SettingsError> {
         match env.get(POLICY_FILE) {
             None => Ok(Self::default()),
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    SettingsError::new(POLICY_FILE, format!("cannot read {path}: {e}"))
-                })?;
-                Self::from_toml(&text)
-                    .map_err(|e| SettingsError::new(POLICY_FILE, format!("{path}: {e}")))
-            }
+            Some(path) => Self::from_file(Path::new(path))
+                .map_err(|e| SettingsError::new(POLICY_FILE, e.to_string())),
         }
     }
 
-    /// Parses and checks a policy document.
-    pub fn from_toml(text: &str) -> Result<Self, String> {
-        let raw: RawPolicy = toml::from_str(text).map_err(|e| e.to_string())?;
-        let defaults = Policy::default();
-        let duration = |field: &str, raw: Option<String>, fallback: GrantDuration| {
-            raw.map(|r| GrantDuration::parse(&r).map_err(|e| format!("{field} {r:?} {e}")))
-                .transpose()
-                .map(|d| d.unwrap_or(fallback))
-        };
-        let default_duration = duration(
-            "default_duration",
-            raw.default_duration,
-            defaults.default_duration,
-        )?;
-        let maximum_duration = duration(
-            "maximum_duration",
-            raw.maximum_duration,
-            defaults.maximum_duration,
-        )?;
-        if default_duration > maximum_duration {
-            return Err(format!(
-                "default_duration {default_duration} is longer than maximum_duration {maximum_duration}"
-            ));
-        }
-
-        let (securable_types, privileges, default_privileges) = match raw.types {
-            None => (
-                defaults.securable_types,
-                defaults.privileges,
-                defaults.default_privileges,
-            ),
-            Some(types) => {
-                let mut kinds = BTreeSet::new();
-                let mut allowed = BTreeMap::new();
-                let mut default = BTreeMap::new();
-                for (name, t) in types {
-                    let kind = SecurableType::parse(&name).ok_or_else(|| {
-                        format!("types.{name}: not one of catalog, schema, table")
-                    })?;
-                    let parse = |list: &[String], field: &str| {
-                        list.iter()
-                            .map(|p| {
-                                Privilege::parse_for(p, kind)
-                                    .map_err(|e| format!("types.{name}.{field}: {e}"))
-                            })
-                            .collect::<Result<PrivilegeSet, String>>()
-                    };
-                    let privileges = parse(&t.privileges, "privileges")?;
-                    if privileges.is_empty() {
-                        return Err(format!(
-                            "types.{name}.privileges: list at least one privilege"
-                        ));
-                    }
-                    let defaults = match &t.default_privileges {
-                        Some(list) => parse(list, "default_privileges")?,
-                        None if privileges.contains(&Privilege::Select) => {
-                            PrivilegeSet::from([Privilege::Select])
-                        }
-                        None => privileges.clone(),
-                    };
-                    if !defaults.is_subset(&privileges) {
-                        return Err(format!(
-                            "types.{name}.default_privileges: must be among types.{name}.privileges"
-                        ));
-                    }
-                    kinds.insert(kind);
-                    allowed.insert(kind, privileges);
-                    default.insert(kind, defaults);
-                }
-                if kinds.is_empty() {
-                    return Err("types: allow at least one securable type".into());
-                }
-                (kinds, allowed, default)
+    /// Reads and checks a policy file.
+    pub fn from_file(path: &Path) -> Result<Self, PolicyError> {
+        let source = std::fs::read_to_string(path).map_err(|e| {
+            PolicyError {
+                file: None,
+                line: None,
+                column: None,
+                field: None,
+                problem: format!("cannot read the policy file: {e}"),
             }
-        };
+            .in_file(path)
+        })?;
+        Self::from_toml(&source).map_err(|e| e.in_file(path))
+    }
 
-        let patterns = |field: &str, list: Vec<String>| {
-            Patterns::new(list).map_err(|e| format!("{field}: {e}"))
-        };
-        Ok(Self {
-            securable_types,
-            privileges,
-            default_privileges,
-            allow: patterns("allow", raw.allow)?,
-            deny: patterns("deny", raw.deny)?,
-            default_duration,
-            maximum_duration,
-            forbidden_principals: raw.forbidden_principals,
-            allow_groups: raw.allow_groups.unwrap_or(defaults.allow_groups),
-            allow_requests_for_others: raw
-                .allow_requests_for_others
-                .unwrap_or(defaults.allow_requests_for_others),
-            block_self_approval: raw
-                .block_self_approval
-                .unwrap_or(defaults.block_self_approval),
-        })
+    /// Parses and checks a policy from TOML text. An empty text is the default policy.
+    pub fn from_toml(source: &str) -> Result<Self, PolicyError> {
+        let file: PolicyFile =
+            toml::from_str(source).map_err(|e| PolicyError::from_toml(source, &e))?;
+        build(source, file)
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_empty_file_is_the_safe_default() {
-        let p = Policy::from_toml("").unwrap();
-        assert_eq!(p.securable_types, BTreeSet::from([SecurableType::Table]));
-        assert_eq!(
-            p.privileges_for(SecurableType::Table),
-            PrivilegeSet::from([Privilege::Select])
-        );
-        assert_eq!(p.default_duration.to_string(), "P30D");
-        assert_eq!(p.maximum_duration.to_string(), "P90D");
-        assert!(p.block_self_approval);
+fn build(source: &str, file: PolicyFile) -> Result<Policy, PolicyError> {
+    let defaults = Policy::default();
+    let default_duration = file
+        .durations
+        .default
+        .as_ref()
+        .map_or(defaults.default_duration, |d| *d.get_ref());
+    let maximum_duration = file
+        .durations
+        .maximum
+        .as_ref()
+        .map_or(defaults.maximum_duration, |d| *d.get_ref());
+    if maximum_duration < default_duration {
+        let (span, field) = match (&file.durations.maximum, &file.durations.default) {
+            (Some(m), _) => (m.span(), "durations.maximum"),
+            (None, Some(d)) => (d.span(), "durations.default"),
+            (None, None) => unreachable!("the built-in default is below the built-in maximum"),
+        };
+        return Err(PolicyError::at(
+            source,
+            &span,
+            field,
+            format!(
+                "the maximum {maximum_duration} is shorter than the default {default_duration}"
+            ),
+        ));
     }
 
-    #[test]
-    fn unknown_keys_are_errors_naming_the_key_and_line() {
-        let err = Policy::from_toml("default_duration = \"P7D\"\nmaximum_durration = \"P9D\"\n")
-            .unwrap_err();
-        assert!(err.contains("maximum_durration"), "{err}");
-        assert!(err.contains("line 2"), "{err}");
-        let err =
-            Policy::from_toml("[types.table]\nprivileges = [\"SELECT\"]\ndefault = [\"SELECT\"]\n")
-                .unwrap_err();
-        assert!(err.contains("default"), "{err}");
-    }
-
-    #[test]
-    fn values_are_checked_at_load() {
-        for (doc, needle) in [
-            (
-                "default_duration = \"P100D\"",
-                "longer than maximum_duration",
-            ),
-            ("maximum_duration = \"P1M\"", "maximum_duration"),
-            (
-                "[types.table]\nprivileges = [\"USE_SCHEMA\"]",
-                "types.table.privileges",
-            ),
-            (
-                "[types.volume]\nprivileges = [\"READ_VOLUME\"]",
-                "types.volume",
-            ),
-            ("[types.table]\nprivileges = []", "at least one"),
-            (
-                "[types.table]\nprivileges = [\"SELECT\"]\ndefault_privileges = [\"MODIFY\"]",
-                "must be among",
-            ),
-            ("deny = [\"[\"]", "deny"),
-        ] {
-            let err = Policy::from_toml(doc).unwrap_err();
-            assert!(err.contains(needle), "{doc}: {err}");
+    let types = match file.securables {
+        None => defaults.types,
+        Some(sections) => {
+            let span = sections.span();
+            let sections = sections.into_inner();
+            if sections.is_empty() {
+                return Err(PolicyError::at(
+                    source,
+                    &span,
+                    "securables",
+                    "allows no securable type, so every request would be denied; add [securables.table] or remove [securables] for the default".into(),
+                ));
+            }
+            let mut types = BTreeMap::new();
+            for (kind, section) in sections {
+                let rules = type_rules(source, kind, section, default_duration, maximum_duration)?;
+                types.insert(kind, rules);
+            }
+            types
         }
+    };
+
+    Ok(Policy {
+        types,
+        allow: patterns(source, "names.allow", file.names.allow)?,
+        deny: patterns(source, "names.deny", file.names.deny)?,
+        default_duration,
+        maximum_duration,
+        principals: principals(source, file.principals)?,
+        allow_requests_for_others: file
+            .allow_requests_for_others
+            .unwrap_or(defaults.allow_requests_for_others),
+        block_self_approval: file
+            .block_self_approval
+            .unwrap_or(defaults.block_self_approval),
+    })
+}
+
+fn privilege_set(
+    source: &str,
+    kind: SecurableType,
+    field: &str,
+    list: &Spanned<Vec<Spanned<Privilege>>>,
+) -> Result<PrivilegeSet, PolicyError> {
+    if list.get_ref().is_empty() {
+        return Err(PolicyError::at(
+            source,
+            &list.span(),
+            field,
+            "is empty; name at least one privilege".into(),
+        ));
+    }
+    let mut set = PrivilegeSet::new();
+    for privilege in list.get_ref() {
+        let p = *privilege.get_ref();
+        if !p.valid_on(kind) {
+            return Err(PolicyError::at(
+                source,
+                &privilege.span(),
+                field,
+                format!("{p} cannot be granted on a {kind}"),
+            ));
+        }
+        set.insert(p);
+    }
+    Ok(set)
+}
+
+fn type_rules(
+    source: &str,
+    kind: SecurableType,
+    section: TypeSection,
+    global_default: GrantDuration,
+    global_maximum: GrantDuration,
+) -> Result<TypeRules, PolicyError> {
+    let field = |name: &str| format!("securables.{kind}.{name}");
+    let privileges = privilege_set(source, kind, &field("privileges"), &section.privileges)?;
+    let default_privileges = match &section.default_privileges {
+        Some(list) => privilege_set(source, kind, &field("default_privileges"), list)?,
+        None => PrivilegeSet::from([Privilege::Select]),
+    };
+    if let Some(extra) = default_privileges.difference(&privileges).next() {
+        let span = section
+            .default_privileges
+            .as_ref()
+            .map_or(section.privileges.span(), Spanned::span);
+        let problem = if section.default_privileges.is_some() {
+            format!("{extra} is a default but not in privileges")
+        } else {
+            format!(
+                "privileges does not include {extra}, the default for requests that name none; set default_privileges"
+            )
+        };
+        return Err(PolicyError::at(
+            source,
+            &span,
+            &field("default_privileges"),
+            problem,
+        ));
     }
 
-    #[test]
-    fn the_example_policy_in_the_repository_loads() {
-        let text =
-            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/policy.example.toml"))
-                .unwrap();
-        let p = Policy::from_toml(&text).unwrap();
-        assert!(p.securable_types.contains(&SecurableType::Schema));
-        assert!(!p.deny.is_empty());
+    let default_duration = section.default_duration.as_ref().map(|d| *d.get_ref());
+    let maximum_duration = section.maximum_duration.as_ref().map(|d| *d.get_ref());
+    if let Some(m) = &section.maximum_duration
+        && *m.get_ref() > global_maximum
+    {
+        return Err(PolicyError::at(
+            source,
+            &m.span(),
+            &field("maximum_duration"),
+            format!(
+                "{} is longer than durations.maximum ({global_maximum}); a type may only tighten it",
+                m.get_ref()
+            ),
+        ));
     }
+    let effective_default = default_duration.unwrap_or(global_default);
+    let effective_maximum = maximum_duration.unwrap_or(global_maximum);
+    if effective_maximum < effective_default {
+        let (span, name) = match (&section.default_duration, &section.maximum_duration) {
+            (Some(d), _) => (d.span(), "default_duration"),
+            (None, Some(m)) => (m.span(), "maximum_duration"),
+            (None, None) => unreachable!("the policy-wide durations were checked first"),
+        };
+        return Err(PolicyError::at(
+            source,
+            &span,
+            &field(name),
+            format!(
+                "the default {effective_default} is longer than the maximum {effective_maximum}; set both for this type"
+            ),
+        ));
+    }
+    Ok(TypeRules {
+        privileges,
+        default_privileges,
+        default_duration,
+        maximum_duration,
+    })
+}
 
-    #[test]
-    fn a_missing_file_names_the_setting() {
-        let env = Env::from_pairs([(POLICY_FILE, "/nonexistent/policy.toml")]);
-        assert_eq!(Policy::from_env(&env).unwrap_err().key, POLICY_FILE);
-        assert!(Policy::from_env(&Env::default()).is_ok());
+fn patterns(source: &str, field: &str, raw: Vec<Spanned<String>>) -> Result<Patterns, PolicyError> {
+    raw.iter()
+        .map(|p| {
+            NamePattern::parse(p.get_ref()).map_err(|e| {
+                PolicyError::at(
+                    source,
+                    &p.span(),
+                    field,
+                    format!("pattern {:?} {e}", p.get_ref()),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Patterns::new)
+}
+
+fn principals(source: &str, section: PrincipalsSection) -> Result<PrincipalRules, PolicyError> {
+    fn names(
+        source: &str,
+        field: &str,
+        raw: &[Spanned<String>],
+        parse: impl Fn(&str) -> Result<String, String>,
+    ) -> Result<BTreeSet<String>, PolicyError> {
+        raw.iter()
+            .map(|n| {
+                parse(n.get_ref()).map_err(|e| {
+                    PolicyError::at(source, &n.span(), field, format!("{:?} {e}", n.get_ref()))
+                })
+            })
+            .collect()
     }
+    Ok(PrincipalRules {
+        allow_groups: section
+            .allow_groups
+            .unwrap_or(PrincipalRules::default().allow_groups),
+        forbidden_users: names(
+            source,
+            "principals.forbidden_users",
+            &section.forbidden_users,
+            |n| {
+                Principal::user(n)
+                    .map(|p| p.uc_name().to_owned())
+                    .map_err(|e| e.to_string())
+            },
+        )?,
+        forbidden_groups: names(
+            source,
+            "principals.forbidden_groups",
+            &section.forbidden_groups,
+            |n| {
+                Principal::group(n)
+                    .map(|p| p.uc_name().to_owned())
+                    .map_err(|e| e.to_string())
+            },
+        )?,
+        forbidden_service_principals: names(
+            source,
+            "principals.forbidden_service_principals",
+            &section.forbidden_service_principals,
+            |n| {
+                ApplicationId::parse(n)
+                    .map(|id| id.to_string())
+                    .map_err(|e| e.to_string())
+            },
+        )?,
+    })
 }

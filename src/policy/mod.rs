@@ -1,94 +1,105 @@
 //! The grant policy: what may be granted, on what, to whom, for how long. Loaded once from a TOML file
-//! (`UC_ACCESS_POLICY_FILE`) with safe defaults; decisions are pure functions of the policy, the request
-//! and an injected time, tested without I/O.
+//! (`UC_ACCESS_POLICY_FILE`) over safe defaults; decisions are pure functions of the policy, the request
+//! and an injected time. The file format and every rule are documented in `docs/policy.md`.
 
 mod decide;
 mod file;
+mod location;
+mod patterns;
+
+#[cfg(test)]
+mod decide_tests;
+#[cfg(test)]
+mod file_tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-pub use decide::{Decision, Denial, check_not_self_approved, check_principal, decide};
-pub use file::POLICY_FILE;
-
-use crate::domain::{GrantDuration, Privilege, PrivilegeSet, Securable, SecurableType};
-use globset::GlobSet;
 use time::OffsetDateTime;
 
-/// A compiled policy. `Policy::default()` is the safe default: tables only, `SELECT` only, 30 days by
-/// default and 90 at most, `account users` forbidden, self-approval blocked.
-#[derive(Debug, Clone)]
-pub struct Policy {
-    pub securable_types: BTreeSet<SecurableType>,
-    pub privileges: BTreeMap<SecurableType, PrivilegeSet>,
-    /// What a request that names no privileges gets, per type.
-    pub default_privileges: BTreeMap<SecurableType, PrivilegeSet>,
-    pub allow: Patterns,
-    pub deny: Patterns,
-    pub default_duration: GrantDuration,
-    pub maximum_duration: GrantDuration,
-    /// Principal names that may never receive a grant (besides `account users`, always forbidden).
-    pub forbidden_principals: Vec<String>,
-    pub allow_groups: bool,
-    pub allow_requests_for_others: bool,
-    pub block_self_approval: bool,
+pub use decide::{Decision, Denial, check_not_self_approved, check_principal, decide};
+pub use file::{POLICY_FILE, PolicyError};
+pub use patterns::{NamePattern, PatternError, Patterns};
+
+use crate::domain::{GrantDuration, Privilege, PrivilegeSet, SecurableType};
+
+/// What may be granted on one securable type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TypeRules {
+    /// Every privilege a request may ask for on this type.
+    pub privileges: PrivilegeSet,
+    /// What a request that names no privileges receives; a non-empty subset of `privileges`.
+    pub default_privileges: PrivilegeSet,
+    /// Overrides of the policy-wide durations for this type (never above the policy-wide maximum).
+    pub default_duration: Option<GrantDuration>,
+    pub maximum_duration: Option<GrantDuration>,
 }
 
-/// Glob patterns over full names (`sales.*`, `*.pii_*`), matched case-insensitively.
-#[derive(Debug, Clone, Default)]
-pub struct Patterns {
-    pub sources: Vec<String>,
-    set: GlobSet,
-}
-
-impl Patterns {
-    pub fn new(sources: Vec<String>) -> Result<Self, globset::Error> {
-        let mut builder = globset::GlobSetBuilder::new();
-        for s in &sources {
-            builder.add(
-                globset::GlobBuilder::new(&s.to_ascii_lowercase())
-                    .case_insensitive(true)
-                    .build()?,
-            );
+impl TypeRules {
+    /// Only `SELECT`, the least a reader needs.
+    fn select_only() -> Self {
+        Self {
+            privileges: PrivilegeSet::from([Privilege::Select]),
+            default_privileges: PrivilegeSet::from([Privilege::Select]),
+            default_duration: None,
+            maximum_duration: None,
         }
-        Ok(Self {
-            sources,
-            set: builder.build()?,
-        })
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.sources.is_empty()
-    }
-
-    /// The first pattern matching the securable or one of its parents.
-    pub fn matching(&self, securable: &Securable) -> Option<&str> {
-        securable.lineage().iter().find_map(|s| {
-            self.set
-                .matches(s.full_name())
-                .first()
-                .map(|i| self.sources[*i].as_str())
-        })
     }
 }
 
-impl Default for Policy {
+/// Which principals may receive grants. Names are kept as Unity Catalog compares them: user names and
+/// application ids lower case (case-insensitive), group names as written (case-sensitive).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrincipalRules {
+    pub allow_groups: bool,
+    pub forbidden_users: BTreeSet<String>,
+    pub forbidden_groups: BTreeSet<String>,
+    pub forbidden_service_principals: BTreeSet<String>,
+}
+
+impl Default for PrincipalRules {
     fn default() -> Self {
         Self {
-            securable_types: BTreeSet::from([SecurableType::Table]),
-            privileges: BTreeMap::from([(
-                SecurableType::Table,
-                PrivilegeSet::from([Privilege::Select]),
-            )]),
-            default_privileges: BTreeMap::from([(
-                SecurableType::Table,
-                PrivilegeSet::from([Privilege::Select]),
-            )]),
+            allow_groups: true,
+            forbidden_users: BTreeSet::new(),
+            forbidden_groups: BTreeSet::new(),
+            forbidden_service_principals: BTreeSet::new(),
+        }
+    }
+}
+
+/// A validated policy. Only [`Policy::default`] and the loaders build one, so every policy in the
+/// process has passed the load-time checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    types: BTreeMap<SecurableType, TypeRules>,
+    allow: Patterns,
+    deny: Patterns,
+    default_duration: GrantDuration,
+    maximum_duration: GrantDuration,
+    principals: PrincipalRules,
+    allow_requests_for_others: bool,
+    block_self_approval: bool,
+}
+
+/// Grant length when a request names none.
+pub const DEFAULT_DURATION_DAYS: i64 = 30;
+/// Longest grant the default policy allows.
+pub const MAXIMUM_DURATION_DAYS: i64 = 90;
+
+impl Default for Policy {
+    /// The safe default: tables only, `SELECT` only, 30 days unless asked, 90 at most, no name
+    /// patterns, `account users` forbidden, groups allowed, requests for others allowed, self-approval
+    /// blocked.
+    fn default() -> Self {
+        Self {
+            types: BTreeMap::from([(SecurableType::Table, TypeRules::select_only())]),
             allow: Patterns::default(),
             deny: Patterns::default(),
-            default_duration: GrantDuration::days(30).expect("30 days is within bounds"),
-            maximum_duration: GrantDuration::days(90).expect("90 days is within bounds"),
-            forbidden_principals: Vec::new(),
-            allow_groups: true,
+            default_duration: GrantDuration::days(DEFAULT_DURATION_DAYS)
+                .expect("30 days is within the duration bounds"),
+            maximum_duration: GrantDuration::days(MAXIMUM_DURATION_DAYS)
+                .expect("90 days is within the duration bounds"),
+            principals: PrincipalRules::default(),
             allow_requests_for_others: true,
             block_self_approval: true,
         }
@@ -96,23 +107,82 @@ impl Default for Policy {
 }
 
 impl Policy {
+    /// The securable types a request may name.
+    pub fn allowed_types(&self) -> impl Iterator<Item = SecurableType> + '_ {
+        self.types.keys().copied()
+    }
+
+    /// The rules for a type, `None` when the type is not allowed.
+    pub fn type_rules(&self, kind: SecurableType) -> Option<&TypeRules> {
+        self.types.get(&kind)
+    }
+
+    /// Privileges a request may ask for on a type (empty when the type is not allowed).
+    pub fn privileges_for(&self, kind: SecurableType) -> PrivilegeSet {
+        self.types
+            .get(&kind)
+            .map(|r| r.privileges.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn allow(&self) -> &Patterns {
+        &self.allow
+    }
+
+    pub fn deny(&self) -> &Patterns {
+        &self.deny
+    }
+
+    pub fn principals(&self) -> &PrincipalRules {
+        &self.principals
+    }
+
+    pub fn allow_requests_for_others(&self) -> bool {
+        self.allow_requests_for_others
+    }
+
+    pub fn block_self_approval(&self) -> bool {
+        self.block_self_approval
+    }
+
+    /// The duration a request on this type gets when it names none.
+    pub fn default_duration_for(&self, kind: SecurableType) -> GrantDuration {
+        self.types
+            .get(&kind)
+            .and_then(|r| r.default_duration)
+            .unwrap_or(self.default_duration)
+    }
+
+    /// The longest duration a request on this type may ask for.
+    pub fn maximum_duration_for(&self, kind: SecurableType) -> GrantDuration {
+        self.types
+            .get(&kind)
+            .and_then(|r| r.maximum_duration)
+            .unwrap_or(self.maximum_duration)
+    }
+
+    /// The policy-wide maximum, which no per-type maximum exceeds.
+    pub fn maximum_duration(&self) -> GrantDuration {
+        self.maximum_duration
+    }
+
+    pub fn default_duration(&self) -> GrantDuration {
+        self.default_duration
+    }
+
     /// The expiry of an active grant approved again: the later of the current expiry and
-    /// `now + duration`, never beyond `now + maximum`, never shorter than it was.
+    /// `now + duration`, where the added length is capped at the policy-wide maximum. It never
+    /// shortens a grant: an approval must not silently take access away that another approval gave.
+    /// `duration` comes from a [`Decision`], which already respects the type's own maximum.
     pub fn renewal_expiry(
         &self,
-        current: OffsetDateTime,
+        current_expiry: OffsetDateTime,
         duration: GrantDuration,
         now: OffsetDateTime,
     ) -> OffsetDateTime {
-        let wanted = now
-            + duration
-                .as_duration()
-                .min(self.maximum_duration.as_duration());
-        current.max(wanted)
-    }
-
-    /// Privileges allowed on a securable type (empty when the type is not allowed).
-    pub fn privileges_for(&self, kind: SecurableType) -> PrivilegeSet {
-        self.privileges.get(&kind).cloned().unwrap_or_default()
+        let added = duration
+            .as_duration()
+            .min(self.maximum_duration.as_duration());
+        current_expiry.max(now + added)
     }
 }
