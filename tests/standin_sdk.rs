@@ -158,4 +158,148 @@ async fn the_official_python_sdk_sees_the_stand_in_behave_like_databricks() {
             .grants_on("table", "sales.reporting.customers"),
         [(demo::ALICE.to_string(), vec!["SELECT".to_string()])].into()
     );
+
+    our_client_sees_what_the_sdk_saw(&standin, &seen).await;
+}
+
+/// The product's own Rust clients, against the same stand-in after the SDK's run, see the same grants,
+/// effective privileges, users and errors the SDK reported.
+async fn our_client_sees_what_the_sdk_saw(
+    standin: &uc_access::standin::RunningStandIn,
+    seen: &Value,
+) {
+    use std::sync::Arc;
+    use std::time::Duration;
+    use uc_access::databricks::{
+        DatabricksAuth, DatabricksClients, DatabricksError, Deadline, DirectoryApi,
+        GetPermissionsOptions, GrantsApi, PermissionsChange, RetryPolicy, StaticToken, Transport,
+    };
+    use uc_access::domain::{Principal, Privilege, PrivilegeSet, Securable, SecurableType};
+
+    let base = url::Url::parse(standin.base_url()).unwrap();
+    let auth = Arc::new(DatabricksAuth::shared(Arc::new(StaticToken::new(
+        secrecy::SecretString::from(demo::PRODUCT_TOKEN),
+    ))));
+    let transport = Transport::new(
+        Transport::default_http(),
+        RetryPolicy::default(),
+        Duration::from_secs(5),
+    );
+    let clients = DatabricksClients::new(
+        transport,
+        auth,
+        base.clone(),
+        demo::ACCOUNT_ID.to_owned(),
+        false,
+    );
+    let deadline = || Deadline::after(Duration::from_secs(10));
+    let table = |name: &str| Securable::parse(SecurableType::Table, name).unwrap();
+
+    // Grants: the same assignments as the SDK's get after its update.
+    let ours = clients
+        .grants
+        .get_direct(
+            &base,
+            &table("sales.reporting.customers"),
+            &GetPermissionsOptions::default(),
+            deadline(),
+        )
+        .await
+        .unwrap();
+    let ours: serde_json::Map<String, Value> = ours
+        .iter()
+        .map(|a| {
+            (
+                a.principal.clone(),
+                json!(a.privileges.iter().map(|p| p.as_str()).collect::<Vec<_>>()),
+            )
+        })
+        .collect();
+    assert_eq!(Value::Object(ours), seen["get_after_update"]);
+
+    // Effective privileges: the same triples.
+    let bob = Principal::user(demo::BOB).unwrap();
+    let effective = clients
+        .grants
+        .effective(
+            &base,
+            &table("sales.reporting.orders"),
+            Some(&bob),
+            deadline(),
+        )
+        .await
+        .unwrap();
+    let mut triples: Vec<Value> = effective[0]
+        .privileges
+        .iter()
+        .map(|p| {
+            json!([
+                p.privilege.as_str(),
+                p.inherited_from_type,
+                p.inherited_from_name
+            ])
+        })
+        .collect();
+    triples.sort_by_key(|v| v.to_string());
+    assert_eq!(json!(triples), seen["effective_bob"][0]["privileges"]);
+
+    // Errors: the same error codes, classified.
+    let select = PrivilegeSet::from([Privilege::Select]);
+    let both = [PermissionsChange {
+        principal: Principal::user(demo::ALICE).unwrap(),
+        add: select.clone(),
+        remove: select.clone(),
+    }];
+    let err = clients
+        .grants
+        .update(
+            &base,
+            &table("sales.reporting.customers"),
+            &both,
+            deadline(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, DatabricksError::InvalidParameter { .. }),
+        "{err}"
+    );
+    assert_eq!(
+        err.error_code(),
+        seen["add_and_remove_same"]["error_code"].as_str()
+    );
+    let missing = clients
+        .grants
+        .get_direct(
+            &base,
+            &table("sales.reporting.no_such_table"),
+            &GetPermissionsOptions::default(),
+            deadline(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(missing, DatabricksError::SecurableNotFound { .. }),
+        "{missing}"
+    );
+    assert_eq!(
+        missing.error_code(),
+        seen["missing_table"]["error_code"].as_str()
+    );
+
+    // Account SCIM: the same user behind the filter.
+    let alice = clients
+        .directory
+        .find_user_by_name(demo::ALICE, deadline())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        alice.principal.uc_name(),
+        seen["account_users_filtered"][0]["userName"]
+    );
+    assert_eq!(
+        alice.external_id.as_deref(),
+        seen["account_users_filtered"][0]["externalId"].as_str()
+    );
 }
