@@ -3,6 +3,8 @@
 //! Needs a Python with databricks-sdk 0.162.0: `UC_ACCESS_PYTHON`, else `.venv/bin/python` in the repo root.
 //! Install it as docs/standin.md says. A missing interpreter or SDK fails this test; it never skips.
 
+#![allow(clippy::unwrap_used)] // a test: a failing unwrap shows the value
+
 use std::path::PathBuf;
 use std::process::Stdio;
 
