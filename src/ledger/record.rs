@@ -309,7 +309,18 @@ impl GrantRecord {
             return Err(self.refuse(GrantState::Active));
         }
         self.state = GrantState::Active;
-        self.added = added;
+        // Merge, never replace: while this grant was pending, an ending sibling may have handed over
+        // privileges it still needs (see `usecases::expire`); losing them would leave them unrevoked.
+        for change in added {
+            match self
+                .added
+                .iter_mut()
+                .find(|c| c.securable == change.securable)
+            {
+                Some(existing) => existing.privileges.extend(change.privileges),
+                None => self.added.push(change),
+            }
+        }
         self.applied_at = Some(now);
         self.expires_at = Some(now + self.duration.as_duration());
         self.next_attempt_at = None;

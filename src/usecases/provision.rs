@@ -253,22 +253,7 @@ pub async fn provision(
     match applied {
         Ok(applied) => {
             let added: Vec<SecurableChange> = applied.iter().map(|a| (&a.change).into()).collect();
-            let mut active = pending;
-            active
-                .record
-                .mark_active(added, ctx.now())
-                .map_err(|e| LedgerError::Other {
-                    message: e.to_string(),
-                })?;
-            let record = match ctx.ledger.update(&active).await {
-                Ok(v) => v.record,
-                Err(e) => {
-                    // Unity Catalog accepted the change, so the answer is `granted`; the record stays
-                    // `pending` and the timer finishes it (reading Unity Catalog) or undoes it.
-                    tracing::warn!(error = %e, grant = %active.record.id, "grant applied but not marked active; the timer will finish it");
-                    active.record
-                }
-            };
+            let record = mark_active(ctx, pending, added).await;
             let status = if plan.is_noop() {
                 Status::AlreadyGranted
             } else {
@@ -286,6 +271,35 @@ pub async fn provision(
         }
         Err(partial) => Err(undo_partial(ctx, pending, partial, &principal).await),
     }
+}
+
+/// Marks the record active with what was added; on a conflict (a sibling's revoke handed privileges
+/// over meanwhile) reads it again and retries. If the ledger stays unavailable, Unity Catalog has
+/// accepted the change, so the answer is still `granted`: the record stays `pending` and the timer
+/// finishes it from what Unity Catalog shows.
+async fn mark_active(
+    ctx: &Context,
+    mut current: Versioned<GrantRecord>,
+    added: Vec<SecurableChange>,
+) -> GrantRecord {
+    for _ in 0..5 {
+        let mut next = current.clone();
+        if next.record.mark_active(added.clone(), ctx.now()).is_err() {
+            return next.record;
+        }
+        match ctx.ledger.update(&next).await {
+            Ok(stored) => return stored.record,
+            Err(LedgerError::Conflict { .. }) => match ctx.ledger.get(current.record.id).await {
+                Ok(fresh) => current = fresh,
+                Err(_) => return next.record,
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, grant = %next.record.id, "grant applied but not marked active; the timer will finish it");
+                return next.record;
+            }
+        }
+    }
+    current.record
 }
 
 /// A plan failed part-way: record what was added, try to remove it at once so nothing is half-applied
