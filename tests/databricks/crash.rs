@@ -336,3 +336,49 @@ async fn a_revoke_killed_between_any_two_steps_converges_on_a_later_run() {
         h.assert_bob_untouched();
     }
 }
+
+#[tokio::test]
+async fn privileges_handed_over_to_a_grant_still_pending_are_revoked_when_it_ends() {
+    let h = Harness::new().await;
+    // A: orders, fully applied (adds USE_CATALOG, USE_SCHEMA, SELECT).
+    provision(&h.ctx, &h.request(), deadline()).await.unwrap();
+    // B: customers, needs only SELECT; killed before it is marked active (create, PATCH, mark active).
+    let mut b = h.request();
+    b.securable = Securable::parse(SecurableType::Table, "sales.reporting.customers").unwrap();
+    b.duration = Some(uc_access::domain::GrantDuration::parse("PT10M").unwrap());
+    h.steps.arm(3);
+    assert!(
+        run_until_killed(provision(&h.ctx, &b, deadline()))
+            .await
+            .is_none()
+    );
+    h.steps.arm(0);
+
+    // A expires: the shared parents go to B (still pending), A's SELECT goes.
+    h.advance(time::Duration::minutes(3));
+    sweep(&h.ctx, h.ctx.now(), deadline()).await.unwrap();
+    assert_eq!(
+        h.alice_holds().len(),
+        2,
+        "USE_CATALOG and USE_SCHEMA stay for B: {:?}",
+        h.alice_holds()
+    );
+
+    // B is found applied and finished; then it expires and takes the handed-over parents with it.
+    h.advance(time::Duration::minutes(11));
+    sweep(&h.ctx, h.ctx.now(), deadline()).await.unwrap();
+    h.advance(time::Duration::minutes(11));
+    sweep(&h.ctx, h.ctx.now(), deadline()).await.unwrap();
+    let customers = h
+        .world
+        .standin
+        .state()
+        .grants_on("table", "sales.reporting.customers");
+    assert!(!customers.contains_key(demo::ALICE), "{customers:?}");
+    assert!(
+        h.alice_holds().is_empty(),
+        "handed-over privileges outlived every grant: {:?}",
+        h.alice_holds()
+    );
+    h.assert_bob_untouched();
+}
