@@ -75,9 +75,10 @@ impl LocalRun {
     ) -> anyhow::Result<Self> {
         let app = Application::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await?;
         let base_url = base_url(app.local_addr()?.port());
+        let standin_port = env.parse_or("UC_ACCESS_LOCAL_STANDIN_PORT", 0_u16)?;
         let standin = StandIn::builder()
             .seed(Seed::demo())
-            .start(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+            .start(SocketAddr::from((Ipv4Addr::LOCALHOST, standin_port)))
             .await?;
         let standin_url = Url::parse(standin.base_url())?;
         let issuer = LocalIssuer::load_or_create(&issuer_dir(data_dir), &base_url)?;

@@ -34,9 +34,12 @@ enum Command {
         /// Port to listen on.
         #[arg(long, default_value_t = DEFAULT_PORT)]
         port: u16,
-        /// Where the local run keeps its state (the issuer's key).
+        /// Where the local run keeps its state (the issuer's key, the ledger).
         #[arg(long, default_value = DEFAULT_DATA_DIR)]
         data_dir: PathBuf,
+        /// Port for the Databricks stand-in (any free port when unset).
+        #[arg(long, default_value_t = 0)]
+        standin_port: u16,
     },
     /// Print a bearer token that `uc-access local` accepts: `purview`, `operator`, `app:<guid>`,
     /// `user:<guid>[:Role,Role]`.
@@ -78,7 +81,11 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => serve(Env::from_process()).await,
-            Command::Local { port, data_dir } => run_local(port, data_dir).await,
+            Command::Local {
+                port,
+                data_dir,
+                standin_port,
+            } => run_local(port, data_dir, standin_port).await,
             Command::Token {
                 caller,
                 port,
@@ -126,9 +133,10 @@ async fn serve(env: Env) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run_local(port: u16, data_dir: PathBuf) -> anyhow::Result<()> {
+async fn run_local(port: u16, data_dir: PathBuf, standin_port: u16) -> anyhow::Result<()> {
     telemetry::init(LogFormat::Text);
-    let run = LocalRun::start(Env::from_process(), port, &data_dir).await?;
+    let env = Env::from_process().with("UC_ACCESS_LOCAL_STANDIN_PORT", standin_port.to_string());
+    let run = LocalRun::start(env, port, &data_dir).await?;
     println!(
         "\nuc-access is running locally at {base}\n\
          \x20 Databricks stand-in (account + workspace): {standin}\n\

@@ -333,3 +333,65 @@ async fn a_429_storm_longer_than_the_budget_answers_retryable_with_nothing_half_
     assert!(privileges_of(&app, "catalog", "sales", demo::ALICE).is_empty());
     assert!(privileges_of(&app, "table", "sales.reporting.orders", demo::ALICE).is_empty());
 }
+
+#[tokio::test]
+async fn an_oversized_body_is_a_413_and_a_wrong_content_type_a_415_after_authentication() {
+    let app = TestApp::spawn().await;
+    let token = app.token("purview");
+    let huge = body(json!({"idempotencyKey": "x".repeat(70_000)}));
+    let (status, json) = app.post(PATH, Some(&token), huge).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{json}");
+    assert_eq!(json["error"], "body_too_large");
+
+    let resp = reqwest::Client::new()
+        .post(format!("{}api/purview-callback", app.base))
+        .bearer_auth(&token)
+        .header("content-type", "text/plain")
+        .body(body(json!({})))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+
+    // Without a token the same oversized body is refused for the caller first.
+    let (status, _) = app.post(PATH, None, "x".repeat(70_000)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(patches(&app), 0);
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_utf8_json_is_a_400() {
+    let app = TestApp::spawn().await;
+    let resp = reqwest::Client::new()
+        .post(format!("{}api/purview-callback", app.base))
+        .bearer_auth(app.token("purview"))
+        .header("content-type", "application/json")
+        .body(vec![0xff, 0xfe, b'{'])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let json: Value = resp.json().await.unwrap();
+    assert_eq!(json["error"], "malformed_body");
+}
+
+#[tokio::test]
+async fn with_forwarding_off_the_host_payload_reaches_the_same_callback() {
+    let app = TestApp::spawn().await;
+    let payload = fixture("host/http-invocation-purview-callback.json")
+        .replace("{{TOKEN}}", &app.token("purview"))
+        .replace(
+            "\"{{BODY}}\"",
+            &serde_json::to_string(&body(json!({}))).unwrap(),
+        );
+    let (status, json) = app.post("/purview-callback", None, payload).await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    let res = &json["Outputs"]["res"];
+    assert_eq!(res["statusCode"], 200, "{json}");
+    let answer: Value = serde_json::from_str(res["body"].as_str().unwrap()).unwrap();
+    assert_eq!(answer["status"], "granted");
+    assert_eq!(
+        privileges_of(&app, "table", "sales.reporting.orders", demo::ALICE),
+        vec!["SELECT"]
+    );
+}
