@@ -150,3 +150,28 @@ impl From<Outcome> for Answer {
         }
     }
 }
+
+/// Provisions a parsed request and answers it: shared by `purview-callback` and `grant-access`.
+pub async fn provision_and_answer(
+    services: &crate::app::Services,
+    caller: &crate::auth::Caller,
+    request: &crate::domain::AccessRequest,
+) -> Result<axum::Json<Answer>, crate::error::ApiError> {
+    let provisioning = services.provisioning()?;
+    let deadline = crate::databricks::Deadline::after(services.time_budget);
+    let outcome = crate::usecases::provision::provision(&provisioning.context, request, deadline)
+        .await
+        .map_err(|e| super::errors::provision_error(&e))?;
+    let answer = Answer::from(outcome);
+    tracing::info!(
+        event = "grant.answered",
+        source = request.source.as_str(),
+        caller = caller.kind(),
+        status = answer.status,
+        grant_id = answer.grant_id.as_deref().unwrap_or(""),
+        principal = %answer.principal,
+        securable = %answer.securable,
+        "access request answered"
+    );
+    Ok(axum::Json(answer))
+}

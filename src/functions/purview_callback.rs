@@ -8,13 +8,11 @@ use axum::http::HeaderMap;
 
 use crate::app::AppState;
 use crate::contract::purview;
-use crate::databricks::Deadline;
 use crate::error::ApiError;
 use crate::functions::PURVIEW_CALLBACK;
-use crate::functions::answer::Answer;
-use crate::functions::errors::{body_error, provision_error};
+use crate::functions::answer::{Answer, provision_and_answer};
+use crate::functions::errors::body_error;
 use crate::functions::http::accept;
-use crate::usecases::provision::provision;
 
 pub async fn handle(
     State(state): State<AppState>,
@@ -32,20 +30,5 @@ pub async fn handle(
     .await?;
     let request =
         purview::parse(&accepted.body, &services.workspaces).map_err(|e| body_error(&e))?;
-    let provisioning = services.provisioning()?;
-    let deadline = Deadline::after(services.time_budget);
-    let outcome = provision(&provisioning.context, &request, deadline)
-        .await
-        .map_err(|e| provision_error(&e))?;
-    let answer = Answer::from(outcome);
-    tracing::info!(
-        event = "grant.answered",
-        caller = accepted.caller.kind(),
-        status = answer.status,
-        grant_id = answer.grant_id.as_deref().unwrap_or(""),
-        principal = %answer.principal,
-        securable = %answer.securable,
-        "purview callback answered"
-    );
-    Ok(Json(answer))
+    provision_and_answer(services, &accepted.caller, &request).await
 }

@@ -4,49 +4,25 @@
 use std::sync::Arc;
 
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::json;
 use uc_access::standin::demo;
 
-use crate::helpers::{TestApp, fixture};
+use crate::helpers::{TestApp, callback_body};
 
 const PATH: &str = "/api/purview-callback";
-
-fn body(overrides: Value) -> String {
-    let mut base: Value = serde_json::from_str(&fixture("purview/callback-table.json")).unwrap();
-    for (k, v) in overrides.as_object().unwrap() {
-        base[k] = v.clone();
-    }
-    base.to_string()
-}
-
-fn held(app: &TestApp, kind: &str, name: &str, who: &str) -> Vec<String> {
-    app.standin
-        .grants_on(kind, name)
-        .get(who)
-        .cloned()
-        .unwrap_or_default()
-}
-
-fn patches(app: &TestApp) -> usize {
-    app.standin
-        .requests()
-        .iter()
-        .filter(|r| r.method == "PATCH")
-        .count()
-}
 
 #[tokio::test]
 async fn an_expired_grant_is_revoked_by_the_timer_and_nothing_else_is_touched() {
     let app = TestApp::spawn().await;
     let (status, json) = app
-        .post(PATH, Some(&app.token("purview")), body(json!({})))
+        .post(PATH, Some(&app.token("purview")), callback_body(json!({})))
         .await;
     assert_eq!(status, StatusCode::OK, "{json}");
 
     let early = app.run_timer().await;
     assert_eq!(early["due"], 0, "not expired yet: {early}");
     assert_eq!(
-        held(&app, "table", "sales.reporting.orders", demo::ALICE),
+        app.held("table", "sales.reporting.orders", demo::ALICE),
         vec!["SELECT"]
     );
 
@@ -55,20 +31,23 @@ async fn an_expired_grant_is_revoked_by_the_timer_and_nothing_else_is_touched() 
     assert_eq!(report["due"], 1, "{report}");
     assert_eq!(report["revoked"], 1, "{report}");
     assert!(report["databricksCalls"].as_u64().unwrap() >= 3);
-    assert!(held(&app, "table", "sales.reporting.orders", demo::ALICE).is_empty());
-    assert!(held(&app, "schema", "sales.reporting", demo::ALICE).is_empty());
-    assert!(held(&app, "catalog", "sales", demo::ALICE).is_empty());
+    assert!(
+        app.held("table", "sales.reporting.orders", demo::ALICE)
+            .is_empty()
+    );
+    assert!(
+        app.held("schema", "sales.reporting", demo::ALICE)
+            .is_empty()
+    );
+    assert!(app.held("catalog", "sales", demo::ALICE).is_empty());
     // Bob's pre-existing grants and the groups' grants are untouched.
     assert_eq!(
-        held(&app, "table", "sales.reporting.orders", demo::BOB),
+        app.held("table", "sales.reporting.orders", demo::BOB),
         vec!["SELECT"]
     );
+    assert_eq!(app.held("catalog", "sales", demo::BOB), vec!["USE_CATALOG"]);
     assert_eq!(
-        held(&app, "catalog", "sales", demo::BOB),
-        vec!["USE_CATALOG"]
-    );
-    assert_eq!(
-        held(&app, "catalog", "sales", demo::ANALYSTS_GROUP),
+        app.held("catalog", "sales", demo::ANALYSTS_GROUP),
         vec!["USE_CATALOG"]
     );
 
@@ -81,14 +60,18 @@ async fn a_shared_use_schema_stays_while_a_sibling_grant_is_active_and_goes_when
     let app = TestApp::spawn().await;
     let token = app.token("purview");
     let (s1, _) = app
-        .post(PATH, Some(&token), body(json!({"duration": "PT2M"})))
+        .post(
+            PATH,
+            Some(&token),
+            callback_body(json!({"duration": "PT2M"})),
+        )
         .await;
     let customers = "databricks://m/catalogs/sales/schemas/reporting/tables/customers";
     let (s2, j2) = app
         .post(
             PATH,
             Some(&token),
-            body(json!({"duration": "PT10M", "assetQualifiedName": customers})),
+            callback_body(json!({"duration": "PT10M", "assetQualifiedName": customers})),
         )
         .await;
     assert_eq!((s1, s2), (StatusCode::OK, StatusCode::OK), "{j2}");
@@ -107,28 +90,37 @@ async fn a_shared_use_schema_stays_while_a_sibling_grant_is_active_and_goes_when
     let report = app.run_timer().await;
     assert_eq!(report["revoked"], 1, "{report}");
     assert!(report["kept"].as_u64().unwrap() >= 2, "{report}");
-    assert!(held(&app, "table", "sales.reporting.orders", demo::ALICE).is_empty());
+    assert!(
+        app.held("table", "sales.reporting.orders", demo::ALICE)
+            .is_empty()
+    );
     assert_eq!(
-        held(&app, "schema", "sales.reporting", demo::ALICE),
+        app.held("schema", "sales.reporting", demo::ALICE),
         vec!["USE_SCHEMA"]
     );
     assert_eq!(
-        held(&app, "catalog", "sales", demo::ALICE),
+        app.held("catalog", "sales", demo::ALICE),
         vec!["USE_CATALOG"]
     );
 
     app.advance(time::Duration::minutes(10));
     let report = app.run_timer().await;
     assert_eq!(report["revoked"], 1, "{report}");
-    assert!(held(&app, "table", "sales.reporting.customers", demo::ALICE).is_empty());
-    assert!(held(&app, "schema", "sales.reporting", demo::ALICE).is_empty());
-    assert!(held(&app, "catalog", "sales", demo::ALICE).is_empty());
+    assert!(
+        app.held("table", "sales.reporting.customers", demo::ALICE)
+            .is_empty()
+    );
+    assert!(
+        app.held("schema", "sales.reporting", demo::ALICE)
+            .is_empty()
+    );
+    assert!(app.held("catalog", "sales", demo::ALICE).is_empty());
 }
 
 #[tokio::test]
 async fn a_failed_revoke_is_retried_on_a_later_run() {
     let app = TestApp::spawn().await;
-    app.post(PATH, Some(&app.token("purview")), body(json!({})))
+    app.post(PATH, Some(&app.token("purview")), callback_body(json!({})))
         .await;
     app.advance(time::Duration::minutes(3));
     app.standin.inject(
@@ -143,7 +135,7 @@ async fn a_failed_revoke_is_retried_on_a_later_run() {
     let report = app.run_timer().await;
     assert_eq!(report["failed"], 1, "{report}");
     assert_eq!(
-        held(&app, "table", "sales.reporting.orders", demo::ALICE),
+        app.held("table", "sales.reporting.orders", demo::ALICE),
         vec!["SELECT"]
     );
 
@@ -153,7 +145,10 @@ async fn a_failed_revoke_is_retried_on_a_later_run() {
     app.advance(time::Duration::minutes(5));
     let report = app.run_timer().await;
     assert_eq!(report["revoked"], 1, "{report}");
-    assert!(held(&app, "table", "sales.reporting.orders", demo::ALICE).is_empty());
+    assert!(
+        app.held("table", "sales.reporting.orders", demo::ALICE)
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -161,11 +156,19 @@ async fn a_renewal_after_the_duplicate_window_extends_the_expiry() {
     let app = TestApp::spawn().await;
     let token = app.token("purview");
     let (_, first) = app
-        .post(PATH, Some(&token), body(json!({"duration": "P1D"})))
+        .post(
+            PATH,
+            Some(&token),
+            callback_body(json!({"duration": "P1D"})),
+        )
         .await;
     app.advance(time::Duration::hours(2));
     let (status, renewed) = app
-        .post(PATH, Some(&token), body(json!({"duration": "P1D"})))
+        .post(
+            PATH,
+            Some(&token),
+            callback_body(json!({"duration": "P1D"})),
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(renewed["status"], "extended", "{renewed}");
@@ -182,7 +185,7 @@ async fn a_hundred_concurrent_identical_callbacks_make_one_record_and_one_set_of
         let app = app.clone();
         let token = token.clone();
         tasks.push(tokio::spawn(async move {
-            app.post(PATH, Some(&token), body(json!({}))).await
+            app.post(PATH, Some(&token), callback_body(json!({}))).await
         }));
     }
     let mut ids = std::collections::BTreeSet::new();
@@ -193,5 +196,5 @@ async fn a_hundred_concurrent_identical_callbacks_make_one_record_and_one_set_of
         ids.insert(json["grantId"].as_str().unwrap().to_owned());
     }
     assert_eq!(ids.len(), 1, "one record");
-    assert_eq!(patches(&app), 3, "one set of changes");
+    assert_eq!(app.patches(), 3, "one set of changes");
 }

@@ -140,6 +140,35 @@ impl TestApp {
     }
 }
 
+/// The table callback fixture with some fields replaced.
+pub fn callback_body(overrides: Value) -> String {
+    let mut base: Value = serde_json::from_str(&fixture("purview/callback-table.json")).unwrap();
+    for (k, v) in overrides.as_object().unwrap() {
+        base[k] = v.clone();
+    }
+    base.to_string()
+}
+
+impl TestApp {
+    /// What `who` holds directly on a securable in the stand-in, right now.
+    pub fn held(&self, kind: &str, name: &str, who: &str) -> Vec<String> {
+        self.standin
+            .grants_on(kind, name)
+            .get(who)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// How many PATCHes the stand-in has received.
+    pub fn patches(&self) -> usize {
+        self.standin
+            .requests()
+            .iter()
+            .filter(|r| r.method == "PATCH")
+            .count()
+    }
+}
+
 pub fn fixture(path: &str) -> String {
     let full = format!("{}/tests/fixtures/{path}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("cannot read {full}: {e}"))

@@ -6,14 +6,6 @@ use uc_access::standin::demo;
 
 use crate::helpers::TestApp;
 
-fn held(app: &TestApp, kind: &str, name: &str, who: &str) -> Vec<String> {
-    app.standin
-        .grants_on(kind, name)
-        .get(who)
-        .cloned()
-        .unwrap_or_default()
-}
-
 fn grant_body(dry_run: bool) -> String {
     json!({
         "principal": {"userName": demo::ALICE},
@@ -33,7 +25,10 @@ async fn an_operator_grants_directly_and_a_dry_run_changes_nothing() {
         .await;
     assert_eq!(status, StatusCode::OK, "{plan}");
     assert_eq!(plan["status"], "planned");
-    assert!(held(&app, "table", "sales.reporting.customers", demo::ALICE).is_empty());
+    assert!(
+        app.held("table", "sales.reporting.customers", demo::ALICE)
+            .is_empty()
+    );
 
     let (status, granted) = app
         .post("/api/grant-access", Some(&token), grant_body(false))
@@ -41,7 +36,7 @@ async fn an_operator_grants_directly_and_a_dry_run_changes_nothing() {
     assert_eq!(status, StatusCode::OK, "{granted}");
     assert_eq!(granted["status"], "granted");
     assert_eq!(
-        held(&app, "table", "sales.reporting.customers", demo::ALICE),
+        app.held("table", "sales.reporting.customers", demo::ALICE),
         vec!["SELECT"]
     );
 }
@@ -94,7 +89,10 @@ async fn a_grant_can_be_listed_and_revoked_early_with_the_time_access_surely_end
     assert_eq!(status, StatusCode::OK, "{revoked}");
     assert_eq!(revoked["status"], "revoked");
     assert!(revoked["accessEndsBy"].as_str().unwrap() > revoked["revokedAt"].as_str().unwrap());
-    assert!(held(&app, "table", "sales.reporting.customers", demo::ALICE).is_empty());
+    assert!(
+        app.held("table", "sales.reporting.customers", demo::ALICE)
+            .is_empty()
+    );
 
     let (status, again) = app
         .post(

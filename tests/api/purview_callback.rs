@@ -8,42 +8,18 @@ use serde_json::{Value, json};
 use uc_access::auth::local_issuer::{LOCAL_AUDIENCE, LocalCaller, LocalIssuer};
 use uc_access::standin::demo;
 
-use crate::helpers::{TestApp, fixture};
+use crate::helpers::{TestApp, callback_body, fixture};
 
 const PATH: &str = "/api/purview-callback";
-
-fn body(overrides: Value) -> String {
-    let mut base: Value = serde_json::from_str(&fixture("purview/callback-table.json")).unwrap();
-    for (k, v) in overrides.as_object().unwrap() {
-        base[k] = v.clone();
-    }
-    base.to_string()
-}
-
-fn patches(app: &TestApp) -> usize {
-    app.standin
-        .requests()
-        .iter()
-        .filter(|r| r.method == "PATCH")
-        .count()
-}
-
-fn privileges_of(app: &TestApp, kind: &str, name: &str, who: &str) -> Vec<String> {
-    app.standin
-        .grants_on(kind, name)
-        .get(who)
-        .cloned()
-        .unwrap_or_default()
-}
 
 #[tokio::test]
 async fn a_callback_without_a_token_is_refused_with_401_and_nothing_else() {
     let app = TestApp::spawn().await;
-    let (status, json) = app.post(PATH, None, body(json!({}))).await;
+    let (status, json) = app.post(PATH, None, callback_body(json!({}))).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(json["error"], "missing_credentials");
     assert_eq!(json["status"], "error");
-    assert_eq!(patches(&app), 0);
+    assert_eq!(app.patches(), 0);
 }
 
 #[tokio::test]
@@ -59,7 +35,7 @@ async fn a_token_signed_by_a_key_outside_the_key_set_is_refused() {
             Duration::from_secs(600),
         )
         .unwrap();
-    let (status, json) = app.post(PATH, Some(&token), body(json!({}))).await;
+    let (status, json) = app.post(PATH, Some(&token), callback_body(json!({}))).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     // A different key has a different key id, unknown to the served key set.
     assert!(
@@ -77,7 +53,9 @@ async fn a_token_for_another_audience_is_refused() {
         claims["aud"] = json!("api://some-other-app");
         app.sign(&claims)
     };
-    let (status, json) = app.post(PATH, Some(&dir_issuer), body(json!({}))).await;
+    let (status, json) = app
+        .post(PATH, Some(&dir_issuer), callback_body(json!({})))
+        .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(json["error"], "wrong_audience");
 }
@@ -100,7 +78,7 @@ fn app_claims(app: &TestApp, caller: &LocalCaller) -> Value {
 async fn an_operator_token_is_not_allowed_on_the_purview_callback() {
     let app = TestApp::spawn().await;
     let (status, json) = app
-        .post(PATH, Some(&app.token("operator")), body(json!({})))
+        .post(PATH, Some(&app.token("operator")), callback_body(json!({})))
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(json["error"], "caller_not_allowed");
@@ -113,7 +91,7 @@ async fn a_malformed_qualified_name_is_a_400_naming_the_field() {
         .post(
             PATH,
             Some(&app.token("purview")),
-            body(json!({"assetQualifiedName": "sales.reporting.orders"})),
+            callback_body(json!({"assetQualifiedName": "sales.reporting.orders"})),
         )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -125,7 +103,7 @@ async fn a_malformed_qualified_name_is_a_400_naming_the_field() {
             .starts_with("assetQualifiedName:"),
         "{json}"
     );
-    assert_eq!(patches(&app), 0);
+    assert_eq!(app.patches(), 0);
 }
 
 #[tokio::test]
@@ -135,20 +113,20 @@ async fn modify_on_a_table_under_the_default_policy_is_denied_naming_the_rule() 
         .post(
             PATH,
             Some(&app.token("purview")),
-            body(json!({"privileges": ["MODIFY"]})),
+            callback_body(json!({"privileges": ["MODIFY"]})),
         )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(json["error"], "privilege_not_allowed");
     assert_eq!(json["status"], "denied");
-    assert_eq!(patches(&app), 0);
+    assert_eq!(app.patches(), 0);
 }
 
 #[tokio::test]
 async fn an_approved_callback_grants_exactly_what_is_missing() {
     let app = TestApp::spawn().await;
     let (status, json) = app
-        .post(PATH, Some(&app.token("purview")), body(json!({})))
+        .post(PATH, Some(&app.token("purview")), callback_body(json!({})))
         .await;
     assert_eq!(status, StatusCode::OK, "{json}");
     assert_eq!(json["status"], "granted");
@@ -168,15 +146,15 @@ async fn an_approved_callback_grants_exactly_what_is_missing() {
     assert!(json["expiresAt"].is_string());
     assert!(json["grantId"].is_string());
     assert_eq!(
-        privileges_of(&app, "table", "sales.reporting.orders", demo::ALICE),
+        app.held("table", "sales.reporting.orders", demo::ALICE),
         vec!["SELECT"]
     );
     assert_eq!(
-        privileges_of(&app, "catalog", "sales", demo::ALICE),
+        app.held("catalog", "sales", demo::ALICE),
         vec!["USE_CATALOG"]
     );
     assert_eq!(
-        privileges_of(&app, "schema", "sales.reporting", demo::ALICE),
+        app.held("schema", "sales.reporting", demo::ALICE),
         vec!["USE_SCHEMA"]
     );
 }
@@ -185,13 +163,13 @@ async fn an_approved_callback_grants_exactly_what_is_missing() {
 async fn the_same_callback_twice_gives_the_same_answer_and_no_second_patch() {
     let app = TestApp::spawn().await;
     let token = app.token("purview");
-    let (_, first) = app.post(PATH, Some(&token), body(json!({}))).await;
-    let patches_after_first = patches(&app);
-    let (status, second) = app.post(PATH, Some(&token), body(json!({}))).await;
+    let (_, first) = app.post(PATH, Some(&token), callback_body(json!({}))).await;
+    let patches_after_first = app.patches();
+    let (status, second) = app.post(PATH, Some(&token), callback_body(json!({}))).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(second["status"], first["status"]);
     assert_eq!(second["grantId"], first["grantId"]);
-    assert_eq!(patches(&app), patches_after_first);
+    assert_eq!(app.patches(), patches_after_first);
 }
 
 #[tokio::test]
@@ -202,7 +180,7 @@ async fn privileges_the_user_already_had_are_reported_as_existing_not_added() {
         .post(
             PATH,
             Some(&app.token("purview")),
-            body(json!({"requestorId": demo::BOB_ENTRA_ID})),
+            callback_body(json!({"requestorId": demo::BOB_ENTRA_ID})),
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{json}");
@@ -214,7 +192,7 @@ async fn privileges_the_user_already_had_are_reported_as_existing_not_added() {
             .unwrap()
             .contains("SELECT on table sales.reporting.orders")
     );
-    assert_eq!(patches(&app), 0);
+    assert_eq!(app.patches(), 0);
 }
 
 #[tokio::test]
@@ -224,12 +202,12 @@ async fn an_unknown_requester_is_a_clear_error_and_nothing_changes() {
         .post(
             PATH,
             Some(&app.token("purview")),
-            body(json!({"requestorId": "00000000-0000-4000-8000-000000000042"})),
+            callback_body(json!({"requestorId": "00000000-0000-4000-8000-000000000042"})),
         )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(json["error"], "principal_not_found");
-    assert_eq!(patches(&app), 0);
+    assert_eq!(app.patches(), 0);
 }
 
 #[tokio::test]
@@ -239,12 +217,12 @@ async fn an_inactive_user_is_a_clear_error_and_nothing_changes() {
         .post(
             PATH,
             Some(&app.token("purview")),
-            body(json!({"requestorId": demo::DAVE_ENTRA_ID})),
+            callback_body(json!({"requestorId": demo::DAVE_ENTRA_ID})),
         )
         .await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(json["error"], "principal_inactive");
-    assert_eq!(patches(&app), 0);
+    assert_eq!(app.patches(), 0);
 }
 
 #[tokio::test]
@@ -254,12 +232,12 @@ async fn a_request_approved_by_the_requester_is_denied_as_self_approval() {
         .post(
             PATH,
             Some(&app.token("purview")),
-            body(json!({"approvers": demo::ALICE_ENTRA_ID})),
+            callback_body(json!({"approvers": demo::ALICE_ENTRA_ID})),
         )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(json["error"], "self_approval");
-    assert_eq!(patches(&app), 0);
+    assert_eq!(app.patches(), 0);
 }
 
 #[tokio::test]
@@ -269,7 +247,7 @@ async fn a_rejected_approval_is_denied() {
         .post(
             PATH,
             Some(&app.token("purview")),
-            body(json!({"approvalOutcome": "Rejected"})),
+            callback_body(json!({"approvalOutcome": "Rejected"})),
         )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
@@ -283,7 +261,7 @@ async fn a_dry_run_answers_the_exact_calls_and_changes_nothing() {
         .post(
             PATH,
             Some(&app.token("purview")),
-            body(json!({"dryRun": true})),
+            callback_body(json!({"dryRun": true})),
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{json}");
@@ -296,7 +274,7 @@ async fn a_dry_run_answers_the_exact_calls_and_changes_nothing() {
         "/api/2.1/unity-catalog/permissions/table/sales.reporting.orders"
     );
     assert_eq!(calls[2]["body"]["changes"][0]["add"], json!(["SELECT"]));
-    assert_eq!(patches(&app), 0);
+    assert_eq!(app.patches(), 0);
 }
 
 #[tokio::test]
@@ -304,7 +282,7 @@ async fn a_429_storm_is_retried_within_the_budget() {
     let app = TestApp::spawn().await;
     app.standin.fail_next_with_429(2, 1);
     let (status, json) = app
-        .post(PATH, Some(&app.token("purview")), body(json!({})))
+        .post(PATH, Some(&app.token("purview")), callback_body(json!({})))
         .await;
     assert_eq!(status, StatusCode::OK, "{json}");
     assert_eq!(json["status"], "granted");
@@ -325,20 +303,23 @@ async fn a_429_storm_longer_than_the_budget_answers_retryable_with_nothing_half_
         .on_path_prefix("/api/2.1/unity-catalog/permissions/schema"),
     );
     let (status, json) = app
-        .post(PATH, Some(&app.token("purview")), body(json!({})))
+        .post(PATH, Some(&app.token("purview")), callback_body(json!({})))
         .await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{json}");
     assert!(json["retryAfterSeconds"].as_u64().unwrap() >= 1);
     // The USE_CATALOG added before the storm was undone.
-    assert!(privileges_of(&app, "catalog", "sales", demo::ALICE).is_empty());
-    assert!(privileges_of(&app, "table", "sales.reporting.orders", demo::ALICE).is_empty());
+    assert!(app.held("catalog", "sales", demo::ALICE).is_empty());
+    assert!(
+        app.held("table", "sales.reporting.orders", demo::ALICE)
+            .is_empty()
+    );
 }
 
 #[tokio::test]
 async fn an_oversized_body_is_a_413_and_a_wrong_content_type_a_415_after_authentication() {
     let app = TestApp::spawn().await;
     let token = app.token("purview");
-    let huge = body(json!({"idempotencyKey": "x".repeat(70_000)}));
+    let huge = callback_body(json!({"idempotencyKey": "x".repeat(70_000)}));
     let (status, json) = app.post(PATH, Some(&token), huge).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{json}");
     assert_eq!(json["error"], "body_too_large");
@@ -347,7 +328,7 @@ async fn an_oversized_body_is_a_413_and_a_wrong_content_type_a_415_after_authent
         .post(format!("{}api/purview-callback", app.base))
         .bearer_auth(&token)
         .header("content-type", "text/plain")
-        .body(body(json!({})))
+        .body(callback_body(json!({})))
         .send()
         .await
         .unwrap();
@@ -356,7 +337,7 @@ async fn an_oversized_body_is_a_413_and_a_wrong_content_type_a_415_after_authent
     // Without a token the same oversized body is refused for the caller first.
     let (status, _) = app.post(PATH, None, "x".repeat(70_000)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert_eq!(patches(&app), 0);
+    assert_eq!(app.patches(), 0);
 }
 
 #[tokio::test]
@@ -382,7 +363,7 @@ async fn with_forwarding_off_the_host_payload_reaches_the_same_callback() {
         .replace("{{TOKEN}}", &app.token("purview"))
         .replace(
             "\"{{BODY}}\"",
-            &serde_json::to_string(&body(json!({}))).unwrap(),
+            &serde_json::to_string(&callback_body(json!({}))).unwrap(),
         );
     let (status, json) = app.post("/purview-callback", None, payload).await;
     assert_eq!(status, StatusCode::OK, "{json}");
@@ -391,7 +372,7 @@ async fn with_forwarding_off_the_host_payload_reaches_the_same_callback() {
     let answer: Value = serde_json::from_str(res["body"].as_str().unwrap()).unwrap();
     assert_eq!(answer["status"], "granted");
     assert_eq!(
-        privileges_of(&app, "table", "sales.reporting.orders", demo::ALICE),
+        app.held("table", "sales.reporting.orders", demo::ALICE),
         vec!["SELECT"]
     );
 }
