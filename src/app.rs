@@ -122,6 +122,7 @@ impl Services {
                 "provisioning_not_configured",
                 "uc-access has no Databricks settings yet (DATABRICKS_ACCOUNT_ID, DATABRICKS_HOST and credentials); nothing was done",
             )
+            .with_retry_after(60)
         })
     }
 
@@ -197,6 +198,7 @@ pub fn unconfigured_router(missing: SettingsError) -> Router {
                     "not_configured",
                     format!("uc-access is not configured: {problem}"),
                 )
+                .with_retry_after(60)
             }
         })
         .layer(middleware::from_fn(telemetry::request_context))
@@ -290,6 +292,8 @@ async fn revoke_expired_invocation(State(state): State<AppState>, body: Bytes) -
         finished = report.finished,
         failed = report.failed,
         databricks_calls = report.databricks_calls,
+        kept = report.kept,
+        alerts = report.alerts.len(),
         "revoke-expired run finished"
     );
     let answer = InvocationResponse {

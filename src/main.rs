@@ -37,8 +37,9 @@ enum Command {
         /// Where the local run keeps its state (the issuer's key, the ledger).
         #[arg(long, default_value = DEFAULT_DATA_DIR)]
         data_dir: PathBuf,
-        /// Port for the Databricks stand-in (any free port when unset).
-        #[arg(long, default_value_t = 0)]
+        /// Port for the Databricks stand-in. Fixed by default because the local ledger remembers each
+        /// grant's workspace URL across restarts (0 picks any free port).
+        #[arg(long, default_value_t = 7072)]
         standin_port: u16,
     },
     /// Print a bearer token that `uc-access local` accepts: `purview`, `operator`, `app:<guid>`,
@@ -142,10 +143,11 @@ async fn run_local(port: u16, data_dir: PathBuf, standin_port: u16) -> anyhow::R
          \x20 Databricks stand-in (account + workspace): {standin}\n\
          \x20 local token issuer: {base}local-issuer\n\n\
          Try it:\n\
-         \x20 TOKEN=$(cargo run -q -- token operator)\n\
+         \x20 TOKEN=$(cargo run -q -- token operator --port {port})\n\
          \x20 curl -s {base}api/resolve-principal -H \"Authorization: Bearer $TOKEN\" \\\n\
          \x20      -H 'Content-Type: application/json' -d '{{\"userName\":\"alice.analyst@contoso.com\"}}'\n",
         base = run.base_url,
+        port = run.base_url.port().unwrap_or(port),
         standin = run.standin.base_url(),
     );
     run.serve_with_timer(shutdown_signal()).await?;

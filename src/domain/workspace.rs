@@ -32,6 +32,10 @@ pub struct UnknownWorkspace(pub String);
 pub struct Workspaces {
     by_authority: BTreeMap<String, WorkspaceRef>,
     default: Option<WorkspaceRef>,
+    /// Whether an authority not in the map goes to the default. Off when several workspaces are
+    /// configured and none was chosen explicitly: an asset of an unmapped metastore must not be granted
+    /// by name in another workspace's metastore.
+    fallback: bool,
 }
 
 impl Workspaces {
@@ -39,7 +43,14 @@ impl Workspaces {
         Self {
             by_authority: BTreeMap::new(),
             default,
+            fallback: true,
         }
+    }
+
+    /// Whether unmapped authorities go to the default workspace.
+    pub fn with_fallback(mut self, fallback: bool) -> Self {
+        self.fallback = fallback;
+        self
     }
 
     pub fn with(mut self, authority: &str, workspace: WorkspaceRef) -> Self {
@@ -52,7 +63,7 @@ impl Workspaces {
     pub fn for_authority(&self, authority: &str) -> Result<&WorkspaceRef, UnknownWorkspace> {
         self.by_authority
             .get(&authority.to_ascii_lowercase())
-            .or(self.default.as_ref())
+            .or(self.default.as_ref().filter(|_| self.fallback))
             .ok_or_else(|| UnknownWorkspace(authority.to_owned()))
     }
 
@@ -112,6 +123,15 @@ mod tests {
         assert_eq!(map.for_authority("other").unwrap().name, "default");
         assert_eq!(map.by_name(Some("A")).unwrap().name, "a");
         assert_eq!(map.all().count(), 2);
+    }
+
+    #[test]
+    fn without_fallback_an_unmapped_authority_is_an_error_even_with_a_default() {
+        let map = Workspaces::new(Some(ws("default", "https://adb-1.1.azuredatabricks.net")))
+            .with("a", ws("a", "https://adb-2.2.azuredatabricks.net"))
+            .with_fallback(false);
+        assert!(map.for_authority("b").is_err());
+        assert_eq!(map.for_authority("a").unwrap().name, "a");
     }
 
     #[test]

@@ -124,6 +124,11 @@ pub fn provision_error(e: &ProvisionError) -> ApiError {
         }
         ProvisionError::Databricks(d) => databricks_error(d),
         ProvisionError::Ledger(l) => ledger_error(l),
+        ProvisionError::KeyReused(_) => ApiError::new(
+            StatusCode::CONFLICT,
+            "idempotency_key_reused",
+            e.to_string(),
+        ),
         ProvisionError::Busy(message) => {
             ApiError::unavailable("grant_in_progress", message.clone())
                 .with_retry_after(DEFAULT_RETRY_AFTER)

@@ -6,7 +6,8 @@
 //! - `UC_ACCESS_WORKSPACE_AUTHORITIES`: which workspace a Purview qualified name's authority means,
 //!   `authority=name` (the authority is probably the metastore id; this is unverified, so it is
 //!   configuration). A workspace's own host name always counts as an authority for it.
-//! - `UC_ACCESS_DEFAULT_WORKSPACE`: the name of the default when `DATABRICKS_HOST` is not set.
+//! - `UC_ACCESS_DEFAULT_WORKSPACE`: the workspace for authorities not in the map. With one workspace
+//!   configured it is that one; with several, unmapped authorities are refused unless this is set.
 
 use url::Url;
 
@@ -69,7 +70,8 @@ pub fn workspaces_from_env(env: &Env) -> Result<Workspaces, SettingsError> {
         ),
         None => named.first().cloned(),
     };
-    let mut map = Workspaces::new(default);
+    let fallback = named.len() <= 1 || env.get(DEFAULT_WORKSPACE).is_some();
+    let mut map = Workspaces::new(default).with_fallback(fallback);
     for w in &named {
         if let Some(host) = w.host.host_str() {
             map = map.with(host, w.clone());
@@ -97,8 +99,37 @@ mod tests {
     use super::*;
 
     #[test]
+    fn with_several_workspaces_an_unmapped_authority_is_refused_unless_a_default_is_chosen() {
+        let pairs = [
+            ("DATABRICKS_HOST", "https://adb-1.1.azuredatabricks.net"),
+            (WORKSPACES, "finance=https://adb-2.2.azuredatabricks.net"),
+        ];
+        let map = workspaces_from_env(&Env::from_pairs(pairs)).unwrap();
+        assert!(map.for_authority("unmapped-metastore").is_err());
+        let env = Env::from_pairs(pairs).with(DEFAULT_WORKSPACE, "default");
+        assert_eq!(
+            workspaces_from_env(&env)
+                .unwrap()
+                .for_authority("unmapped")
+                .unwrap()
+                .name,
+            "default"
+        );
+        let single = Env::from_pairs([("DATABRICKS_HOST", "https://adb-1.1.azuredatabricks.net")]);
+        assert_eq!(
+            workspaces_from_env(&single)
+                .unwrap()
+                .for_authority("any")
+                .unwrap()
+                .name,
+            "default"
+        );
+    }
+
+    #[test]
     fn the_default_workspace_and_named_ones_are_mapped_by_authority() {
         let env = Env::from_pairs([
+            (DEFAULT_WORKSPACE, "default"),
             ("DATABRICKS_HOST", "https://adb-1.1.azuredatabricks.net"),
             (WORKSPACES, "finance=https://adb-2.2.azuredatabricks.net"),
             (AUTHORITIES, "0b7e4d2a-6c1f-4e83-9a5d-2f8c7b1e6d40=finance"),

@@ -387,7 +387,9 @@ async fn hand_over(
 pub enum RevokeError {
     #[error("no grant {0}")]
     NotFound(GrantId),
-    #[error("grant {id} is {state}: only pending, active or failed grants can be revoked")]
+    #[error(
+        "grant {id} is {state}: only active grants, or failed or revoking ones, can be revoked (a pending grant is still being applied)"
+    )]
     NotRevocable { id: GrantId, state: GrantState },
     #[error("{0}")]
     Failed(String),

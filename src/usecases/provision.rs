@@ -85,6 +85,11 @@ pub enum ProvisionError {
     /// Another delivery of this approval is still being applied, or being undone.
     #[error("{0}")]
     Busy(String),
+    /// The caller's idempotency key already names a different request.
+    #[error(
+        "idempotencyKey already belongs to grant {0}, a request for another principal, securable or privileges; use a new key"
+    )]
+    KeyReused(String),
 }
 
 impl ProvisionError {
@@ -127,6 +132,19 @@ pub fn idempotency_key(request: &AccessRequest, privileges: &PrivilegeSet) -> Id
     IdempotencyKey::parse(&raw).expect("keys built here are short printable text")
 }
 
+/// Whether a stored record is this request (the same key must never stand for two requests).
+fn same_request(
+    record: &GrantRecord,
+    request: &AccessRequest,
+    principal: &DirectoryEntry,
+    decision: &Decision,
+) -> bool {
+    record.principal == principal.principal
+        && record.securable == request.securable
+        && record.workspace.name == request.workspace.name
+        && record.requested_privileges == decision.privileges
+}
+
 /// Provisions one parsed request.
 pub async fn provision(
     ctx: &Context,
@@ -149,11 +167,21 @@ pub async fn provision(
     policy::check_not_self_approved(&ctx.policy, request, principal.external_id.as_deref())?;
 
     let key = idempotency_key(request, &decision.privileges);
-    let existing = match ctx.ledger.get_by_key(&key).await {
-        Ok(v) => Some(v),
-        Err(LedgerError::NotFound { .. }) => None,
-        Err(e) => return Err(e.into()),
+    // A dry run always plans from what Unity Catalog holds now, whatever the ledger says.
+    let existing = if request.dry_run {
+        None
+    } else {
+        match ctx.ledger.get_by_key(&key).await {
+            Ok(v) => Some(v),
+            Err(LedgerError::NotFound { .. }) => None,
+            Err(e) => return Err(e.into()),
+        }
     };
+    if let Some(existing) = &existing
+        && !same_request(&existing.record, request, &principal, &decision)
+    {
+        return Err(ProvisionError::KeyReused(existing.record.id.to_string()));
+    }
     if let Some(existing) = &existing
         && existing.record.state != GrantState::Revoked
     {

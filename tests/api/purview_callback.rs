@@ -376,3 +376,67 @@ async fn with_forwarding_off_the_host_payload_reaches_the_same_callback() {
         vec!["SELECT"]
     );
 }
+
+#[tokio::test]
+async fn an_idempotency_key_reused_for_another_request_is_refused_and_changes_nothing() {
+    let app = TestApp::spawn().await;
+    let token = app.token("purview");
+    let (status, _) = app
+        .post(
+            PATH,
+            Some(&token),
+            callback_body(json!({"idempotencyKey": "run-42"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let before = app.patches();
+    let customers = "databricks://m/catalogs/sales/schemas/reporting/tables/customers";
+    let (status, json) = app
+        .post(
+            PATH,
+            Some(&token),
+            callback_body(json!({"idempotencyKey": "run-42", "assetQualifiedName": customers})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{json}");
+    assert_eq!(json["error"], "idempotency_key_reused");
+    assert_eq!(app.patches(), before);
+    assert!(
+        app.held("table", "sales.reporting.customers", demo::ALICE)
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn a_dry_run_after_a_grant_plans_from_unity_catalog_and_says_nothing_would_change() {
+    let app = TestApp::spawn().await;
+    let token = app.token("purview");
+    app.post(PATH, Some(&token), callback_body(json!({}))).await;
+    let (status, json) = app
+        .post(PATH, Some(&token), callback_body(json!({"dryRun": true})))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    assert_eq!(json["status"], "planned");
+    assert_eq!(json["calls"], json!([]));
+    assert!(
+        json["message"]
+            .as_str()
+            .unwrap()
+            .contains("nothing would change"),
+        "{json}"
+    );
+}
+
+#[tokio::test]
+async fn the_schema_fixture_is_refused_by_the_default_policy_which_grants_tables_only() {
+    let app = TestApp::spawn().await;
+    let (status, json) = app
+        .post(
+            PATH,
+            Some(&app.token("purview")),
+            fixture("purview/callback-schema.json"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{json}");
+    assert_eq!(json["error"], "securable_type_not_allowed");
+}
