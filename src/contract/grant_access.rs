@@ -20,6 +20,9 @@ pub const FIELDS: [&str; 8] = [
     "dryRun",
 ];
 
+/// The fields of the `securable` object.
+pub const SECURABLE_FIELDS: [&str; 2] = ["type", "fullName"];
+
 /// Parses a body for a caller whose object id is `caller`.
 pub fn parse(
     body: &[u8],
@@ -78,13 +81,12 @@ fn target(f: &Fields, workspaces: &Workspaces) -> Result<(WorkspaceRef, Securabl
             Ok((workspace.clone(), asset.securable))
         }
         (Some(obj), None) => {
-            let inner =
-                Fields::from_map(obj.clone(), &["type", "fullName"]).map_err(|e| match e {
-                    BodyError::Field(x) => {
-                        FieldError::new(&format!("securable.{}", x.field), x.problem)
-                    }
-                    BodyError::NotJson(p) => FieldError::new("securable", p),
-                })?;
+            let inner = Fields::from_map(obj.clone(), &SECURABLE_FIELDS).map_err(|e| match e {
+                BodyError::Field(x) => {
+                    FieldError::new(&format!("securable.{}", x.field), x.problem)
+                }
+                BodyError::NotJson(p) => FieldError::new("securable", p),
+            })?;
             let kind_raw = inner
                 .str("type")
                 .map_err(|e| FieldError::new("securable.type", e.problem))?;

@@ -19,6 +19,9 @@ use crate::ledger::{GrantRecord, GrantState, ListFilter};
 /// Most grants returned in one answer.
 pub const MAX_RESULTS: usize = 500;
 
+/// The query parameters [`ListQuery`] accepts (the connector test checks they agree).
+pub const QUERY_PARAMETERS: [&str; 4] = ["principal", "securable", "workspace", "state"];
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {

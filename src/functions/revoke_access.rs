@@ -18,6 +18,9 @@ use crate::functions::http::accept;
 use crate::ledger::GrantId;
 use crate::usecases::expire::{RevokeError, revoke_now};
 
+/// The fields of a `revoke-access` body.
+pub const FIELDS: [&str; 1] = ["grantId"];
+
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RevokeAnswer {
@@ -46,7 +49,7 @@ pub async fn handle(
         services.max_body_bytes,
     )
     .await?;
-    let fields = Fields::parse(&accepted.body, &["grantId"]).map_err(|e| body_error(&e))?;
+    let fields = Fields::parse(&accepted.body, &FIELDS).map_err(|e| body_error(&e))?;
     let raw = fields.str("grantId").map_err(|e| body_error(&e.into()))?;
     let id = GrantId::parse(raw).map_err(|_| {
         body_error(
