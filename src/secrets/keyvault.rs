@@ -241,16 +241,19 @@ impl KeyVaultSecrets {
             }
             ErrorKind::Credential => SecretError::Unauthenticated {
                 vault,
-                detail: format!("the managed identity could not get a token: {error}"),
+                detail: format!(
+                    "the managed identity could not get a token: {}",
+                    chain(error)
+                ),
             },
             ErrorKind::Io | ErrorKind::Connection => SecretError::Unavailable {
                 vault,
-                detail: format!("cannot reach the vault: {error}"),
+                detail: format!("cannot reach the vault: {}", chain(error)),
             },
             ErrorKind::DataConversion | ErrorKind::Other => SecretError::Other {
                 name: name.to_string(),
                 location: format!("Key Vault {vault}"),
-                detail: error.to_string(),
+                detail: chain(error),
             },
         }
     }
@@ -294,6 +297,22 @@ impl ErrorBody {
                 .as_deref()
                 .is_some_and(|m| m.contains("disabled secret"))
     }
+}
+
+/// The error and its causes: the pipeline wraps the credential's or the socket's error in its own
+/// context ("will not be retried"), and the cause is what the operator needs.
+fn chain(error: &azure_core::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// `Retry-After` in seconds or as an HTTP date.
