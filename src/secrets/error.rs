@@ -44,6 +44,10 @@ pub enum SecretError {
     #[error("Key Vault {vault} is unavailable: {detail}")]
     Unavailable { vault: String, detail: String },
 
+    /// The client could not be built (a URL the SDK refuses, no managed identity support).
+    #[error("cannot set up the secret store: {detail}")]
+    Setup { detail: String },
+
     /// Any other answer (an unexpected status, a body that is not a secret, a misconfigured client).
     #[error("cannot read secret {name:?} from {location}: {detail}")]
     Other {

@@ -129,10 +129,10 @@ impl KeyVaultSecrets {
             ..SecretClientOptions::default()
         };
         let client = SecretClient::new(&vault, credential, Some(client_options)).map_err(|e| {
-            SecretError::Other {
-                name: String::new(),
-                location: format!("Key Vault {vault}"),
-                detail: format!("cannot build the Key Vault client: {e}"),
+            SecretError::Setup {
+                detail: format!(
+                    "cannot build the Key Vault client for {vault} (KEY_VAULT_URL): {e}"
+                ),
             }
         })?;
         Ok(Self {
@@ -153,8 +153,7 @@ impl KeyVaultSecrets {
             user_assigned_id: client_id.map(UserAssignedId::ClientId),
             ..ManagedIdentityCredentialOptions::default()
         }))
-        .map_err(|e| SecretError::Unauthenticated {
-            vault: vault_url.to_string(),
+        .map_err(|e| SecretError::Setup {
             detail: format!(
                 "cannot set up the managed identity credential (ARM_CLIENT_ID / AZURE_CLIENT_ID): {e}"
             ),
