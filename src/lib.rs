@@ -13,6 +13,7 @@ pub mod ledger;
 pub mod local;
 pub mod planning;
 pub mod policy;
+pub mod secrets;
 pub mod settings;
 pub mod standin;
 pub mod telemetry;
