@@ -253,7 +253,7 @@ var operatorSettings = {
   LIST_GRANTS_ALLOWED_APP_IDS: operatorAllowedAppIds
 }
 
-var databricksCredentialSettings = databricksAuthType == 'azure-msi' ? {
+var databricksCredentialSettings = (databricksAuthType == 'azure-msi') ? {
   DATABRICKS_AUTH_TYPE: 'azure-msi'
   ARM_CLIENT_ID: identity.properties.clientId
 } : {

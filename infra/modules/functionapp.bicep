@@ -112,7 +112,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
       scaleAndConcurrency: {
         maximumInstanceCount: maximumInstanceCount
         instanceMemoryMB: instanceMemoryMB
-        alwaysReady: alwaysReadyHttpInstances > 0 ? [
+        alwaysReady: (alwaysReadyHttpInstances > 0) ? [
           {
             name: 'http'
             instanceCount: alwaysReadyHttpInstances
