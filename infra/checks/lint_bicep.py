@@ -12,7 +12,8 @@ Prints one line per problem and exits 1 if there is any. What it holds the templ
   geo-redundant (checkov cannot see it through the module parameter);
 - Key Vault uses RBAC (no access policies), soft delete and purge protection;
 - the app settings carry what the Functions host needs through the identity, nothing Flex refuses, no
-  storage key, every %SETTING% a function.json names, and only settings the docs describe.
+  storage key, every %SETTING% a function.json names, and only settings the docs describe;
+- docs/deploy.md's parameter table names every parameter of main.bicep, and no parameter that is gone.
 """
 
 from __future__ import annotations
@@ -218,6 +219,19 @@ class Lint:
             else:
                 self.fail(where, f"app setting {key} is not described in README.md or docs/")
 
+    def parameters_documented(self) -> None:
+        main = self.trees.get(Path("infra/main.bicep"), {})
+        params = set((main.get("parameters") or {}).keys())
+        guide = self.root / "docs" / "deploy.md"
+        if not guide.exists():
+            self.fail("docs/deploy.md", "missing (it documents every parameter of main.bicep)")
+            return
+        listed = set(re.findall(r"^\| `([A-Za-z][A-Za-z0-9]*)` \|", guide.read_text(), re.MULTILINE))
+        for name in sorted(params - listed):
+            self.fail("docs/deploy.md", f"parameter {name} of main.bicep is not in the parameter table")
+        for name in sorted(listed - params):
+            self.fail("docs/deploy.md", f"the parameter table lists {name}, which main.bicep does not have")
+
     def run(self) -> int:
         self.parse_all()
         self.parameters_are_described()
@@ -226,6 +240,7 @@ class Lint:
             self.storage()
             self.key_vault()
             self.settings()
+            self.parameters_documented()
         for problem in self.problems:
             print(f"  {problem}")
         return 1 if self.problems else 0
