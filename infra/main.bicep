@@ -322,11 +322,9 @@ module functionApp 'modules/functionapp.bicep' = {
       hostSettings
     )
   }
-  // The identity's storage roles must exist before the app reads its package and host storage, and its
-  // Key Vault role before references resolve: both modules finish with their role assignments.
-  dependsOn: [
-    keyVault
-  ]
+  // Implicitly after the storage, Key Vault and monitoring modules (their outputs are used above), which
+  // end with the identity's role assignments: the roles exist before the app reads its package, host
+  // storage or a Key Vault reference.
 }
 
 @description('Name of the Function app.')
