@@ -154,7 +154,11 @@ async fn serve(env: Env) -> anyhow::Result<()> {
 }
 
 /// Runs the doctor with the process's settings (or on a local run) and prints the report.
-async fn run_doctor(local: bool, data_dir: &std::path::Path, json: bool) -> anyhow::Result<ExitCode> {
+async fn run_doctor(
+    local: bool,
+    data_dir: &std::path::Path,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     telemetry::init(LogFormat::Quiet);
     let env = Env::from_process();
     let report = if local {

@@ -308,7 +308,10 @@ fn doctor_local_passes_every_check_and_exits_zero() {
     );
     let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(report["ok"], true, "{report:#}");
-    assert!(report["checks"].as_array().unwrap().len() >= 8, "{report:#}");
+    assert!(
+        report["checks"].as_array().unwrap().len() >= 8,
+        "{report:#}"
+    );
 }
 
 #[test]

@@ -15,8 +15,8 @@ mod token;
 
 use std::sync::Arc;
 
-pub use catalogs::{CatalogInfo, CatalogsClient};
 pub use auth::{CachingTokenSource, DEFAULT_REFRESH_MARGIN, DatabricksAuth};
+pub use catalogs::{CatalogInfo, CatalogsClient};
 pub use directory::{DirectoryApi, DirectoryClient, DirectoryEntry};
 pub use error::{DatabricksError, Upstream};
 pub use http::{RequestCounter, Transport, encode_segment};

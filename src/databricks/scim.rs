@@ -158,9 +158,7 @@ impl ScimClient {
             encode_segment(&self.account_id),
             collection.path()
         ));
-        let call = Call::get(url)
-            .query("startIndex", "1")
-            .query("count", "1");
+        let call = Call::get(url).query("startIndex", "1").query("count", "1");
         let page: ListResponse = self
             .transport
             .json(&*self.auth.account(), &call, deadline)

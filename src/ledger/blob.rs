@@ -299,17 +299,19 @@ impl LedgerStore for BlobLedger {
             tags::PROBE_VALUE.to_owned(),
         )]))
         .if_not_exists();
-        blob.upload(Bytes::from_static(b"{\"probe\":true}").into(), Some(options))
-            .await
-            .map_err(storage_error)?;
+        blob.upload(
+            Bytes::from_static(b"{\"probe\":true}").into(),
+            Some(options),
+        )
+        .await
+        .map_err(storage_error)?;
         // The tag index lags writes, so the probe need not be found yet: the query only has to be
         // allowed (`blobs/filter/action`), which the first page proves.
-        let query = match self.container.find_blobs_by_tags(&tags::probe_query(), None) {
-            Ok(pager) => std::pin::pin!(pager)
-                .next()
-                .await
-                .transpose()
-                .map(|_| ()),
+        let query = match self
+            .container
+            .find_blobs_by_tags(&tags::probe_query(), None)
+        {
+            Ok(pager) => std::pin::pin!(pager).next().await.transpose().map(|_| ()),
             Err(e) => Err(e),
         }
         .map_err(storage_error);

@@ -204,7 +204,10 @@ impl LedgerStore for LocalLedger {
             // A hidden name that is not `*.json`, so a scan never reads it as a record.
             let temp = write_temp(dir, b"{\"probe\":true}")?;
             std::fs::remove_file(&temp).map_err(|e| io_error(&temp, &e))?;
-            Ok(format!("wrote and deleted a probe file in {}", dir.display()))
+            Ok(format!(
+                "wrote and deleted a probe file in {}",
+                dir.display()
+            ))
         })
         .await
     }

@@ -51,7 +51,11 @@ impl GovernedCatalogs {
             return Ok(Self::from_policy(policy));
         };
         let mut catalogs = Vec::new();
-        for item in raw.split([',', ';']).map(str::trim).filter(|s| !s.is_empty()) {
+        for item in raw
+            .split([',', ';'])
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
             let (workspace, name) = match item.split_once(':') {
                 Some((w, c)) => (Some(w.trim()), c.trim()),
                 None => (None, item),
@@ -61,7 +65,9 @@ impl GovernedCatalogs {
             {
                 return Err(SettingsError::new(
                     GOVERNED_CATALOGS,
-                    format!("{item:?} names workspace {w:?}, which UC_ACCESS_WORKSPACES does not define"),
+                    format!(
+                        "{item:?} names workspace {w:?}, which UC_ACCESS_WORKSPACES does not define"
+                    ),
                 ));
             }
             let catalog = Name::parse(name).map_err(|e| {
@@ -149,8 +155,8 @@ mod tests {
 
     #[test]
     fn without_the_setting_and_without_allow_patterns_no_catalog_is_known() {
-        let g = GovernedCatalogs::from_env(&Env::default(), &Policy::default(), &workspaces())
-            .unwrap();
+        let g =
+            GovernedCatalogs::from_env(&Env::default(), &Policy::default(), &workspaces()).unwrap();
         assert_eq!(g.source, GovernedSource::Unknown);
         assert!(g.catalogs.is_empty());
     }

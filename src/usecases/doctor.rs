@@ -219,7 +219,10 @@ mod tests {
         ]);
         let text = report.to_string();
         assert!(text.contains("ok   settings: loaded"), "{text}");
-        assert!(text.contains("FAIL ledger: 403\n     fix: grant the role"), "{text}");
+        assert!(
+            text.contains("FAIL ledger: 403\n     fix: grant the role"),
+            "{text}"
+        );
         assert!(text.ends_with("1 of 2 checks failed"), "{text}");
     }
 

@@ -19,7 +19,9 @@ fn check<'a>(report: &'a Value, name: &str) -> &'a Value {
 #[tokio::test]
 async fn against_the_demo_stand_in_every_check_passes_and_each_is_in_the_answer() {
     let app = TestApp::spawn().await;
-    let (status, report) = app.get_as("/api/doctor", Some(&app.token("operator"))).await;
+    let (status, report) = app
+        .get_as("/api/doctor", Some(&app.token("operator")))
+        .await;
     assert_eq!(status, StatusCode::OK, "{report}");
     assert_eq!(report["ok"], true, "{report:#}");
     for name in [
@@ -50,8 +52,14 @@ async fn against_the_demo_stand_in_every_check_passes_and_each_is_in_the_answer(
 async fn without_manage_on_sales_the_catalog_check_fails_and_names_the_grant_to_make() {
     let seed = Seed::demo().without_grant("catalog", "sales", demo::PRODUCT_CLIENT_ID, "MANAGE");
     let app = TestApp::spawn_seeded(&[], seed).await;
-    let (status, report) = app.get_as("/api/doctor", Some(&app.token("operator"))).await;
-    assert_eq!(status, StatusCode::OK, "the body, not the status, reports failed checks");
+    let (status, report) = app
+        .get_as("/api/doctor", Some(&app.token("operator")))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the body, not the status, reports failed checks"
+    );
     assert_eq!(report["ok"], false, "{report:#}");
     let sales = check(&report, "catalog.sales");
     assert_eq!(sales["ok"], false, "{sales}");
@@ -75,23 +83,40 @@ async fn without_manage_on_sales_the_catalog_check_fails_and_names_the_grant_to_
 async fn owning_a_catalog_counts_as_well_as_holding_manage_on_it() {
     let mut seed =
         Seed::demo().without_grant("catalog", "sales", demo::PRODUCT_CLIENT_ID, "MANAGE");
-    for s in seed.securables.iter_mut().filter(|s| s.full_name == "sales") {
+    for s in seed
+        .securables
+        .iter_mut()
+        .filter(|s| s.full_name == "sales")
+    {
         s.owner = demo::PRODUCT_CLIENT_ID.into();
     }
     let app = TestApp::spawn_seeded(&[], seed).await;
-    let (_, report) = app.get_as("/api/doctor", Some(&app.token("operator"))).await;
+    let (_, report) = app
+        .get_as("/api/doctor", Some(&app.token("operator")))
+        .await;
     let sales = check(&report, "catalog.sales");
     assert_eq!(sales["ok"], true, "{sales}");
-    assert!(sales["detail"].as_str().unwrap().contains("owns"), "{sales}");
+    assert!(
+        sales["detail"].as_str().unwrap().contains("owns"),
+        "{sales}"
+    );
 }
 
 #[tokio::test]
 async fn a_governed_catalog_that_does_not_exist_fails_its_check() {
     let app = TestApp::spawn_with(&[("UC_ACCESS_GOVERNED_CATALOGS", "sales,finance")]).await;
-    let (_, report) = app.get_as("/api/doctor", Some(&app.token("operator"))).await;
+    let (_, report) = app
+        .get_as("/api/doctor", Some(&app.token("operator")))
+        .await;
     let finance = check(&report, "catalog.finance");
     assert_eq!(finance["ok"], false, "{finance}");
-    assert!(finance["detail"].as_str().unwrap().contains("CATALOG_DOES_NOT_EXIST"), "{finance}");
+    assert!(
+        finance["detail"]
+            .as_str()
+            .unwrap()
+            .contains("CATALOG_DOES_NOT_EXIST"),
+        "{finance}"
+    );
     assert_eq!(check(&report, "catalog.sales")["ok"], true);
 }
 

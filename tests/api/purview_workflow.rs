@@ -42,24 +42,43 @@ fn the_workflow_is_a_create_command_for_the_data_access_trigger() {
     for key in ["name", "description", "isEnabled", "triggers", "actionDag"] {
         assert!(w.get(key).is_some(), "missing {key}");
     }
-    assert_eq!(w["triggers"][0]["type"], "when_data_access_grant_is_requested");
+    assert_eq!(
+        w["triggers"][0]["type"],
+        "when_data_access_grant_is_requested"
+    );
 }
 
 #[test]
 fn the_http_action_body_uses_only_contract_fields_and_every_required_one() {
     let body = &http_action()["inputs"]["parameters"]["body"];
-    let sent: BTreeSet<&str> = body.as_object().unwrap().keys().map(String::as_str).collect();
+    let sent: BTreeSet<&str> = body
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
     let contract: BTreeSet<&str> = FIELDS.into_iter().collect();
     let unknown: Vec<_> = sent.difference(&contract).collect();
-    assert!(unknown.is_empty(), "fields the callback would refuse: {unknown:?}");
-    for required in ["requestorId", "assetQualifiedName", "approvalOutcome", "approvers"] {
+    assert!(
+        unknown.is_empty(),
+        "fields the callback would refuse: {unknown:?}"
+    );
+    for required in [
+        "requestorId",
+        "assetQualifiedName",
+        "approvalOutcome",
+        "approvers",
+    ] {
         assert!(sent.contains(required), "missing {required}");
     }
 }
 
 #[test]
 fn the_shipped_workflow_starts_as_a_dry_run() {
-    assert_eq!(http_action()["inputs"]["parameters"]["body"]["dryRun"], "true");
+    assert_eq!(
+        http_action()["inputs"]["parameters"]["body"]["dryRun"],
+        "true"
+    );
 }
 
 #[test]
@@ -70,7 +89,10 @@ fn the_http_action_posts_to_purview_callback_with_service_principal_authenticati
     assert_eq!(p["authentication"]["type"], "ServicePrincipal");
     for key in ["credential", "audience"] {
         let value = p["authentication"][key].as_str().unwrap();
-        assert!(value.starts_with('<') && value.ends_with('>'), "{key} stays a placeholder: {value}");
+        assert!(
+            value.starts_with('<') && value.ends_with('>'),
+            "{key} stays a placeholder: {value}"
+        );
     }
 }
 

@@ -16,7 +16,12 @@ fn failed(name: String, e: &DatabricksError) -> Check {
     Check::fail(name, e.to_string(), e.operator_hint())
 }
 
-async fn token_check(name: String, host: &str, source: &dyn TokenSource, budget: Duration) -> Check {
+async fn token_check(
+    name: String,
+    host: &str,
+    source: &dyn TokenSource,
+    budget: Duration,
+) -> Check {
     match tokio::time::timeout(budget, source.token()).await {
         Ok(Ok(_)) => Check::pass(name, format!("got a token for {host}")),
         Ok(Err(e)) => failed(name, &e),
@@ -55,7 +60,15 @@ pub(super) async fn checks(
     );
     for ws in workspaces.all() {
         let source = clients.auth.workspace(&ws.host);
-        checks.push(token_check(format!("token.workspace.{}", ws.name), ws.host.as_str(), &*source, budget).await);
+        checks.push(
+            token_check(
+                format!("token.workspace.{}", ws.name),
+                ws.host.as_str(),
+                &*source,
+                budget,
+            )
+            .await,
+        );
     }
     checks.push(
         match clients
@@ -90,13 +103,20 @@ pub(super) async fn checks(
                 Some(p) => {
                     checks.push(Check::pass(
                         name,
-                        format!("{} is reachable; uc-access acts there as `{}`", ws.host, p.uc_name()),
+                        format!(
+                            "{} is reachable; uc-access acts there as `{}`",
+                            ws.host,
+                            p.uc_name()
+                        ),
                     ));
                     me.insert(ws.name.clone(), p);
                 }
                 None => checks.push(Check::fail(
                     name,
-                    format!("{} answered /Me without a usable user name or application id", ws.host),
+                    format!(
+                        "{} answered /Me without a usable user name or application id",
+                        ws.host
+                    ),
                     "report this answer: uc-access cannot tell which principal it acts as",
                 )),
             },
@@ -108,7 +128,8 @@ pub(super) async fn checks(
         return checks;
     }
     for catalog in &governed.catalogs {
-        checks.push(catalog_check(clients, workspaces, governed.source, catalog, &me, budget).await);
+        checks
+            .push(catalog_check(clients, workspaces, governed.source, catalog, &me, budget).await);
     }
     checks
 }
@@ -154,7 +175,10 @@ async fn catalog_check(
     let Some(principal) = me.get(&ws.name) else {
         return Check::fail(
             name,
-            format!("not checked: workspace {} did not tell who uc-access is", ws.name),
+            format!(
+                "not checked: workspace {} did not tell who uc-access is",
+                ws.name
+            ),
             format!("fix the workspace.{} check first", ws.name),
         );
     };
@@ -179,7 +203,12 @@ async fn catalog_check(
     let securable = Securable::catalog(catalog.catalog.clone());
     let effective = match clients
         .grants
-        .effective(&ws.host, &securable, Some(principal), Deadline::after(budget))
+        .effective(
+            &ws.host,
+            &securable,
+            Some(principal),
+            Deadline::after(budget),
+        )
         .await
     {
         Ok(effective) => effective,
@@ -193,7 +222,10 @@ async fn catalog_check(
     if holds_manage {
         Check::pass(
             name,
-            format!("uc-access holds MANAGE on catalog `{}` ({from})", catalog.catalog),
+            format!(
+                "uc-access holds MANAGE on catalog `{}` ({from})",
+                catalog.catalog
+            ),
         )
     } else {
         Check::fail(
