@@ -21,13 +21,13 @@ use crate::databricks::DatabricksClients;
 use crate::domain::{WorkspaceRef, Workspaces};
 use crate::error::ApiError;
 use crate::functions::{
-    self, GRANT_ACCESS, LIST_GRANTS, PURVIEW_CALLBACK, RESOLVE_PRINCIPAL, REVOKE_ACCESS,
+    self, DOCTOR, GRANT_ACCESS, LIST_GRANTS, PURVIEW_CALLBACK, RESOLVE_PRINCIPAL, REVOKE_ACCESS,
     REVOKE_EXPIRED,
 };
 use crate::host::timer::TimerInfo;
 use crate::host::{InvocationRequest, InvocationResponse, http_bridge};
 use crate::ledger::LedgerStore;
-use crate::settings::{Settings, SettingsError};
+use crate::settings::{GovernedCatalogs, Settings, SettingsError};
 use crate::telemetry::{self, INVOCATION_ID_HEADER};
 use crate::usecases::resolve::Resolver;
 use crate::usecases::{Clock, Context, system_clock};
@@ -40,6 +40,10 @@ pub struct Services {
     /// How long a request may spend waiting on Databricks (retries included).
     pub time_budget: Duration,
     pub workspaces: Workspaces,
+    /// Where uc-access is expected to hold `MANAGE` (what the doctor checks).
+    pub governed_catalogs: GovernedCatalogs,
+    /// The grant ledger, also when Databricks is not configured (the doctor probes it).
+    pub ledger: Arc<dyn LedgerStore>,
     provisioning: Option<Provisioning>,
 }
 
@@ -99,7 +103,7 @@ impl Services {
                     policy: settings.policy.clone(),
                     resolver,
                     grants: clients.grants.clone(),
-                    ledger,
+                    ledger: ledger.clone(),
                     clock,
                 };
                 Some(Provisioning { clients, context })
@@ -111,6 +115,8 @@ impl Services {
             max_body_bytes: settings.server.max_body_bytes,
             time_budget: settings.time_budget,
             workspaces: settings.workspaces.clone(),
+            governed_catalogs: settings.governed_catalogs.clone(),
+            ledger,
             provisioning,
         }
     }
@@ -124,6 +130,11 @@ impl Services {
             )
             .with_retry_after(60)
         })
+    }
+
+    /// The Databricks clients, when configured (unlike [`Services::provisioning`], absence is no error).
+    pub fn databricks(&self) -> Option<&DatabricksClients> {
+        self.provisioning.as_ref().map(|p| &p.clients)
     }
 
     /// The default workspace, or the answer that says none is configured.
@@ -227,6 +238,7 @@ fn api_router(state: AppState) -> Router {
             &format!("/api/{LIST_GRANTS}"),
             get(functions::list_grants::handle),
         )
+        .route(&format!("/api/{DOCTOR}"), get(functions::doctor::handle))
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .with_state(state)
 }

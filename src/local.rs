@@ -7,6 +7,7 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use url::Url;
 
@@ -47,6 +48,8 @@ pub fn local_env(env: Env, standin: &Url, data_dir: &Path) -> Env {
         .with_default("DATABRICKS_AUTH_TYPE", "oauth-m2m")
         .with_default("DATABRICKS_CLIENT_ID", demo::PRODUCT_CLIENT_ID)
         .with_default("DATABRICKS_CLIENT_SECRET", demo::PRODUCT_CLIENT_SECRET)
+        // The stand-in's seed gives the product MANAGE on these two.
+        .with_default(crate::settings::GOVERNED_CATALOGS, "sales,hr")
 }
 
 /// A running local deployment: the app, its stand-in and its issuer.
@@ -55,6 +58,8 @@ pub struct LocalRun {
     pub base_url: Url,
     pub standin: RunningStandIn,
     pub issuer: LocalIssuer,
+    /// The services the app serves with (the doctor runs its checks on them).
+    pub services: Arc<Services>,
     app: Application,
     router: axum::Router,
     schedule: RevokeSchedule,
@@ -73,11 +78,23 @@ impl LocalRun {
         data_dir: &Path,
         clock: Clock,
     ) -> anyhow::Result<Self> {
+        Self::start_with_seed(env, port, data_dir, clock, Seed::demo()).await
+    }
+
+    /// [`LocalRun::start_with_clock`] on a stand-in seeded with `seed` (tests that need a different
+    /// account, e.g. without the product's `MANAGE` on a catalog).
+    pub async fn start_with_seed(
+        env: Env,
+        port: u16,
+        data_dir: &Path,
+        clock: Clock,
+        seed: Seed,
+    ) -> anyhow::Result<Self> {
         let app = Application::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await?;
         let base_url = base_url(app.local_addr()?.port());
         let standin_port = env.parse_or("UC_ACCESS_LOCAL_STANDIN_PORT", 0_u16)?;
         let standin = StandIn::builder()
-            .seed(Seed::demo())
+            .seed(seed)
             .start(SocketAddr::from((Ipv4Addr::LOCALHOST, standin_port)))
             .await?;
         let standin_url = Url::parse(standin.base_url())?;
@@ -99,12 +116,14 @@ impl LocalRun {
             ledger,
             clock,
         );
-        let router =
-            app::router(AppState::new(services)).nest(local_issuer::MOUNT_PATH, issuer.router());
+        let state = AppState::new(services);
+        let services = state.services.clone();
+        let router = app::router(state).nest(local_issuer::MOUNT_PATH, issuer.router());
         Ok(Self {
             base_url,
             standin,
             issuer,
+            services,
             app,
             router,
             schedule: settings.revoke_schedule.clone(),

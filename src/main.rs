@@ -13,6 +13,7 @@ use uc_access::local::{self, DEFAULT_DATA_DIR, LocalRun};
 use uc_access::settings::{DEFAULT_PORT, Env, ServerSettings, Settings};
 use uc_access::standin::{Seed, serve_standin};
 use uc_access::telemetry::{self, LogFormat};
+use uc_access::usecases::doctor::{Check, Report};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -60,6 +61,18 @@ enum Command {
         #[arg(long, default_value = DEFAULT_DATA_DIR)]
         data_dir: PathBuf,
     },
+    /// Check a deployment like a connector's "Test connection": settings, Databricks tokens, account
+    /// SCIM, each workspace, MANAGE on each governed catalog, the ledger. Exits non-zero on any failure.
+    Doctor {
+        /// Check a local run instead (the stand-in and the local ledger under `--data-dir`).
+        #[arg(long)]
+        local: bool,
+        #[arg(long, default_value = DEFAULT_DATA_DIR)]
+        data_dir: PathBuf,
+        /// Print the report as JSON (what `GET /api/doctor` answers).
+        #[arg(long)]
+        json: bool,
+    },
     /// Serve only the Databricks stand-in (account and workspace APIs) on a port.
     Standin {
         #[arg(long, default_value_t = 7072)]
@@ -79,7 +92,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(async {
+    let result: anyhow::Result<ExitCode> = runtime.block_on(async {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => serve(Env::from_process()).await,
             Command::Local {
@@ -97,6 +110,11 @@ fn main() -> ExitCode {
                 telemetry::init(LogFormat::Quiet);
                 uc_access::demo::run(&data_dir).await
             }
+            Command::Doctor {
+                local,
+                data_dir,
+                json,
+            } => return run_doctor(local, &data_dir, json).await,
             Command::Standin { port } => {
                 telemetry::init(LogFormat::Text);
                 serve_standin(SocketAddr::from((Ipv4Addr::LOCALHOST, port)), Seed::demo())
@@ -104,9 +122,10 @@ fn main() -> ExitCode {
                     .map_err(Into::into)
             }
         }
+        .map(|()| ExitCode::SUCCESS)
     });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("uc-access: {e:#}");
             ExitCode::FAILURE
@@ -132,6 +151,36 @@ async fn serve(env: Env) -> anyhow::Result<()> {
     tracing::info!(addr = %app.local_addr()?, "uc-access listening");
     app.serve(router, shutdown_signal()).await?;
     Ok(())
+}
+
+/// Runs the doctor with the process's settings (or on a local run) and prints the report.
+async fn run_doctor(
+    local: bool,
+    data_dir: &std::path::Path,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    telemetry::init(LogFormat::Quiet);
+    let env = Env::from_process();
+    let report = if local {
+        let run = LocalRun::start(env, 0, data_dir).await?;
+        uc_access::functions::doctor::run(&run.services).await
+    } else {
+        match Settings::from_env(&env) {
+            Ok(settings) => uc_access::functions::doctor::run(&Services::build(&settings)?).await,
+            // Nothing else can be checked without settings: report the one that stopped them.
+            Err(e) => Report::new(vec![Check::settings(Err(&e))]),
+        }
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("{report}");
+    }
+    Ok(if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 async fn run_local(port: u16, data_dir: PathBuf, standin_port: u16) -> anyhow::Result<()> {

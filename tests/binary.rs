@@ -291,3 +291,38 @@ fn the_built_binary_grants_a_purview_approval_in_the_stand_in_served_on_its_own_
         "{state}"
     );
 }
+
+#[test]
+fn doctor_local_passes_every_check_and_exits_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_uc-access"))
+        .args(["doctor", "--local", "--json", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["ok"], true, "{report:#}");
+    assert!(
+        report["checks"].as_array().unwrap().len() >= 8,
+        "{report:#}"
+    );
+}
+
+#[test]
+fn doctor_without_settings_exits_non_zero_and_names_the_missing_one() {
+    let output = Command::new(env!("CARGO_BIN_EXE_uc-access"))
+        .arg("doctor")
+        .env_clear()
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("FAIL settings"), "{stdout}");
+    assert!(stdout.contains("fix: set "), "{stdout}");
+}

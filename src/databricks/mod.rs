@@ -2,6 +2,7 @@
 //! SCIM, Automatic Identity Management, and Unity Catalog permissions.
 
 mod auth;
+mod catalogs;
 mod directory;
 mod error;
 mod http;
@@ -15,6 +16,7 @@ mod token;
 use std::sync::Arc;
 
 pub use auth::{CachingTokenSource, DEFAULT_REFRESH_MARGIN, DatabricksAuth};
+pub use catalogs::{CatalogInfo, CatalogsClient};
 pub use directory::{DirectoryApi, DirectoryClient, DirectoryEntry};
 pub use error::{DatabricksError, Upstream};
 pub use http::{RequestCounter, Transport, encode_segment};
@@ -37,6 +39,9 @@ pub use token::{
 pub struct DatabricksClients {
     pub grants: Arc<GrantsClient>,
     pub directory: Arc<DirectoryClient>,
+    /// Account and workspace SCIM, for the doctor's probes (the directory uses its own copy).
+    pub scim: ScimClient,
+    pub catalogs: CatalogsClient,
     pub auth: Arc<DatabricksAuth>,
     pub transport: Transport,
 }
@@ -77,7 +82,13 @@ impl DatabricksClients {
             IdentityClient::new(transport.clone(), auth.clone(), account_host, account_id);
         Self {
             grants: Arc::new(GrantsClient::new(transport.clone(), auth.clone())),
-            directory: Arc::new(DirectoryClient::new(scim, identity, resolve_by_external_id)),
+            directory: Arc::new(DirectoryClient::new(
+                scim.clone(),
+                identity,
+                resolve_by_external_id,
+            )),
+            scim,
+            catalogs: CatalogsClient::new(transport.clone(), auth.clone()),
             auth,
             transport,
         }

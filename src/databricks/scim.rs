@@ -61,6 +61,16 @@ pub struct ScimResource {
 }
 
 impl ScimResource {
+    /// The name Unity Catalog grants use for this identity: a service principal's application id, else
+    /// the user name (for `/Me` of a service principal, whether `applicationId` is filled is unverified,
+    /// so the user name is the fallback), else the display name.
+    pub fn grant_name(&self) -> Option<&str> {
+        self.application_id
+            .as_deref()
+            .or(self.user_name.as_deref())
+            .or(self.display_name.as_deref())
+    }
+
     /// `WorkspaceGroup`: a group that exists only in one workspace and cannot hold Unity Catalog grants.
     pub fn is_workspace_local(&self) -> bool {
         self.meta.resource_type.as_deref() == Some("WorkspaceGroup")
@@ -131,6 +141,43 @@ impl ScimClient {
         url.set_path("/api/2.0/preview/scim/v2/Groups");
         let filter = eq_filter("displayName", display_name);
         self.pages(&url, &filter, self.auth.workspace(workspace), deadline)
+            .await
+    }
+
+    /// One resource of `collection`, no filter: the cheapest read that proves the account SCIM API
+    /// accepts our token and lets us list identities. Answers how many the account holds.
+    #[tracing::instrument(skip_all, fields(collection = ?collection))]
+    pub async fn probe(
+        &self,
+        collection: ScimCollection,
+        deadline: Deadline,
+    ) -> Result<usize, DatabricksError> {
+        let mut url = self.account_host.clone();
+        url.set_path(&format!(
+            "/api/2.0/accounts/{}/scim/v2/{}",
+            encode_segment(&self.account_id),
+            collection.path()
+        ));
+        let call = Call::get(url).query("startIndex", "1").query("count", "1");
+        let page: ListResponse = self
+            .transport
+            .json(&*self.auth.account(), &call, deadline)
+            .await?;
+        Ok(page.total_results.max(page.resources.len()))
+    }
+
+    /// Who the workspace says we are (`/api/2.0/preview/scim/v2/Me`): a cheap authenticated read that
+    /// proves the workspace is reachable and names the principal uc-access acts as.
+    #[tracing::instrument(skip_all)]
+    pub async fn workspace_me(
+        &self,
+        workspace: &Url,
+        deadline: Deadline,
+    ) -> Result<ScimResource, DatabricksError> {
+        let mut url = workspace.clone();
+        url.set_path("/api/2.0/preview/scim/v2/Me");
+        self.transport
+            .json(&*self.auth.workspace(workspace), &Call::get(url), deadline)
             .await
     }
 

@@ -2,6 +2,7 @@
 //! that knows nothing of HTTP (`run(input, &deps) -> Result<Outcome, Error>`) and a few lines of adapter.
 
 pub mod answer;
+pub mod doctor;
 pub mod errors;
 pub mod grant_access;
 pub mod http;
@@ -33,6 +34,7 @@ pub const GRANT_ACCESS: &str = "grant-access";
 pub const REVOKE_EXPIRED: &str = "revoke-expired";
 pub const REVOKE_ACCESS: &str = "revoke-access";
 pub const LIST_GRANTS: &str = "list-grants";
+pub const DOCTOR: &str = "doctor";
 
 /// Every function this binary serves; `functions/<name>/function.json` must agree (a test checks).
 pub const FUNCTIONS: &[FunctionSpec] = &[
@@ -54,6 +56,10 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
     },
     FunctionSpec {
         name: LIST_GRANTS,
+        trigger: Trigger::Http { methods: &["get"] },
+    },
+    FunctionSpec {
+        name: DOCTOR,
         trigger: Trigger::Http { methods: &["get"] },
     },
     FunctionSpec {

@@ -286,6 +286,45 @@ impl LedgerStore for BlobLedger {
             .await
     }
 
+    async fn probe(&self) -> Result<String, LedgerError> {
+        self.ensure_container().await?;
+        let name = format!("probes/doctor-{}.json", uuid::Uuid::new_v4());
+        let blob = self.container.blob_client(&name);
+        let options = BlobClientUploadOptions {
+            blob_content_type: Some("application/json".to_owned()),
+            ..BlobClientUploadOptions::default()
+        }
+        .with_tags(std::collections::HashMap::from([(
+            tags::PROBE.to_owned(),
+            tags::PROBE_VALUE.to_owned(),
+        )]))
+        .if_not_exists();
+        blob.upload(
+            Bytes::from_static(b"{\"probe\":true}").into(),
+            Some(options),
+        )
+        .await
+        .map_err(storage_error)?;
+        // The tag index lags writes, so the probe need not be found yet: the query only has to be
+        // allowed (`blobs/filter/action`), which the first page proves.
+        let query = match self
+            .container
+            .find_blobs_by_tags(&tags::probe_query(), None)
+        {
+            Ok(pager) => std::pin::pin!(pager).next().await.transpose().map(|_| ()),
+            Err(e) => Err(e),
+        }
+        .map_err(storage_error);
+        // Removed even when the query failed, so a refused query leaves no probe behind.
+        let deleted = blob.delete(None).await.map_err(storage_error);
+        query?;
+        deleted?;
+        Ok(format!(
+            "wrote {name} with index tags, ran a tag query and deleted it in {}",
+            self.container.url()
+        ))
+    }
+
     async fn find_due(&self, query: &DueQuery) -> Result<Vec<Versioned<GrantRecord>>, LedgerError> {
         // Keyed by id: a record that changed state between two queries can be found twice.
         let mut due = std::collections::BTreeMap::new();

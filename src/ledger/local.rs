@@ -199,6 +199,19 @@ impl LedgerStore for LocalLedger {
     }
 
     /// Reads every record: a local ledger is small, and this keeps the folder free of index files.
+    async fn probe(&self) -> Result<String, LedgerError> {
+        self.blocking(|dir| {
+            // A hidden name that is not `*.json`, so a scan never reads it as a record.
+            let temp = write_temp(dir, b"{\"probe\":true}")?;
+            std::fs::remove_file(&temp).map_err(|e| io_error(&temp, &e))?;
+            Ok(format!(
+                "wrote and deleted a probe file in {}",
+                dir.display()
+            ))
+        })
+        .await
+    }
+
     async fn find_due(&self, query: &DueQuery) -> Result<Vec<Versioned<GrantRecord>>, LedgerError> {
         let query = *query;
         let mut due = self.scan(move |r| query.is_due(r)).await?;

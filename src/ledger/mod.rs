@@ -71,6 +71,11 @@ pub trait LedgerStore: Send + Sync + std::fmt::Debug {
     /// Records matching every field set in `filter`, newest request first.
     async fn list(&self, filter: &ListFilter) -> Result<Vec<Versioned<GrantRecord>>, LedgerError>;
 
+    /// Writes a throwaway probe beside the records (with index tags where the backend has them), proves
+    /// it can be found and removes it again: what the doctor runs to show the identity may do everything
+    /// the ledger needs. Grant records are never touched. Answers what was done, for the report.
+    async fn probe(&self) -> Result<String, LedgerError>;
+
     /// Every grant of `principal` in `workspace` whose privileges are meant to stay in place
     /// (`pending` or `active`): the revoke planner keeps the parent `USE_*` privileges they need.
     async fn active_for_principal(

@@ -25,6 +25,15 @@ pub const PRINCIPAL: &str = "principal";
 pub const WORKSPACE: &str = "workspace";
 pub const SECURABLE: &str = "securable";
 
+/// The tag of the doctor's throwaway probe blobs (never on a grant record).
+pub const PROBE: &str = "probe";
+pub const PROBE_VALUE: &str = "doctor";
+
+/// The tag query that finds probe blobs.
+pub fn probe_query() -> String {
+    format!("\"{PROBE}\" = '{PROBE_VALUE}'")
+}
+
 /// Every record carries `record=grant1`, so an empty filter is still a tag query.
 const RECORD_VALUE: &str = "grant1";
 

@@ -2,6 +2,7 @@
 //! a bad or missing value stops the process with a message naming the key.
 
 mod env;
+mod governed;
 mod schedule;
 mod server;
 mod workspaces;
@@ -9,6 +10,7 @@ mod workspaces;
 use std::time::Duration;
 
 pub use env::{Env, SettingsError};
+pub use governed::{GOVERNED_CATALOGS, GovernedCatalog, GovernedCatalogs, GovernedSource};
 pub use schedule::{DEFAULT_SCHEDULE, REVOKE_SCHEDULE, RevokeSchedule};
 pub use server::{DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT, ServerSettings};
 pub use workspaces::{
@@ -40,6 +42,8 @@ pub struct Settings {
     /// How long an HTTP function may wait on Databricks before answering a retryable error.
     pub time_budget: Duration,
     pub revoke_schedule: RevokeSchedule,
+    /// The catalogs where uc-access's principal needs `MANAGE` (what the doctor checks).
+    pub governed_catalogs: GovernedCatalogs,
 }
 
 /// Default for `UC_ACCESS_TIME_BUDGET_SECONDS`: well inside Purview's undocumented HTTP timeout and the
@@ -72,16 +76,20 @@ impl Settings {
                 "must be between 1 and 200 (the Functions front end cuts HTTP answers at 230 s)",
             ));
         }
+        let workspaces = workspaces_from_env(env)?;
+        let policy = Policy::from_env(env)?;
+        let governed_catalogs = GovernedCatalogs::from_env(env, &policy, &workspaces)?;
         Ok(Self {
             server: ServerSettings::from_env(env)?,
             auth,
             databricks,
             principal_cache_ttl: Duration::from_secs(cache_seconds),
-            workspaces: workspaces_from_env(env)?,
-            policy: Policy::from_env(env)?,
+            workspaces,
+            policy,
             ledger: LedgerSettings::from_env(env)?,
             time_budget: Duration::from_secs(budget),
             revoke_schedule: RevokeSchedule::from_env(env)?,
+            governed_catalogs,
         })
     }
 }

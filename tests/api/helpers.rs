@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 use uc_access::auth::local_issuer::{LOCAL_AUDIENCE, LocalCaller, LocalIssuer};
 use uc_access::local::{self, LocalRun};
 use uc_access::settings::Env;
-use uc_access::standin::StandInState;
+use uc_access::standin::{Seed, StandInState};
 use uc_access::usecases::Clock;
 
 /// One issuer key for the whole test binary: RSA key generation is the slow part of a start.
@@ -36,6 +36,11 @@ pub struct TestApp {
 impl TestApp {
     /// Starts the app with the local run's embedded defaults plus `env`.
     pub async fn spawn_with(env: &[(&str, &str)]) -> Self {
+        Self::spawn_seeded(env, Seed::demo()).await
+    }
+
+    /// Starts the app on a stand-in seeded with `seed`.
+    pub async fn spawn_seeded(env: &[(&str, &str)], seed: Seed) -> Self {
         let ledger = tempfile::tempdir().unwrap();
         let env = Env::from_pairs(env.iter().copied())
             .with_default("LEDGER_DIR", ledger.path().to_string_lossy());
@@ -44,7 +49,7 @@ impl TestApp {
         let clock: Clock = Arc::new(move || {
             OffsetDateTime::now_utc() + time::Duration::seconds(clock_skew.load(Ordering::SeqCst))
         });
-        let run = LocalRun::start_with_clock(env, 0, data_dir(), clock)
+        let run = LocalRun::start_with_seed(env, 0, data_dir(), clock, seed)
             .await
             .unwrap();
         let base = run.base_url.to_string();
@@ -129,12 +134,18 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
-        let resp = self
+        self.get_as(path, None).await
+    }
+
+    /// GETs with an optional bearer token; returns the status and the JSON answer.
+    pub async fn get_as(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+        let mut req = self
             .client
-            .get(format!("{}{}", self.base, path.trim_start_matches('/')))
-            .send()
-            .await
-            .unwrap();
+            .get(format!("{}{}", self.base, path.trim_start_matches('/')));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.unwrap();
         let status = resp.status();
         (status, resp.json().await.unwrap_or(Value::Null))
     }

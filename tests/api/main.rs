@@ -3,9 +3,11 @@
 
 #![allow(clippy::unwrap_used)] // test helpers panic on purpose with the failing value
 
+mod doctor;
 mod expiry;
 mod functions_folder;
 mod helpers;
 mod host_protocol;
 mod operators;
 mod purview_callback;
+mod purview_workflow;

@@ -119,6 +119,9 @@ impl LedgerStore for KillableLedger {
     async fn list(&self, f: &ListFilter) -> Result<Vec<Versioned<GrantRecord>>, LedgerError> {
         self.inner.list(f).await
     }
+    async fn probe(&self) -> Result<String, LedgerError> {
+        self.inner.probe().await
+    }
 }
 
 struct Harness {

@@ -37,6 +37,7 @@ macro_rules! all_suite_tests {
             find_due_follows_a_record_through_its_updates,
             list_filters_by_principal_workspace_securable_and_state,
             active_for_principal_keeps_pending_and_active_grants_of_that_principal_only,
+            a_probe_succeeds_and_leaves_no_record_behind,
         );
     };
 }

@@ -293,3 +293,15 @@ pub async fn active_for_principal_keeps_pending_and_active_grants_of_that_princi
     let stored = kept.iter().find(|v| v.record.id == on_schema.id).unwrap();
     assert_eq!(stored.record.added, on_schema.added);
 }
+
+pub async fn a_probe_succeeds_and_leaves_no_record_behind(store: &dyn LedgerStore) {
+    let record = grant("purview:probe-neighbour");
+    store.create(record.clone()).await.unwrap();
+    for _ in 0..2 {
+        let done = store.probe().await.unwrap();
+        assert!(!done.is_empty());
+    }
+    let listed = store.list(&ListFilter::default()).await.unwrap();
+    assert_eq!(ids(&listed), BTreeSet::from([record.id]));
+    assert_eq!(store.get(record.id).await.unwrap().record, record);
+}

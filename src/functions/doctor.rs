@@ -1,0 +1,57 @@
+//! `doctor` (HTTP GET, operators): runs the deployment's checks with the settings the app is serving
+//! with and answers every check as JSON (`{"ok": false, "checks": [{name, ok, detail, fix}]}`). The
+//! answer is 200 whatever the checks found: the body says what failed; only a refused caller gets 401.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::HeaderMap;
+
+use crate::app::{AppState, Services};
+use crate::error::ApiError;
+use crate::functions::DOCTOR;
+use crate::functions::http::accept;
+use crate::usecases::doctor::{Check, Doctor, Report};
+
+/// The longest one check may wait: several run one after another within the host's HTTP timeout.
+const CHECK_BUDGET: Duration = Duration::from_secs(10);
+
+/// The doctor over the parts `services` serves with.
+pub fn doctor(services: &Services) -> Doctor<'_> {
+    Doctor {
+        databricks: services.databricks(),
+        workspaces: &services.workspaces,
+        governed: &services.governed_catalogs,
+        ledger: services.ledger.as_ref(),
+        secrets: None,
+        budget: services.time_budget.min(CHECK_BUDGET),
+    }
+}
+
+/// Every check; the settings were loaded when `services` were built.
+pub async fn run(services: &Services) -> Report {
+    doctor(services).run(Check::settings(Ok(()))).await
+}
+
+pub async fn handle(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Report>, ApiError> {
+    let services = &state.services;
+    accept(
+        &services.auth,
+        DOCTOR,
+        &headers,
+        body,
+        services.max_body_bytes,
+    )
+    .await?;
+    let report = run(services).await;
+    for check in report.checks.iter().filter(|c| !c.ok) {
+        tracing::warn!(event = "doctor.failed", check = %check.name, detail = %check.detail, "doctor check failed");
+    }
+    Ok(Json(report))
+}

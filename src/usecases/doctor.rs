@@ -1,0 +1,236 @@
+//! The doctor: a "Test connection" for a deployment. Each check proves one thing uc-access needs —
+//! settings, a Databricks token per host, account SCIM, each workspace, `MANAGE` on each governed
+//! catalog, a writable ledger, readable secrets — and every failure names its fix.
+//!
+//! Checks run in order and never stop early: an operator fixing a deployment wants the whole list.
+//! Checks that depend on a failed one (a catalog in an unreachable workspace) fail saying so.
+
+mod databricks;
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use crate::databricks::DatabricksClients;
+use crate::domain::Workspaces;
+use crate::ledger::{LedgerStore, ROLE_NEEDED};
+use crate::settings::{GOVERNED_CATALOGS, GovernedCatalogs, SettingsError};
+
+/// One check's outcome. `fix` says what to change when `ok` is false (and may advise when it is true).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+impl Check {
+    pub fn pass(name: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            ok: true,
+            detail: detail.into(),
+            fix: None,
+        }
+    }
+
+    pub fn fail(
+        name: impl Into<String>,
+        detail: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            ok: false,
+            detail: detail.into(),
+            fix: Some(fix.into()),
+        }
+    }
+
+    /// A passing check with advice (a check that could not run because nothing is configured for it).
+    pub fn advise(mut self, advice: impl Into<String>) -> Self {
+        self.fix = Some(advice.into());
+        self
+    }
+
+    /// The settings check: loaded, or the key that stopped them.
+    pub fn settings(loaded: Result<(), &SettingsError>) -> Self {
+        match loaded {
+            Ok(()) => Self::pass("settings", "every setting loaded and passed validation"),
+            Err(e) => Self::fail(
+                "settings",
+                e.to_string(),
+                format!("set {} correctly in the Function app's settings", e.key),
+            ),
+        }
+    }
+}
+
+/// Every check, and whether all passed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    pub ok: bool,
+    pub checks: Vec<Check>,
+}
+
+impl Report {
+    pub fn new(checks: Vec<Check>) -> Self {
+        Self {
+            ok: checks.iter().all(|c| c.ok),
+            checks,
+        }
+    }
+
+    /// The check named `name`, if it ran.
+    pub fn check(&self, name: &str) -> Option<&Check> {
+        self.checks.iter().find(|c| c.name == name)
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for c in &self.checks {
+            let mark = if c.ok { "ok  " } else { "FAIL" };
+            writeln!(f, "{mark} {}: {}", c.name, c.detail)?;
+            if let Some(fix) = &c.fix {
+                writeln!(f, "     fix: {fix}")?;
+            }
+        }
+        let failed = self.checks.iter().filter(|c| !c.ok).count();
+        if failed == 0 {
+            write!(f, "all {} checks passed", self.checks.len())
+        } else {
+            write!(f, "{failed} of {} checks failed", self.checks.len())
+        }
+    }
+}
+
+/// Extension point for the secrets adapter (Key Vault): when one is wired in, the doctor asks it to
+/// read every secret it is configured for and reports its checks.
+#[async_trait]
+pub trait SecretsProbe: Send + Sync + fmt::Debug {
+    async fn probe(&self, budget: Duration) -> Vec<Check>;
+}
+
+/// What the doctor looks at: the same parts the functions use.
+#[derive(Debug, Clone, Copy)]
+pub struct Doctor<'a> {
+    /// `None` when the Databricks settings are absent.
+    pub databricks: Option<&'a DatabricksClients>,
+    pub workspaces: &'a Workspaces,
+    pub governed: &'a GovernedCatalogs,
+    pub ledger: &'a dyn LedgerStore,
+    /// `None` until a secrets adapter is wired in (see [`SecretsProbe`]).
+    pub secrets: Option<&'a dyn SecretsProbe>,
+    /// The most any one check may wait.
+    pub budget: Duration,
+}
+
+impl Doctor<'_> {
+    /// Runs every check after the settings check the caller made (settings are loaded before the
+    /// doctor's parts can exist).
+    pub async fn run(&self, settings: Check) -> Report {
+        let mut checks = vec![settings];
+        match self.databricks {
+            Some(clients) => {
+                checks.extend(databricks::checks(clients, self.workspaces, self.governed, self.budget).await);
+            }
+            None => checks.push(Check::fail(
+                "databricks.settings",
+                "no Databricks settings: uc-access answers every request with 503",
+                "set DATABRICKS_ACCOUNT_ID, DATABRICKS_HOST and the credentials (DATABRICKS_AUTH_TYPE and its keys)",
+            )),
+        }
+        checks.push(self.ledger_check().await);
+        checks.extend(self.secrets_checks().await);
+        Report::new(checks)
+    }
+
+    async fn ledger_check(&self) -> Check {
+        match tokio::time::timeout(self.budget, self.ledger.probe()).await {
+            Ok(Ok(done)) => Check::pass("ledger", done),
+            Ok(Err(e)) => Check::fail(
+                "ledger",
+                e.to_string(),
+                format!(
+                    "check LEDGER_BACKEND and its location (LEDGER_BLOB_ACCOUNT_URL and LEDGER_CONTAINER, or \
+                     LEDGER_DIR); in Azure grant the Function app's managed identity {ROLE_NEEDED} on the \
+                     ledger container"
+                ),
+            ),
+            Err(_) => Check::fail(
+                "ledger",
+                format!("the ledger did not answer within {:?}", self.budget),
+                "check the storage account's network rules and that the Function app can reach it",
+            ),
+        }
+    }
+
+    async fn secrets_checks(&self) -> Vec<Check> {
+        match self.secrets {
+            Some(secrets) => secrets.probe(self.budget).await,
+            None => vec![
+                Check::pass(
+                    "secrets",
+                    "not checked: no secrets adapter is wired into this build; secrets come from app settings",
+                )
+                .advise(
+                    "when secrets come from Key Vault, wire its adapter into the doctor (usecases::doctor::SecretsProbe)",
+                ),
+            ],
+        }
+    }
+}
+
+/// The advice when no catalog is known to be governed.
+fn no_governed_catalogs() -> Check {
+    Check::pass(
+        "catalogs",
+        "no governed catalogs are configured, so MANAGE was checked nowhere",
+    )
+    .advise(format!(
+        "set {GOVERNED_CATALOGS} (e.g. `sales,hr`), or name catalogs in the policy's [names] allow list"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_passes_only_when_every_check_passes() {
+        let pass = Check::pass("a", "fine");
+        let fail = Check::fail("b", "broken", "mend it");
+        assert!(Report::new(vec![pass.clone()]).ok);
+        let report = Report::new(vec![pass, fail]);
+        assert!(!report.ok);
+        assert_eq!(report.check("b").unwrap().fix.as_deref(), Some("mend it"));
+    }
+
+    #[test]
+    fn the_printed_report_marks_failures_and_shows_their_fix() {
+        let report = Report::new(vec![
+            Check::pass("settings", "loaded"),
+            Check::fail("ledger", "403", "grant the role"),
+        ]);
+        let text = report.to_string();
+        assert!(text.contains("ok   settings: loaded"), "{text}");
+        assert!(
+            text.contains("FAIL ledger: 403\n     fix: grant the role"),
+            "{text}"
+        );
+        assert!(text.ends_with("1 of 2 checks failed"), "{text}");
+    }
+
+    #[test]
+    fn a_settings_failure_names_the_key_to_set() {
+        let e = SettingsError::new("DATABRICKS_ACCOUNT_ID", "must be a GUID");
+        let c = Check::settings(Err(&e));
+        assert!(!c.ok);
+        assert!(c.fix.unwrap().contains("DATABRICKS_ACCOUNT_ID"));
+    }
+}

@@ -1,0 +1,242 @@
+//! The doctor's Databricks checks: a token per host, account SCIM, each workspace (and who we are
+//! there), and `MANAGE` or ownership on each governed catalog.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::{Check, no_governed_catalogs};
+use crate::databricks::{
+    DatabricksClients, DatabricksError, Deadline, GrantsApi, ScimCollection, TokenSource,
+};
+use crate::domain::{ApplicationId, Principal, Privilege, Securable, WorkspaceRef, Workspaces};
+use crate::settings::{GovernedCatalog, GovernedCatalogs, GovernedSource};
+
+/// The failing check for a Databricks error: its message, and its operator hint as the fix.
+fn failed(name: String, e: &DatabricksError) -> Check {
+    Check::fail(name, e.to_string(), e.operator_hint())
+}
+
+async fn token_check(
+    name: String,
+    host: &str,
+    source: &dyn TokenSource,
+    budget: Duration,
+) -> Check {
+    match tokio::time::timeout(budget, source.token()).await {
+        Ok(Ok(_)) => Check::pass(name, format!("got a token for {host}")),
+        Ok(Err(e)) => failed(name, &e),
+        Err(_) => Check::fail(
+            name,
+            format!("no token for {host} within {budget:?}"),
+            "check outbound network access to the token endpoint (Entra ID or the Databricks host)",
+        ),
+    }
+}
+
+/// Who uc-access is in a workspace, as Unity Catalog names principals in grants.
+fn principal_of(name: &str) -> Option<Principal> {
+    match ApplicationId::parse(name) {
+        Ok(app) => Some(Principal::service_principal(app)),
+        Err(_) => Principal::user(name).ok(),
+    }
+}
+
+/// Runs the Databricks checks in order: tokens, account SCIM, workspaces, catalogs.
+pub(super) async fn checks(
+    clients: &DatabricksClients,
+    workspaces: &Workspaces,
+    governed: &GovernedCatalogs,
+    budget: Duration,
+) -> Vec<Check> {
+    let mut checks = Vec::new();
+    checks.push(
+        token_check(
+            "token.account".into(),
+            "the account API",
+            &*clients.auth.account(),
+            budget,
+        )
+        .await,
+    );
+    for ws in workspaces.all() {
+        let source = clients.auth.workspace(&ws.host);
+        checks.push(
+            token_check(
+                format!("token.workspace.{}", ws.name),
+                ws.host.as_str(),
+                &*source,
+                budget,
+            )
+            .await,
+        );
+    }
+    checks.push(
+        match clients
+            .scim
+            .probe(ScimCollection::Users, Deadline::after(budget))
+            .await
+        {
+            Ok(n) => Check::pass(
+                "account.scim",
+                format!("account SCIM lists users ({n} in the account)"),
+            ),
+            Err(e) => failed("account.scim".into(), &e),
+        },
+    );
+    if workspaces.all().next().is_none() {
+        checks.push(Check::fail(
+            "workspaces",
+            "no workspace is configured",
+            "set DATABRICKS_HOST (and UC_ACCESS_WORKSPACES for more workspaces)",
+        ));
+    }
+    // Who we are in each reachable workspace: the catalog checks ask about that principal.
+    let mut me: BTreeMap<String, Principal> = BTreeMap::new();
+    for ws in workspaces.all() {
+        let name = format!("workspace.{}", ws.name);
+        match clients
+            .scim
+            .workspace_me(&ws.host, Deadline::after(budget))
+            .await
+        {
+            Ok(who) => match who.grant_name().and_then(principal_of) {
+                Some(p) => {
+                    checks.push(Check::pass(
+                        name,
+                        format!(
+                            "{} is reachable; uc-access acts there as `{}`",
+                            ws.host,
+                            p.uc_name()
+                        ),
+                    ));
+                    me.insert(ws.name.clone(), p);
+                }
+                None => checks.push(Check::fail(
+                    name,
+                    format!(
+                        "{} answered /Me without a usable user name or application id",
+                        ws.host
+                    ),
+                    "report this answer: uc-access cannot tell which principal it acts as",
+                )),
+            },
+            Err(e) => checks.push(failed(name, &e)),
+        }
+    }
+    if governed.catalogs.is_empty() {
+        checks.push(no_governed_catalogs());
+        return checks;
+    }
+    for catalog in &governed.catalogs {
+        checks
+            .push(catalog_check(clients, workspaces, governed.source, catalog, &me, budget).await);
+    }
+    checks
+}
+
+fn catalog_check_name(catalog: &GovernedCatalog) -> String {
+    match &catalog.workspace {
+        Some(w) => format!("catalog.{w}:{}", catalog.catalog),
+        None => format!("catalog.{}", catalog.catalog),
+    }
+}
+
+/// The fix for a catalog where uc-access holds neither `MANAGE` nor ownership.
+pub fn manage_fix(catalog: &str, principal: &str) -> String {
+    format!(
+        "grant the uc-access service principal MANAGE on catalog `{catalog}`: \
+         GRANT MANAGE ON CATALOG `{catalog}` TO `{principal}` (or make it the catalog's owner)"
+    )
+}
+
+async fn catalog_check(
+    clients: &DatabricksClients,
+    workspaces: &Workspaces,
+    source: GovernedSource,
+    catalog: &GovernedCatalog,
+    me: &BTreeMap<String, Principal>,
+    budget: Duration,
+) -> Check {
+    let name = catalog_check_name(catalog);
+    let from = match source {
+        GovernedSource::Setting => "listed in UC_ACCESS_GOVERNED_CATALOGS",
+        _ => "named by the policy's allow patterns",
+    };
+    let ws: &WorkspaceRef = match workspaces.by_name(catalog.workspace.as_deref()) {
+        Ok(ws) => ws,
+        Err(e) => {
+            return Check::fail(
+                name,
+                e.to_string(),
+                "set DATABRICKS_HOST, or name the workspace in UC_ACCESS_GOVERNED_CATALOGS (`workspace:catalog`)",
+            );
+        }
+    };
+    let Some(principal) = me.get(&ws.name) else {
+        return Check::fail(
+            name,
+            format!(
+                "not checked: workspace {} did not tell who uc-access is",
+                ws.name
+            ),
+            format!("fix the workspace.{} check first", ws.name),
+        );
+    };
+    let info = match clients
+        .catalogs
+        .get(&ws.host, &catalog.catalog, Deadline::after(budget))
+        .await
+    {
+        Ok(info) => info,
+        Err(e) => return failed(name, &e),
+    };
+    if info
+        .owner
+        .as_deref()
+        .is_some_and(|o| o.eq_ignore_ascii_case(principal.uc_name()))
+    {
+        return Check::pass(
+            name,
+            format!("uc-access owns catalog `{}` ({from})", catalog.catalog),
+        );
+    }
+    let securable = Securable::catalog(catalog.catalog.clone());
+    let effective = match clients
+        .grants
+        .effective(
+            &ws.host,
+            &securable,
+            Some(principal),
+            Deadline::after(budget),
+        )
+        .await
+    {
+        Ok(effective) => effective,
+        Err(e) => return failed(name, &e),
+    };
+    let holds_manage = effective
+        .iter()
+        .filter(|a| a.principal.eq_ignore_ascii_case(principal.uc_name()))
+        .flat_map(|a| &a.privileges)
+        .any(|p| p.privilege == Privilege::Manage);
+    if holds_manage {
+        Check::pass(
+            name,
+            format!(
+                "uc-access holds MANAGE on catalog `{}` ({from})",
+                catalog.catalog
+            ),
+        )
+    } else {
+        Check::fail(
+            name,
+            format!(
+                "`{}` holds neither MANAGE on nor ownership of catalog `{}` ({from}); grants there will fail \
+                 with PERMISSION_DENIED (MANAGE held only through a group is not seen by this check)",
+                principal.uc_name(),
+                catalog.catalog
+            ),
+            manage_fix(catalog.catalog.as_str(), principal.uc_name()),
+        )
+    }
+}

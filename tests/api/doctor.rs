@@ -1,0 +1,131 @@
+//! `GET /api/doctor`: every check against the stand-in, a missing `MANAGE` named with its fix, and the
+//! operator lock in front of it.
+
+use reqwest::StatusCode;
+use serde_json::Value;
+use uc_access::standin::{Seed, demo};
+
+use crate::helpers::TestApp;
+
+fn check<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no check {name} in {report:#}"))
+}
+
+#[tokio::test]
+async fn against_the_demo_stand_in_every_check_passes_and_each_is_in_the_answer() {
+    let app = TestApp::spawn().await;
+    let (status, report) = app
+        .get_as("/api/doctor", Some(&app.token("operator")))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report["ok"], true, "{report:#}");
+    for name in [
+        "settings",
+        "token.account",
+        "token.workspace.default",
+        "account.scim",
+        "workspace.default",
+        "catalog.hr",
+        "catalog.sales",
+        "ledger",
+        "secrets",
+    ] {
+        let c = check(&report, name);
+        assert_eq!(c["ok"], true, "{c}");
+        assert!(!c["detail"].as_str().unwrap().is_empty(), "{c}");
+    }
+    assert!(
+        check(&report, "workspace.default")["detail"]
+            .as_str()
+            .unwrap()
+            .contains(demo::PRODUCT_CLIENT_ID),
+        "the workspace check names who uc-access acts as"
+    );
+}
+
+#[tokio::test]
+async fn without_manage_on_sales_the_catalog_check_fails_and_names_the_grant_to_make() {
+    let seed = Seed::demo().without_grant("catalog", "sales", demo::PRODUCT_CLIENT_ID, "MANAGE");
+    let app = TestApp::spawn_seeded(&[], seed).await;
+    let (status, report) = app
+        .get_as("/api/doctor", Some(&app.token("operator")))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the body, not the status, reports failed checks"
+    );
+    assert_eq!(report["ok"], false, "{report:#}");
+    let sales = check(&report, "catalog.sales");
+    assert_eq!(sales["ok"], false, "{sales}");
+    let fix = sales["fix"].as_str().unwrap();
+    assert!(
+        fix.contains("grant the uc-access service principal MANAGE on catalog `sales`"),
+        "{fix}"
+    );
+    assert!(fix.contains(demo::PRODUCT_CLIENT_ID), "{fix}");
+    assert_eq!(check(&report, "catalog.hr")["ok"], true);
+    let failed: Vec<&Value> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["ok"] == false)
+        .collect();
+    assert_eq!(failed.len(), 1, "only the sales check fails: {failed:?}");
+}
+
+#[tokio::test]
+async fn owning_a_catalog_counts_as_well_as_holding_manage_on_it() {
+    let mut seed =
+        Seed::demo().without_grant("catalog", "sales", demo::PRODUCT_CLIENT_ID, "MANAGE");
+    for s in seed
+        .securables
+        .iter_mut()
+        .filter(|s| s.full_name == "sales")
+    {
+        s.owner = demo::PRODUCT_CLIENT_ID.into();
+    }
+    let app = TestApp::spawn_seeded(&[], seed).await;
+    let (_, report) = app
+        .get_as("/api/doctor", Some(&app.token("operator")))
+        .await;
+    let sales = check(&report, "catalog.sales");
+    assert_eq!(sales["ok"], true, "{sales}");
+    assert!(
+        sales["detail"].as_str().unwrap().contains("owns"),
+        "{sales}"
+    );
+}
+
+#[tokio::test]
+async fn a_governed_catalog_that_does_not_exist_fails_its_check() {
+    let app = TestApp::spawn_with(&[("UC_ACCESS_GOVERNED_CATALOGS", "sales,finance")]).await;
+    let (_, report) = app
+        .get_as("/api/doctor", Some(&app.token("operator")))
+        .await;
+    let finance = check(&report, "catalog.finance");
+    assert_eq!(finance["ok"], false, "{finance}");
+    assert!(
+        finance["detail"]
+            .as_str()
+            .unwrap()
+            .contains("CATALOG_DOES_NOT_EXIST"),
+        "{finance}"
+    );
+    assert_eq!(check(&report, "catalog.sales")["ok"], true);
+}
+
+#[tokio::test]
+async fn the_doctor_answers_only_an_operator() {
+    let app = TestApp::spawn().await;
+    let (status, body) = app.get_as("/api/doctor", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert!(body.get("checks").is_none(), "{body}");
+    let (status, body) = app.get_as("/api/doctor", Some(&app.token("purview"))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+}
