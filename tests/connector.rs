@@ -1064,3 +1064,20 @@ fn the_connection_signs_in_with_entra_id_for_the_function_app_and_sends_the_host
         "securestring"
     );
 }
+
+#[test]
+fn the_doctor_report_documents_every_key_of_a_check() {
+    use uc_access::usecases::doctor::{Check, Report};
+    let doc = document();
+    let report = serde_json::to_value(Report::new(vec![Check::fail(
+        "catalog.sales",
+        "no MANAGE",
+        "grant MANAGE on catalog `sales`",
+    )]))
+    .unwrap();
+    let schema = answer_schema(&doc, "doctor", "200");
+    conforms(&doc, schema, &report, true, "doctor");
+    let passed =
+        serde_json::to_value(Report::new(vec![Check::pass("settings", "loaded")])).unwrap();
+    conforms(&doc, schema, &passed, false, "doctor with a passed check");
+}
