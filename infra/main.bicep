@@ -251,6 +251,8 @@ var operatorSettings = {
   REVOKE_ACCESS_ALLOWED_APP_IDS: operatorAllowedAppIds
   LIST_GRANTS_ALLOWED_ROLES: operatorAllowedRoles
   LIST_GRANTS_ALLOWED_APP_IDS: operatorAllowedAppIds
+  DOCTOR_ALLOWED_ROLES: operatorAllowedRoles
+  DOCTOR_ALLOWED_APP_IDS: operatorAllowedAppIds
 }
 
 var databricksCredentialSettings = (databricksAuthType == 'azure-msi') ? {
