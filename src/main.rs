@@ -10,7 +10,8 @@ use clap::{Parser, Subcommand};
 use uc_access::app::{AppState, Application, Services, router, unconfigured_router};
 use uc_access::auth::local_issuer::{LOCAL_AUDIENCE, LocalCaller, LocalIssuer};
 use uc_access::local::{self, DEFAULT_DATA_DIR, LocalRun};
-use uc_access::settings::{DEFAULT_PORT, Env, ServerSettings, Settings};
+use uc_access::secrets::with_vault_secrets;
+use uc_access::settings::{DEFAULT_PORT, Env, ServerSettings, Settings, SettingsError};
 use uc_access::standin::{Seed, serve_standin};
 use uc_access::telemetry::{self, LogFormat};
 use uc_access::usecases::doctor::{Check, Report};
@@ -138,6 +139,18 @@ async fn serve(env: Env) -> anyhow::Result<()> {
     let server = ServerSettings::from_env(&env)?;
     // Bind before anything else: the host polls GET / and waits for any answer.
     let app = Application::bind(server.addr).await?;
+    // Secrets from Key Vault (when KEY_VAULT_URL is set) become settings; an unreadable one leaves the
+    // process up, answering 503 with the secret's name and the fix, like a missing setting.
+    let env = match with_vault_secrets(env).await? {
+        Ok(env) => env,
+        Err(e) => {
+            tracing::error!(error = %e, "a secret could not be read from Key Vault; every function answers 503");
+            let problem = SettingsError::new(e.setting, e.to_string());
+            app.serve(unconfigured_router(problem), shutdown_signal())
+                .await?;
+            return Ok(());
+        }
+    };
     let router = match Settings::from_env(&env) {
         Ok(settings) => router(AppState::new(Services::build(&settings)?)),
         // A required setting is absent: stay up, answer every invocation with 503 naming it.

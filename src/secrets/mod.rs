@@ -4,6 +4,7 @@
 mod cache;
 mod env;
 mod error;
+mod inject;
 mod keyvault;
 mod name;
 mod settings;
@@ -18,6 +19,7 @@ use secrecy::SecretString;
 pub use cache::{CachePolicy, CachedSecrets, DEFAULT_FAILURE_BACKOFF};
 pub use env::EnvSecrets;
 pub use error::SecretError;
+pub use inject::{InjectError, STARTUP_BUDGET, with_vault_secrets};
 pub use keyvault::{KeyVaultOptions, KeyVaultRetry, KeyVaultSecrets};
 pub use name::SecretName;
 pub use settings::{
