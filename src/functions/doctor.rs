@@ -41,14 +41,7 @@ pub async fn handle(
     body: Body,
 ) -> Result<Json<Report>, ApiError> {
     let services = &state.services;
-    accept(
-        &services.auth,
-        DOCTOR,
-        &headers,
-        body,
-        services.max_body_bytes,
-    )
-    .await?;
+    accept(services, DOCTOR, &headers, body).await?;
     let report = run(services).await;
     for check in report.checks.iter().filter(|c| !c.ok) {
         tracing::warn!(event = "doctor.failed", check = %check.name, detail = %check.detail, "doctor check failed");

@@ -22,14 +22,7 @@ pub async fn handle(
     body: Body,
 ) -> Result<Json<Answer>, ApiError> {
     let services = &state.services;
-    let accepted = accept(
-        &services.auth,
-        GRANT_ACCESS,
-        &headers,
-        body,
-        services.max_body_bytes,
-    )
-    .await?;
+    let accepted = accept(services, GRANT_ACCESS, &headers, body).await?;
     // The operator's own object id stands as requester and approver, so policy refuses self-grants.
     let caller = accepted.caller.object_id().map(EntraObjectId::from).ok_or_else(|| {
         ApiError::unauthenticated(

@@ -5,7 +5,8 @@
 use axum::body::{Body, Bytes, to_bytes};
 use axum::http::{HeaderMap, header};
 
-use crate::auth::{AuthError, Authenticator, Caller};
+use crate::app::Services;
+use crate::auth::{AuthError, Caller};
 use crate::error::ApiError;
 
 /// A caller who got through, and the body they sent.
@@ -17,13 +18,14 @@ pub struct Accepted {
 
 /// Authenticates, then checks content type and size. Nothing has happened yet when this fails.
 pub async fn accept(
-    auth: &Authenticator,
+    services: &Services,
     function: &str,
     headers: &HeaderMap,
     body: Body,
-    max_body_bytes: usize,
 ) -> Result<Accepted, ApiError> {
-    let caller = auth
+    let max_body_bytes = services.max_body_bytes;
+    let caller = services
+        .auth
         .authenticate(function, headers)
         .await
         .map_err(auth_error)?;

@@ -96,14 +96,7 @@ pub async fn handle(
     body: Body,
 ) -> Result<Json<ListAnswer>, ApiError> {
     let services = &state.services;
-    accept(
-        &services.auth,
-        LIST_GRANTS,
-        &headers,
-        body,
-        services.max_body_bytes,
-    )
-    .await?;
+    accept(services, LIST_GRANTS, &headers, body).await?;
     let Query(query) = query.map_err(|e| ApiError::invalid_field("query", e.body_text()))?;
     let filter = filter(query)?;
     let provisioning = services.provisioning()?;

@@ -20,14 +20,7 @@ pub async fn handle(
     body: Body,
 ) -> Result<Json<Answer>, ApiError> {
     let services = &state.services;
-    let accepted = accept(
-        &services.auth,
-        PURVIEW_CALLBACK,
-        &headers,
-        body,
-        services.max_body_bytes,
-    )
-    .await?;
+    let accepted = accept(services, PURVIEW_CALLBACK, &headers, body).await?;
     let request =
         purview::parse(&accepted.body, &services.workspaces).map_err(|e| body_error(&e))?;
     provision_and_answer(services, &accepted.caller, &request).await

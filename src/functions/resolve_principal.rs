@@ -49,14 +49,7 @@ pub async fn handle(
     body: Body,
 ) -> Result<Json<Answer>, ApiError> {
     let services = &state.services;
-    let accepted = accept(
-        &services.auth,
-        RESOLVE_PRINCIPAL,
-        &headers,
-        body,
-        services.max_body_bytes,
-    )
-    .await?;
+    let accepted = accept(services, RESOLVE_PRINCIPAL, &headers, body).await?;
     let query = principal::parse_body(&accepted.body).map_err(|e| body_error(&e))?;
     let provisioning = services.provisioning()?;
     let workspace = services.default_workspace()?;

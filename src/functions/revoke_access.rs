@@ -41,14 +41,7 @@ pub async fn handle(
     body: Body,
 ) -> Result<Json<RevokeAnswer>, ApiError> {
     let services = &state.services;
-    let accepted = accept(
-        &services.auth,
-        REVOKE_ACCESS,
-        &headers,
-        body,
-        services.max_body_bytes,
-    )
-    .await?;
+    let accepted = accept(services, REVOKE_ACCESS, &headers, body).await?;
     let fields = Fields::parse(&accepted.body, &FIELDS).map_err(|e| body_error(&e))?;
     let raw = fields.str("grantId").map_err(|e| body_error(&e.into()))?;
     let id = GrantId::parse(raw).map_err(|_| {

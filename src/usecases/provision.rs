@@ -11,8 +11,6 @@
 
 use std::time::Duration;
 
-use time::OffsetDateTime;
-
 use super::Context;
 use super::apply::{PartialApply, apply_additions, read_holdings};
 use crate::databricks::{DatabricksError, Deadline, DirectoryEntry};
@@ -525,9 +523,4 @@ async fn wait_for_other(
         }
         tokio::time::sleep(IN_FLIGHT_POLL).await;
     }
-}
-
-/// Now, as the context's clock says (UTC).
-pub fn utc(now: OffsetDateTime) -> OffsetDateTime {
-    now.to_offset(time::UtcOffset::UTC)
 }
