@@ -50,16 +50,56 @@ pub fn backoff(attempts: u32) -> time::Duration {
 }
 
 /// One timer run at `now`.
+///
+/// Due grants are taken one group at a time, a group being the grants on one catalog of one workspace:
+/// grants in different groups touch no common securable, so each securable still gets at most one
+/// `PATCH` per run, while only one group's records are held in memory (the ledger answers the due list
+/// in brief first).
 pub async fn sweep(
     ctx: &Context,
     now: OffsetDateTime,
     deadline: Deadline,
 ) -> Result<SweepReport, LedgerError> {
-    let due = ctx.ledger.find_due(&DueQuery::at(now)).await?;
+    let query = DueQuery::at(now);
+    let entries = ctx.ledger.find_due_entries(&query).await?;
     let mut report = SweepReport {
-        due: due.len() as u64,
+        due: entries.len() as u64,
         ..SweepReport::default()
     };
+    // Oldest debt first: groups in the order their oldest grant became due.
+    let mut order: Vec<(String, String)> = Vec::new();
+    let mut groups: BTreeMap<(String, String), Vec<GrantId>> = BTreeMap::new();
+    for entry in entries {
+        let ids = groups.entry(entry.group.clone()).or_insert_with(|| {
+            order.push(entry.group.clone());
+            Vec::new()
+        });
+        ids.push(entry.id);
+    }
+    for group in order {
+        let ids = groups.remove(&group).unwrap_or_default();
+        let mut due = Vec::with_capacity(ids.len());
+        for id in ids {
+            match ctx.ledger.get(id).await {
+                // Changed since the listing (an early revoke, a renewal): only what is still due.
+                Ok(v) if query.is_due(&v.record) => due.push(v),
+                Ok(_) | Err(LedgerError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        sweep_group(ctx, due, now, deadline, &mut report).await;
+    }
+    Ok(report)
+}
+
+/// Finishes or rolls back the stale `pending` grants of one group and revokes its ending ones together.
+async fn sweep_group(
+    ctx: &Context,
+    due: Vec<Versioned<GrantRecord>>,
+    now: OffsetDateTime,
+    deadline: Deadline,
+    report: &mut SweepReport,
+) {
     let mut ending = Vec::new();
     for record in due {
         if record.record.state == GrantState::Pending {
@@ -73,11 +113,10 @@ pub async fn sweep(
         }
     }
     let outcome = revoke_grants(ctx, ending, now, deadline).await;
-    report.revoked = outcome.revoked.len() as u64;
-    report.failed = outcome.failed.len() as u64;
-    report.kept = outcome.kept;
-    report.alerts = outcome.alerts;
-    Ok(report)
+    report.revoked += outcome.revoked.len() as u64;
+    report.failed += outcome.failed.len() as u64;
+    report.kept += outcome.kept;
+    report.alerts.extend(outcome.alerts);
 }
 
 enum Reconciled {
@@ -163,8 +202,8 @@ pub async fn revoke_grants(
 ) -> RevokeOutcome {
     let mut outcome = RevokeOutcome::default();
 
-    // 1. Mark each ending grant `revoking`, with a retry time in case this run dies.
-    let mut marked: Vec<Versioned<GrantRecord>> = Vec::new();
+    // 1. Mark each ending grant `revoking`, with a retry time in case this run dies (one batch).
+    let mut to_mark: Vec<Versioned<GrantRecord>> = Vec::with_capacity(ending.len());
     for mut v in ending {
         let retry_at = now + backoff(v.record.attempts);
         let ok = match v.record.state {
@@ -174,13 +213,17 @@ pub async fn revoke_grants(
             }
             _ => v.record.begin_revoke(now, retry_at).is_ok(),
         };
-        if !ok {
-            continue;
+        if ok {
+            to_mark.push(v);
         }
-        match ctx.ledger.update(&v).await {
+    }
+    let ids: Vec<GrantId> = to_mark.iter().map(|v| v.record.id).collect();
+    let mut marked: Vec<Versioned<GrantRecord>> = Vec::with_capacity(ids.len());
+    for (id, result) in ids.into_iter().zip(ctx.ledger.update_many(to_mark).await) {
+        match result {
             Ok(stored) => marked.push(stored),
             Err(e) => {
-                tracing::warn!(grant = %v.record.id, error = %e, "could not mark the grant revoking; next run");
+                tracing::warn!(grant = %id, error = %e, "could not mark the grant revoking; next run");
             }
         }
     }
@@ -189,44 +232,50 @@ pub async fn revoke_grants(
     }
     let ending_ids: BTreeSet<GrantId> = marked.iter().map(|v| v.record.id).collect();
 
-    // 2. Every other live grant of the same principals: what they still need.
-    let mut staying = Vec::new();
-    let mut seen = BTreeSet::new();
+    // 2. Every other live grant of the same principals that can share a securable with the ending
+    //    ones (same workspace, same catalog): what they still need. One ledger query per workspace.
+    let mut per_workspace: BTreeMap<&str, (BTreeSet<String>, BTreeSet<Principal>)> =
+        BTreeMap::new();
     for v in &marked {
-        let key = (v.record.workspace.host.clone(), v.record.principal.clone());
-        if !seen.insert(key) {
-            continue;
-        }
+        let (catalogs, principals) = per_workspace
+            .entry(v.record.workspace.name.as_str())
+            .or_default();
+        catalogs.insert(v.record.securable.catalog_name().as_str().to_owned());
+        principals.insert(v.record.principal.clone());
+    }
+    let mut staying = Vec::new();
+    let mut unavailable = None;
+    for (workspace, (catalogs, principals)) in &per_workspace {
         match ctx
             .ledger
-            .active_for_principal(&v.record.workspace.name, &v.record.principal)
+            .live_grants_sharing(workspace, catalogs, principals, &ending_ids)
             .await
         {
-            Ok(others) => staying.extend(
-                others
-                    .into_iter()
-                    .filter(|o| !ending_ids.contains(&o.record.id))
-                    .map(|o| Staying {
-                        id: o.record.id,
-                        workspace: o.record.workspace.host.clone(),
-                        principal: o.record.principal.clone(),
-                        target: o.record.securable.clone(),
-                        privileges: o.record.requested_privileges.clone(),
-                    }),
-            ),
+            Ok(others) => staying.extend(others.into_iter().map(|o| Staying {
+                id: o.record.id,
+                workspace: o.record.workspace.host,
+                principal: o.record.principal,
+                target: o.record.securable,
+                privileges: o.record.requested_privileges,
+            })),
             Err(e) => {
-                // Without the other grants we cannot know what is shared: revoke nothing for them now.
-                tracing::warn!(error = %e, "cannot list the principal's other grants; their revokes wait for the next run");
-                return fail_all(
-                    ctx,
-                    marked,
-                    &format!("ledger unavailable: {e}"),
-                    now,
-                    outcome,
-                )
-                .await;
+                unavailable = Some(e);
+                break;
             }
         }
+    }
+    drop(per_workspace);
+    if let Some(e) = unavailable {
+        // Without the other grants we cannot know what is shared: revoke nothing for them now.
+        tracing::warn!(error = %e, "cannot list the principals' other grants; their revokes wait for the next run");
+        return fail_all(
+            ctx,
+            marked,
+            &format!("ledger unavailable: {e}"),
+            now,
+            outcome,
+        )
+        .await;
     }
 
     // 3. The plan: removals per securable, handovers to staying grants.
@@ -287,7 +336,8 @@ pub async fn revoke_grants(
         }
     }
 
-    // 6. Close each ending grant, or schedule its retry.
+    // 6. Close each ending grant, or schedule its retry (one batch).
+    let mut closing: Vec<(Versioned<GrantRecord>, Option<String>)> = Vec::with_capacity(marked.len());
     for mut v in marked {
         let workspace = v.record.workspace.host.clone();
         let error = plan
@@ -301,28 +351,37 @@ pub async fn revoke_grants(
                     .cloned()
             })
             .or_else(|| handover_failed.get(&v.record.id).cloned());
-        let id = v.record.id;
-        match error {
-            None => {
-                if v.record.mark_revoked(now).is_ok() {
-                    match ctx.ledger.update(&v).await {
-                        Ok(stored) => outcome.revoked.push(stored.record),
-                        Err(e) => {
-                            tracing::warn!(grant = %id, error = %e, "revoked in Unity Catalog; the record update failed and is retried next run")
-                        }
-                    }
-                }
-            }
+        let changed = match &error {
+            None => v.record.mark_revoked(now).is_ok(),
             Some(e) => {
                 let retry_at = now + backoff(v.record.attempts + 1);
-                if v.record.mark_failed(&e, now, retry_at).is_ok() {
-                    let _ = ctx.ledger.update(&v).await;
+                v.record.mark_failed(e, now, retry_at).is_ok()
+            }
+        };
+        if changed || error.is_some() {
+            closing.push((v, error));
+        }
+    }
+    let (records, errors): (Vec<_>, Vec<_>) = closing.into_iter().unzip();
+    let attempts: Vec<(GrantId, u32)> = records
+        .iter()
+        .map(|v| (v.record.id, v.record.attempts))
+        .collect();
+    let results = ctx.ledger.update_many(records).await;
+    for (((id, attempts), error), result) in attempts.into_iter().zip(errors).zip(results) {
+        match error {
+            None => match result {
+                Ok(stored) => outcome.revoked.push(stored.record),
+                Err(e) => {
+                    tracing::warn!(grant = %id, error = %e, "revoked in Unity Catalog; the record update failed and is retried next run")
                 }
-                if v.record.attempts >= ALERT_AFTER_ATTEMPTS {
+            },
+            Some(e) => {
+                if attempts >= ALERT_AFTER_ATTEMPTS {
                     tracing::error!(
                         alert = "revoke_failing",
                         grant = %id,
-                        attempts = v.record.attempts,
+                        attempts,
                         error = %e,
                         "a revoke keeps failing: access outlives its expiry until this is fixed"
                     );
