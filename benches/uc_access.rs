@@ -29,8 +29,7 @@ use uc_access::domain::{
     EntraObjectId, GrantDuration, Principal, Privilege, PrivilegeSet, Securable, SecurableType,
 };
 use uc_access::ledger::{
-    GrantRecord, IdempotencyKey, LedgerStore, LocalLedger, NewGrant, SecurableChange,
-    WorkspaceRef,
+    GrantRecord, IdempotencyKey, LedgerStore, LocalLedger, NewGrant, SecurableChange, WorkspaceRef,
 };
 use uc_access::standin::privileges::SecurableKind;
 use uc_access::standin::{
@@ -74,7 +73,9 @@ struct Options {
 
 impl Options {
     fn wants(&self, section: &str) -> bool {
-        self.only.as_deref().is_none_or(|o| o.split(',').any(|s| s == section))
+        self.only
+            .as_deref()
+            .is_none_or(|o| o.split(',').any(|s| s == section))
     }
 }
 
@@ -126,8 +127,7 @@ impl Issuer {
         let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .await
             .unwrap();
-        let base =
-            url::Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
+        let base = url::Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
         let issuer = LocalIssuer::load_or_create(&scratch.join("issuer"), &base).unwrap();
         let router = axum::Router::new().nest(local_issuer::MOUNT_PATH, issuer.router());
         tokio::spawn(async move { axum::serve(listener, router).await });
@@ -215,7 +215,12 @@ impl App {
             .env_clear()
             .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .stdout(Stdio::null())
+            // UC_ACCESS_BENCH_APP_LOG=<file> keeps the app's log (with RUST_LOG from the environment).
+            .stdout(match std::env::var_os("UC_ACCESS_BENCH_APP_LOG") {
+                Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
+                None => Stdio::null(),
+            })
+            .envs(std::env::var("RUST_LOG").ok().map(|v| ("RUST_LOG", v)))
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
@@ -279,12 +284,7 @@ fn callback_body(requester: &str, table: &str) -> String {
     .to_string()
 }
 
-async fn callback(
-    client: &reqwest::Client,
-    app: &str,
-    token: &str,
-    body: String,
-) -> (u16, Value) {
+async fn callback(client: &reqwest::Client, app: &str, token: &str, body: String) -> (u16, Value) {
     let r = client
         .post(format!("{app}/api/purview-callback"))
         .bearer_auth(token)
@@ -513,7 +513,7 @@ const BENCH_USERS: usize = 1000;
 fn bench_user(i: usize) -> (String, String) {
     (
         format!("u{i:04}@bench.example"),
-        uuid::Uuid::from_u128(0xbe4c_0000_0000_4000_8000_000000000000 | i as u128).to_string(),
+        uuid::Uuid::from_u128(0xbe4c_0000_0000_4000_8000_0000_0000_0000 | i as u128).to_string(),
     )
 }
 
@@ -585,7 +585,8 @@ async fn throughput(options: &Options, issuer: &Issuer) -> Value {
         state.set_delay((latency_ms > 0).then(|| Duration::from_millis(latency_ms)));
         // The ledger folder on tmpfs: a flush per record on this disk (~3.8 ms, BENCHMARKS.md) would
         // be measured as the handler's time, where production writes to Blob Storage over the network.
-        let ledger = PathBuf::from("/dev/shm").join(format!("uc-access-bench-{}", std::process::id()));
+        let ledger =
+            PathBuf::from("/dev/shm").join(format!("uc-access-bench-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&ledger);
         let app = App::spawn(&app_env(issuer, standin.base_url(), &ledger));
         let client = client();
@@ -698,13 +699,19 @@ fn attribute(recorded: &[RecordedRequest]) -> HashMap<String, Vec<(Instant, Dura
         let query = r
             .query
             .as_deref()
-            .map(|q| percent_encoding::percent_decode_str(q).decode_utf8_lossy().into_owned())
+            .map(|q| {
+                percent_encoding::percent_decode_str(q)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            })
             .unwrap_or_default();
-        let path = percent_encoding::percent_decode_str(&r.path).decode_utf8_lossy().into_owned();
+        let path = percent_encoding::percent_decode_str(&r.path)
+            .decode_utf8_lossy()
+            .into_owned();
         for text in [&query, &r.body, &path] {
             let mut found = false;
             // Names look like u0042@bench.example; external ids start with be4c0000-.
-            for token in text.split(|c: char| c == '"' || c == '=' || c == ' ' || c == '&') {
+            for token in text.split(['"', '=', ' ', '&']) {
                 if (token.starts_with('u') && token.ends_with("@bench.example"))
                     || token.starts_with("be4c0000-")
                 {
@@ -771,7 +778,11 @@ fn sweep_principal(p: usize) -> String {
 /// Table `t` of 1,000: 10 catalogs of 10 schemas of 10 tables.
 fn sweep_table(t: usize) -> (String, String, String) {
     let (c, s, x) = (t / 100, (t / 10) % 10, t % 10);
-    (format!("c{c}"), format!("c{c}.s{s}"), format!("c{c}.s{s}.t{x}"))
+    (
+        format!("c{c}"),
+        format!("c{c}.s{s}"),
+        format!("c{c}.s{s}.t{x}"),
+    )
 }
 
 /// Grant `k` (0..10) of principal `p`: ten distinct tables per principal, 100 grants per table.
@@ -780,18 +791,39 @@ fn sweep_grant_table(p: usize, k: usize) -> usize {
 }
 
 async fn sweep(options: &Options, issuer: &Issuer, scratch: &Path) -> Value {
-    let grants_per_principal = if options.quick { 1 } else { SWEEP_GRANTS / SWEEP_PRINCIPALS };
+    let grants_per_principal = if options.quick {
+        1
+    } else {
+        SWEEP_GRANTS / SWEEP_PRINCIPALS
+    };
     let total = grants_per_principal * SWEEP_PRINCIPALS;
     // The stand-in: the tables, the principals, and every privilege the ledger says uc-access added.
     let mut seed = Seed::demo();
     let owner = demo::CAROL.to_owned();
     for c in 0..10 {
-        seed.securables.push(SeedSecurable { kind: SecurableKind::Catalog, full_name: format!("c{c}"), owner: owner.clone() });
-        seed.grants.push(SeedGrant { securable_type: "catalog".into(), full_name: format!("c{c}"), principal: demo::PRODUCT_CLIENT_ID.into(), privileges: vec!["MANAGE".into()] });
+        seed.securables.push(SeedSecurable {
+            kind: SecurableKind::Catalog,
+            full_name: format!("c{c}"),
+            owner: owner.clone(),
+        });
+        seed.grants.push(SeedGrant {
+            securable_type: "catalog".into(),
+            full_name: format!("c{c}"),
+            principal: demo::PRODUCT_CLIENT_ID.into(),
+            privileges: vec!["MANAGE".into()],
+        });
         for s in 0..10 {
-            seed.securables.push(SeedSecurable { kind: SecurableKind::Schema, full_name: format!("c{c}.s{s}"), owner: owner.clone() });
+            seed.securables.push(SeedSecurable {
+                kind: SecurableKind::Schema,
+                full_name: format!("c{c}.s{s}"),
+                owner: owner.clone(),
+            });
             for t in 0..10 {
-                seed.securables.push(SeedSecurable { kind: SecurableKind::Table, full_name: format!("c{c}.s{s}.t{t}"), owner: owner.clone() });
+                seed.securables.push(SeedSecurable {
+                    kind: SecurableKind::Table,
+                    full_name: format!("c{c}.s{s}.t{t}"),
+                    owner: owner.clone(),
+                });
             }
         }
     }
@@ -802,7 +834,10 @@ async fn sweep(options: &Options, issuer: &Issuer, scratch: &Path) -> Value {
             user_name: name.clone(),
             display_name: name,
             active: true,
-            external_id: Some(uuid::Uuid::from_u128(0x5eee_0000_0000_4000_8000_000000000000 | p as u128).to_string()),
+            external_id: Some(
+                uuid::Uuid::from_u128(0x5eee_0000_0000_4000_8000_0000_0000_0000 | p as u128)
+                    .to_string(),
+            ),
         });
     }
     // The records, written with the library's own local ledger on tmpfs, then copied to the disk the
@@ -828,10 +863,18 @@ async fn sweep(options: &Options, issuer: &Issuer, scratch: &Path) -> Value {
                     ("table", &t, Privilege::Select),
                 ] {
                     if held.insert(name.clone()) {
-                        let securable = Securable::parse(SecurableType::parse(kind).unwrap(), name).unwrap();
-                        added.push(SecurableChange { securable, privileges: PrivilegeSet::from([privilege]) });
+                        let securable =
+                            Securable::parse(SecurableType::parse(kind).unwrap(), name).unwrap();
+                        added.push(SecurableChange {
+                            securable,
+                            privileges: PrivilegeSet::from([privilege]),
+                        });
                         grants
-                            .entry((kind.to_owned(), name.clone(), principal.uc_name().to_owned()))
+                            .entry((
+                                kind.to_owned(),
+                                name.clone(),
+                                principal.uc_name().to_owned(),
+                            ))
                             .or_default()
                             .insert(privilege.as_str().to_owned());
                         securables_touched.insert((kind.to_owned(), name.clone()));
@@ -841,7 +884,12 @@ async fn sweep(options: &Options, issuer: &Issuer, scratch: &Path) -> Value {
             }
         }
         for ((kind, name, principal), privileges) in grants {
-            seed.grants.push(SeedGrant { securable_type: kind, full_name: name, principal, privileges: privileges.into_iter().collect() });
+            seed.grants.push(SeedGrant {
+                securable_type: kind,
+                full_name: name,
+                principal,
+                privileges: privileges.into_iter().collect(),
+            });
         }
         let standin = start_standin(seed).await;
         let host = format!("{}/", standin.base_url().trim_end_matches('/'));
@@ -851,10 +899,17 @@ async fn sweep(options: &Options, issuer: &Issuer, scratch: &Path) -> Value {
             let securable = Securable::parse(SecurableType::Table, &table).unwrap();
             let new = NewGrant {
                 idempotency_key: IdempotencyKey::parse(&format!("bench:sweep:{p}:{k}")).unwrap(),
-                requester: EntraObjectId::parse(&uuid::Uuid::from_u128(0x5eee_0000_0000_4000_8000_000000000000 | p as u128).to_string()).unwrap(),
+                requester: EntraObjectId::parse(
+                    &uuid::Uuid::from_u128(0x5eee_0000_0000_4000_8000_0000_0000_0000 | p as u128)
+                        .to_string(),
+                )
+                .unwrap(),
                 target: None,
                 principal,
-                workspace: WorkspaceRef { name: "default".into(), host: host.clone() },
+                workspace: WorkspaceRef {
+                    name: "default".into(),
+                    host: host.clone(),
+                },
                 securable,
                 requested_privileges: PrivilegeSet::from([Privilege::Select]),
                 duration: GrantDuration::days(7).unwrap(),
@@ -863,11 +918,15 @@ async fn sweep(options: &Options, issuer: &Issuer, scratch: &Path) -> Value {
                 source: "purview-callback".into(),
             };
             let mut record = GrantRecord::new(new, requested);
-            record.mark_active(added, requested + time::Duration::seconds(2)).unwrap();
+            record
+                .mark_active(added, requested + time::Duration::seconds(2))
+                .unwrap();
             let ledger = ledger.clone();
             writes.push(async move { ledger.create(record).await.map(|_| ()) });
             if writes.len() == 256 {
-                futures::future::try_join_all(std::mem::take(&mut writes)).await.unwrap();
+                futures::future::try_join_all(std::mem::take(&mut writes))
+                    .await
+                    .unwrap();
             }
         }
         futures::future::try_join_all(writes).await.unwrap();
@@ -909,7 +968,26 @@ async fn sweep(options: &Options, issuer: &Issuer, scratch: &Path) -> Value {
     let peak_kb = app.memory_kb("VmHWM");
     state.set_rate_limit(None);
     let recorded = state.requests();
-    let patches_ok = recorded.iter().filter(|r| r.method == "PATCH" && r.status == 200).count();
+    // Where the time went: before the first Databricks request (listing and loading the first catalog),
+    // after the last one (closing the last batch), and pauses of more than 1.5 s between two requests
+    // that are not waits after a 429 (the ledger work between catalogs).
+    let first_at = recorded.first().map(|r| r.received.duration_since(started));
+    let last_at = recorded
+        .last()
+        .map(|r| (r.received + r.elapsed).duration_since(started));
+    let mut ledger_pauses = Duration::ZERO;
+    for pair in recorded.windows(2) {
+        let gap = pair[1]
+            .received
+            .saturating_duration_since(pair[0].received + pair[0].elapsed);
+        if pair[0].status != 429 && gap > Duration::from_millis(1500) {
+            ledger_pauses += gap;
+        }
+    }
+    let patches_ok = recorded
+        .iter()
+        .filter(|r| r.method == "PATCH" && r.status == 200)
+        .count();
     let patches_sent = recorded.iter().filter(|r| r.method == "PATCH").count();
     let throttled = recorded.iter().filter(|r| r.status == 429).count();
     // Whatever uc-access added must be gone; nothing else may be.
@@ -940,5 +1018,8 @@ async fn sweep(options: &Options, issuer: &Issuer, scratch: &Path) -> Value {
         "peakRssKb": peak_kb,
         "assignmentsLeft": left,
         "ledgerBytes": ledger_bytes,
+        "firstRequestAfterS": first_at.map(|d| round(d.as_secs_f64(), 1)),
+        "lastRequestEndS": last_at.map(|d| round(d.as_secs_f64(), 1)),
+        "pausesBetweenCatalogsS": round(ledger_pauses.as_secs_f64(), 1),
     })
 }

@@ -17,8 +17,8 @@ use crate::domain::Principal;
 use std::collections::BTreeSet;
 
 use super::{
-    DueEntry, DueQuery, GrantId, GrantRecord, LedgerError, LedgerStore, ListFilter, Versioned, sort_due,
-    sort_listed,
+    DueEntry, DueQuery, GrantId, GrantRecord, LedgerError, LedgerStore, ListFilter, Versioned,
+    sort_due, sort_listed,
 };
 
 #[derive(Debug, Clone)]
@@ -66,6 +66,16 @@ impl LocalLedger {
         &self,
         map: impl Fn(Versioned<GrantRecord>) -> Option<T> + Send + 'static,
     ) -> Result<Vec<T>, LedgerError> {
+        self.scan_prefiltered(|_| true, map).await
+    }
+
+    /// [`LocalLedger::scan_map`], skipping without parsing every file whose bytes `may_match` rules out.
+    /// `may_match` must never rule out a file that `map` would keep.
+    async fn scan_prefiltered<T: Send + 'static>(
+        &self,
+        may_match: impl Fn(&[u8]) -> bool + Send + 'static,
+        map: impl Fn(Versioned<GrantRecord>) -> Option<T> + Send + 'static,
+    ) -> Result<Vec<T>, LedgerError> {
         self.blocking(move |dir| {
             let entries = match std::fs::read_dir(dir) {
                 Ok(entries) => entries,
@@ -76,8 +86,9 @@ impl LocalLedger {
             for entry in entries {
                 let path = entry.map_err(|e| io_error(dir, &e))?.path();
                 if path.extension().is_some_and(|ext| ext == "json")
-                    && let Some(v) = read_file(&path)?
-                    && let Some(kept) = map(v)
+                    && let Some(bytes) = read_bytes(&path)?
+                    && may_match(&bytes)
+                    && let Some(kept) = map(parse_record(&path, &bytes)?)
                 {
                     found.push(kept);
                 }
@@ -104,21 +115,47 @@ fn version_of(bytes: &[u8]) -> String {
 }
 
 fn read_file(path: &Path) -> Result<Option<Versioned<GrantRecord>>, LedgerError> {
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io_error(path, &e)),
-    };
+    match read_bytes(path)? {
+        Some(bytes) => parse_record(path, &bytes).map(Some),
+        None => Ok(None),
+    }
+}
+
+fn read_bytes(path: &Path) -> Result<Option<Vec<u8>>, LedgerError> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_error(path, &e)),
+    }
+}
+
+/// Whether a stored record's bytes may name a securable in one of `catalogs`: every securable's JSON
+/// `fullName` starts with `"<catalog>` followed by `.` or `"`. Names JSON would escape are not
+/// pre-filtered (the record is parsed).
+fn may_name_catalog(bytes: &[u8], catalogs: &BTreeSet<String>) -> bool {
+    catalogs.iter().any(|catalog| {
+        if catalog.contains(['"', '\\']) || !catalog.is_ascii() {
+            return true;
+        }
+        let quoted = format!("\"{catalog}");
+        let n = quoted.len();
+        bytes
+            .windows(n + 1)
+            .any(|w| w[..n] == *quoted.as_bytes() && (w[n] == b'.' || w[n] == b'"'))
+    })
+}
+
+fn parse_record(path: &Path, bytes: &[u8]) -> Result<Versioned<GrantRecord>, LedgerError> {
     let corrupt = |reason: String| LedgerError::Corrupt {
         name: path.display().to_string(),
         reason,
     };
-    let record: GrantRecord = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
+    let record: GrantRecord = serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
     record.check_integrity().map_err(corrupt)?;
-    Ok(Some(Versioned {
+    Ok(Versioned {
         record,
-        version: version_of(&bytes),
-    }))
+        version: version_of(bytes),
+    })
 }
 
 /// Writes `bytes` to a fresh temporary file beside `path`, synced, and returns its path.
@@ -237,8 +274,8 @@ impl LedgerStore for LocalLedger {
     }
 
     /// One lock, one flush for the whole batch: every record is checked against its version and written
-    /// beside its final name, the batch is flushed, then each is renamed into place and the renames are
-    /// flushed. A crash leaves each record either old or new, never torn.
+    /// beside its final name, the batch is flushed, then each is renamed into place. A crash leaves each
+    /// record either old or new, never torn.
     async fn update_many(
         &self,
         batch: Vec<Versioned<GrantRecord>>,
@@ -283,9 +320,9 @@ impl LedgerStore for LocalLedger {
                         }
                     });
                 }
-                if let Err(e) = flush_batch(dir, &[]) {
-                    tracing::warn!(error = %e, "ledger batch renamed but not flushed");
-                }
+                // The renames are not flushed here: a crash that loses them leaves each record at its
+                // previous state, which the timer redoes (revokes are idempotent), and the next batch's
+                // flush makes them durable.
                 Ok(results)
             })
             .await;
@@ -322,13 +359,20 @@ impl LedgerStore for LocalLedger {
     ) -> Result<Vec<Versioned<GrantRecord>>, LedgerError> {
         let workspace = workspace.to_owned();
         let (catalogs, principals, except) = (catalogs.clone(), principals.clone(), except.clone());
-        self.scan(move |r| {
-            r.state.keeps_access()
-                && r.workspace.name == workspace
-                && !except.contains(&r.id)
-                && catalogs.contains(r.securable.catalog_name().as_str())
-                && principals.contains(&r.principal)
-        })
+        let wanted = catalogs.clone();
+        // Only records naming one of the catalogs are parsed: a sweep asks this once per catalog.
+        self.scan_prefiltered(
+            move |bytes| may_name_catalog(bytes, &wanted),
+            move |v| {
+                let r = &v.record;
+                (r.state.keeps_access()
+                    && r.workspace.name == workspace
+                    && !except.contains(&r.id)
+                    && catalogs.contains(r.securable.catalog_name().as_str())
+                    && principals.contains(&r.principal))
+                .then_some(v)
+            },
+        )
         .await
     }
 
@@ -358,5 +402,24 @@ impl LedgerStore for LocalLedger {
         let mut found = self.scan(move |r| filter.matches(r)).await?;
         sort_listed(&mut found);
         Ok(found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_catalog_prefilter_keeps_every_record_naming_the_catalog_and_skips_others() {
+        let catalogs = BTreeSet::from(["c3".to_owned()]);
+        let table = br#"{"securable":{"type":"table","fullName":"c3.s1.t2"}}"#;
+        let catalog = br#"{"securable":{"type":"catalog","fullName":"c3"}}"#;
+        let other = br#"{"id":"c3a1-0000","securable":{"type":"table","fullName":"c33.s1.t2"}}"#;
+        assert!(may_name_catalog(table, &catalogs));
+        assert!(may_name_catalog(catalog, &catalogs));
+        assert!(!may_name_catalog(other, &catalogs));
+        // A name JSON would escape is never ruled out.
+        let odd = BTreeSet::from(["we\"ird".to_owned()]);
+        assert!(may_name_catalog(other, &odd));
     }
 }

@@ -78,6 +78,7 @@ pub async fn sweep(
     }
     for group in order {
         let ids = groups.remove(&group).unwrap_or_default();
+        let batch_started = std::time::Instant::now();
         let mut due = Vec::with_capacity(ids.len());
         for id in ids {
             match ctx.ledger.get(id).await {
@@ -87,7 +88,17 @@ pub async fn sweep(
                 Err(e) => return Err(e),
             }
         }
+        let loaded = batch_started.elapsed();
+        let count = due.len();
         sweep_group(ctx, due, now, deadline, &mut report).await;
+        tracing::info!(
+            workspace = %group.0,
+            catalog = %group.1,
+            grants = count,
+            load_ms = loaded.as_millis() as u64,
+            total_ms = batch_started.elapsed().as_millis() as u64,
+            "revoke batch done"
+        );
     }
     Ok(report)
 }
@@ -218,6 +229,7 @@ pub async fn revoke_grants(
         }
     }
     let ids: Vec<GrantId> = to_mark.iter().map(|v| v.record.id).collect();
+    let phase = std::time::Instant::now();
     let mut marked: Vec<Versioned<GrantRecord>> = Vec::with_capacity(ids.len());
     for (id, result) in ids.into_iter().zip(ctx.ledger.update_many(to_mark).await) {
         match result {
@@ -231,6 +243,12 @@ pub async fn revoke_grants(
         return outcome;
     }
     let ending_ids: BTreeSet<GrantId> = marked.iter().map(|v| v.record.id).collect();
+    tracing::debug!(
+        grants = marked.len(),
+        ms = phase.elapsed().as_millis() as u64,
+        "marked revoking"
+    );
+    let phase = std::time::Instant::now();
 
     // 2. Every other live grant of the same principals that can share a securable with the ending
     //    ones (same workspace, same catalog): what they still need. One ledger query per workspace.
@@ -278,6 +296,11 @@ pub async fn revoke_grants(
         .await;
     }
 
+    tracing::debug!(
+        staying = staying.len(),
+        ms = phase.elapsed().as_millis() as u64,
+        "found the staying grants"
+    );
     // 3. The plan: removals per securable, handovers to staying grants.
     let endings: Vec<Ending<GrantId>> = marked
         .iter()
@@ -337,7 +360,8 @@ pub async fn revoke_grants(
     }
 
     // 6. Close each ending grant, or schedule its retry (one batch).
-    let mut closing: Vec<(Versioned<GrantRecord>, Option<String>)> = Vec::with_capacity(marked.len());
+    let mut closing: Vec<(Versioned<GrantRecord>, Option<String>)> =
+        Vec::with_capacity(marked.len());
     for mut v in marked {
         let workspace = v.record.workspace.host.clone();
         let error = plan
@@ -367,7 +391,9 @@ pub async fn revoke_grants(
         .iter()
         .map(|v| (v.record.id, v.record.attempts))
         .collect();
+    let phase = std::time::Instant::now();
     let results = ctx.ledger.update_many(records).await;
+    tracing::debug!(ms = phase.elapsed().as_millis() as u64, "closed the grants");
     for (((id, attempts), error), result) in attempts.into_iter().zip(errors).zip(results) {
         match error {
             None => match result {

@@ -314,7 +314,10 @@ pub async fn update_many_changes_each_record_at_its_version_and_refuses_stale_on
     let c = store.create(grant("many:c")).await.unwrap();
     // Someone else changes b first: the batch's copy of b is stale.
     let mut other = b.clone();
-    other.record.mark_active(b.record.plan.clone(), NOW).unwrap();
+    other
+        .record
+        .mark_active(b.record.plan.clone(), NOW)
+        .unwrap();
     let b_now = store.update(&other).await.unwrap();
 
     let batch: Vec<Versioned<GrantRecord>> = [&a, &b, &c]
@@ -359,7 +362,9 @@ pub async fn find_due_entries_name_the_due_records_oldest_first_with_their_catal
         NOW - Duration::days(5),
     );
     let plan = elsewhere.plan.clone();
-    elsewhere.mark_active(plan, NOW - Duration::days(4)).unwrap();
+    elsewhere
+        .mark_active(plan, NOW - Duration::days(4))
+        .unwrap();
     let not_due = active("entries:not-due", alice(), NOW);
     store_all(store, &[&newer, &not_due, &elsewhere, &older]).await;
 
