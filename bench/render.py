@@ -7,6 +7,7 @@ method and the explanations around it are prose kept by hand.
 import argparse
 import datetime
 import json
+import os
 import re
 import subprocess
 import sys
@@ -33,7 +34,7 @@ def machine():
         + (f", {hyper.group(1).strip()} guest" if hyper else "") + ")",
         f"{int(mem.group(1)) / 1024:.1f} GiB RAM" if mem else "RAM unknown",
         f"Linux {kernel}",
-        f"load average at the end {' '.join(load)} (the cores are shared with other builds)",
+        f"load average when rendered {' '.join(load)} (the cores are shared with other builds)",
     ]
     return ", ".join(parts)
 
@@ -55,7 +56,9 @@ def main():
     ap.add_argument("--quick", action="store_true")
     a = ap.parse_args()
     r = json.load(open(a.results))
-    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    # When the harness finished writing its figures, not when this renders them.
+    mtime = os.path.getmtime(a.results)
+    now = datetime.datetime.fromtimestamp(mtime, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     out = []
     w = out.append
     w(f"Measured {now} by `scripts/bench`{' --quick (smoke run: fewer runs, a smaller sweep)' if a.quick else ''}"

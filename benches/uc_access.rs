@@ -221,6 +221,12 @@ impl App {
                 None => Stdio::null(),
             })
             .envs(std::env::var("RUST_LOG").ok().map(|v| ("RUST_LOG", v)))
+            // Allocator experiments (glibc): passed through when set.
+            .envs(
+                std::env::var("MALLOC_ARENA_MAX")
+                    .ok()
+                    .map(|v| ("MALLOC_ARENA_MAX", v)),
+            )
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
