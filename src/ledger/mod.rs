@@ -22,7 +22,8 @@ pub use local::LocalLedger;
 pub use query::{DEFAULT_STALE_PENDING_AFTER, DueQuery, ListFilter};
 pub use record::{
     EventKind, GrantEvent, GrantRecord, GrantState, MAX_DETAIL_CHARS, NewGrant, SCHEMA_VERSION,
-    SecurableChange, TransitionError, VENDED_CREDENTIAL_LIFETIME, WorkspaceRef,
+    DIRECT_SCHEMA_VERSION, SHARING_SCHEMA_VERSION,
+    SecurableChange, ShareGrant, TransitionError, VENDED_CREDENTIAL_LIFETIME, WorkspaceRef,
 };
 pub use settings::{
     BlobSettings, DEFAULT_CONTAINER, DEFAULT_LEDGER_DIR, LedgerBackend, LedgerSettings,

@@ -62,7 +62,13 @@ pub async fn sweep(
     };
     let mut ending = Vec::new();
     for record in due {
-        if record.record.state == GrantState::Pending {
+        if record.record.state == GrantState::Pending && record.record.sharing.is_some() {
+            match super::unshare::reconcile_pending(ctx, record, now, deadline).await {
+                super::unshare::Reconciled::Finished => report.finished += 1,
+                super::unshare::Reconciled::RollBack(r) => ending.push(*r),
+                super::unshare::Reconciled::Skipped => {}
+            }
+        } else if record.record.state == GrantState::Pending {
             match reconcile_pending(ctx, record, now, deadline).await {
                 Reconciled::Finished => report.finished += 1,
                 Reconciled::RollBack(r) => ending.push(*r),
@@ -278,6 +284,9 @@ pub async fn revoke_grants(
         }
     }
 
+    // 4b. Delta Sharing grants: SELECT on the share, the table from the share (state-based).
+    let unshare_failed = super::unshare::unshare(ctx, &marked, deadline).await;
+
     // 5. Hand over what staying grants still need, so they remove it when they end.
     let mut handover_failed: BTreeMap<GrantId, String> = BTreeMap::new();
     for h in &plan.handovers {
@@ -300,7 +309,8 @@ pub async fn revoke_grants(
                     .get(&(workspace.clone(), c.securable.clone()))
                     .cloned()
             })
-            .or_else(|| handover_failed.get(&v.record.id).cloned());
+            .or_else(|| handover_failed.get(&v.record.id).cloned())
+            .or_else(|| unshare_failed.get(&v.record.id).cloned());
         let id = v.record.id;
         match error {
             None => {
