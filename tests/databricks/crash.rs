@@ -158,6 +158,10 @@ impl Harness {
                 OffsetDateTime::now_utc()
                     + time::Duration::seconds(clock_skew.load(Ordering::SeqCst))
             }),
+            sharing: uc_access::usecases::share::Sharing {
+                api: world.clients.sharing.clone(),
+                naming: Default::default(),
+            },
         };
         Self {
             world,
@@ -192,6 +196,7 @@ impl Harness {
             idempotency_key: None,
             dry_run: false,
             source: uc_access::domain::RequestSource::PurviewCallback,
+            provisioning: None,
         }
     }
 
