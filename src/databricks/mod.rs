@@ -28,11 +28,11 @@ pub use permissions::{
 };
 pub use retry::{Deadline, Idempotency, RetryPolicy, parse_retry_after};
 pub use scim::{ScimClient, ScimCollection, ScimMeta, ScimResource, eq_filter};
+pub use settings::{AuthSettings, DEFAULT_ACCOUNT_HOST, DatabricksSettings, parse_host};
 pub use sharing::{
     NewRecipient, ObjectAction, RecipientInfo, RecipientToken, ShareAssignment, ShareInfo,
     SharingApi, SharingClient, is_already_exists, is_does_not_exist,
 };
-pub use settings::{AuthSettings, DEFAULT_ACCOUNT_HOST, DatabricksSettings, parse_host};
 pub use token::{
     AZURE_DATABRICKS_RESOURCE, BearerToken, EntraTokenSource, OAuthM2mTokenSource, StaticToken,
     TokenSource,

@@ -529,7 +529,10 @@ mod tests {
             r.activation_url(),
             Some("https://x/delta_sharing/retrieve_config.html?abc")
         );
-        assert!(!format!("{:?}", r.tokens[1]).contains("abc"), "links stay out of logs");
+        assert!(
+            !format!("{:?}", r.tokens[1]).contains("abc"),
+            "links stay out of logs"
+        );
     }
 
     #[test]

@@ -105,10 +105,7 @@ impl Principal {
     /// only lower-case letters, digits and `_` are accepted (the safe subset of Unity Catalog names).
     pub fn recipient(name: &str) -> Result<Self, PrincipalError> {
         let name = check_text(name)?;
-        if !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_')
-        {
+        if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             return Err(PrincipalError::NotARecipientName);
         }
         Ok(Self {

@@ -150,9 +150,15 @@ fn sharing_answer(o: Outcome, s: ShareOutcome) -> Answer {
         (None, _) => String::new(),
     };
     let link_note = match (&s.activation_url, s.activated) {
-        (Some(_), _) => " Send the activation link to the requester: it downloads the credential once.",
-        (None, true) => " The recipient already downloaded its credential and reads this table with it.",
-        (None, false) => " No unused activation link was found; an operator can rotate the recipient's token to issue one.",
+        (Some(_), _) => {
+            " Send the activation link to the requester: it downloads the credential once."
+        }
+        (None, true) => {
+            " The recipient already downloaded its credential and reads this table with it."
+        }
+        (None, false) => {
+            " No unused activation link was found; an operator can rotate the recipient's token to issue one."
+        }
     };
     let message = match o.status {
         Status::Granted => format!(

@@ -136,7 +136,10 @@ pub fn decide(
 /// anyway), else policy's choice for the catalog, the workspace, or the default.
 fn choose_mode(policy: &Policy, request: &AccessRequest) -> Result<ProvisioningMode, Denial> {
     let rules = policy.provisioning();
-    let chosen = rules.chosen_for(request.securable.catalog_name().as_str(), &request.workspace.name);
+    let chosen = rules.chosen_for(
+        request.securable.catalog_name().as_str(),
+        &request.workspace.name,
+    );
     match request.provisioning {
         None => Ok(chosen),
         Some(asked) if asked == chosen || rules.requestable.contains(&asked) => Ok(asked),

@@ -564,7 +564,9 @@ workspaces = { external = "delta-sharing" }
 "#;
 
     fn mode(policy: &Policy, request: &AccessRequest) -> Result<ProvisioningMode, &'static str> {
-        decide(policy, request, NOW).map(|d| d.mode).map_err(|d| d.rule)
+        decide(policy, request, NOW)
+            .map(|d| d.mode)
+            .map_err(|d| d.rule)
     }
 
     #[test]
@@ -603,7 +605,10 @@ workspaces = { external = "delta-sharing" }
             provisioning: Some(ProvisioningMode::Direct),
             ..on(table("partner.sales.orders"))
         };
-        assert_eq!(mode(&p, &escape), Err(Denial::PROVISIONING_MODE_NOT_ALLOWED));
+        assert_eq!(
+            mode(&p, &escape),
+            Err(Denial::PROVISIONING_MODE_NOT_ALLOWED)
+        );
     }
 
     #[test]

@@ -247,7 +247,10 @@ fn build(source: &str, file: PolicyFile) -> Result<Policy, PolicyError> {
             .block_self_approval
             .unwrap_or(defaults.block_self_approval),
         provisioning: ProvisioningRules {
-            default: file.provisioning.default.unwrap_or(ProvisioningMode::Direct),
+            default: file
+                .provisioning
+                .default
+                .unwrap_or(ProvisioningMode::Direct),
             requestable: file.provisioning.requestable.into_iter().collect(),
             catalogs: file
                 .provisioning

@@ -81,10 +81,7 @@ impl StandIn {
                 "/api/2.1/unity-catalog/tables/{full_name}",
                 get(catalog::get_table),
             )
-            .route(
-                "/api/2.1/unity-catalog/shares",
-                post(sharing::create_share),
-            )
+            .route("/api/2.1/unity-catalog/shares", post(sharing::create_share))
             .route(
                 "/api/2.1/unity-catalog/shares/{name}",
                 get(sharing::get_share)

@@ -71,10 +71,8 @@ pub struct SharingWorld {
 }
 
 fn now_ms() -> i64 {
-    i64::try_from(
-        time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000,
-    )
-    .unwrap_or(i64::MAX)
+    i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
+        .unwrap_or(i64::MAX)
 }
 
 fn random_token() -> String {
@@ -383,8 +381,7 @@ pub async fn update_share(
         match update.action.to_uppercase().as_str() {
             "ADD" => {
                 if model.securable("table", &table).is_none() {
-                    let (code, message) =
-                        super::model::missing_securable(&model, "table", &table);
+                    let (code, message) = super::model::missing_securable(&model, "table", &table);
                     return ApiError::new(StatusCode::NOT_FOUND, code, message).into_response();
                 }
                 if next.objects.iter().any(|o| o.name == table) {
@@ -397,10 +394,8 @@ pub async fn update_share(
                 }
                 // The share owner must be able to read what it shares.
                 if !can_read(&model, &next.owner, &table) {
-                    return denied(&format!(
-                        "User does not have SELECT on Table '{table}'."
-                    ))
-                    .into_response();
+                    return denied(&format!("User does not have SELECT on Table '{table}'."))
+                        .into_response();
                 }
                 next.objects.push(StoredObject {
                     name: table,

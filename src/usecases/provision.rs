@@ -15,15 +15,15 @@ use super::Context;
 use super::apply::{PartialApply, apply_additions, read_holdings};
 use crate::databricks::{DatabricksError, Deadline, DirectoryEntry};
 use crate::domain::{AccessRequest, PrincipalStatus, PrivilegeSet, ProvisioningMode};
-use crate::planning::share::NameTaken;
-use crate::usecases::share::ShareOutcome;
 use crate::ledger::{
     GrantRecord, GrantState, IdempotencyKey, LedgerError, NewGrant, SecurableChange, Versioned,
     WorkspaceRef as LedgerWorkspace,
 };
 use crate::planning::grant::{GrantPlan, plan_grant};
+use crate::planning::share::NameTaken;
 use crate::policy::{self, Decision, Denial};
 use crate::usecases::resolve::ResolveError;
+use crate::usecases::share::ShareOutcome;
 
 /// A second delivery of one approval within this window is a duplicate (same answer, nothing changes);
 /// after it, the same request is a renewal that may extend the expiry.

@@ -65,6 +65,11 @@ pub struct ShareOutcome {
     pub table: crate::domain::Securable,
 }
 
+/// The recipient's token outlives the grant by this much: the revoke (on the timer's next run) is what
+/// ends access on time, and the token is the backstop that ends it even if every revoke failed. A token
+/// ending before the grant would cut access the workflow promised.
+pub const TOKEN_MARGIN: time::Duration = time::Duration::minutes(5);
+
 fn epoch_ms(t: OffsetDateTime) -> i64 {
     i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
@@ -114,7 +119,9 @@ pub(super) async fn read_facts(
             .iter()
             .any(|a| {
                 a.principal.eq_ignore_ascii_case(recipient)
-                    && a.privileges.iter().any(|p| p.eq_ignore_ascii_case("SELECT"))
+                    && a.privileges
+                        .iter()
+                        .any(|p| p.eq_ignore_ascii_case("SELECT"))
             })
     } else {
         false
@@ -164,7 +171,11 @@ pub async fn provision_share(
     let workspace = &request.workspace.host;
     let api = ctx.sharing.api.as_ref();
 
-    let key = idempotency_key_for_mode(request, &decision.privileges, ProvisioningMode::DeltaSharing);
+    let key = idempotency_key_for_mode(
+        request,
+        &decision.privileges,
+        ProvisioningMode::DeltaSharing,
+    );
     let existing = if request.dry_run {
         None
     } else {
@@ -198,8 +209,13 @@ pub async fn provision_share(
         deadline,
     )
     .await?;
-    let steps = plan_share(&facts, recipient.uc_name(), &share, epoch_ms(expires_at))
-        .map_err(ProvisionError::NameTaken)?;
+    let steps = plan_share(
+        &facts,
+        recipient.uc_name(),
+        &share,
+        epoch_ms(expires_at + TOKEN_MARGIN),
+    )
+    .map_err(ProvisionError::NameTaken)?;
     if request.dry_run {
         return Ok(Outcome {
             status: Status::Planned,
@@ -270,8 +286,7 @@ pub async fn provision_share(
                 Err(LedgerError::AlreadyExists { .. }) => {
                     let current = ctx.ledger.get_by_key(&key).await?;
                     let outcome =
-                        follow_existing(ctx, current, &entry, &decision, request, deadline)
-                            .await?;
+                        follow_existing(ctx, current, &entry, &decision, request, deadline).await?;
                     return Ok(answer_existing_share(ctx, outcome, deadline).await);
                 }
                 Err(e) => return Err(e.into()),
@@ -291,7 +306,9 @@ pub async fn provision_share(
     let mut done = pending.record.sharing.clone().unwrap_or_else(|| {
         ShareGrant::new(share.clone(), recipient.uc_name().to_owned(), object_id)
     });
-    let mut link = found_recipient.as_ref().and_then(|r| r.activation_url().map(str::to_owned));
+    let mut link = found_recipient
+        .as_ref()
+        .and_then(|r| r.activation_url().map(str::to_owned));
     let mut activated = found_recipient
         .as_ref()
         .and_then(|r| r.activated)
@@ -309,7 +326,10 @@ pub async fn provision_share(
     let record = mark_active(ctx, pending, done).await;
     if link.is_none() && !activated {
         // An existing recipient: its unused link, read again (never stored in the ledger).
-        if let Ok(Some(r)) = api.get_recipient(workspace, recipient.uc_name(), deadline).await {
+        if let Ok(Some(r)) = api
+            .get_recipient(workspace, recipient.uc_name(), deadline)
+            .await
+        {
             link = r.activation_url().map(str::to_owned);
             activated = r.activated.unwrap_or(false);
         }
@@ -399,7 +419,7 @@ async fn apply_step(
                     t.object_id
                 ),
                 properties: recipient_properties(t),
-                expiration_time: epoch_ms(expires_at),
+                expiration_time: epoch_ms(expires_at + TOKEN_MARGIN),
             };
             match api.create_recipient(ws, &new, deadline).await {
                 Ok(created) => {
@@ -425,8 +445,13 @@ async fn apply_step(
             }
         }
         ShareStep::ExtendToken => {
-            api.set_recipient_expiry(ws, t.recipient.uc_name(), epoch_ms(expires_at), deadline)
-                .await?;
+            api.set_recipient_expiry(
+                ws,
+                t.recipient.uc_name(),
+                epoch_ms(expires_at + TOKEN_MARGIN),
+                deadline,
+            )
+            .await?;
             Ok(None)
         }
         ShareStep::CreateShare => {
@@ -567,7 +592,12 @@ async fn answer_existing_share(ctx: &Context, mut outcome: Outcome, deadline: De
         if let Err(e) = ctx
             .sharing
             .api
-            .set_recipient_expiry(&host, &sharing.recipient, epoch_ms(until), deadline)
+            .set_recipient_expiry(
+                &host,
+                &sharing.recipient,
+                epoch_ms(until + TOKEN_MARGIN),
+                deadline,
+            )
             .await
         {
             tracing::warn!(error = %e, grant = %record.id, "could not extend the recipient's token");

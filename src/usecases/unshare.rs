@@ -68,6 +68,9 @@ async fn unshare_one(
             .as_ref()
             .is_some_and(|s| s.objects.iter().any(|o| o.eq_ignore_ascii_case(&table))),
     };
+    // Every step is tried even when one fails: either one alone ends the recipient's access to the
+    // table, and the failed one is retried with the grant.
+    let mut errors = Vec::new();
     for step in plan_unshare(facts, needed) {
         let result = match step {
             UnshareStep::RemoveSelect => api
@@ -75,13 +78,25 @@ async fn unshare_one(
                 .await
                 .map(|_| ()),
             UnshareStep::RemoveTable => {
-                api.update_table(&host, &sharing.share, ObjectAction::Remove, &table, deadline)
-                    .await
+                api.update_table(
+                    &host,
+                    &sharing.share,
+                    ObjectAction::Remove,
+                    &table,
+                    deadline,
+                )
+                .await
             }
         };
-        result.map_err(|e| e.to_string())?;
+        if let Err(e) = result {
+            errors.push(e.to_string());
+        }
     }
-    Ok(())
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.join("; "))
+    }
 }
 
 /// What other live grants (not ending now) need of this grant's share and recipient.

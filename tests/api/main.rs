@@ -11,3 +11,4 @@ mod host_protocol;
 mod operators;
 mod purview_callback;
 mod purview_workflow;
+mod sharing;
