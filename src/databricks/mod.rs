@@ -29,8 +29,8 @@ pub use retry::{Deadline, Idempotency, RetryPolicy, parse_retry_after};
 pub use scim::{ScimClient, ScimCollection, ScimMeta, ScimResource, eq_filter};
 pub use settings::{AuthSettings, DEFAULT_ACCOUNT_HOST, DatabricksSettings, parse_host};
 pub use token::{
-    AZURE_DATABRICKS_RESOURCE, BearerToken, EntraTokenSource, OAuthM2mTokenSource, StaticToken,
-    TokenSource,
+    AZURE_DATABRICKS_RESOURCE, BearerToken, EntraClientSecretSource, EntraTokenSource,
+    OAuthM2mTokenSource, StaticToken, TokenSource,
 };
 
 /// The clients built once at start from the settings, sharing one transport (and request counter) and
