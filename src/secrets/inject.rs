@@ -252,6 +252,7 @@ mod tests {
             ("DATABRICKS_CLIENT_SECRET", "from-start"),
         ]);
         let mut settings = Settings::from_env(&env).unwrap();
+        assert!(settings.vault_secrets().is_empty(), "environment values");
         let store: Arc<dyn crate::secrets::SecretStore> = Arc::new(EnvSecrets::new(Env::default()));
         let secret = |n: &str| SecretRef::new(store.clone(), SecretName::parse(n).unwrap());
         let from_vault = FromVault {
@@ -262,6 +263,7 @@ mod tests {
             ],
         };
         from_vault.keep_live(&mut settings);
+        assert!(!settings.vault_secrets().is_empty(), "what the doctor reads");
 
         let basic = settings
             .auth

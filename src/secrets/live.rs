@@ -122,6 +122,13 @@ impl LiveSecret {
         }
     }
 
+    /// Reads the store again, bypassing its cache (the doctor's check). `None` for a fixed value.
+    pub async fn read_fresh(&self) -> Option<Result<(), super::SecretError>> {
+        let source = self.source.as_ref()?;
+        source.secret.invalidate().await;
+        Some(source.secret.get().await.map(|value| self.remember(&value)))
+    }
+
     /// `refused` was just turned down by whoever checks it. Re-reads the store (bypassing its cache)
     /// unless that was done less than [`MIN_RELOAD_INTERVAL`] ago, and returns the new value when it
     /// differs from `refused`. `None`: nothing else to try.
