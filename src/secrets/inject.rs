@@ -263,7 +263,10 @@ mod tests {
             ],
         };
         from_vault.keep_live(&mut settings);
-        assert!(!settings.vault_secrets().is_empty(), "what the doctor reads");
+        assert!(
+            !settings.vault_secrets().is_empty(),
+            "what the doctor reads"
+        );
 
         let basic = settings
             .auth

@@ -7,6 +7,7 @@
 mod crash;
 mod directory;
 mod fake;
+mod faults;
 mod grant;
 mod grants;
 mod resolve;
