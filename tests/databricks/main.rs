@@ -11,5 +11,6 @@ mod faults;
 mod grant;
 mod grants;
 mod resolve;
+mod self_approval;
 mod support;
 mod tokens;

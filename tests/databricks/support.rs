@@ -11,7 +11,11 @@ use uc_access::domain::{
     AccessRequest, Approval, ApprovalOutcome, EntraObjectId, GrantDuration, PrincipalQuery,
     RequestSource, Securable, SecurableType, WorkspaceRef,
 };
+use uc_access::ledger::LocalLedger;
+use uc_access::policy::Policy;
 use uc_access::standin::{RunningStandIn, Seed, StandIn, demo};
+use uc_access::usecases::Context;
+use uc_access::usecases::resolve::Resolver;
 use url::Url;
 
 pub struct World {
@@ -46,6 +50,21 @@ impl World {
 
     pub fn workspace(&self) -> Url {
         Url::parse(self.standin.base_url()).unwrap()
+    }
+
+    /// The use cases wired to this stand-in, a ledger in `dir`, `policy` and the real clock.
+    pub fn context(&self, dir: &std::path::Path, policy: Policy) -> Context {
+        Context {
+            policy,
+            resolver: Resolver::new(
+                self.clients.directory.clone(),
+                Duration::from_secs(60),
+                false,
+            ),
+            grants: self.clients.grants.clone(),
+            ledger: Arc::new(LocalLedger::new(dir)),
+            clock: Arc::new(time::OffsetDateTime::now_utc),
+        }
     }
 
     /// Alice asks for `sales.reporting.orders` for `duration` (ISO 8601), approved by Carol.
