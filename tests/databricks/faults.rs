@@ -370,6 +370,19 @@ async fn a_ledger_outage_after_unity_catalog_accepted_is_finished_by_the_timer()
     // Either answer is acceptable; the privileges must be covered by the pending record either way.
     let _ = h.grant("ledger update fails", deadline()).await;
     assert_eq!(h.world.alice_holds().len(), 3);
+    h.ledger.script.lock().unwrap().clear();
+
+    // The timer finishes the record; its 30 minutes count from the request, not from the timer's run,
+    // so access never lasts longer than the answer said.
+    h.advance(time::Duration::minutes(11));
+    sweep(&h.ctx, h.ctx.now(), deadline()).await.unwrap();
+    let record = h.records().await.remove(0);
+    assert_eq!(record.state, GrantState::Active);
+    assert_eq!(
+        record.expires_at,
+        Some(record.requested_at + time::Duration::minutes(30)),
+        "{record:?}"
+    );
     h.assert_converges("ledger update fails").await;
 }
 
