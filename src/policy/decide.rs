@@ -63,7 +63,7 @@ impl Denial {
         Self::SHARING_NEEDS_OBJECT_ID,
     ];
 
-    fn new(rule: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(rule: &'static str, message: impl Into<String>) -> Self {
         Self {
             rule,
             message: message.into(),
