@@ -92,6 +92,15 @@ impl Default for ProvisioningRules {
 }
 
 impl ProvisioningRules {
+    /// Whether any request can end up provisioned through Delta Sharing.
+    pub fn may_share(&self) -> bool {
+        let sharing = ProvisioningMode::DeltaSharing;
+        self.default == sharing
+            || self.requestable.contains(&sharing)
+            || self.catalogs.values().any(|m| *m == sharing)
+            || self.workspaces.values().any(|m| *m == sharing)
+    }
+
     /// The mode policy itself chooses for a securable in a workspace (no request preference).
     pub fn chosen_for(&self, catalog: &str, workspace: &str) -> ProvisioningMode {
         self.catalogs
