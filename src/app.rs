@@ -42,6 +42,8 @@ pub struct Services {
     pub workspaces: Workspaces,
     /// Where uc-access is expected to hold `MANAGE` (what the doctor checks).
     pub governed_catalogs: GovernedCatalogs,
+    /// The secrets the settings read from Key Vault (what the doctor checks).
+    pub secrets: crate::secrets::VaultProbe,
     /// The grant ledger, also when Databricks is not configured (the doctor probes it).
     pub ledger: Arc<dyn LedgerStore>,
     provisioning: Option<Provisioning>,
@@ -105,6 +107,10 @@ impl Services {
                     grants: clients.grants.clone(),
                     ledger: ledger.clone(),
                     clock,
+                    sharing: crate::usecases::share::Sharing {
+                        api: clients.sharing.clone(),
+                        naming: settings.share_naming.clone(),
+                    },
                 };
                 Some(Provisioning { clients, context })
             }
@@ -116,6 +122,7 @@ impl Services {
             time_budget: settings.time_budget,
             workspaces: settings.workspaces.clone(),
             governed_catalogs: settings.governed_catalogs.clone(),
+            secrets: settings.vault_secrets(),
             ledger,
             provisioning,
         }

@@ -69,6 +69,23 @@ pub trait DirectoryApi: Send + Sync {
         display_name: &str,
         deadline: Deadline,
     ) -> Result<bool, DatabricksError>;
+
+    /// The direct members of the account group with Databricks id `group_id` (empty when the group is
+    /// gone).
+    async fn group_members(
+        &self,
+        group_id: &str,
+        deadline: Deadline,
+    ) -> Result<Vec<GroupMember>, DatabricksError>;
+}
+
+/// A direct member of an account group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupMember {
+    /// The member's Databricks id.
+    pub id: String,
+    /// A group nested in the group.
+    pub is_group: bool,
 }
 
 /// The account directory over SCIM and the identity API.
@@ -95,6 +112,15 @@ fn status_of(active: Option<bool>) -> PrincipalStatus {
     }
 }
 
+/// Delta Sharing recipients live in the metastore, not in the account directory: nothing resolves to one.
+fn not_in_directory() -> DatabricksError {
+    DatabricksError::Unexpected {
+        request: "directory lookup".into(),
+        detail: "a Delta Sharing recipient is not an account identity".into(),
+        upstream: None,
+    }
+}
+
 fn from_scim(kind: PrincipalKind, r: ScimResource) -> Result<DirectoryEntry, DatabricksError> {
     let missing = |field| bad_answer("SCIM", format!("resource {} has no {field}", r.id));
     let principal = match kind {
@@ -116,6 +142,7 @@ fn from_scim(kind: PrincipalKind, r: ScimResource) -> Result<DirectoryEntry, Dat
             )
             .map_err(|e| bad_answer("SCIM", format!("applicationId {e}")))?,
         ),
+        PrincipalKind::Recipient => return Err(not_in_directory()),
     };
     Ok(DirectoryEntry {
         principal,
@@ -140,6 +167,7 @@ fn from_resolved(
             ApplicationId::parse(r.application_id.as_deref().unwrap_or_default())
                 .map_err(|e| bad_answer(what, format!("application_id {e}")))?,
         ),
+        PrincipalKind::Recipient => return Err(not_in_directory()),
     };
     let active = r
         .status
@@ -173,6 +201,7 @@ impl DirectoryClient {
             PrincipalKind::User => ScimCollection::Users,
             PrincipalKind::Group => ScimCollection::Groups,
             PrincipalKind::ServicePrincipal => ScimCollection::ServicePrincipals,
+            PrincipalKind::Recipient => return Err(not_in_directory()),
         };
         let found = self.scim.list(collection, &filter, deadline).await?;
         if found.len() > 1 {
@@ -279,5 +308,28 @@ impl DirectoryApi for DirectoryClient {
             .iter()
             .filter(|g| g.display_name.as_deref() == Some(display_name))
             .any(ScimResource::is_workspace_local))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn group_members(
+        &self,
+        group_id: &str,
+        deadline: Deadline,
+    ) -> Result<Vec<GroupMember>, DatabricksError> {
+        let group = self
+            .scim
+            .get(ScimCollection::Groups, group_id, deadline)
+            .await?;
+        Ok(group
+            .map(|g| {
+                g.members
+                    .iter()
+                    .map(|m| GroupMember {
+                        id: m.value.clone(),
+                        is_group: m.is_group(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default())
     }
 }

@@ -11,13 +11,14 @@ mod permissions;
 mod retry;
 mod scim;
 mod settings;
+mod sharing;
 mod token;
 
 use std::sync::Arc;
 
 pub use auth::{CachingTokenSource, DEFAULT_REFRESH_MARGIN, DatabricksAuth};
 pub use catalogs::{CatalogInfo, CatalogsClient};
-pub use directory::{DirectoryApi, DirectoryClient, DirectoryEntry};
+pub use directory::{DirectoryApi, DirectoryClient, DirectoryEntry, GroupMember};
 pub use error::{DatabricksError, Upstream};
 pub use http::{RequestCounter, Transport, encode_segment};
 pub use identity::{IdentityClient, ResolvedIdentity};
@@ -26,11 +27,15 @@ pub use permissions::{
     PermissionsChange, PrivilegeAssignment,
 };
 pub use retry::{Deadline, Idempotency, RetryPolicy, parse_retry_after};
-pub use scim::{ScimClient, ScimCollection, ScimMeta, ScimResource, eq_filter};
+pub use scim::{ScimClient, ScimCollection, ScimMember, ScimMeta, ScimResource, eq_filter};
 pub use settings::{AuthSettings, DEFAULT_ACCOUNT_HOST, DatabricksSettings, parse_host};
+pub use sharing::{
+    NewRecipient, ObjectAction, RecipientInfo, RecipientToken, ShareAssignment, ShareInfo,
+    SharingApi, SharingClient, is_already_exists, is_does_not_exist,
+};
 pub use token::{
-    AZURE_DATABRICKS_RESOURCE, BearerToken, EntraTokenSource, OAuthM2mTokenSource, StaticToken,
-    TokenSource,
+    AZURE_DATABRICKS_RESOURCE, BearerToken, EntraClientSecretSource, EntraTokenSource,
+    OAuthM2mTokenSource, StaticToken, TokenSource,
 };
 
 /// The clients built once at start from the settings, sharing one transport (and request counter) and
@@ -42,6 +47,8 @@ pub struct DatabricksClients {
     /// Account and workspace SCIM, for the doctor's probes (the directory uses its own copy).
     pub scim: ScimClient,
     pub catalogs: CatalogsClient,
+    /// Delta Sharing: shares, recipients, share permissions.
+    pub sharing: Arc<SharingClient>,
     pub auth: Arc<DatabricksAuth>,
     pub transport: Transport,
 }
@@ -89,6 +96,7 @@ impl DatabricksClients {
             )),
             scim,
             catalogs: CatalogsClient::new(transport.clone(), auth.clone()),
+            sharing: Arc::new(SharingClient::new(transport.clone(), auth.clone())),
             auth,
             transport,
         }

@@ -5,6 +5,7 @@ mod env;
 mod governed;
 mod schedule;
 mod server;
+mod sharing;
 mod workspaces;
 
 use std::time::Duration;
@@ -13,6 +14,9 @@ pub use env::{Env, SettingsError};
 pub use governed::{GOVERNED_CATALOGS, GovernedCatalog, GovernedCatalogs, GovernedSource};
 pub use schedule::{DEFAULT_SCHEDULE, REVOKE_SCHEDULE, RevokeSchedule};
 pub use server::{DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT, ServerSettings};
+pub use sharing::{
+    DEFAULT_RECIPIENT_NAME, DEFAULT_SHARE_NAME, RECIPIENT_NAME, SHARE_NAME, ShareNaming,
+};
 pub use workspaces::{
     AUTHORITIES, DEFAULT_WORKSPACE, WORKSPACES, host_string, workspaces_from_env,
 };
@@ -44,6 +48,8 @@ pub struct Settings {
     pub revoke_schedule: RevokeSchedule,
     /// The catalogs where uc-access's principal needs `MANAGE` (what the doctor checks).
     pub governed_catalogs: GovernedCatalogs,
+    /// How Delta Sharing provisioning names its shares and recipients.
+    pub share_naming: ShareNaming,
 }
 
 /// Default for `UC_ACCESS_TIME_BUDGET_SECONDS`: well inside Purview's undocumented HTTP timeout and the
@@ -51,6 +57,25 @@ pub struct Settings {
 pub const DEFAULT_TIME_BUDGET_SECONDS: u64 = 25;
 
 impl Settings {
+    /// The secrets these settings read through a store (Key Vault), by the setting each stands for.
+    pub fn vault_secrets(&self) -> crate::secrets::VaultProbe {
+        let basic = self
+            .auth
+            .function(crate::functions::PURVIEW_CALLBACK)
+            .and_then(|f| f.basic.as_ref())
+            .map(|b| ("PURVIEW_CALLBACK_BASIC_PASSWORD", b.password.clone()));
+        let databricks = self.databricks.as_ref().and_then(|db| match &db.auth {
+            crate::databricks::AuthSettings::OAuthM2m { client_secret, .. } => {
+                Some(("DATABRICKS_CLIENT_SECRET", client_secret.clone()))
+            }
+            crate::databricks::AuthSettings::AzureClientSecret { client_secret, .. } => {
+                Some(("ARM_CLIENT_SECRET", client_secret.clone()))
+            }
+            _ => None,
+        });
+        crate::secrets::VaultProbe::new(basic.into_iter().chain(databricks))
+    }
+
     /// Reads every setting; caller authentication settings are required.
     pub fn from_env(env: &Env) -> Result<Self, SettingsError> {
         let auth = AuthSettings::from_env(env, &http_function_names())?;
@@ -90,6 +115,7 @@ impl Settings {
             time_budget: Duration::from_secs(budget),
             revoke_schedule: RevokeSchedule::from_env(env)?,
             governed_catalogs,
+            share_naming: ShareNaming::from_env(env)?,
         })
     }
 }

@@ -113,7 +113,13 @@ async fn sweep_group(
 ) {
     let mut ending = Vec::new();
     for record in due {
-        if record.record.state == GrantState::Pending {
+        if record.record.state == GrantState::Pending && record.record.sharing.is_some() {
+            match super::unshare::reconcile_pending(ctx, record, now, deadline).await {
+                super::unshare::Reconciled::Finished => report.finished += 1,
+                super::unshare::Reconciled::RollBack(r) => ending.push(*r),
+                super::unshare::Reconciled::Skipped => {}
+            }
+        } else if record.record.state == GrantState::Pending {
             match reconcile_pending(ctx, record, now, deadline).await {
                 Reconciled::Finished => report.finished += 1,
                 Reconciled::RollBack(r) => ending.push(*r),
@@ -137,7 +143,8 @@ enum Reconciled {
 }
 
 /// A `pending` record whose process died: if Unity Catalog shows every planned privilege, the grant
-/// happened — mark it active (its expiry counts from now); otherwise undo whatever part is there.
+/// happened — mark it active (its expiry counts from when it was requested); otherwise undo whatever
+/// part is there.
 async fn reconcile_pending(
     ctx: &Context,
     mut record: Versioned<GrantRecord>,
@@ -182,7 +189,11 @@ async fn reconcile_pending(
             .is_some_and(|held| c.privileges.is_subset(held))
     });
     if complete {
-        if record.record.mark_active(present, now).is_ok()
+        // The changes were made right after the record was written (the caller may already have been
+        // told `granted`): count the duration from then, not from this run, so access never lasts longer
+        // than the answer said.
+        let applied_at = record.record.requested_at.min(now);
+        if record.record.mark_active(present, applied_at).is_ok()
             && ctx.ledger.update(&record).await.is_ok()
         {
             tracing::info!(grant = %record.record.id, "stale pending grant found applied: now active");
@@ -350,6 +361,9 @@ pub async fn revoke_grants(
         }
     }
 
+    // 4b. Delta Sharing grants: SELECT on the share, the table from the share (state-based).
+    let unshare_failed = super::unshare::unshare(ctx, &marked, deadline).await;
+
     // 5. Hand over what staying grants still need, so they remove it when they end.
     let mut handover_failed: BTreeMap<GrantId, String> = BTreeMap::new();
     for h in &plan.handovers {
@@ -374,7 +388,8 @@ pub async fn revoke_grants(
                     .get(&(workspace.clone(), c.securable.clone()))
                     .cloned()
             })
-            .or_else(|| handover_failed.get(&v.record.id).cloned());
+            .or_else(|| handover_failed.get(&v.record.id).cloned())
+            .or_else(|| unshare_failed.get(&v.record.id).cloned());
         let changed = match &error {
             None => v.record.mark_revoked(now).is_ok(),
             Some(e) => {
