@@ -28,7 +28,7 @@ use super::{
 };
 use crate::domain::Principal;
 
-/// How many records are read at once after a tag query.
+/// How many records are read (after a tag query) or written (a batch) at once.
 const READ_CONCURRENCY: usize = 16;
 
 /// Construction options that tests (and special networks) need; production uses the defaults.
@@ -356,6 +356,19 @@ impl LedgerStore for BlobLedger {
             self.drop_marker(&stored.record).await;
         }
         Ok(stored)
+    }
+
+    /// Each write is its own HTTP request: they go out [`READ_CONCURRENCY`] at a time (each still
+    /// conditional on its ETag), answered in the batch's order.
+    async fn update_many(
+        &self,
+        batch: Vec<Versioned<GrantRecord>>,
+    ) -> Vec<Result<Versioned<GrantRecord>, LedgerError>> {
+        futures::stream::iter(batch)
+            .map(|current| async move { self.update(&current).await })
+            .buffered(READ_CONCURRENCY)
+            .collect()
+            .await
     }
 
     /// The tag query (which covers records written before markers existed) joined with the principal's
