@@ -212,6 +212,15 @@ impl DatabricksError {
         }
     }
 
+    /// Whether a request that failed this way may still have been carried out: it timed out, the
+    /// connection failed, or the service answered 5xx. (429 and 4xx mean it was not.)
+    pub fn outcome_unknown(&self) -> bool {
+        matches!(
+            self,
+            Self::Timeout { .. } | Self::Unreachable { .. } | Self::Unavailable { .. }
+        ) || self.upstream().is_some_and(|u| u.status >= 500)
+    }
+
     /// Whether the thing asked for does not exist (a 404, or a principal Databricks does not know).
     pub fn is_not_found(&self) -> bool {
         matches!(self, Self::PrincipalNotFound { .. })

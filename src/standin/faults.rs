@@ -24,6 +24,9 @@ pub enum FaultKind {
     },
     /// The connection closes without any response.
     Drop,
+    /// The request is applied, then the connection closes before the response: the caller cannot know
+    /// whether its change happened (a lost answer).
+    DropAfterApply,
     /// The request is served normally after a delay.
     Delay { millis: u64 },
 }
@@ -100,6 +103,7 @@ pub enum Decision {
     Serve(Option<Duration>),
     Reject(ApiError),
     Drop,
+    DropAfterApply,
 }
 
 impl Faults {
@@ -149,6 +153,7 @@ impl Faults {
                     Decision::Reject(ApiError::unavailable(retry_after_secs))
                 }
                 FaultKind::Drop => Decision::Drop,
+                FaultKind::DropAfterApply => Decision::DropAfterApply,
                 FaultKind::Delay { millis } => Decision::Serve(Some(Duration::from_millis(millis))),
             };
         }
@@ -193,6 +198,18 @@ pub async fn fault_layer(
                 conn.kill();
             }
             let mut response = ApiError::unavailable(None).into_response();
+            response.extensions_mut().insert(Dropped);
+            response
+        }
+        Decision::DropAfterApply => {
+            let conn = request
+                .extensions()
+                .get::<ConnectInfo<ConnHandle>>()
+                .map(|ConnectInfo(c)| c.clone());
+            let mut response = next.run(request).await;
+            if let Some(conn) = conn {
+                conn.kill();
+            }
             response.extensions_mut().insert(Dropped);
             response
         }

@@ -129,7 +129,19 @@ pub async fn apply_additions(
                     confirmed,
                 });
             }
-            Err(error) => return Err(PartialApply { applied, error }),
+            Err(error) => {
+                // A timeout, a lost connection or a 5xx after the request left: Unity Catalog may have
+                // applied the change. Count it as added (unconfirmed) so the undo and the timer remove
+                // it; its privileges were all missing before, so removing them takes nothing from
+                // anyone, and removing a privilege that is not held changes nothing.
+                if error.outcome_unknown() {
+                    applied.push(AppliedChange {
+                        change: change.clone(),
+                        confirmed: false,
+                    });
+                }
+                return Err(PartialApply { applied, error });
+            }
         }
     }
     Ok(applied)

@@ -414,3 +414,22 @@ async fn faults_during_a_revoke_are_retried_by_later_runs() {
         "{records:?}"
     );
 }
+
+#[tokio::test]
+async fn a_change_applied_whose_answer_was_lost_is_undone_not_forgotten() {
+    let h = Harness::new().await;
+    // Each of the client's 4 attempts at the schema's PATCH is applied by Unity Catalog, then the
+    // connection drops; the undo that follows is answered normally.
+    h.inject(
+        patch(FaultKind::DropAfterApply, 4)
+            .on_path_prefix("/api/2.1/unity-catalog/permissions/schema"),
+    );
+    h.grant("lost answers", deadline()).await.unwrap_err();
+    h.world.standin.state().clear_faults();
+    let held = h.world.alice_holds();
+    assert!(
+        held.is_empty(),
+        "the undo removes what may have been applied: {held:?}"
+    );
+    h.assert_converges("lost answers").await;
+}
