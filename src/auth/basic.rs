@@ -11,7 +11,7 @@ use super::settings::BasicCredentials;
 
 /// Checks the base64 part of an `Authorization: Basic …` header against the configured credentials.
 /// Returns the username on success.
-pub(crate) fn check(encoded: &str, expected: &BasicCredentials) -> Result<String, AuthError> {
+pub fn check(encoded: &str, expected: &BasicCredentials) -> Result<String, AuthError> {
     let decoded = STANDARD
         .decode(encoded.trim())
         .map_err(|_| AuthError::InvalidBasicCredentials)?;
