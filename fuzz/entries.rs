@@ -161,10 +161,10 @@ pub fn host_payload(data: &[u8]) {
                 assert!(t.year() > 1, "the year-one placeholder means never");
             }
         }
-        if let Value::String(s) = &value {
-            if let Some(t) = parse_lenient_time(s) {
-                assert!(t.year() > 1);
-            }
+        if let Value::String(s) = &value
+            && let Some(t) = parse_lenient_time(s)
+        {
+            assert!(t.year() > 1);
         }
     }
     if let Ok(invocation) = serde_json::from_slice::<InvocationRequest>(data) {

@@ -10,7 +10,10 @@ mod entries;
 
 use std::path::Path;
 
-const TARGETS: [(&str, fn(&[u8])); 5] = [
+/// A fuzz entry point: bytes in, a panic on a broken invariant.
+type Entry = fn(&[u8]);
+
+const TARGETS: [(&str, Entry); 5] = [
     ("callback_body", entries::callback_body),
     ("operator_body", entries::operator_body),
     ("qualified_name", entries::qualified_name),
