@@ -219,6 +219,13 @@ async fn malformed_bodies_are_refused_by_every_post_function_before_anything_hap
             ("truncated", good.as_bytes()[..good.len() / 2].to_vec()),
             ("trailing garbage", format!("{good} x").into_bytes()),
             ("a NUL byte", b"{\"a\":\0}".to_vec()),
+            ("a field given twice", {
+                let mut v = good.trim_end().trim_end_matches('}').to_owned();
+                let first = serde_json::from_str::<Value>(&good).unwrap();
+                let (key, value) = first.as_object().unwrap().iter().next().unwrap();
+                v.push_str(&format!(",{}:{}}}", json!(key), value));
+                v.into_bytes()
+            }),
             ("a UTF-8 byte order mark", {
                 let mut b = b"\xef\xbb\xbf".to_vec();
                 b.extend_from_slice(good.as_bytes());
@@ -476,6 +483,16 @@ async fn privilege_escalation_through_the_request_is_denied_naming_the_rule() {
                 grant_body(json!({"privileges": privileges})),
             )
             .expect(StatusCode::FORBIDDEN, "privilege_not_allowed"),
+        );
+    }
+    // A duplicate key must not let a later value override what an earlier reader saw.
+    for body in [
+        r#"{"requestorId":"5b1f2e3d-4c5b-4a69-8e7f-0a1b2c3d4e5f","assetQualifiedName":"databricks://m/catalogs/sales/schemas/reporting/tables/orders","approvalOutcome":"Approved","approvers":"7d3b4a5f-6e7d-4c8b-8a91-2c3d4e5f6071","privileges":"SELECT","privileges":"ALL_PRIVILEGES"}"#,
+        r#"{"requestorId":"5b1f2e3d-4c5b-4a69-8e7f-0a1b2c3d4e5f","assetQualifiedName":"databricks://m/catalogs/sales/schemas/reporting/tables/orders","approvalOutcome":"Rejected","approvers":"7d3b4a5f-6e7d-4c8b-8a91-2c3d4e5f6071","approvalOutcome":"Approved"}"#,
+    ] {
+        cases.push(
+            Case::post("a duplicated field", CALLBACK, &purview, body)
+                .expect(StatusCode::BAD_REQUEST, "malformed_body"),
         );
     }
     // Privileges that do not exist on a table are a contract error, not a policy one.
@@ -902,6 +919,26 @@ async fn operator_functions_refuse_bad_ids_and_queries() {
             .without_header("content-type");
         case.method = Method::GET;
         case.path = Box::leak(format!("{LIST}?{query}").into_boxed_str());
+        cases.push(case);
+    }
+    // The GET functions authenticate like the others: Purview's token is not an operator's.
+    let purview = app.token("purview");
+    for path in [LIST, DOCTOR] {
+        let mut case = Case::post(format!("GET {path} as Purview"), path, &purview, Vec::new())
+            .without_header("content-type")
+            .expect(StatusCode::UNAUTHORIZED, "caller_not_allowed");
+        case.method = Method::GET;
+        cases.push(case);
+        let mut case = Case::post(
+            format!("GET {path} without a token"),
+            path,
+            &purview,
+            Vec::new(),
+        )
+        .without_header("content-type")
+        .without_header("authorization")
+        .expect(StatusCode::UNAUTHORIZED, "missing_credentials");
+        case.method = Method::GET;
         cases.push(case);
     }
     // GET functions refuse other methods with a JSON 405, and POST functions refuse GET.
