@@ -52,11 +52,11 @@ param operatorAllowedAppIds string = ''
 @description('PURVIEW_CALLBACK_BASIC_USERNAME: enables HTTP Basic on purview-callback (Purview\'s Basic option). Empty: Basic off. Takes effect only with a password (purviewBasicPassword, or purviewBasicPasswordInVault).')
 param purviewBasicUsername string = ''
 
-@description('Purview\'s Basic password, stored as Key Vault secret purview-callback-basic-password and referenced by PURVIEW_CALLBACK_BASIC_PASSWORD. Empty: not written (see purviewBasicPasswordInVault).')
+@description('Purview\'s Basic password, stored as Key Vault secret purview-callback-basic-password, which the app reads itself. Empty: not written (see purviewBasicPasswordInVault).')
 @secure()
 param purviewBasicPassword string = ''
 
-@description('True when the secret purview-callback-basic-password already exists in the vault (set by an operator). Without a password from either source Basic stays off, because an unresolved Key Vault reference would become the password.')
+@description('True when the secret purview-callback-basic-password already exists in the vault (set by an operator). Without a password from either source Basic stays off (the app would answer 503 until the secret exists).')
 param purviewBasicPasswordInVault bool = false
 
 // ---------------------------------------------------------------------------------------------------
@@ -83,7 +83,7 @@ param databricksAuthType string = 'azure-msi'
 @description('DATABRICKS_CLIENT_ID for oauth-m2m: the Databricks service principal\'s application id. Ignored for azure-msi.')
 param databricksClientId string = ''
 
-@description('Databricks OAuth secret for oauth-m2m, stored as Key Vault secret databricks-client-secret and referenced by DATABRICKS_CLIENT_SECRET. Empty: not written (set it with az keyvault secret set).')
+@description('Databricks OAuth secret for oauth-m2m, stored as Key Vault secret databricks-client-secret, which the app reads itself. Empty: not written (set it with az keyvault secret set).')
 @secure()
 param databricksClientSecret string = ''
 
@@ -259,14 +259,18 @@ var databricksCredentialSettings = (databricksAuthType == 'azure-msi') ? {
   DATABRICKS_AUTH_TYPE: 'azure-msi'
   ARM_CLIENT_ID: identity.properties.clientId
 } : {
+  // No DATABRICKS_CLIENT_SECRET setting: the app reads databricks-client-secret from KEY_VAULT_URL itself,
+  // through its cache, so a rotated secret is used without a restart.
   DATABRICKS_AUTH_TYPE: 'oauth-m2m'
   DATABRICKS_CLIENT_ID: databricksClientId
-  DATABRICKS_CLIENT_SECRET: '@Microsoft.KeyVault(SecretUri=${vaultUri}secrets/${databricksSecretName}/)'
+  UC_ACCESS_SECRET_DATABRICKS_CLIENT_SECRET: databricksSecretName
 }
 
 var purviewBasicSettings = purviewBasicOn ? {
+  // The password is read from KEY_VAULT_URL by the app (no Key Vault reference): an unreadable secret
+  // answers 503 naming it, and a rotation is picked up without a restart.
   PURVIEW_CALLBACK_BASIC_USERNAME: purviewBasicUsername
-  PURVIEW_CALLBACK_BASIC_PASSWORD: '@Microsoft.KeyVault(SecretUri=${vaultUri}secrets/${purviewBasicSecretName}/)'
+  UC_ACCESS_SECRET_PURVIEW_BASIC_PASSWORD: purviewBasicSecretName
 } : {}
 
 // Settings read by the Functions host. FUNCTIONS_WORKER_RUNTIME and FUNCTIONS_EXTENSION_VERSION are not
@@ -298,6 +302,8 @@ var appOwnSettings = {
   LEDGER_BLOB_ACCOUNT_URL: storage.outputs.blobEndpoint
   LEDGER_CONTAINER: ledgerContainerName
   KEY_VAULT_URL: vaultUri
+  // The user-assigned identity the app reads Key Vault with.
+  AZURE_CLIENT_ID: identity.properties.clientId
   RUST_LOG: logLevel
 }
 

@@ -42,6 +42,8 @@ pub struct Services {
     pub workspaces: Workspaces,
     /// Where uc-access is expected to hold `MANAGE` (what the doctor checks).
     pub governed_catalogs: GovernedCatalogs,
+    /// The secrets the settings read from Key Vault (what the doctor checks).
+    pub secrets: crate::secrets::VaultProbe,
     /// The grant ledger, also when Databricks is not configured (the doctor probes it).
     pub ledger: Arc<dyn LedgerStore>,
     provisioning: Option<Provisioning>,
@@ -116,6 +118,7 @@ impl Services {
             time_budget: settings.time_budget,
             workspaces: settings.workspaces.clone(),
             governed_catalogs: settings.governed_catalogs.clone(),
+            secrets: settings.vault_secrets(),
             ledger,
             provisioning,
         }

@@ -141,8 +141,8 @@ async fn serve(env: Env) -> anyhow::Result<()> {
     let app = Application::bind(server.addr).await?;
     // Secrets from Key Vault (when KEY_VAULT_URL is set) become settings; an unreadable one leaves the
     // process up, answering 503 with the secret's name and the fix, like a missing setting.
-    let env = match with_vault_secrets(env).await? {
-        Ok(env) => env,
+    let from_vault = match with_vault_secrets(env).await? {
+        Ok(from_vault) => from_vault,
         Err(e) => {
             tracing::error!(error = %e, "a secret could not be read from Key Vault; every function answers 503");
             let problem = SettingsError::new(e.setting, e.to_string());
@@ -151,8 +151,12 @@ async fn serve(env: Env) -> anyhow::Result<()> {
             return Ok(());
         }
     };
-    let router = match Settings::from_env(&env) {
-        Ok(settings) => router(AppState::new(Services::build(&settings)?)),
+    let router = match Settings::from_env(&from_vault.env) {
+        Ok(mut settings) => {
+            // From here on the secrets are read through Key Vault's cache: rotations need no restart.
+            from_vault.keep_live(&mut settings);
+            router(AppState::new(Services::build(&settings)?))
+        }
         // A required setting is absent: stay up, answer every invocation with 503 naming it.
         Err(missing) if missing.is_missing() => {
             tracing::error!(setting = %missing.key, problem = %missing.problem, "uc-access is not configured; every function answers 503 until the setting is given");

@@ -104,6 +104,7 @@ impl Authenticator {
                 ));
             };
             let username = basic::check(credentials, expected)
+                .await
                 .map_err(|e| refuse(e, "Basic credentials did not match"))?;
             Ok(Caller::Basic(BasicCaller { username }))
         } else {

@@ -11,7 +11,11 @@ use super::settings::BasicCredentials;
 
 /// Checks the base64 part of an `Authorization: Basic …` header against the configured credentials.
 /// Returns the username on success.
-pub fn check(encoded: &str, expected: &BasicCredentials) -> Result<String, AuthError> {
+///
+/// When the password lives in Key Vault and the username matched but the password did not, the vault
+/// is read again (at most twice a minute, see [`LiveSecret`](crate::secrets::LiveSecret)): Purview may
+/// already send a rotated password that the cache has not seen yet.
+pub async fn check(encoded: &str, expected: &BasicCredentials) -> Result<String, AuthError> {
     let decoded = STANDARD
         .decode(encoded.trim())
         .map_err(|_| AuthError::InvalidBasicCredentials)?;
@@ -22,12 +26,18 @@ pub fn check(encoded: &str, expected: &BasicCredentials) -> Result<String, AuthE
     // Compare fixed-length digests so neither the content nor the length of the secret leaks through
     // timing; evaluate both comparisons before combining them so a wrong username takes as long.
     let user_ok = same_digest(username, &expected.username);
-    let password_ok = same_digest(password, expected.password.expose_secret());
+    let current = expected.password.current().await;
+    let password_ok = same_digest(password, current.expose_secret());
     if bool::from(user_ok & password_ok) {
-        Ok(username.to_owned())
-    } else {
-        Err(AuthError::InvalidBasicCredentials)
+        return Ok(username.to_owned());
     }
+    if bool::from(user_ok)
+        && let Some(rotated) = expected.password.reload_after_refusal(&current).await
+        && bool::from(same_digest(password, rotated.expose_secret()))
+    {
+        return Ok(username.to_owned());
+    }
+    Err(AuthError::InvalidBasicCredentials)
 }
 
 fn same_digest(given: &str, expected: &str) -> subtle::Choice {
@@ -38,8 +48,16 @@ fn same_digest(given: &str, expected: &str) -> subtle::Choice {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use async_trait::async_trait;
     use secrecy::SecretString;
+
+    use super::*;
+    use crate::secrets::{
+        CachePolicy, CachedSecrets, LiveSecret, SecretError, SecretName, SecretRef, SecretStore,
+    };
 
     fn creds() -> BasicCredentials {
         BasicCredentials::new("purview", SecretString::from("correct horse"))
@@ -49,22 +67,22 @@ mod tests {
         STANDARD.encode(s)
     }
 
-    #[test]
-    fn the_right_username_and_password_pass() {
+    #[tokio::test]
+    async fn the_right_username_and_password_pass() {
         assert_eq!(
-            check(&encode("purview:correct horse"), &creds()),
+            check(&encode("purview:correct horse"), &creds()).await,
             Ok("purview".into())
         );
     }
 
-    #[test]
-    fn a_password_containing_a_colon_is_split_at_the_first_colon() {
+    #[tokio::test]
+    async fn a_password_containing_a_colon_is_split_at_the_first_colon() {
         let c = BasicCredentials::new("u", SecretString::from("a:b"));
-        assert!(check(&encode("u:a:b"), &c).is_ok());
+        assert!(check(&encode("u:a:b"), &c).await.is_ok());
     }
 
-    #[test]
-    fn wrong_or_malformed_credentials_fail_the_same_way() {
+    #[tokio::test]
+    async fn wrong_or_malformed_credentials_fail_the_same_way() {
         for bad in [
             encode("purview:wrong"),
             encode("someone:correct horse"),
@@ -74,10 +92,60 @@ mod tests {
             "%%%not base64".to_owned(),
         ] {
             assert_eq!(
-                check(&bad, &creds()),
+                check(&bad, &creds()).await,
                 Err(AuthError::InvalidBasicCredentials),
                 "{bad}"
             );
         }
+    }
+
+    /// A vault whose value the test rotates, counting reads.
+    #[derive(Debug)]
+    struct Vault {
+        value: Mutex<String>,
+        reads: Mutex<u32>,
+    }
+
+    #[async_trait]
+    impl SecretStore for Vault {
+        async fn get(&self, _name: &str) -> Result<SecretString, SecretError> {
+            *self.reads.lock().unwrap() += 1;
+            Ok(SecretString::from(self.value.lock().unwrap().clone()))
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_password_rotated_in_the_vault_is_accepted_at_once_and_the_old_one_refused() {
+        let vault = Arc::new(Vault {
+            value: Mutex::new("old".into()),
+            reads: Mutex::new(0),
+        });
+        // Behind the cache, with a TTL longer than the test: only refusals make it read the vault.
+        let cached = CachedSecrets::new(
+            vault.clone(),
+            CachePolicy::new(Duration::from_secs(3600), Duration::ZERO),
+        );
+        let secret = SecretRef::new(Arc::new(cached), SecretName::parse("pv-basic").unwrap());
+        let creds = BasicCredentials::rotating("purview", LiveSecret::stored("old".into(), secret));
+        assert!(check(&encode("purview:old"), &creds).await.is_ok());
+
+        *vault.value.lock().unwrap() = "new".into();
+        assert_eq!(
+            check(&encode("purview:new"), &creds).await,
+            Ok("purview".into())
+        );
+        assert_eq!(
+            check(&encode("purview:old"), &creds).await,
+            Err(AuthError::InvalidBasicCredentials)
+        );
+
+        // A wrong username never makes the vault be read again; wrong passwords re-read it at most
+        // once per interval.
+        let reads = *vault.reads.lock().unwrap();
+        for _ in 0..20 {
+            let _ = check(&encode("someone:guess"), &creds).await;
+            let _ = check(&encode("purview:guess"), &creds).await;
+        }
+        assert!(*vault.reads.lock().unwrap() <= reads + 1);
     }
 }

@@ -9,6 +9,7 @@ use secrecy::SecretString;
 use url::Url;
 use uuid::Uuid;
 
+use crate::secrets::LiveSecret;
 use crate::settings::{Env, SettingsError};
 
 pub const TENANT_ID: &str = "AUTH_TENANT_ID";
@@ -72,7 +73,8 @@ pub struct FunctionAccess {
 #[derive(Clone)]
 pub struct BasicCredentials {
     pub username: String,
-    pub password: SecretString,
+    /// Fixed, or read from Key Vault through its cache so a rotation needs no restart.
+    pub password: LiveSecret,
 }
 
 impl fmt::Debug for BasicCredentials {
@@ -94,6 +96,11 @@ impl Eq for BasicCredentials {}
 
 impl BasicCredentials {
     pub fn new(username: impl Into<String>, password: SecretString) -> Self {
+        Self::rotating(username, LiveSecret::fixed(password))
+    }
+
+    /// Credentials whose password may change while the process runs (Key Vault).
+    pub fn rotating(username: impl Into<String>, password: LiveSecret) -> Self {
         Self {
             username: username.into(),
             password,
@@ -376,8 +383,8 @@ mod tests {
         assert!(AuthSettings::from_env(&env, &[]).is_ok());
     }
 
-    #[test]
-    fn a_supplied_basic_password_completes_a_username_from_the_environment() {
+    #[tokio::test]
+    async fn a_supplied_basic_password_completes_a_username_from_the_environment() {
         let env = base().with("PURVIEW_CALLBACK_BASIC_USERNAME", "purview");
         let passwords = BTreeMap::from([(
             "purview-callback".to_owned(),
@@ -392,7 +399,10 @@ mod tests {
             .as_ref()
             .unwrap();
         assert_eq!(basic.username, "purview");
-        assert_eq!(basic.password.expose_secret(), "from-key-vault");
+        assert_eq!(
+            basic.password.current().await.expose_secret(),
+            "from-key-vault"
+        );
     }
 
     #[test]

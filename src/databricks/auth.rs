@@ -7,16 +7,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use azure_identity::{
-    ClientSecretCredential, ManagedIdentityCredential, ManagedIdentityCredentialOptions,
-    UserAssignedId,
-};
-use secrecy::ExposeSecret;
+use azure_identity::{ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId};
 use url::Url;
 
 use super::error::DatabricksError;
 use super::settings::{AuthSettings, DatabricksSettings};
-use super::token::{BearerToken, EntraTokenSource, OAuthM2mTokenSource, StaticToken, TokenSource};
+use super::token::{
+    BearerToken, EntraClientSecretSource, EntraTokenSource, OAuthM2mTokenSource, StaticToken,
+    TokenSource,
+};
+use crate::secrets::LiveSecret;
 
 /// Tokens are renewed this long before they expire, so a request never leaves with a token that dies
 /// in flight.
@@ -95,7 +95,7 @@ enum AuthKind {
     PerHost {
         http: reqwest::Client,
         client_id: String,
-        client_secret: secrecy::SecretString,
+        client_secret: LiveSecret,
         timeout: Duration,
     },
 }
@@ -142,15 +142,10 @@ impl DatabricksAuth {
                 tenant_id,
                 client_id,
                 client_secret,
-            } => entra(
-                ClientSecretCredential::new(
-                    tenant_id,
-                    client_id.clone(),
-                    client_secret.expose_secret().to_owned().into(),
-                    None,
-                )
-                .map_err(setup_error)?,
-            ),
+            } => Self::shared(Arc::new(
+                EntraClientSecretSource::new(tenant_id, client_id, client_secret.clone())
+                    .map_err(setup_error)?,
+            )),
             AuthSettings::OAuthM2m {
                 client_id,
                 client_secret,

@@ -69,6 +69,23 @@ pub trait DirectoryApi: Send + Sync {
         display_name: &str,
         deadline: Deadline,
     ) -> Result<bool, DatabricksError>;
+
+    /// The direct members of the account group with Databricks id `group_id` (empty when the group is
+    /// gone).
+    async fn group_members(
+        &self,
+        group_id: &str,
+        deadline: Deadline,
+    ) -> Result<Vec<GroupMember>, DatabricksError>;
+}
+
+/// A direct member of an account group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupMember {
+    /// The member's Databricks id.
+    pub id: String,
+    /// A group nested in the group.
+    pub is_group: bool,
 }
 
 /// The account directory over SCIM and the identity API.
@@ -279,5 +296,28 @@ impl DirectoryApi for DirectoryClient {
             .iter()
             .filter(|g| g.display_name.as_deref() == Some(display_name))
             .any(ScimResource::is_workspace_local))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn group_members(
+        &self,
+        group_id: &str,
+        deadline: Deadline,
+    ) -> Result<Vec<GroupMember>, DatabricksError> {
+        let group = self
+            .scim
+            .get(ScimCollection::Groups, group_id, deadline)
+            .await?;
+        Ok(group
+            .map(|g| {
+                g.members
+                    .iter()
+                    .map(|m| GroupMember {
+                        id: m.value.clone(),
+                        is_group: m.is_group(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default())
     }
 }

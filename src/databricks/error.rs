@@ -212,6 +212,12 @@ impl DatabricksError {
         }
     }
 
+    /// Whether the thing asked for does not exist (a 404, or a principal Databricks does not know).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Self::PrincipalNotFound { .. })
+            || self.upstream().is_some_and(|u| u.status == 404)
+    }
+
     /// Names the securable a permission or not-found error is about, for the operator hint.
     pub fn about_securable(mut self, target: &Securable) -> Self {
         match &mut self {

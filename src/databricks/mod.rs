@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 pub use auth::{CachingTokenSource, DEFAULT_REFRESH_MARGIN, DatabricksAuth};
 pub use catalogs::{CatalogInfo, CatalogsClient};
-pub use directory::{DirectoryApi, DirectoryClient, DirectoryEntry};
+pub use directory::{DirectoryApi, DirectoryClient, DirectoryEntry, GroupMember};
 pub use error::{DatabricksError, Upstream};
 pub use http::{RequestCounter, Transport, encode_segment};
 pub use identity::{IdentityClient, ResolvedIdentity};
@@ -26,11 +26,11 @@ pub use permissions::{
     PermissionsChange, PrivilegeAssignment,
 };
 pub use retry::{Deadline, Idempotency, RetryPolicy, parse_retry_after};
-pub use scim::{ScimClient, ScimCollection, ScimMeta, ScimResource, eq_filter};
+pub use scim::{ScimClient, ScimCollection, ScimMember, ScimMeta, ScimResource, eq_filter};
 pub use settings::{AuthSettings, DEFAULT_ACCOUNT_HOST, DatabricksSettings, parse_host};
 pub use token::{
-    AZURE_DATABRICKS_RESOURCE, BearerToken, EntraTokenSource, OAuthM2mTokenSource, StaticToken,
-    TokenSource,
+    AZURE_DATABRICKS_RESOURCE, BearerToken, EntraClientSecretSource, EntraTokenSource,
+    OAuthM2mTokenSource, StaticToken, TokenSource,
 };
 
 /// The clients built once at start from the settings, sharing one transport (and request counter) and

@@ -58,6 +58,27 @@ pub struct ScimResource {
     pub application_id: Option<String>,
     #[serde(default)]
     pub meta: ScimMeta,
+    /// Groups: direct members (users, service principals, groups).
+    #[serde(default)]
+    pub members: Vec<ScimMember>,
+}
+
+/// One member of a SCIM group: its id, and `$ref` saying which collection it is in.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct ScimMember {
+    pub value: String,
+    #[serde(rename = "$ref")]
+    pub reference: Option<String>,
+    pub display: Option<String>,
+}
+
+impl ScimMember {
+    /// Whether the member is itself a group (`$ref` `Groups/<id>`, absolute or relative).
+    pub fn is_group(&self) -> bool {
+        self.reference
+            .as_deref()
+            .is_some_and(|r| r.contains("Groups/"))
+    }
 }
 
 impl ScimResource {
@@ -127,6 +148,32 @@ impl ScimClient {
         ));
         self.pages(&url, filter, self.auth.account(), deadline)
             .await
+    }
+
+    /// One account resource by its SCIM id (`GET …/scim/v2/<collection>/<id>`); `None` when it is gone.
+    #[tracing::instrument(skip_all, fields(collection = ?collection))]
+    pub async fn get(
+        &self,
+        collection: ScimCollection,
+        id: &str,
+        deadline: Deadline,
+    ) -> Result<Option<ScimResource>, DatabricksError> {
+        let mut url = self.account_host.clone();
+        url.set_path(&format!(
+            "/api/2.0/accounts/{}/scim/v2/{}/{}",
+            encode_segment(&self.account_id),
+            collection.path(),
+            encode_segment(id)
+        ));
+        match self
+            .transport
+            .json(&*self.auth.account(), &Call::get(url), deadline)
+            .await
+        {
+            Ok(resource) => Ok(Some(resource)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Groups named `display_name` as the workspace sees them (account groups and workspace-local).

@@ -6,6 +6,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 use url::Url;
 
+use crate::secrets::LiveSecret;
 use crate::settings::{Env, SettingsError};
 
 pub const DEFAULT_ACCOUNT_HOST: &str = "https://accounts.azuredatabricks.net";
@@ -19,12 +20,12 @@ pub enum AuthSettings {
     AzureClientSecret {
         tenant_id: String,
         client_id: String,
-        client_secret: SecretString,
+        client_secret: LiveSecret,
     },
     /// `oauth-m2m`: a Databricks service principal's OAuth secret.
     OAuthM2m {
         client_id: String,
-        client_secret: SecretString,
+        client_secret: LiveSecret,
     },
     /// `pat`: a static token, for local runs against the stand-in.
     Pat { token: SecretString },
@@ -150,11 +151,11 @@ impl DatabricksSettings {
             "azure-client-secret" => AuthSettings::AzureClientSecret {
                 tenant_id: env.required("ARM_TENANT_ID")?.to_owned(),
                 client_id: env.required("ARM_CLIENT_ID")?.to_owned(),
-                client_secret: secret(env, "ARM_CLIENT_SECRET")?,
+                client_secret: secret(env, "ARM_CLIENT_SECRET")?.into(),
             },
             "oauth-m2m" => AuthSettings::OAuthM2m {
                 client_id: env.required("DATABRICKS_CLIENT_ID")?.to_owned(),
-                client_secret: secret(env, "DATABRICKS_CLIENT_SECRET")?,
+                client_secret: secret(env, "DATABRICKS_CLIENT_SECRET")?.into(),
             },
             "pat" => AuthSettings::Pat {
                 token: secret(env, "DATABRICKS_TOKEN")?,

@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use url::Url;
 
 use super::error::{DatabricksError, Upstream};
+use crate::secrets::LiveSecret;
 
 /// The Entra ID application of the Azure Databricks resource; the same in every tenant.
 pub const AZURE_DATABRICKS_RESOURCE: &str = "2ff814a6-3304-4ab8-85cb-cd0e6f879c1d";
@@ -84,7 +85,8 @@ pub struct OAuthM2mTokenSource {
     http: reqwest::Client,
     token_url: Url,
     client_id: String,
-    client_secret: SecretString,
+    /// Fixed, or read from Key Vault so a rotated secret is used without a restart.
+    client_secret: LiveSecret,
     timeout: Duration,
 }
 
@@ -122,9 +124,10 @@ impl OAuthM2mTokenSource {
         http: reqwest::Client,
         token_url: Url,
         client_id: String,
-        client_secret: SecretString,
+        client_secret: impl Into<LiveSecret>,
         timeout: Duration,
     ) -> Self {
+        let client_secret = client_secret.into();
         Self {
             http,
             token_url,
@@ -139,11 +142,27 @@ impl OAuthM2mTokenSource {
 impl TokenSource for OAuthM2mTokenSource {
     #[tracing::instrument(skip_all, fields(token_url = %self.token_url))]
     async fn token(&self) -> Result<BearerToken, DatabricksError> {
+        let secret = self.client_secret.current().await;
+        match self.request(&secret).await {
+            // The secret may have been rotated in Key Vault since the cache read it: read it again once.
+            Err(e @ DatabricksError::Unauthenticated { .. }) => {
+                match self.client_secret.reload_after_refusal(&secret).await {
+                    Some(rotated) => self.request(&rotated).await,
+                    None => Err(e),
+                }
+            }
+            other => other,
+        }
+    }
+}
+
+impl OAuthM2mTokenSource {
+    async fn request(&self, client_secret: &SecretString) -> Result<BearerToken, DatabricksError> {
         let request = format!("POST {}", self.token_url.path());
         let response = self
             .http
             .post(self.token_url.clone())
-            .basic_auth(&self.client_id, Some(self.client_secret.expose_secret()))
+            .basic_auth(&self.client_id, Some(client_secret.expose_secret()))
             .form(&[("grant_type", "client_credentials"), ("scope", "all-apis")])
             .timeout(self.timeout)
             .send()
@@ -216,6 +235,91 @@ impl TokenSource for EntraTokenSource {
             SecretString::from(token.token.secret().to_owned()),
             Some(Instant::now() + left),
         ))
+    }
+}
+
+/// Entra ID tokens for an app registration's client secret (`azure-client-secret`). The secret may be
+/// rotated in Key Vault while the process runs: the credential is rebuilt whenever the secret read
+/// through the cache differs from the one it was built with, and once more after Entra ID refuses it.
+pub struct EntraClientSecretSource {
+    tenant_id: String,
+    client_id: String,
+    secret: LiveSecret,
+    built: tokio::sync::Mutex<(SecretString, EntraTokenSource)>,
+}
+
+impl fmt::Debug for EntraClientSecretSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EntraClientSecretSource")
+            .field("tenant_id", &self.tenant_id)
+            .field("client_id", &self.client_id)
+            .field("secret", &self.secret)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EntraClientSecretSource {
+    /// Builds the credential for the secret known now; fails when the SDK refuses the tenant or id.
+    pub fn new(
+        tenant_id: &str,
+        client_id: &str,
+        secret: LiveSecret,
+    ) -> Result<Self, azure_core::Error> {
+        let initial = secret.last_known();
+        let source = Self::credential(tenant_id, client_id, &initial)?;
+        Ok(Self {
+            tenant_id: tenant_id.to_owned(),
+            client_id: client_id.to_owned(),
+            secret,
+            built: tokio::sync::Mutex::new((initial, source)),
+        })
+    }
+
+    fn credential(
+        tenant_id: &str,
+        client_id: &str,
+        secret: &SecretString,
+    ) -> Result<EntraTokenSource, azure_core::Error> {
+        let credential = azure_identity::ClientSecretCredential::new(
+            tenant_id,
+            client_id.to_owned(),
+            secret.expose_secret().to_owned().into(),
+            None,
+        )?;
+        Ok(EntraTokenSource::new(credential))
+    }
+
+    /// The token source for `secret`, rebuilt when the secret changed.
+    async fn source_for(&self, secret: &SecretString) -> Result<EntraTokenSource, DatabricksError> {
+        let mut built = self.built.lock().await;
+        if built.0.expose_secret() != secret.expose_secret() {
+            let source =
+                Self::credential(&self.tenant_id, &self.client_id, secret).map_err(|e| {
+                    DatabricksError::Unauthenticated {
+                        detail: format!("cannot set up the Entra ID credential: {e}"),
+                        upstream: None,
+                    }
+                })?;
+            tracing::info!(client_id = %self.client_id, "Entra ID credential rebuilt for a rotated client secret");
+            *built = (secret.clone(), source);
+        }
+        Ok(built.1.clone())
+    }
+}
+
+#[async_trait]
+impl TokenSource for EntraClientSecretSource {
+    async fn token(&self) -> Result<BearerToken, DatabricksError> {
+        let secret = self.secret.current().await;
+        match self.source_for(&secret).await?.token().await {
+            Err(e @ DatabricksError::Unauthenticated { .. }) => {
+                match self.secret.reload_after_refusal(&secret).await {
+                    Some(rotated) => self.source_for(&rotated).await?.token().await,
+                    None => Err(e),
+                }
+            }
+            other => other,
+        }
     }
 }
 

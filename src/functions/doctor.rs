@@ -25,7 +25,7 @@ pub fn doctor(services: &Services) -> Doctor<'_> {
         workspaces: &services.workspaces,
         governed: &services.governed_catalogs,
         ledger: services.ledger.as_ref(),
-        secrets: None,
+        secrets: Some(&services.secrets),
         budget: services.time_budget.min(CHECK_BUDGET),
     }
 }

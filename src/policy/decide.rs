@@ -54,7 +54,7 @@ impl Denial {
         Self::GROUP_GRANTS_NOT_ALLOWED,
     ];
 
-    fn new(rule: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(rule: &'static str, message: impl Into<String>) -> Self {
         Self {
             rule,
             message: message.into(),

@@ -3,15 +3,17 @@
 //! settings as if they were app settings. A secret given in the environment (for example through an
 //! App Service Key Vault reference) wins and Key Vault is not asked.
 //!
-//! Read once per process: a rotated secret takes effect at the next start (the cache's rotation without
-//! a restart needs the consumers to hold a `SecretRef`, which they do not yet).
+//! The values read at start let the settings be checked before anything is served; the handles come
+//! back with them ([`FromVault::secrets`]) and [`FromVault::keep_live`] gives them to the settings, so
+//! the code that uses a secret reads it through the cache and picks up a rotation without a restart.
 
 use std::time::Duration;
 
 use secrecy::ExposeSecret;
 
-use super::{AppSecrets, SecretError, SecretsSettings};
-use crate::settings::{Env, SettingsError};
+use super::{AppSecrets, LiveSecret, SecretError, SecretRef, SecretsSettings};
+use crate::databricks::AuthSettings as DatabricksAuth;
+use crate::settings::{Env, Settings, SettingsError};
 
 /// Longest start-up wait for Key Vault: the Functions host waits about a minute for readiness.
 pub const STARTUP_BUDGET: Duration = Duration::from_secs(20);
@@ -65,17 +67,68 @@ enum Kind {
     DatabricksSecret,
 }
 
+/// The environment with the secrets read from Key Vault, and the handles on those secrets.
+#[derive(Debug)]
+pub struct FromVault {
+    pub env: Env,
+    /// Each setting read from Key Vault and the secret it came from.
+    pub secrets: Vec<(&'static str, SecretRef)>,
+}
+
+impl FromVault {
+    /// Makes the settings read each Key Vault secret through the store from now on (the value read at
+    /// start is kept as the fallback), so a rotation is picked up within the cache's TTL, or at once
+    /// when the old value is refused.
+    pub fn keep_live(&self, settings: &mut Settings) {
+        for (setting, secret) in &self.secrets {
+            match *setting {
+                "PURVIEW_CALLBACK_BASIC_PASSWORD" => {
+                    let function = crate::functions::PURVIEW_CALLBACK;
+                    if let Some(basic) = settings
+                        .auth
+                        .function(function)
+                        .and_then(|f| f.basic.clone())
+                    {
+                        let live = LiveSecret::stored(basic.password.last_known(), secret.clone());
+                        settings.auth.set_basic_credentials(
+                            function,
+                            crate::auth::BasicCredentials::rotating(basic.username, live),
+                        );
+                    }
+                }
+                "DATABRICKS_CLIENT_SECRET" | "ARM_CLIENT_SECRET" => {
+                    if let Some(db) = settings.databricks.as_mut() {
+                        match &mut db.auth {
+                            DatabricksAuth::OAuthM2m { client_secret, .. }
+                            | DatabricksAuth::AzureClientSecret { client_secret, .. } => {
+                                *client_secret =
+                                    LiveSecret::stored(client_secret.last_known(), secret.clone());
+                            }
+                            DatabricksAuth::AzureMsi { .. } | DatabricksAuth::Pat { .. } => {}
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
 /// Returns `env` with the needed secrets read from Key Vault, or `env` unchanged without a vault.
-pub async fn with_vault_secrets(env: Env) -> Result<Result<Env, InjectError>, SettingsError> {
+pub async fn with_vault_secrets(env: Env) -> Result<Result<FromVault, InjectError>, SettingsError> {
     let settings = SecretsSettings::from_env(&env)?;
     if !settings.uses_key_vault() {
-        return Ok(Ok(env));
+        return Ok(Ok(FromVault {
+            env,
+            secrets: Vec::new(),
+        }));
     }
     let secrets = match AppSecrets::from_settings(&settings, &env) {
         Ok(s) => s,
         Err(e) => return Err(SettingsError::new(super::KEY_VAULT_URL, e.to_string())),
     };
     let mut env = env;
+    let mut read_secrets = Vec::new();
     for (key, kind) in needed(&env) {
         let (what, handle) = match kind {
             Kind::BasicPassword => (
@@ -99,6 +152,7 @@ pub async fn with_vault_secrets(env: Env) -> Result<Result<Env, InjectError>, Se
             Ok(value) => {
                 tracing::info!(secret = %handle.name(), setting = key, "secret read from Key Vault");
                 env = env.with(key, value.expose_secret());
+                read_secrets.push((key, handle.clone()));
             }
             Err(source) => {
                 return Ok(Err(InjectError {
@@ -110,7 +164,10 @@ pub async fn with_vault_secrets(env: Env) -> Result<Result<Env, InjectError>, Se
             }
         }
     }
-    Ok(Ok(env))
+    Ok(Ok(FromVault {
+        env,
+        secrets: read_secrets,
+    }))
 }
 
 #[cfg(test)]
@@ -162,7 +219,8 @@ mod tests {
     async fn without_a_vault_the_environment_is_unchanged() {
         let env = Env::from_pairs([("A", "1")]);
         let out = with_vault_secrets(env).await.unwrap().unwrap();
-        assert_eq!(out.get("A"), Some("1"));
+        assert_eq!(out.env.get("A"), Some("1"));
+        assert!(out.secrets.is_empty());
     }
 
     #[tokio::test]
@@ -172,5 +230,56 @@ mod tests {
             with_vault_secrets(env).await.unwrap_err().key,
             "KEY_VAULT_URL"
         );
+    }
+
+    #[test]
+    fn settings_kept_live_read_the_vault_secrets_through_the_store() {
+        use std::sync::Arc;
+
+        use crate::secrets::{EnvSecrets, SecretName, SecretRef};
+
+        let env = Env::from_pairs([
+            ("AUTH_TENANT_ID", "3f2a1b4c-5d6e-4f70-8a9b-0c1d2e3f4a5b"),
+            ("AUTH_AUDIENCE", "api://uc-access"),
+            ("PURVIEW_CALLBACK_BASIC_USERNAME", "purview"),
+            ("PURVIEW_CALLBACK_BASIC_PASSWORD", "from-start"),
+            (
+                "DATABRICKS_ACCOUNT_ID",
+                "0d1c2b3a-4f5e-4d6c-8b7a-9f8e7d6c5b4a",
+            ),
+            ("DATABRICKS_HOST", "https://adb-1.1.azuredatabricks.net"),
+            ("DATABRICKS_CLIENT_ID", "sp"),
+            ("DATABRICKS_CLIENT_SECRET", "from-start"),
+        ]);
+        let mut settings = Settings::from_env(&env).unwrap();
+        assert!(settings.vault_secrets().is_empty(), "environment values");
+        let store: Arc<dyn crate::secrets::SecretStore> = Arc::new(EnvSecrets::new(Env::default()));
+        let secret = |n: &str| SecretRef::new(store.clone(), SecretName::parse(n).unwrap());
+        let from_vault = FromVault {
+            env,
+            secrets: vec![
+                ("PURVIEW_CALLBACK_BASIC_PASSWORD", secret("pv-basic")),
+                ("DATABRICKS_CLIENT_SECRET", secret("dbx")),
+            ],
+        };
+        from_vault.keep_live(&mut settings);
+        assert!(
+            !settings.vault_secrets().is_empty(),
+            "what the doctor reads"
+        );
+
+        let basic = settings
+            .auth
+            .function(crate::functions::PURVIEW_CALLBACK)
+            .and_then(|f| f.basic.clone())
+            .unwrap();
+        assert_eq!(basic.password.store_name(), Some("pv-basic"));
+        assert_eq!(basic.password.last_known().expose_secret(), "from-start");
+        match &settings.databricks.unwrap().auth {
+            DatabricksAuth::OAuthM2m { client_secret, .. } => {
+                assert_eq!(client_secret.store_name(), Some("dbx"));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

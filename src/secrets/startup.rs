@@ -172,7 +172,10 @@ mod tests {
             .function(PURVIEW_CALLBACK)
             .and_then(|f| f.basic.clone())
             .unwrap();
-        assert_eq!(basic.password.expose_secret(), "from-the-store");
+        assert_eq!(
+            basic.password.current().await.expose_secret(),
+            "from-the-store"
+        );
     }
 
     #[tokio::test]

@@ -51,6 +51,25 @@ pub struct Settings {
 pub const DEFAULT_TIME_BUDGET_SECONDS: u64 = 25;
 
 impl Settings {
+    /// The secrets these settings read through a store (Key Vault), by the setting each stands for.
+    pub fn vault_secrets(&self) -> crate::secrets::VaultProbe {
+        let basic = self
+            .auth
+            .function(crate::functions::PURVIEW_CALLBACK)
+            .and_then(|f| f.basic.as_ref())
+            .map(|b| ("PURVIEW_CALLBACK_BASIC_PASSWORD", b.password.clone()));
+        let databricks = self.databricks.as_ref().and_then(|db| match &db.auth {
+            crate::databricks::AuthSettings::OAuthM2m { client_secret, .. } => {
+                Some(("DATABRICKS_CLIENT_SECRET", client_secret.clone()))
+            }
+            crate::databricks::AuthSettings::AzureClientSecret { client_secret, .. } => {
+                Some(("ARM_CLIENT_SECRET", client_secret.clone()))
+            }
+            _ => None,
+        });
+        crate::secrets::VaultProbe::new(basic.into_iter().chain(databricks))
+    }
+
     /// Reads every setting; caller authentication settings are required.
     pub fn from_env(env: &Env) -> Result<Self, SettingsError> {
         let auth = AuthSettings::from_env(env, &http_function_names())?;

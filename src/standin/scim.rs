@@ -46,6 +46,13 @@ fn group_json(model: &Model, index: usize) -> Value {
                         .find(|sp| &sp.id == id)
                         .map(|sp| (sp.display_name.clone(), "ServicePrincipals"))
                 })
+                .or_else(|| {
+                    model
+                        .groups
+                        .iter()
+                        .find(|g| &g.id == id)
+                        .map(|g| (g.display_name.clone(), "Groups"))
+                })
                 .unwrap_or_default();
             json!({"value": id, "display": display, "$ref": format!("{kind}/{id}")})
         })

@@ -87,7 +87,8 @@ enum Reconciled {
 }
 
 /// A `pending` record whose process died: if Unity Catalog shows every planned privilege, the grant
-/// happened — mark it active (its expiry counts from now); otherwise undo whatever part is there.
+/// happened — mark it active (its expiry counts from when it was requested); otherwise undo whatever
+/// part is there.
 async fn reconcile_pending(
     ctx: &Context,
     mut record: Versioned<GrantRecord>,
@@ -132,7 +133,11 @@ async fn reconcile_pending(
             .is_some_and(|held| c.privileges.is_subset(held))
     });
     if complete {
-        if record.record.mark_active(present, now).is_ok()
+        // The changes were made right after the record was written (the caller may already have been
+        // told `granted`): count the duration from then, not from this run, so access never lasts longer
+        // than the answer said.
+        let applied_at = record.record.requested_at.min(now);
+        if record.record.mark_active(present, applied_at).is_ok()
             && ctx.ledger.update(&record).await.is_ok()
         {
             tracing::info!(grant = %record.record.id, "stale pending grant found applied: now active");

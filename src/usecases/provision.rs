@@ -14,7 +14,7 @@ use std::time::Duration;
 use super::Context;
 use super::apply::{PartialApply, apply_additions, read_holdings};
 use crate::databricks::{DatabricksError, Deadline, DirectoryEntry};
-use crate::domain::{AccessRequest, PrincipalStatus, PrivilegeSet};
+use crate::domain::{AccessRequest, PrincipalKind, PrincipalStatus, PrivilegeSet};
 use crate::ledger::{
     GrantRecord, GrantState, IdempotencyKey, LedgerError, NewGrant, SecurableChange, Versioned,
     WorkspaceRef as LedgerWorkspace,
@@ -144,6 +144,33 @@ fn same_request(
 }
 
 /// Provisions one parsed request.
+/// For a group grantee: no approver may be a member of the group (they would approve their own access).
+async fn check_not_approved_from_inside(
+    ctx: &Context,
+    request: &AccessRequest,
+    principal: &DirectoryEntry,
+    deadline: Deadline,
+) -> Result<(), ProvisionError> {
+    if principal.principal.kind() != PrincipalKind::Group || !ctx.policy.block_self_approval() {
+        return Ok(());
+    }
+    if let Some(approver) = ctx
+        .resolver
+        .approver_in_group(&request.approval.approvers, principal, deadline)
+        .await?
+    {
+        return Err(Denial::new(
+            Denial::SELF_APPROVAL,
+            format!(
+                "approver {approver} is a member of group {} that would receive this access; ask an approver outside the group",
+                principal.principal.uc_name()
+            ),
+        )
+        .into());
+    }
+    Ok(())
+}
+
 pub async fn provision(
     ctx: &Context,
     request: &AccessRequest,
@@ -163,6 +190,7 @@ pub async fn provision(
     }
     policy::check_principal(&ctx.policy, &principal.principal)?;
     policy::check_not_self_approved(&ctx.policy, request, principal.external_id.as_deref())?;
+    check_not_approved_from_inside(ctx, request, &principal, deadline).await?;
 
     let key = idempotency_key(request, &decision.privileges);
     // A dry run always plans from what Unity Catalog holds now, whatever the ledger says.

@@ -4,6 +4,7 @@
 //! Answers are cached for a while (a requester who asks again is not looked up again); misses are not,
 //! so a user provisioned a minute ago resolves at once.
 
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use mini_moka::sync::Cache;
 use url::Url;
 
 use crate::databricks::{DatabricksError, Deadline, DirectoryApi, DirectoryEntry};
-use crate::domain::{PrincipalKind, PrincipalQuery};
+use crate::domain::{EntraObjectId, PrincipalKind, PrincipalQuery};
 
 /// Default time an answer stays cached.
 pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(600);
@@ -45,7 +46,69 @@ impl std::fmt::Debug for Resolver {
     }
 }
 
+/// The most groups the membership check reads (the group and those nested in it).
+pub const MAX_GROUPS_CHECKED: usize = 50;
+
 impl Resolver {
+    /// The first of `approvers` (Entra object ids) who is a member of `group`, directly or through
+    /// nested groups. Approvers are looked up by `externalId` only (never created); an approver
+    /// Databricks does not know cannot be a member. When the account API refuses the `externalId`
+    /// filter, or the nesting goes beyond [`MAX_GROUPS_CHECKED`] groups, the check is skipped with a
+    /// warning rather than blocking every group grant.
+    pub async fn approver_in_group(
+        &self,
+        approvers: &[EntraObjectId],
+        group: &DirectoryEntry,
+        deadline: Deadline,
+    ) -> Result<Option<EntraObjectId>, ResolveError> {
+        let mut approver_ids = HashMap::new();
+        for approver in approvers {
+            match self
+                .directory
+                .find_by_external_id(PrincipalKind::User, *approver, deadline)
+                .await
+            {
+                Ok(Some(entry)) => {
+                    approver_ids.insert(entry.id, *approver);
+                }
+                Ok(None) => {}
+                Err(DatabricksError::InvalidParameter { .. }) => {
+                    tracing::warn!(
+                        group = group.principal.uc_name(),
+                        "the account SCIM API refused an externalId filter; group self-approval not checked"
+                    );
+                    return Ok(None);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if approver_ids.is_empty() {
+            return Ok(None);
+        }
+        let mut queue = VecDeque::from([group.id.clone()]);
+        let mut seen = HashSet::from([group.id.clone()]);
+        while let Some(id) = queue.pop_front() {
+            for member in self.directory.group_members(&id, deadline).await? {
+                if member.is_group {
+                    if seen.len() >= MAX_GROUPS_CHECKED {
+                        tracing::warn!(
+                            group = group.principal.uc_name(),
+                            limit = MAX_GROUPS_CHECKED,
+                            "nested groups beyond the limit; group self-approval checked only that far"
+                        );
+                        return Ok(None);
+                    }
+                    if seen.insert(member.id.clone()) {
+                        queue.push_back(member.id);
+                    }
+                } else if let Some(approver) = approver_ids.get(&member.id) {
+                    return Ok(Some(*approver));
+                }
+            }
+        }
+        Ok(None)
+    }
+
     pub fn new(
         directory: Arc<dyn DirectoryApi>,
         ttl: Duration,

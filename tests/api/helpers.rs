@@ -75,6 +75,11 @@ impl TestApp {
         Self::spawn_with(&[]).await
     }
 
+    /// Where the app's local ledger keeps its records.
+    pub fn ledger_dir(&self) -> &std::path::Path {
+        self.ledger.path()
+    }
+
     /// Moves the app's clock forward.
     pub fn advance(&self, by: time::Duration) {
         self.skew.fetch_add(by.whole_seconds(), Ordering::SeqCst);

@@ -9,6 +9,7 @@ mod expiry;
 mod functions_folder;
 mod helpers;
 mod host_protocol;
+mod load;
 mod operators;
 mod purview_callback;
 mod purview_workflow;

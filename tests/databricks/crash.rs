@@ -12,10 +12,7 @@ use uc_access::databricks::{
     DatabricksError, Deadline, EffectiveAssignment, GetPermissionsOptions, GrantsApi,
     PermissionsChange, PrivilegeAssignment,
 };
-use uc_access::domain::{
-    AccessRequest, Approval, ApprovalOutcome, EntraObjectId, Principal, PrincipalQuery, Securable,
-    SecurableType, WorkspaceRef,
-};
+use uc_access::domain::{AccessRequest, Principal, Securable, SecurableType};
 use uc_access::ledger::{
     DueQuery, GrantId, GrantRecord, GrantState, IdempotencyKey, LedgerError, LedgerStore,
     ListFilter, LocalLedger, Versioned,
@@ -173,46 +170,11 @@ impl Harness {
     }
 
     fn request(&self) -> AccessRequest {
-        let alice = EntraObjectId::parse(demo::ALICE_ENTRA_ID).unwrap();
-        AccessRequest {
-            requester: alice,
-            target: None,
-            grantee: PrincipalQuery::object_id(alice),
-            workspace: WorkspaceRef {
-                name: "default".into(),
-                host: self.world.workspace(),
-            },
-            securable: Securable::parse(SecurableType::Table, "sales.reporting.orders").unwrap(),
-            privileges: None,
-            duration: Some(uc_access::domain::GrantDuration::parse("PT2M").unwrap()),
-            approval: Approval {
-                outcome: ApprovalOutcome::Approved,
-                approvers: vec![EntraObjectId::parse(demo::CAROL_ENTRA_ID).unwrap()],
-            },
-            idempotency_key: None,
-            dry_run: false,
-            source: uc_access::domain::RequestSource::PurviewCallback,
-        }
+        self.world.table_request("PT2M")
     }
 
-    /// Alice's privileges on the table's lineage, as the stand-in really holds them.
     fn alice_holds(&self) -> Vec<(String, Vec<String>)> {
-        [
-            ("catalog", "sales"),
-            ("schema", "sales.reporting"),
-            ("table", "sales.reporting.orders"),
-        ]
-        .iter()
-        .filter_map(|(k, n)| {
-            self.world
-                .standin
-                .state()
-                .grants_on(k, n)
-                .get(demo::ALICE)
-                .cloned()
-                .map(|p| (n.to_string(), p))
-        })
-        .collect()
+        self.world.alice_holds()
     }
 
     async fn records(&self) -> Vec<GrantRecord> {
@@ -259,19 +221,7 @@ impl Harness {
     }
 
     fn assert_bob_untouched(&self) {
-        let state = self.world.standin.state();
-        assert_eq!(
-            state.grants_on("table", "sales.reporting.orders")[demo::BOB],
-            vec!["SELECT"]
-        );
-        assert_eq!(
-            state.grants_on("schema", "sales.reporting")[demo::BOB],
-            vec!["USE_SCHEMA"]
-        );
-        assert_eq!(
-            state.grants_on("catalog", "sales")[demo::BOB],
-            vec!["USE_CATALOG"]
-        );
+        self.world.assert_bob_untouched();
     }
 }
 

@@ -239,3 +239,43 @@ async fn resolve_is_not_retried_on_timeout_because_it_creates_identities() {
             .ends_with("/service-principals/resolve-by-external-id")
     );
 }
+
+#[tokio::test]
+async fn group_members_are_read_by_id_and_nested_groups_told_apart() {
+    let fake = Fake::start(|seen, _| {
+        if seen.raw_path.ends_with("/Groups/77") {
+            Reply::json(
+                200,
+                json!({"id":"77","displayName":"analysts","members":[
+                    {"value":"1001","display":"Alice","$ref":"Users/1001"},
+                    {"value":"78","display":"interns","$ref":"Groups/78"},
+                    {"value":"2001","$ref":"https://accounts.example/api/2.0/accounts/x/scim/v2/ServicePrincipals/2001"}]}),
+            )
+        } else {
+            Reply::json(
+                404,
+                json!({"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"detail":"Group not found","status":"404"}),
+            )
+        }
+    })
+    .await;
+    let c = clients(&fake, fast_retry(1), Duration::from_secs(5), false);
+    let members = c.directory.group_members("77", deadline()).await.unwrap();
+    let summary: Vec<(&str, bool)> = members
+        .iter()
+        .map(|m| (m.id.as_str(), m.is_group))
+        .collect();
+    assert_eq!(summary, [("1001", false), ("78", true), ("2001", false)]);
+    assert_eq!(
+        fake.seen()[0].raw_path,
+        format!("/api/2.0/accounts/{ACCOUNT}/scim/v2/Groups/77")
+    );
+    // A group that is gone has no members (not an error).
+    assert!(
+        c.directory
+            .group_members("99", deadline())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

@@ -7,7 +7,15 @@ use secrecy::SecretString;
 use uc_access::databricks::{
     DatabricksAuth, DatabricksClients, Deadline, RetryPolicy, StaticToken, Transport,
 };
+use uc_access::domain::{
+    AccessRequest, Approval, ApprovalOutcome, EntraObjectId, GrantDuration, PrincipalQuery,
+    RequestSource, Securable, SecurableType, WorkspaceRef,
+};
+use uc_access::ledger::LocalLedger;
+use uc_access::policy::Policy;
 use uc_access::standin::{RunningStandIn, Seed, StandIn, demo};
+use uc_access::usecases::Context;
+use uc_access::usecases::resolve::Resolver;
 use url::Url;
 
 pub struct World {
@@ -42,6 +50,81 @@ impl World {
 
     pub fn workspace(&self) -> Url {
         Url::parse(self.standin.base_url()).unwrap()
+    }
+
+    /// The use cases wired to this stand-in, a ledger in `dir`, `policy` and the real clock.
+    pub fn context(&self, dir: &std::path::Path, policy: Policy) -> Context {
+        Context {
+            policy,
+            resolver: Resolver::new(
+                self.clients.directory.clone(),
+                Duration::from_secs(60),
+                false,
+            ),
+            grants: self.clients.grants.clone(),
+            ledger: Arc::new(LocalLedger::new(dir)),
+            clock: Arc::new(time::OffsetDateTime::now_utc),
+        }
+    }
+
+    /// Alice asks for `sales.reporting.orders` for `duration` (ISO 8601), approved by Carol.
+    pub fn table_request(&self, duration: &str) -> AccessRequest {
+        let alice = EntraObjectId::parse(demo::ALICE_ENTRA_ID).unwrap();
+        AccessRequest {
+            requester: alice,
+            target: None,
+            grantee: PrincipalQuery::object_id(alice),
+            workspace: WorkspaceRef {
+                name: "default".into(),
+                host: self.workspace(),
+            },
+            securable: Securable::parse(SecurableType::Table, "sales.reporting.orders").unwrap(),
+            privileges: None,
+            duration: Some(GrantDuration::parse(duration).unwrap()),
+            approval: Approval {
+                outcome: ApprovalOutcome::Approved,
+                approvers: vec![EntraObjectId::parse(demo::CAROL_ENTRA_ID).unwrap()],
+            },
+            idempotency_key: None,
+            dry_run: false,
+            source: RequestSource::PurviewCallback,
+        }
+    }
+
+    /// Alice's privileges on the orders table's lineage, as the stand-in really holds them.
+    pub fn alice_holds(&self) -> Vec<(String, Vec<String>)> {
+        [
+            ("catalog", "sales"),
+            ("schema", "sales.reporting"),
+            ("table", "sales.reporting.orders"),
+        ]
+        .iter()
+        .filter_map(|(k, n)| {
+            self.standin
+                .state()
+                .grants_on(k, n)
+                .get(demo::ALICE)
+                .cloned()
+                .map(|p| (n.to_string(), p))
+        })
+        .collect()
+    }
+
+    /// Bob's grants, seeded before uc-access ran, are exactly as seeded.
+    pub fn assert_bob_untouched(&self) {
+        let state = self.standin.state();
+        assert_eq!(
+            state.grants_on("table", "sales.reporting.orders")[demo::BOB],
+            vec!["SELECT"]
+        );
+        assert_eq!(
+            state.grants_on("schema", "sales.reporting")[demo::BOB],
+            vec!["USE_SCHEMA"]
+        );
+        assert_eq!(
+            state.grants_on("catalog", "sales")[demo::BOB],
+            vec!["USE_CATALOG"]
+        );
     }
 }
 

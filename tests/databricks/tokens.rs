@@ -170,3 +170,98 @@ async fn m2m_settings_mint_account_and_workspace_tokens_at_their_own_endpoints()
     );
     assert_eq!(auth.token_fetches(), 2);
 }
+
+/// A Key Vault stand-in for rotation tests: the test changes the value; reads are counted.
+#[derive(Debug, Default)]
+struct RotatingVault {
+    value: Mutex<String>,
+    reads: Mutex<u32>,
+}
+
+#[async_trait]
+impl uc_access::secrets::SecretStore for RotatingVault {
+    async fn get(&self, _name: &str) -> Result<SecretString, uc_access::secrets::SecretError> {
+        *self.reads.lock().unwrap() += 1;
+        Ok(SecretString::from(self.value.lock().unwrap().clone()))
+    }
+}
+
+fn basic_for(secret: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("sp-client:{secret}"))
+    )
+}
+
+#[tokio::test]
+async fn an_m2m_secret_rotated_in_key_vault_is_used_without_a_restart() {
+    use uc_access::secrets::{CachePolicy, CachedSecrets, LiveSecret, SecretName, SecretRef};
+
+    // Databricks accepts whichever secret is valid now.
+    let valid = Arc::new(Mutex::new("old-secret".to_owned()));
+    let accepted = valid.clone();
+    let fake = Fake::start(move |seen, _| {
+        if seen.headers["authorization"] == basic_for(&accepted.lock().unwrap()) {
+            token_reply(3600)
+        } else {
+            Reply::json(401, json!({"error":"invalid_client"}))
+        }
+    })
+    .await;
+    let vault = Arc::new(RotatingVault::default());
+    *vault.value.lock().unwrap() = "old-secret".into();
+    // A long cache TTL: only the refusal can make the source see the new value.
+    let cached = CachedSecrets::new(
+        vault.clone(),
+        CachePolicy::new(Duration::from_secs(3600), Duration::ZERO),
+    );
+    let secret = LiveSecret::stored(
+        SecretString::from("old-secret"),
+        SecretRef::new(
+            Arc::new(cached),
+            SecretName::parse("databricks-client-secret").unwrap(),
+        ),
+    );
+    let source = OAuthM2mTokenSource::new(
+        http(),
+        OAuthM2mTokenSource::account_token_url(&fake.url, ACCOUNT),
+        "sp-client".into(),
+        secret,
+        Duration::from_secs(5),
+    );
+    source.token().await.unwrap();
+
+    // The operator rotates: a new secret in Databricks and in Key Vault; the old one stops working.
+    *valid.lock().unwrap() = "new-secret".into();
+    *vault.value.lock().unwrap() = "new-secret".into();
+    assert_eq!(source.token().await.unwrap().expose(), "minted");
+    let seen = fake.seen();
+    assert_eq!(
+        seen.len(),
+        3,
+        "the refused try and the retry with the new secret"
+    );
+    assert_eq!(seen[1].headers["authorization"], basic_for("old-secret"));
+    assert_eq!(seen[2].headers["authorization"], basic_for("new-secret"));
+    assert_eq!(
+        *vault.reads.lock().unwrap(),
+        2,
+        "read at first use and after the refusal"
+    );
+
+    // Revoked in Databricks without a new value in Key Vault: a clear authentication error, and the
+    // refusal does not turn into repeated vault reads.
+    *valid.lock().unwrap() = "newer-secret".into();
+    for _ in 0..3 {
+        let err = source.token().await.unwrap_err();
+        assert!(
+            matches!(err, DatabricksError::Unauthenticated { .. }),
+            "{err:?}"
+        );
+    }
+    assert_eq!(
+        *vault.reads.lock().unwrap(),
+        2,
+        "re-read at most once per interval"
+    );
+}
