@@ -984,6 +984,14 @@ async fn bad_invocation_payloads_are_refused_without_side_effects() {
         case.headers.retain(|(k, _)| k != "authorization");
         cases.push(case);
     }
+    // Over the invocation limit: the same JSON error shape as everywhere else, not a plain-text rejection.
+    let huge = vec![b' '; uc_access::app::MAX_INVOCATION_BYTES + 1];
+    for path in ["/revoke-expired", "/purview-callback", "/grant-access"] {
+        let mut case = Case::post("an oversized invocation", path, &purview, huge.clone())
+            .expect(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large");
+        case.headers.retain(|(k, _)| k != "authorization");
+        cases.push(case);
+    }
     let mut case = Case::post("not JSON", "/purview-callback", &purview, b"\xff".to_vec())
         .expect(StatusCode::BAD_REQUEST, "malformed_body");
     case.headers.retain(|(k, _)| k != "authorization");
