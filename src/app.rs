@@ -266,16 +266,15 @@ pub const MAX_INVOCATION_BYTES: usize = 2 * 1024 * 1024;
 
 /// An invocation payload, or the JSON error answer when it could not be read (too large, cut off): the
 /// same error shape as every other answer, never axum's plain-text rejection.
-fn invocation_body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, Response> {
+fn invocation_body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
     body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::payload_too_large(MAX_INVOCATION_BYTES).into_response()
+            ApiError::payload_too_large(MAX_INVOCATION_BYTES)
         } else {
             ApiError::malformed_body(format!(
                 "the invocation payload could not be read: {}",
                 rejection.body_text()
             ))
-            .into_response()
         }
     })
 }
@@ -288,7 +287,7 @@ async fn bridged(
 ) -> Response {
     let body = match invocation_body(body) {
         Ok(body) => body,
-        Err(answer) => return answer,
+        Err(error) => return error.into_response(),
     };
     let invocation: InvocationRequest = match serde_json::from_slice(&body) {
         Ok(inv) => inv,
@@ -316,7 +315,7 @@ async fn revoke_expired_invocation(
 ) -> Response {
     let body = match invocation_body(body) {
         Ok(body) => body,
-        Err(answer) => return answer,
+        Err(error) => return error.into_response(),
     };
     let invocation: InvocationRequest = match serde_json::from_slice(&body) {
         Ok(inv) => inv,
