@@ -108,6 +108,10 @@ impl Services {
                     grants: clients.grants.clone(),
                     ledger: ledger.clone(),
                     clock,
+                    sharing: crate::usecases::share::Sharing {
+                        api: clients.sharing.clone(),
+                        naming: settings.share_naming.clone(),
+                    },
                 };
                 Some(Provisioning { clients, context })
             }

@@ -29,7 +29,7 @@ use uc_access::functions::revoke_access::{self, RevokeAnswer};
 use uc_access::functions::{FUNCTIONS, Trigger, resolve_principal};
 use uc_access::ledger::{
     EventKind, GrantEvent, GrantRecord, GrantState, IdempotencyKey, NewGrant, SecurableChange,
-    WorkspaceRef,
+    ShareGrant, WorkspaceRef,
 };
 use uc_access::planning::PlannedChange;
 use uc_access::settings::{Env, Settings};
@@ -303,6 +303,11 @@ fn grant_answer() -> Value {
         expires_at: Some("2030-01-08T09:00:00Z".to_owned()),
         message: "Granted SELECT on sales.reporting.orders to alice@contoso.com.".to_owned(),
         calls: Some(calls(&planned, "alice@contoso.com")),
+        provisioning: "delta-sharing",
+        share: Some("uc_access_sales_reporting_orders".to_owned()),
+        activation_url: Some(
+            "https://adb-1.1.azuredatabricks.net/delta_sharing/retrieve_config.html?x".to_owned(),
+        ),
     })
     .unwrap()
 }
@@ -380,6 +385,11 @@ fn complete_record() -> GrantRecord {
         .mark_revoked(datetime!(2030-01-08 09:00:02 UTC))
         .unwrap();
     record.target = Some(oid(BOB_OID));
+    record.set_sharing(ShareGrant::new(
+        "uc_access_sales_reporting_orders".to_owned(),
+        "uc_access_5b1f2e3d_4c5b_4a69_8e7f_0a1b2c3d4e5f".to_owned(),
+        oid(ALICE_OID),
+    ));
     record.last_error = Some("Databricks answered 503".to_owned());
     record.next_attempt_at = Some(datetime!(2030-01-08 09:10 UTC));
     record.events.push(GrantEvent {
@@ -791,10 +801,14 @@ fn all_principal_kinds() -> Vec<PrincipalKind> {
         PrincipalKind::User,
         PrincipalKind::Group,
         PrincipalKind::ServicePrincipal,
+        PrincipalKind::Recipient,
     ];
     for k in &all {
         match k {
-            PrincipalKind::User | PrincipalKind::Group | PrincipalKind::ServicePrincipal => {}
+            PrincipalKind::User
+            | PrincipalKind::Group
+            | PrincipalKind::ServicePrincipal
+            | PrincipalKind::Recipient => {}
         }
     }
     all
@@ -846,9 +860,15 @@ fn documented_enums_are_exactly_the_values_the_rust_enums_serialize() {
     assert_eq!(enum_of(&grant["status"]), statuses);
     let kinds = serialized(all_principal_kinds());
     assert_eq!(enum_of(&grant["principalKind"]), kinds);
+    // Resolution finds account identities only; a Delta Sharing recipient is never resolved.
+    let account_kinds: BTreeSet<String> = kinds
+        .iter()
+        .filter(|k| *k != PrincipalKind::Recipient.as_str())
+        .cloned()
+        .collect();
     assert_eq!(
         enum_of(&defs["ResolvePrincipalAnswer"]["properties"]["kind"]),
-        kinds
+        account_kinds
     );
     assert_eq!(enum_of(&defs["Principal"]["properties"]["kind"]), kinds);
     assert_eq!(

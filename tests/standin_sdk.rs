@@ -126,6 +126,50 @@ async fn the_official_python_sdk_sees_the_stand_in_behave_like_databricks() {
     );
 
     assert_eq!(seen["retried_through_429"]["assignments"], alice_select);
+
+    // Delta Sharing through the SDK's sharing service.
+    assert_eq!(seen["recipient_created"]["name"], "sdk_recipient");
+    assert_eq!(seen["recipient_created"]["authentication_type"], "TOKEN");
+    assert_eq!(
+        seen["recipient_created"]["properties"]["uc_access_managed"],
+        "true"
+    );
+    assert_eq!(
+        seen["recipient_created"]["token_expiry_matches"],
+        json!([true])
+    );
+    assert_eq!(seen["recipient_created"]["has_activation_url"], true);
+    assert_eq!(
+        seen["recipient_again"]["error_code"],
+        "RECIPIENT_ALREADY_EXISTS"
+    );
+    assert_eq!(seen["recipient_again"]["type"], "ResourceConflict");
+    assert_eq!(seen["share_again"]["error_code"], "SHARE_ALREADY_EXISTS");
+    assert_eq!(seen["table_again"]["error_code"], "RESOURCE_ALREADY_EXISTS");
+    assert_eq!(seen["table_again"]["type"], "ResourceAlreadyExists");
+    assert_eq!(seen["share_objects"], json!(["sales.reporting.orders"]));
+    assert_eq!(seen["share_read"], json!(["sales.reporting.orders"]));
+    assert_eq!(
+        seen["share_permissions_after_add"],
+        json!({"sdk_recipient": ["SELECT"]})
+    );
+    assert_eq!(
+        seen["share_permissions_read"],
+        json!({"sdk_recipient": ["SELECT"]})
+    );
+    assert_eq!(
+        seen["grant_to_missing_recipient"]["error_code"],
+        "RECIPIENT_DOES_NOT_EXIST"
+    );
+    assert_eq!(seen["share_permissions_after_remove"], json!({}));
+    assert_eq!(seen["missing_share"]["error_code"], "SHARE_DOES_NOT_EXIST");
+    assert_eq!(seen["missing_share"]["type"], "NotFound");
+    assert_eq!(
+        seen["missing_recipient"]["error_code"],
+        "RECIPIENT_DOES_NOT_EXIST"
+    );
+    assert_eq!(seen["recipient_expiry_moved"], true);
+    assert_eq!(seen["tokens_after_rotate"], 2);
     assert!(
         seen["retried_through_429"]["elapsed_seconds"]
             .as_f64()
@@ -138,7 +182,10 @@ async fn the_official_python_sdk_sees_the_stand_in_behave_like_databricks() {
     let recorded = standin.requests();
     let throttled = recorded.iter().filter(|r| r.status == 429).count();
     assert_eq!(throttled, 2, "two 429s were injected and answered");
-    let patches: Vec<_> = recorded.iter().filter(|r| r.method == "PATCH").collect();
+    let patches: Vec<_> = recorded
+        .iter()
+        .filter(|r| r.method == "PATCH" && r.path.contains("/permissions/"))
+        .collect();
     assert_eq!(patches.len(), 4, "add, re-add, add+remove, local group");
     assert_eq!(
         patches.iter().map(|r| r.status).collect::<Vec<_>>(),

@@ -3,7 +3,9 @@
 
 use serde_json::{Map, Value};
 
-use crate::domain::{GrantDuration, Privilege, PrivilegeSet, RequestKey, SecurableType};
+use crate::domain::{
+    GrantDuration, Privilege, PrivilegeSet, ProvisioningMode, RequestKey, SecurableType,
+};
 
 /// A field that is missing, of the wrong type, or holds an invalid value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -158,6 +160,13 @@ impl Fields {
     pub fn opt_duration(&self, field: &str) -> Result<Option<GrantDuration>, FieldError> {
         self.opt_str(field)?
             .map(|raw| GrantDuration::parse(raw).map_err(|e| FieldError::new(field, e)))
+            .transpose()
+    }
+
+    /// A provisioning mode (`direct`, `delta-sharing`); absent or empty lets policy choose.
+    pub fn opt_mode(&self, field: &str) -> Result<Option<ProvisioningMode>, FieldError> {
+        self.opt_str(field)?
+            .map(|raw| ProvisioningMode::parse(raw).map_err(|e| FieldError::new(field, e)))
             .transpose()
     }
 

@@ -9,7 +9,7 @@ use crate::domain::{
     SecurableType, WorkspaceRef, Workspaces,
 };
 
-pub const FIELDS: [&str; 8] = [
+pub const FIELDS: [&str; 9] = [
     "principal",
     "securable",
     "workspace",
@@ -18,6 +18,7 @@ pub const FIELDS: [&str; 8] = [
     "duration",
     "idempotencyKey",
     "dryRun",
+    "provisioning",
 ];
 
 /// The fields of the `securable` object.
@@ -55,6 +56,7 @@ pub fn parse(
         },
         idempotency_key: f.opt_key("idempotencyKey")?,
         dry_run: f.opt_bool("dryRun")?.unwrap_or(false),
+        provisioning: f.opt_mode("provisioning")?,
         source: RequestSource::GrantAccess,
     })
 }

@@ -14,7 +14,7 @@ use crate::domain::{
 /// Most approvers accepted in one body (a workflow assigns a handful).
 pub const MAX_APPROVERS: usize = 50;
 
-pub const FIELDS: [&str; 9] = [
+pub const FIELDS: [&str; 10] = [
     "requestorId",
     "recipientId",
     "assetQualifiedName",
@@ -24,6 +24,7 @@ pub const FIELDS: [&str; 9] = [
     "duration",
     "idempotencyKey",
     "dryRun",
+    "provisioning",
 ];
 
 /// Parses a callback body into an access request in one of the configured workspaces.
@@ -56,6 +57,7 @@ pub fn parse(body: &[u8], workspaces: &Workspaces) -> Result<AccessRequest, Body
         approval: Approval { outcome, approvers },
         idempotency_key: f.opt_key("idempotencyKey")?,
         dry_run: f.opt_bool("dryRun")?.unwrap_or(false),
+        provisioning: f.opt_mode("provisioning")?,
         source: RequestSource::PurviewCallback,
     })
 }

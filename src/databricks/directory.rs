@@ -112,6 +112,15 @@ fn status_of(active: Option<bool>) -> PrincipalStatus {
     }
 }
 
+/// Delta Sharing recipients live in the metastore, not in the account directory: nothing resolves to one.
+fn not_in_directory() -> DatabricksError {
+    DatabricksError::Unexpected {
+        request: "directory lookup".into(),
+        detail: "a Delta Sharing recipient is not an account identity".into(),
+        upstream: None,
+    }
+}
+
 fn from_scim(kind: PrincipalKind, r: ScimResource) -> Result<DirectoryEntry, DatabricksError> {
     let missing = |field| bad_answer("SCIM", format!("resource {} has no {field}", r.id));
     let principal = match kind {
@@ -133,6 +142,7 @@ fn from_scim(kind: PrincipalKind, r: ScimResource) -> Result<DirectoryEntry, Dat
             )
             .map_err(|e| bad_answer("SCIM", format!("applicationId {e}")))?,
         ),
+        PrincipalKind::Recipient => return Err(not_in_directory()),
     };
     Ok(DirectoryEntry {
         principal,
@@ -157,6 +167,7 @@ fn from_resolved(
             ApplicationId::parse(r.application_id.as_deref().unwrap_or_default())
                 .map_err(|e| bad_answer(what, format!("application_id {e}")))?,
         ),
+        PrincipalKind::Recipient => return Err(not_in_directory()),
     };
     let active = r
         .status
@@ -190,6 +201,7 @@ impl DirectoryClient {
             PrincipalKind::User => ScimCollection::Users,
             PrincipalKind::Group => ScimCollection::Groups,
             PrincipalKind::ServicePrincipal => ScimCollection::ServicePrincipals,
+            PrincipalKind::Recipient => return Err(not_in_directory()),
         };
         let found = self.scim.list(collection, &filter, deadline).await?;
         if found.len() > 1 {

@@ -85,6 +85,13 @@ impl IdentityClient {
             PrincipalKind::User => "users",
             PrincipalKind::Group => "groups",
             PrincipalKind::ServicePrincipal => "service-principals",
+            PrincipalKind::Recipient => {
+                return Err(DatabricksError::Unexpected {
+                    request: "resolve-by-external-id".into(),
+                    detail: "a Delta Sharing recipient is not an account identity".into(),
+                    upstream: None,
+                });
+            }
         };
         let mut url = self.account_host.clone();
         url.set_path(&format!(

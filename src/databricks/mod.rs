@@ -11,6 +11,7 @@ mod permissions;
 mod retry;
 mod scim;
 mod settings;
+mod sharing;
 mod token;
 
 use std::sync::Arc;
@@ -28,6 +29,10 @@ pub use permissions::{
 pub use retry::{Deadline, Idempotency, RetryPolicy, parse_retry_after};
 pub use scim::{ScimClient, ScimCollection, ScimMember, ScimMeta, ScimResource, eq_filter};
 pub use settings::{AuthSettings, DEFAULT_ACCOUNT_HOST, DatabricksSettings, parse_host};
+pub use sharing::{
+    NewRecipient, ObjectAction, RecipientInfo, RecipientToken, ShareAssignment, ShareInfo,
+    SharingApi, SharingClient, is_already_exists, is_does_not_exist,
+};
 pub use token::{
     AZURE_DATABRICKS_RESOURCE, BearerToken, EntraClientSecretSource, EntraTokenSource,
     OAuthM2mTokenSource, StaticToken, TokenSource,
@@ -42,6 +47,8 @@ pub struct DatabricksClients {
     /// Account and workspace SCIM, for the doctor's probes (the directory uses its own copy).
     pub scim: ScimClient,
     pub catalogs: CatalogsClient,
+    /// Delta Sharing: shares, recipients, share permissions.
+    pub sharing: Arc<SharingClient>,
     pub auth: Arc<DatabricksAuth>,
     pub transport: Transport,
 }
@@ -89,6 +96,7 @@ impl DatabricksClients {
             )),
             scim,
             catalogs: CatalogsClient::new(transport.clone(), auth.clone()),
+            sharing: Arc::new(SharingClient::new(transport.clone(), auth.clone())),
             auth,
             transport,
         }

@@ -7,6 +7,7 @@ mod object_id;
 mod principal;
 mod principal_query;
 mod privilege;
+mod provisioning;
 mod request;
 mod securable;
 mod workspace;
@@ -17,6 +18,7 @@ pub use object_id::{ApplicationId, EntraObjectId, GuidError};
 pub use principal::{ACCOUNT_USERS, Principal, PrincipalError, PrincipalKind, PrincipalStatus};
 pub use principal_query::PrincipalQuery;
 pub use privilege::{Privilege, PrivilegeError, PrivilegeSet};
+pub use provisioning::{ProvisioningMode, UnknownMode};
 pub use request::{
     AccessRequest, Approval, ApprovalOutcome, MAX_REQUEST_KEY_LEN, RequestKey, RequestKeyError,
     RequestSource,

@@ -16,6 +16,8 @@ pub enum PrincipalKind {
     User,
     Group,
     ServicePrincipal,
+    /// A Delta Sharing recipient (open sharing): named in share permissions, not an account identity.
+    Recipient,
 }
 
 impl PrincipalKind {
@@ -24,6 +26,7 @@ impl PrincipalKind {
             Self::User => "user",
             Self::Group => "group",
             Self::ServicePrincipal => "service_principal",
+            Self::Recipient => "recipient",
         }
     }
 }
@@ -39,6 +42,8 @@ pub enum PrincipalError {
     ControlCharacter,
     #[error("is not a user name (expected an email or UPN such as alice@contoso.com)")]
     NotAUserName,
+    #[error("is not a recipient name (letters, digits and _ only)")]
+    NotARecipientName,
 }
 
 /// An account-level principal as Unity Catalog names it in grants.
@@ -96,6 +101,19 @@ impl Principal {
         }
     }
 
+    /// A Delta Sharing recipient by name. uc-access only names recipients from its own naming rule, so
+    /// only lower-case letters, digits and `_` are accepted (the safe subset of Unity Catalog names).
+    pub fn recipient(name: &str) -> Result<Self, PrincipalError> {
+        let name = check_text(name)?;
+        if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(PrincipalError::NotARecipientName);
+        }
+        Ok(Self {
+            kind: PrincipalKind::Recipient,
+            name: name.to_ascii_lowercase(),
+        })
+    }
+
     pub fn kind(&self) -> PrincipalKind {
         self.kind
     }
@@ -114,7 +132,7 @@ impl Principal {
     pub fn matches_uc_name(&self, uc_name: &str) -> bool {
         match self.kind {
             PrincipalKind::Group => self.name == uc_name,
-            PrincipalKind::User | PrincipalKind::ServicePrincipal => {
+            PrincipalKind::User | PrincipalKind::ServicePrincipal | PrincipalKind::Recipient => {
                 self.name.eq_ignore_ascii_case(uc_name)
             }
         }
@@ -187,6 +205,22 @@ mod tests {
             !Principal::group("account users team")
                 .unwrap()
                 .is_all_account_users()
+        );
+    }
+
+    #[test]
+    fn recipient_names_are_lower_case_identifiers() {
+        let r = Principal::recipient("UC_Access_5b1f").unwrap();
+        assert_eq!(r.uc_name(), "uc_access_5b1f");
+        assert_eq!(r.kind(), PrincipalKind::Recipient);
+        assert!(r.matches_uc_name("uc_access_5B1F"));
+        assert_eq!(
+            Principal::recipient("a-b"),
+            Err(PrincipalError::NotARecipientName)
+        );
+        assert_eq!(
+            Principal::recipient("a.b"),
+            Err(PrincipalError::NotARecipientName)
         );
     }
 

@@ -7,6 +7,7 @@ use super::duration::GrantDuration;
 use super::object_id::EntraObjectId;
 use super::principal_query::PrincipalQuery;
 use super::privilege::PrivilegeSet;
+use super::provisioning::ProvisioningMode;
 use super::securable::Securable;
 use super::workspace::WorkspaceRef;
 
@@ -115,6 +116,9 @@ pub struct AccessRequest {
     /// Plan only: answer the exact calls and change nothing.
     pub dry_run: bool,
     pub source: RequestSource,
+    /// The provisioning mode the caller asked for; `None` lets policy choose. Policy decides whether a
+    /// request may choose at all.
+    pub provisioning: Option<ProvisioningMode>,
 }
 
 #[cfg(test)]

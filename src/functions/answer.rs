@@ -7,9 +7,12 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::databricks::encode_segment;
-use crate::ledger::SecurableChange;
+use crate::domain::{PrincipalKind, ProvisioningMode};
+use crate::ledger::{SecurableChange, ShareGrant};
 use crate::planning::grant::PlannedChange;
+use crate::planning::share::{ShareStep, step_call};
 use crate::usecases::provision::{Outcome, Status};
+use crate::usecases::share::ShareOutcome;
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -35,6 +38,15 @@ pub struct Answer {
     /// Dry runs only: the exact calls that would be made.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub calls: Option<Vec<Value>>,
+    /// `direct` or `delta-sharing`.
+    pub provisioning: &'static str,
+    /// Delta Sharing: the share holding the table.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub share: Option<String>,
+    /// Delta Sharing: the one-time link where the requester downloads the credential. Absent when the
+    /// recipient already downloaded it (it then reads the new table with the credential it has).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub activation_url: Option<String>,
 }
 
 /// Whole seconds: workflows show these times to people.
@@ -78,8 +90,126 @@ pub fn calls(changes: &[PlannedChange], principal: &str) -> Vec<Value> {
         .collect()
 }
 
+/// What a sharing grant did, from its record, in the `added` style.
+fn describe_sharing(sharing: &ShareGrant, table: &str) -> String {
+    let mut done = Vec::new();
+    if sharing.created_recipient {
+        done.push(format!("recipient {}", sharing.recipient));
+    }
+    if sharing.created_share {
+        done.push(format!("share {}", sharing.share));
+    }
+    if sharing.added_table {
+        done.push(format!("table {table} in share {}", sharing.share));
+    }
+    if sharing.granted_select {
+        done.push(format!(
+            "SELECT on share {} to recipient {}",
+            sharing.share, sharing.recipient
+        ));
+    }
+    done.join("; ")
+}
+
+fn describe_steps(steps: &[ShareStep], s: &ShareOutcome) -> String {
+    let table = s.table.full_name();
+    steps
+        .iter()
+        .map(|step| match step {
+            ShareStep::CreateRecipient => format!("recipient {}", s.recipient),
+            ShareStep::ExtendToken => format!("token expiry of recipient {}", s.recipient),
+            ShareStep::CreateShare => format!("share {}", s.share),
+            ShareStep::AddTable => format!("table {table} in share {}", s.share),
+            ShareStep::GrantSelect => {
+                format!("SELECT on share {} to recipient {}", s.share, s.recipient)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The answer for a grant provisioned through Delta Sharing.
+fn sharing_answer(o: Outcome, s: ShareOutcome) -> Answer {
+    let privileges = o
+        .decision
+        .privileges
+        .iter()
+        .map(|p| p.as_str())
+        .collect::<Vec<_>>()
+        .join(",");
+    let table = s.table.full_name();
+    let expires_at = o.record.as_ref().and_then(|r| r.expires_at);
+    let until = expires_at.map(rfc3339).unwrap_or_default();
+    let added = match (&o.record, o.status) {
+        (_, Status::Planned) => describe_steps(&s.steps, &s),
+        (Some(r), _) => r
+            .sharing
+            .as_ref()
+            .map(|sh| describe_sharing(sh, &table))
+            .unwrap_or_default(),
+        (None, _) => String::new(),
+    };
+    let link_note = match (&s.activation_url, s.activated) {
+        (Some(_), _) => {
+            " Send the activation link to the requester: it downloads the credential once."
+        }
+        (None, true) => {
+            " The recipient already downloaded its credential and reads this table with it."
+        }
+        (None, false) => {
+            " No unused activation link was found; an operator can rotate the recipient's token to issue one."
+        }
+    };
+    let message = match o.status {
+        Status::Granted => format!(
+            "Shared {table} with Delta Sharing recipient {} (share {}) until {until}.{link_note}",
+            s.recipient, s.share
+        ),
+        Status::AlreadyGranted => format!(
+            "Recipient {} already had {table} through share {}; recorded until {until}.{link_note}",
+            s.recipient, s.share
+        ),
+        Status::Extended => format!(
+            "Extended recipient {}'s access to {table} (share {}) until {until}.{link_note}",
+            s.recipient, s.share
+        ),
+        Status::Planned if added.is_empty() => {
+            "Dry run: the recipient already has this table through its share; nothing would change."
+                .to_owned()
+        }
+        Status::Planned => format!("Dry run: would create or change {added}. Nothing was changed."),
+    };
+    let calls = (o.status == Status::Planned).then(|| {
+        s.steps
+            .iter()
+            .map(|step| step_call(*step, &s.recipient, &s.share, &table))
+            .collect()
+    });
+    Answer {
+        status: o.status.as_str(),
+        grant_id: o.record.as_ref().map(|r| r.id.to_string()),
+        principal: s.recipient.clone(),
+        principal_kind: PrincipalKind::Recipient.as_str(),
+        workspace: o.workspace.clone(),
+        securable_type: s.table.securable_type().as_str(),
+        securable: table,
+        privileges,
+        added,
+        already_held: String::new(),
+        expires_at: expires_at.map(rfc3339),
+        message,
+        calls,
+        provisioning: ProvisioningMode::DeltaSharing.as_str(),
+        share: Some(s.share),
+        activation_url: s.activation_url,
+    }
+}
+
 impl From<Outcome> for Answer {
-    fn from(o: Outcome) -> Self {
+    fn from(mut o: Outcome) -> Self {
+        if let Some(s) = o.sharing.take() {
+            return sharing_answer(o, s);
+        }
         let principal = o.principal.principal.uc_name().to_owned();
         let (securable, workspace, added, expires_at, grant_id) = match &o.record {
             Some(r) => (
@@ -147,6 +277,9 @@ impl From<Outcome> for Answer {
             expires_at: expires_at.map(rfc3339),
             message,
             calls: plan_calls,
+            provisioning: ProvisioningMode::Direct.as_str(),
+            share: None,
+            activation_url: None,
         }
     }
 }
@@ -168,6 +301,7 @@ pub async fn provision_and_answer(
         source = request.source.as_str(),
         caller = caller.kind(),
         status = answer.status,
+        provisioning = answer.provisioning,
         grant_id = answer.grant_id.as_deref().unwrap_or(""),
         principal = %answer.principal,
         securable = %answer.securable,

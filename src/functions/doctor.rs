@@ -24,6 +24,9 @@ pub fn doctor(services: &Services) -> Doctor<'_> {
         databricks: services.databricks(),
         workspaces: &services.workspaces,
         governed: &services.governed_catalogs,
+        sharing: services
+            .provisioning()
+            .is_ok_and(|p| p.context.policy.provisioning().may_share()),
         ledger: services.ledger.as_ref(),
         secrets: Some(&services.secrets),
         budget: services.time_budget.min(CHECK_BUDGET),

@@ -129,6 +129,9 @@ pub fn provision_error(e: &ProvisionError) -> ApiError {
             "idempotency_key_reused",
             e.to_string(),
         ),
+        ProvisionError::NameTaken(taken) => {
+            ApiError::new(StatusCode::CONFLICT, taken.code(), e.to_string())
+        }
         ProvisionError::Busy(message) => {
             ApiError::unavailable("grant_in_progress", message.clone())
                 .with_retry_after(DEFAULT_RETRY_AFTER)

@@ -5,6 +5,7 @@
 //! seconds), so a query may miss a record written a moment ago. Records are always read back and
 //! checked, so a stale tag can hide a record briefly but never return a wrong one.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -15,15 +16,17 @@ use azure_core::error::ErrorKind;
 use azure_core::http::{ClientOptions, StatusCode, Transport, Url};
 use azure_identity::{ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId};
 use azure_storage_blob::models::BlobClientUploadOptions;
+use azure_storage_blob::models::BlobContainerClientListBlobsOptions;
 use azure_storage_blob::{BlobContainerClient, BlobContainerClientOptions};
 use futures::{StreamExt, TryStreamExt};
 use tokio::sync::OnceCell;
 
 use super::settings::BlobSettings;
 use super::{
-    DueQuery, GrantId, GrantRecord, LedgerError, LedgerStore, ListFilter, Versioned, sort_due,
-    sort_listed, tags,
+    DueQuery, GrantId, GrantRecord, GrantState, LedgerError, LedgerStore, ListFilter, Versioned,
+    sort_due, sort_listed, tags,
 };
+use crate::domain::Principal;
 
 /// How many records are read at once after a tag query.
 const READ_CONCURRENCY: usize = 16;
@@ -110,6 +113,66 @@ impl BlobLedger {
 
     fn blob_name(id: GrantId) -> String {
         format!("grants/{id}.json")
+    }
+
+    /// Where the markers of one principal's grants in one workspace live. Listing a name prefix is
+    /// strongly consistent; find-by-tags reads an index that Azure updates after the write, so a grant
+    /// created a moment ago may be missing from a tag query. The revoke timer must never miss a live
+    /// sibling grant (it would remove a `USE_*` privilege the sibling still needs), so it reads these.
+    fn principal_prefix(workspace: &str, principal: &Principal) -> String {
+        format!(
+            "by-principal/{}/{}/",
+            tags::workspace_value(workspace),
+            tags::principal_value(principal)
+        )
+    }
+
+    fn marker_name(record: &GrantRecord) -> String {
+        format!(
+            "{}{}",
+            Self::principal_prefix(&record.workspace.name, &record.principal),
+            record.id
+        )
+    }
+
+    /// An empty blob without tags naming the record (written before the record itself).
+    async fn put_marker(&self, record: &GrantRecord) -> Result<(), LedgerError> {
+        let blob = self.container.blob_client(&Self::marker_name(record));
+        blob.upload(Bytes::new().into(), None)
+            .await
+            .map(|_| ())
+            .map_err(storage_error)
+    }
+
+    /// Drops the marker of a revoked record (best effort: a stale marker only costs a read).
+    async fn drop_marker(&self, record: &GrantRecord) {
+        let name = Self::marker_name(record);
+        if let Err(e) = self.container.blob_client(&name).delete(None).await
+            && e.http_status() != Some(StatusCode::NotFound)
+        {
+            tracing::debug!(marker = %name, error = %e, "could not delete a principal marker");
+        }
+    }
+
+    /// The grant ids the principal markers under `prefix` name.
+    async fn marked_ids(&self, prefix: &str) -> Result<Vec<GrantId>, LedgerError> {
+        let options = BlobContainerClientListBlobsOptions {
+            prefix: Some(prefix.to_owned()),
+            ..Default::default()
+        };
+        let names: Vec<String> = self
+            .container
+            .list_blobs(Some(options))
+            .map_err(storage_error)?
+            .map_err(storage_error)
+            .try_filter_map(|item| async move { Ok(item.name) })
+            .try_collect()
+            .await?;
+        Ok(names
+            .iter()
+            .filter_map(|n| n.strip_prefix(prefix))
+            .filter_map(|id| GrantId::parse(id).ok())
+            .collect())
     }
 
     /// Creates the container at first use if it is missing (the role's `containers/*` allows it),
@@ -266,6 +329,10 @@ fn storage_error(e: azure_core::Error) -> LedgerError {
 #[async_trait]
 impl LedgerStore for BlobLedger {
     async fn create(&self, record: GrantRecord) -> Result<Versioned<GrantRecord>, LedgerError> {
+        self.ensure_container().await?;
+        // Marker first: a record is never findable by tags before its marker exists. A marker left by
+        // a create that then failed names a record that is absent (or a duplicate's): harmless.
+        self.put_marker(&record).await?;
         self.write(&record, Condition::Absent).await
     }
 
@@ -282,8 +349,55 @@ impl LedgerStore for BlobLedger {
         &self,
         current: &Versioned<GrantRecord>,
     ) -> Result<Versioned<GrantRecord>, LedgerError> {
-        self.write(&current.record, Condition::Matches(current.version.clone()))
-            .await
+        let stored = self
+            .write(&current.record, Condition::Matches(current.version.clone()))
+            .await?;
+        if stored.record.state == GrantState::Revoked {
+            self.drop_marker(&stored.record).await;
+        }
+        Ok(stored)
+    }
+
+    /// The tag query (which covers records written before markers existed) joined with the principal's
+    /// markers (which cover records the tag index has not caught up with).
+    async fn active_for_principal(
+        &self,
+        workspace: &str,
+        principal: &Principal,
+    ) -> Result<Vec<Versioned<GrantRecord>>, LedgerError> {
+        let filter = ListFilter {
+            principal: Some(principal.clone()),
+            workspace: Some(workspace.to_owned()),
+            ..ListFilter::default()
+        };
+        let mut found: BTreeMap<GrantId, Versioned<GrantRecord>> = self
+            .list(&filter)
+            .await?
+            .into_iter()
+            .map(|v| (v.record.id, v))
+            .collect();
+        let missing: Vec<GrantId> = self
+            .marked_ids(&Self::principal_prefix(workspace, principal))
+            .await?
+            .into_iter()
+            .filter(|id| !found.contains_key(id))
+            .collect();
+        let read: Vec<Option<Versioned<GrantRecord>>> = futures::stream::iter(missing)
+            .map(|id| async move { self.read(&Self::blob_name(id)).await })
+            .buffer_unordered(READ_CONCURRENCY)
+            .try_collect()
+            .await?;
+        for v in read.into_iter().flatten() {
+            if filter.matches(&v.record) {
+                found.insert(v.record.id, v);
+            }
+        }
+        let mut live: Vec<_> = found
+            .into_values()
+            .filter(|v| v.record.state.keeps_access())
+            .collect();
+        sort_listed(&mut live);
+        Ok(live)
     }
 
     async fn probe(&self) -> Result<String, LedgerError> {

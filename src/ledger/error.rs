@@ -8,7 +8,7 @@ use super::ids::GrantId;
 /// its `containers/*` covers creating the container at first use.
 pub const ROLE_NEEDED: &str = "Storage Blob Data Owner";
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum LedgerError {
     #[error("no grant record {what}")]
     NotFound { what: String },

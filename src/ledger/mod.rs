@@ -11,9 +11,11 @@ mod record;
 mod settings;
 mod tags;
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use time::OffsetDateTime;
 
 pub use blob::{BlobLedger, BlobLedgerOptions};
 pub use error::{LedgerError, ROLE_NEEDED};
@@ -21,14 +23,39 @@ pub use ids::{GrantId, IdempotencyKey, KeyError, MAX_KEY_LEN, hash_hex};
 pub use local::LocalLedger;
 pub use query::{DEFAULT_STALE_PENDING_AFTER, DueQuery, ListFilter};
 pub use record::{
-    EventKind, GrantEvent, GrantRecord, GrantState, MAX_DETAIL_CHARS, NewGrant, SCHEMA_VERSION,
-    SecurableChange, TransitionError, VENDED_CREDENTIAL_LIFETIME, WorkspaceRef,
+    DIRECT_SCHEMA_VERSION, EventKind, GrantEvent, GrantRecord, GrantState, MAX_DETAIL_CHARS,
+    NewGrant, SCHEMA_VERSION, SHARING_SCHEMA_VERSION, SecurableChange, ShareGrant, TransitionError,
+    VENDED_CREDENTIAL_LIFETIME, WorkspaceRef,
 };
 pub use settings::{
     BlobSettings, DEFAULT_CONTAINER, DEFAULT_LEDGER_DIR, LedgerBackend, LedgerSettings,
 };
 
 use crate::domain::Principal;
+
+/// A due record in brief: what the revoke timer needs to split a large run into groups that share no
+/// securable, without holding every record at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueEntry {
+    pub id: GrantId,
+    /// Grants in different groups touch no common securable: the workspace host and the catalog.
+    pub group: (String, String),
+    /// When it became due (oldest debt first).
+    pub due_since: OffsetDateTime,
+}
+
+impl DueEntry {
+    pub fn of(record: &GrantRecord) -> Self {
+        Self {
+            id: record.id,
+            group: (
+                record.workspace.host.clone(),
+                record.securable.catalog_name().as_str().to_owned(),
+            ),
+            due_since: DueQuery::due_since(record),
+        }
+    }
+}
 
 /// A record with the version it was read at; `update` only succeeds if the stored record still has it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,6 +95,31 @@ pub trait LedgerStore: Send + Sync + std::fmt::Debug {
     /// without reading every record where the backend allows it.
     async fn find_due(&self, query: &DueQuery) -> Result<Vec<Versioned<GrantRecord>>, LedgerError>;
 
+    /// [`LedgerStore::find_due`] in brief, oldest debt first. Backends that can should answer without
+    /// holding every due record in memory at once.
+    async fn find_due_entries(&self, query: &DueQuery) -> Result<Vec<DueEntry>, LedgerError> {
+        Ok(self
+            .find_due(query)
+            .await?
+            .iter()
+            .map(|v| DueEntry::of(&v.record))
+            .collect())
+    }
+
+    /// [`LedgerStore::update`] for many records, each answered on its own (same order). Backends may
+    /// make the batch durable together (one flush instead of one per record); each record still
+    /// changes only if it is at its expected version.
+    async fn update_many(
+        &self,
+        batch: Vec<Versioned<GrantRecord>>,
+    ) -> Vec<Result<Versioned<GrantRecord>, LedgerError>> {
+        let mut results = Vec::with_capacity(batch.len());
+        for current in &batch {
+            results.push(self.update(current).await);
+        }
+        results
+    }
+
     /// Records matching every field set in `filter`, newest request first.
     async fn list(&self, filter: &ListFilter) -> Result<Vec<Versioned<GrantRecord>>, LedgerError>;
 
@@ -94,6 +146,32 @@ pub trait LedgerStore: Send + Sync + std::fmt::Debug {
             .into_iter()
             .filter(|v| v.record.state.keeps_access())
             .collect())
+    }
+
+    /// The live grants (`pending` or `active`) of any of `principals` in `workspace` on a securable in one
+    /// of `catalogs`, except the grants in `except`: what the revoke planner must keep access for when
+    /// the `except` grants end (grants in other catalogs share no securable with them). Backends that
+    /// must read every record to answer (the local folder) read them once for all principals.
+    async fn live_grants_sharing(
+        &self,
+        workspace: &str,
+        catalogs: &BTreeSet<String>,
+        principals: &BTreeSet<Principal>,
+        except: &BTreeSet<GrantId>,
+    ) -> Result<Vec<Versioned<GrantRecord>>, LedgerError> {
+        let mut all = Vec::new();
+        for principal in principals {
+            all.extend(
+                self.active_for_principal(workspace, principal)
+                    .await?
+                    .into_iter()
+                    .filter(|v| {
+                        !except.contains(&v.record.id)
+                            && catalogs.contains(v.record.securable.catalog_name().as_str())
+                    }),
+            );
+        }
+        Ok(all)
     }
 }
 

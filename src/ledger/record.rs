@@ -10,8 +10,15 @@ use super::ids::{GrantId, IdempotencyKey};
 use crate::domain::{EntraObjectId, GrantDuration, Principal, PrivilegeSet, Securable};
 use crate::planning::PlannedChange;
 
-/// The record layout version; readers refuse a record with a higher one rather than misread it.
-pub const SCHEMA_VERSION: u32 = 1;
+/// The newest record layout this build reads; readers refuse a record with a higher one rather than
+/// misread it. Direct grants are still written as [`DIRECT_SCHEMA_VERSION`], so older builds keep
+/// reading them; Delta Sharing grants are written as [`SHARING_SCHEMA_VERSION`], so an older build,
+/// which could not revoke them, refuses them instead of marking them revoked.
+pub const SCHEMA_VERSION: u32 = 2;
+/// The layout of a direct grant (unchanged since the first release).
+pub const DIRECT_SCHEMA_VERSION: u32 = 1;
+/// The layout of a grant with `sharing`.
+pub const SHARING_SCHEMA_VERSION: u32 = 2;
 
 /// How long storage credentials that Unity Catalog vended before a revoke stay usable: Databricks
 /// documents temporary table credentials as valid for up to one hour, so access is only *certain* to
@@ -100,6 +107,42 @@ pub struct WorkspaceRef {
     pub host: String,
 }
 
+/// A grant provisioned through Delta Sharing: the share and recipient it uses (named by the naming rule)
+/// and what this grant itself did. Ownership of the share and recipient is also marked on them (comment,
+/// properties) and checked before any change, so uc-access never alters one it did not create.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShareGrant {
+    pub share: String,
+    pub recipient: String,
+    /// The Entra object id the recipient is named from.
+    pub object_id: EntraObjectId,
+    #[serde(default)]
+    pub created_recipient: bool,
+    #[serde(default)]
+    pub created_share: bool,
+    /// This grant put the table into the share.
+    #[serde(default)]
+    pub added_table: bool,
+    /// This grant gave the recipient `SELECT` on the share.
+    #[serde(default)]
+    pub granted_select: bool,
+}
+
+impl ShareGrant {
+    pub fn new(share: String, recipient: String, object_id: EntraObjectId) -> Self {
+        Self {
+            share,
+            recipient,
+            object_id,
+            created_recipient: false,
+            created_share: false,
+            added_table: false,
+            granted_select: false,
+        }
+    }
+}
+
 /// What happened, for the record's own history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -183,6 +226,9 @@ pub struct GrantRecord {
     pub next_attempt_at: Option<OffsetDateTime>,
     #[serde(default)]
     pub events: Vec<GrantEvent>,
+    /// Present when the grant was provisioned through Delta Sharing (absent in older records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sharing: Option<ShareGrant>,
 }
 
 /// A transition the state machine does not allow; the record is left unchanged.
@@ -207,7 +253,7 @@ impl GrantRecord {
     pub fn new(grant: NewGrant, now: OffsetDateTime) -> Self {
         let now = now.to_offset(time::UtcOffset::UTC);
         Self {
-            schema_version: SCHEMA_VERSION,
+            schema_version: DIRECT_SCHEMA_VERSION,
             id: GrantId::for_key(&grant.idempotency_key),
             idempotency_key: grant.idempotency_key,
             requester: grant.requester,
@@ -235,6 +281,7 @@ impl GrantRecord {
                 kind: EventKind::Recorded,
                 detail: String::new(),
             }],
+            sharing: None,
         }
     }
 
@@ -268,6 +315,12 @@ impl GrantRecord {
         });
     }
 
+    /// Makes this a Delta Sharing grant (before it is first stored).
+    pub fn set_sharing(&mut self, sharing: ShareGrant) {
+        self.sharing = Some(sharing);
+        self.schema_version = SHARING_SCHEMA_VERSION;
+    }
+
     /// `pending` → `active`: Unity Catalog accepted the plan; `added` is what it actually added.
     /// Starts a new cycle of a revoked grant (the same request approved again after it ended): back to
     /// `pending` with the new plan; the history is kept.
@@ -296,6 +349,8 @@ impl GrantRecord {
         self.attempts = 0;
         self.last_error = None;
         self.next_attempt_at = None;
+        self.sharing = None;
+        self.schema_version = DIRECT_SCHEMA_VERSION;
         self.log(now, EventKind::Reopened, "");
         Ok(())
     }

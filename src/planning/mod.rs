@@ -2,5 +2,6 @@
 
 pub mod grant;
 pub mod revoke;
+pub mod share;
 
 pub use grant::{GrantPlan, Holdings, PlannedChange, plan_grant};

@@ -65,13 +65,19 @@ pub fn plan_revocation<I: Ord + Clone>(
     ending: &[Ending<I>],
     staying: &[Staying<I>],
 ) -> RevocationPlan<I> {
-    // What each staying grant needs, per (workspace, principal, securable).
-    let mut needs: Vec<(&Staying<I>, Securable, PrivilegeSet)> = Vec::new();
+    // What each staying grant needs, per securable, by (workspace, principal): a large run looks up
+    // only the needs of the principal at hand.
+    type Needs<'a, I> = Vec<(&'a Staying<I>, Securable, PrivilegeSet)>;
+    let mut needs_of: BTreeMap<(&str, &Principal), Needs<'_, I>> = BTreeMap::new();
     for s in staying {
+        let entry = needs_of
+            .entry((s.workspace.as_str(), &s.principal))
+            .or_default();
         for (securable, privileges) in needed(&s.target, &s.privileges) {
-            needs.push((s, securable, privileges));
+            entry.push((s, securable, privileges));
         }
     }
+    let no_needs: Needs<'_, I> = Vec::new();
 
     let mut removals: BTreeMap<(String, Securable), BTreeMap<Principal, PrivilegeSet>> =
         BTreeMap::new();
@@ -79,6 +85,9 @@ pub fn plan_revocation<I: Ord + Clone>(
     let mut removed_by_grant: BTreeMap<I, Vec<PlannedChange>> = BTreeMap::new();
 
     for grant in ending {
+        let needs = needs_of
+            .get(&(grant.workspace.as_str(), &grant.principal))
+            .unwrap_or(&no_needs);
         let mut removed_here = Vec::new();
         for change in &grant.added {
             let mut remove = PrivilegeSet::new();

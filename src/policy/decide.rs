@@ -6,12 +6,15 @@ use time::OffsetDateTime;
 use super::Policy;
 use crate::domain::{
     ACCOUNT_USERS, AccessRequest, ApprovalOutcome, EntraObjectId, GrantDuration, Principal,
-    PrincipalKind, PrincipalQuery, PrivilegeSet, RequestSource, Securable,
+    PrincipalKind, PrincipalQuery, Privilege, PrivilegeSet, ProvisioningMode, RequestSource,
+    Securable, SecurableType,
 };
 
 /// What policy grants for a request: the privileges, the length and when it ends.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
+    /// How the access is provisioned.
+    pub mode: ProvisioningMode,
     pub privileges: PrivilegeSet,
     pub duration: GrantDuration,
     pub expires_at: OffsetDateTime,
@@ -38,9 +41,12 @@ impl Denial {
     pub const DURATION_EXCEEDS_MAXIMUM: &'static str = "duration_exceeds_maximum";
     pub const FORBIDDEN_PRINCIPAL: &'static str = "forbidden_principal";
     pub const GROUP_GRANTS_NOT_ALLOWED: &'static str = "group_grants_not_allowed";
+    pub const PROVISIONING_MODE_NOT_ALLOWED: &'static str = "provisioning_mode_not_allowed";
+    pub const SHARING_TABLES_ONLY: &'static str = "sharing_tables_only";
+    pub const SHARING_NEEDS_OBJECT_ID: &'static str = "sharing_needs_object_id";
 
     /// Every rule code, for documentation and tests.
-    pub const RULES: [&'static str; 11] = [
+    pub const RULES: [&'static str; 14] = [
         Self::NOT_APPROVED,
         Self::SELF_APPROVAL,
         Self::REQUESTS_FOR_OTHERS_NOT_ALLOWED,
@@ -52,6 +58,9 @@ impl Denial {
         Self::DURATION_EXCEEDS_MAXIMUM,
         Self::FORBIDDEN_PRINCIPAL,
         Self::GROUP_GRANTS_NOT_ALLOWED,
+        Self::PROVISIONING_MODE_NOT_ALLOWED,
+        Self::SHARING_TABLES_ONLY,
+        Self::SHARING_NEEDS_OBJECT_ID,
     ];
 
     pub(crate) fn new(rule: &'static str, message: impl Into<String>) -> Self {
@@ -111,7 +120,13 @@ pub fn decide(
         ));
     }
 
+    let mode = choose_mode(policy, request)?;
+    if mode == ProvisioningMode::DeltaSharing {
+        check_sharing(request, &privileges)?;
+    }
+
     Ok(Decision {
+        mode,
         privileges,
         duration,
         expires_at: now + duration.as_duration(),
@@ -134,6 +149,53 @@ fn account_users_denial() -> Denial {
         Denial::FORBIDDEN_PRINCIPAL,
         "a grant to account users would give every user in the account access; request access for a person, a group or a service principal",
     )
+}
+
+/// The request's own mode where policy lets requests choose it (or it is what policy would choose
+/// anyway), else policy's choice for the catalog, the workspace, or the default.
+fn choose_mode(policy: &Policy, request: &AccessRequest) -> Result<ProvisioningMode, Denial> {
+    let rules = policy.provisioning();
+    let chosen = rules.chosen_for(
+        request.securable.catalog_name().as_str(),
+        &request.workspace.name,
+    );
+    match request.provisioning {
+        None => Ok(chosen),
+        Some(asked) if asked == chosen || rules.requestable.contains(&asked) => Ok(asked),
+        Some(asked) => Err(Denial::new(
+            Denial::PROVISIONING_MODE_NOT_ALLOWED,
+            format!(
+                "policy does not let a request choose {asked} here; leave provisioning out to get {chosen}"
+            ),
+        )),
+    }
+}
+
+/// What Delta Sharing can provision: `SELECT` on a table, for a person or application named by Entra
+/// object id (the recipient is named from it).
+fn check_sharing(request: &AccessRequest, privileges: &PrivilegeSet) -> Result<(), Denial> {
+    let kind = request.securable.securable_type();
+    if kind != SecurableType::Table {
+        return Err(Denial::new(
+            Denial::SHARING_TABLES_ONLY,
+            format!(
+                "Delta Sharing provisions single tables, not a {kind}; ask for a table, or for direct provisioning"
+            ),
+        ));
+    }
+    if let Some(refused) = privileges.iter().find(|p| **p != Privilege::Select) {
+        return Err(Denial::new(
+            Denial::PRIVILEGE_NOT_ALLOWED,
+            format!("{refused} cannot be given through Delta Sharing; ask for SELECT instead"),
+        ));
+    }
+    if !matches!(request.grantee, PrincipalQuery::ObjectId { .. }) {
+        return Err(Denial::new(
+            Denial::SHARING_NEEDS_OBJECT_ID,
+            "a Delta Sharing recipient is named from the Entra object id of the person who receives it; name the principal by objectId",
+        ));
+    }
+    Ok(())
 }
 
 fn check_approval(policy: &Policy, request: &AccessRequest) -> Result<(), Denial> {
@@ -232,6 +294,8 @@ pub fn check_principal(policy: &Policy, principal: &Principal) -> Result<(), Den
             .forbidden_service_principals
             .contains(&name.to_lowercase()),
         PrincipalKind::Group => rules.forbidden_groups.contains(name),
+        // Recipients are named by uc-access itself from an Entra object id; nothing to forbid by name.
+        PrincipalKind::Recipient => false,
     };
     if forbidden {
         return Err(Denial::new(

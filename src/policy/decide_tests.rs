@@ -47,6 +47,7 @@ fn request() -> AccessRequest {
         idempotency_key: None,
         dry_run: false,
         source: RequestSource::PurviewCallback,
+        provisioning: None,
     }
 }
 
@@ -558,4 +559,91 @@ fn a_grantee_resolved_to_an_approver_is_refused_as_self_approval() {
         check_not_self_approved(&policy, &r, Some("5b1f2e3d-4c5b-4a69-8e7f-0a1b2c3d4e5f")).is_ok()
     );
     assert!(check_not_self_approved(&policy, &r, None).is_ok());
+}
+
+mod provisioning_mode {
+    use super::*;
+    use crate::domain::{Privilege, PrivilegeSet, ProvisioningMode};
+
+    const SHARING_POLICY: &str = r#"
+[provisioning]
+default = "direct"
+requestable = ["delta-sharing"]
+catalogs = { Partner = "delta-sharing" }
+workspaces = { external = "delta-sharing" }
+"#;
+
+    fn mode(policy: &Policy, request: &AccessRequest) -> Result<ProvisioningMode, &'static str> {
+        decide(policy, request, NOW)
+            .map(|d| d.mode)
+            .map_err(|d| d.rule)
+    }
+
+    #[test]
+    fn the_default_policy_grants_directly_and_lets_no_request_choose_sharing() {
+        let p = Policy::default();
+        assert_eq!(mode(&p, &request()), Ok(ProvisioningMode::Direct));
+        let asked = AccessRequest {
+            provisioning: Some(ProvisioningMode::DeltaSharing),
+            ..request()
+        };
+        assert_eq!(mode(&p, &asked), Err(Denial::PROVISIONING_MODE_NOT_ALLOWED));
+        let direct = AccessRequest {
+            provisioning: Some(ProvisioningMode::Direct),
+            ..request()
+        };
+        assert_eq!(mode(&p, &direct), Ok(ProvisioningMode::Direct));
+    }
+
+    #[test]
+    fn a_catalog_rule_wins_over_a_workspace_rule_and_a_request_where_allowed_wins_over_both() {
+        let p = policy(SHARING_POLICY);
+        assert_eq!(
+            mode(&p, &on(table("partner.sales.orders"))),
+            Ok(ProvisioningMode::DeltaSharing)
+        );
+        let mut external = request();
+        external.workspace.name = "external".into();
+        assert_eq!(mode(&p, &external), Ok(ProvisioningMode::DeltaSharing));
+        let asked = AccessRequest {
+            provisioning: Some(ProvisioningMode::DeltaSharing),
+            ..request()
+        };
+        assert_eq!(mode(&p, &asked), Ok(ProvisioningMode::DeltaSharing));
+        // "direct" is not requestable: a request cannot escape the catalog's rule.
+        let escape = AccessRequest {
+            provisioning: Some(ProvisioningMode::Direct),
+            ..on(table("partner.sales.orders"))
+        };
+        assert_eq!(
+            mode(&p, &escape),
+            Err(Denial::PROVISIONING_MODE_NOT_ALLOWED)
+        );
+    }
+
+    #[test]
+    fn sharing_is_for_select_on_tables_to_people_named_by_object_id() {
+        let p = policy(&format!(
+            "{SHARING_POLICY}\n[securables.schema]\nprivileges = [\"SELECT\", \"USE_SCHEMA\"]\n[securables.table]\nprivileges = [\"SELECT\", \"MODIFY\"]\n"
+        ));
+        let schema = on(Securable::parse(SecurableType::Schema, "partner.sales").unwrap());
+        assert_eq!(mode(&p, &schema), Err(Denial::SHARING_TABLES_ONLY));
+        let modify = AccessRequest {
+            privileges: Some(PrivilegeSet::from([Privilege::Modify])),
+            ..on(table("partner.sales.orders"))
+        };
+        assert_eq!(mode(&p, &modify), Err(Denial::PRIVILEGE_NOT_ALLOWED));
+        let by_name = AccessRequest {
+            grantee: PrincipalQuery::user_name("bob@contoso.com").unwrap(),
+            source: RequestSource::GrantAccess,
+            ..on(table("partner.sales.orders"))
+        };
+        assert_eq!(mode(&p, &by_name), Err(Denial::SHARING_NEEDS_OBJECT_ID));
+    }
+
+    #[test]
+    fn an_unknown_mode_in_the_file_stops_the_load() {
+        let err = Policy::from_toml("[provisioning]\ndefault = \"email\"\n").unwrap_err();
+        assert!(err.to_string().contains("provisioning"), "{err}");
+    }
 }

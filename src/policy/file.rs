@@ -11,9 +11,10 @@ use toml::Spanned;
 
 use super::location::Location;
 use super::patterns::{NamePattern, Patterns};
-use super::{Policy, PrincipalRules, TypeRules};
+use super::{Policy, PrincipalRules, ProvisioningRules, TypeRules};
 use crate::domain::{
-    ApplicationId, GrantDuration, Principal, Privilege, PrivilegeSet, SecurableType,
+    ApplicationId, GrantDuration, Principal, Privilege, PrivilegeSet, ProvisioningMode,
+    SecurableType,
 };
 use crate::settings::{Env, SettingsError};
 
@@ -96,6 +97,20 @@ struct PolicyFile {
     names: NamesSection,
     #[serde(default)]
     principals: PrincipalsSection,
+    #[serde(default)]
+    provisioning: ProvisioningSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProvisioningSection {
+    default: Option<ProvisioningMode>,
+    #[serde(default)]
+    requestable: Vec<ProvisioningMode>,
+    #[serde(default)]
+    catalogs: BTreeMap<String, ProvisioningMode>,
+    #[serde(default)]
+    workspaces: BTreeMap<String, ProvisioningMode>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -231,6 +246,20 @@ fn build(source: &str, file: PolicyFile) -> Result<Policy, PolicyError> {
         block_self_approval: file
             .block_self_approval
             .unwrap_or(defaults.block_self_approval),
+        provisioning: ProvisioningRules {
+            default: file
+                .provisioning
+                .default
+                .unwrap_or(ProvisioningMode::Direct),
+            requestable: file.provisioning.requestable.into_iter().collect(),
+            catalogs: file
+                .provisioning
+                .catalogs
+                .into_iter()
+                .map(|(name, mode)| (name.to_lowercase(), mode))
+                .collect(),
+            workspaces: file.provisioning.workspaces,
+        },
     })
 }
 

@@ -20,7 +20,7 @@ pub use decide::{Decision, Denial, check_not_self_approved, check_principal, dec
 pub use file::{POLICY_FILE, PolicyError};
 pub use patterns::{NamePattern, PatternError, Patterns};
 
-use crate::domain::{GrantDuration, Privilege, PrivilegeSet, SecurableType};
+use crate::domain::{GrantDuration, Privilege, PrivilegeSet, ProvisioningMode, SecurableType};
 
 /// What may be granted on one securable type.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +67,50 @@ impl Default for PrincipalRules {
     }
 }
 
+/// Which provisioning mode a request gets: the request's own choice where `requestable` lists it, else
+/// the rule for its catalog, else the rule for its workspace, else `default`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProvisioningRules {
+    pub default: ProvisioningMode,
+    /// Modes a request may name in its `provisioning` field.
+    pub requestable: BTreeSet<ProvisioningMode>,
+    /// Per catalog name (lower case).
+    pub catalogs: BTreeMap<String, ProvisioningMode>,
+    /// Per configured workspace name.
+    pub workspaces: BTreeMap<String, ProvisioningMode>,
+}
+
+impl Default for ProvisioningRules {
+    fn default() -> Self {
+        Self {
+            default: ProvisioningMode::Direct,
+            requestable: BTreeSet::new(),
+            catalogs: BTreeMap::new(),
+            workspaces: BTreeMap::new(),
+        }
+    }
+}
+
+impl ProvisioningRules {
+    /// Whether any request can end up provisioned through Delta Sharing.
+    pub fn may_share(&self) -> bool {
+        let sharing = ProvisioningMode::DeltaSharing;
+        self.default == sharing
+            || self.requestable.contains(&sharing)
+            || self.catalogs.values().any(|m| *m == sharing)
+            || self.workspaces.values().any(|m| *m == sharing)
+    }
+
+    /// The mode policy itself chooses for a securable in a workspace (no request preference).
+    pub fn chosen_for(&self, catalog: &str, workspace: &str) -> ProvisioningMode {
+        self.catalogs
+            .get(&catalog.to_lowercase())
+            .or_else(|| self.workspaces.get(workspace))
+            .copied()
+            .unwrap_or(self.default)
+    }
+}
+
 /// A validated policy. Only [`Policy::default`] and the loaders build one, so every policy in the
 /// process has passed the load-time checks.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +123,7 @@ pub struct Policy {
     principals: PrincipalRules,
     allow_requests_for_others: bool,
     block_self_approval: bool,
+    provisioning: ProvisioningRules,
 }
 
 /// Grant length when a request names none.
@@ -102,6 +147,7 @@ impl Default for Policy {
             principals: PrincipalRules::default(),
             allow_requests_for_others: true,
             block_self_approval: true,
+            provisioning: ProvisioningRules::default(),
         }
     }
 }
@@ -143,6 +189,10 @@ impl Policy {
 
     pub fn block_self_approval(&self) -> bool {
         self.block_self_approval
+    }
+
+    pub fn provisioning(&self) -> &ProvisioningRules {
+        &self.provisioning
     }
 
     /// The duration a request on this type gets when it names none.

@@ -5,6 +5,7 @@ mod env;
 mod governed;
 mod schedule;
 mod server;
+mod sharing;
 mod workspaces;
 
 use std::time::Duration;
@@ -13,6 +14,9 @@ pub use env::{Env, SettingsError};
 pub use governed::{GOVERNED_CATALOGS, GovernedCatalog, GovernedCatalogs, GovernedSource};
 pub use schedule::{DEFAULT_SCHEDULE, REVOKE_SCHEDULE, RevokeSchedule};
 pub use server::{DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT, ServerSettings};
+pub use sharing::{
+    DEFAULT_RECIPIENT_NAME, DEFAULT_SHARE_NAME, RECIPIENT_NAME, SHARE_NAME, ShareNaming,
+};
 pub use workspaces::{
     AUTHORITIES, DEFAULT_WORKSPACE, WORKSPACES, host_string, workspaces_from_env,
 };
@@ -44,6 +48,8 @@ pub struct Settings {
     pub revoke_schedule: RevokeSchedule,
     /// The catalogs where uc-access's principal needs `MANAGE` (what the doctor checks).
     pub governed_catalogs: GovernedCatalogs,
+    /// How Delta Sharing provisioning names its shares and recipients.
+    pub share_naming: ShareNaming,
 }
 
 /// Default for `UC_ACCESS_TIME_BUDGET_SECONDS`: well inside Purview's undocumented HTTP timeout and the
@@ -109,6 +115,7 @@ impl Settings {
             time_budget: Duration::from_secs(budget),
             revoke_schedule: RevokeSchedule::from_env(env)?,
             governed_catalogs,
+            share_naming: ShareNaming::from_env(env)?,
         })
     }
 }

@@ -17,6 +17,7 @@ mod recording;
 mod scim;
 mod scim_filter;
 mod seed;
+mod sharing;
 mod state;
 
 use std::io;
@@ -80,6 +81,31 @@ impl StandIn {
                 "/api/2.1/unity-catalog/tables/{full_name}",
                 get(catalog::get_table),
             )
+            .route("/api/2.1/unity-catalog/shares", post(sharing::create_share))
+            .route(
+                "/api/2.1/unity-catalog/shares/{name}",
+                get(sharing::get_share)
+                    .patch(sharing::update_share)
+                    .delete(sharing::delete_share),
+            )
+            .route(
+                "/api/2.1/unity-catalog/shares/{name}/permissions",
+                get(sharing::get_share_permissions).patch(sharing::update_share_permissions),
+            )
+            .route(
+                "/api/2.1/unity-catalog/recipients",
+                post(sharing::create_recipient),
+            )
+            .route(
+                "/api/2.1/unity-catalog/recipients/{name}",
+                get(sharing::get_recipient)
+                    .patch(sharing::update_recipient)
+                    .delete(sharing::delete_recipient),
+            )
+            .route(
+                "/api/2.1/unity-catalog/recipients/{name}/rotate-token",
+                post(sharing::rotate_token),
+            )
             .route(
                 "/api/2.0/accounts/{account_id}/scim/v2/{kind}",
                 get(scim::account_list),
@@ -118,6 +144,10 @@ impl StandIn {
             .route(
                 "/oidc/accounts/{account_id}/.well-known/oauth-authorization-server",
                 get(auth::account_discovery),
+            )
+            .route(
+                "/api/2.1/unity-catalog/public/data_sharing_activation/{token}",
+                get(sharing::retrieve_token),
             )
             .route("/oidc/v1/token", post(auth::workspace_token))
             .route(

@@ -43,6 +43,8 @@ pub struct Model {
     pub token_issuances: u64,
     pub created: Vec<CreatedIdentity>,
     pub next_id: u64,
+    /// Delta Sharing shares and recipients.
+    pub sharing: super::sharing::SharingWorld,
 }
 
 impl Model {
@@ -68,6 +70,7 @@ impl Model {
             token_issuances: 0,
             created: Vec::new(),
             next_id: 9000,
+            sharing: super::sharing::SharingWorld::default(),
             seed,
         };
         for grant in model.seed.grants.clone() {

@@ -1,5 +1,7 @@
 //! Request recording: every API request with its method, path, query, body and the status answered.
 
+use std::time::{Duration, Instant};
+
 use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
 use axum::middleware::Next;
@@ -23,6 +25,12 @@ pub struct RecordedRequest {
     pub body: String,
     /// The status answered; 0 when the connection was dropped without an answer.
     pub status: u16,
+    /// When the request arrived and how long the stand-in took to answer it (simulated latency and
+    /// faults included): the benchmarks subtract this waiting from a callback's time.
+    #[serde(skip)]
+    pub received: Instant,
+    #[serde(skip)]
+    pub elapsed: Duration,
 }
 
 pub async fn record_layer(
@@ -34,6 +42,7 @@ pub async fn record_layer(
     if path.starts_with("/__standin") {
         return next.run(request).await;
     }
+    let received = Instant::now();
     let method = request.method().to_string();
     let query = request.uri().query().map(str::to_string);
     let (parts, body) = request.into_parts();
@@ -60,6 +69,8 @@ pub async fn record_layer(
         query,
         body: text,
         status,
+        received,
+        elapsed: received.elapsed(),
     });
     response
 }

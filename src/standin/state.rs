@@ -126,6 +126,52 @@ impl StandInState {
             .unwrap_or_default()
     }
 
+    /// A share's data objects (full names), `None` when there is no such share.
+    pub fn share_objects(&self, name: &str) -> Option<Vec<String>> {
+        self.model()
+            .sharing
+            .shares
+            .get(&name.to_lowercase())
+            .map(|s| s.objects.iter().map(|o| o.name.clone()).collect())
+    }
+
+    /// A share's comment and owner, `None` when there is no such share.
+    pub fn share_comment_and_owner(&self, name: &str) -> Option<(Option<String>, String)> {
+        self.model()
+            .sharing
+            .shares
+            .get(&name.to_lowercase())
+            .map(|s| (s.comment.clone(), s.owner.clone()))
+    }
+
+    /// Privileges per recipient on a share (empty when none or no such share).
+    pub fn share_permissions(&self, name: &str) -> BTreeMap<String, Vec<String>> {
+        self.model()
+            .sharing
+            .shares
+            .get(&name.to_lowercase())
+            .map(|s| {
+                s.permissions
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.iter().cloned().collect()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// A recipient as the API shows it (`None` when there is no such recipient).
+    pub fn recipient(&self, name: &str) -> Option<Value> {
+        let model = self.model();
+        let r = model.sharing.recipients.get(&name.to_lowercase())?;
+        Some(super::sharing::recipient_view(r))
+    }
+
+    /// How many recipients and shares exist.
+    pub fn sharing_counts(&self) -> (usize, usize) {
+        let model = self.model();
+        (model.sharing.recipients.len(), model.sharing.shares.len())
+    }
+
     /// How many OAuth tokens the token endpoints issued.
     pub fn token_issuances(&self) -> u64 {
         self.model().token_issuances
@@ -160,6 +206,20 @@ impl StandInState {
             "grants": grants,
             "created_identities": model.created,
             "token_issuances": model.token_issuances,
+            "shares": model.sharing.shares.values().map(|s| json!({
+                "name": s.name,
+                "owner": s.owner,
+                "comment": s.comment,
+                "objects": s.objects.iter().map(|o| o.name.clone()).collect::<Vec<_>>(),
+                "permissions": s.permissions,
+            })).collect::<Vec<_>>(),
+            "recipients": model.sharing.recipients.values().map(|r| json!({
+                "name": r.name,
+                "owner": r.owner,
+                "properties": r.properties,
+                "expiration_time": r.expiration_time,
+                "activated": r.activated,
+            })).collect::<Vec<_>>(),
         })
     }
 

@@ -123,6 +123,8 @@ pub struct Doctor<'a> {
     pub databricks: Option<&'a DatabricksClients>,
     pub workspaces: &'a Workspaces,
     pub governed: &'a GovernedCatalogs,
+    /// Whether policy can provision through Delta Sharing (then `SELECT` on governed catalogs is checked).
+    pub sharing: bool,
     pub ledger: &'a dyn LedgerStore,
     /// The secrets to read (`None`: the check is skipped, saying so).
     pub secrets: Option<&'a dyn SecretsProbe>,
@@ -137,7 +139,10 @@ impl Doctor<'_> {
         let mut checks = vec![settings];
         match self.databricks {
             Some(clients) => {
-                checks.extend(databricks::checks(clients, self.workspaces, self.governed, self.budget).await);
+                checks.extend(
+                    databricks::checks(clients, self.workspaces, self.governed, self.sharing, self.budget)
+                        .await,
+                );
             }
             None => checks.push(Check::fail(
                 "databricks.settings",

@@ -50,19 +50,76 @@ pub fn backoff(attempts: u32) -> time::Duration {
 }
 
 /// One timer run at `now`.
+///
+/// Due grants are taken one group at a time, a group being the grants on one catalog of one workspace:
+/// grants in different groups touch no common securable, so each securable still gets at most one
+/// `PATCH` per run, while only one group's records are held in memory (the ledger answers the due list
+/// in brief first).
 pub async fn sweep(
     ctx: &Context,
     now: OffsetDateTime,
     deadline: Deadline,
 ) -> Result<SweepReport, LedgerError> {
-    let due = ctx.ledger.find_due(&DueQuery::at(now)).await?;
+    let query = DueQuery::at(now);
+    let entries = ctx.ledger.find_due_entries(&query).await?;
     let mut report = SweepReport {
-        due: due.len() as u64,
+        due: entries.len() as u64,
         ..SweepReport::default()
     };
+    // Oldest debt first: groups in the order their oldest grant became due.
+    let mut order: Vec<(String, String)> = Vec::new();
+    let mut groups: BTreeMap<(String, String), Vec<GrantId>> = BTreeMap::new();
+    for entry in entries {
+        let ids = groups.entry(entry.group.clone()).or_insert_with(|| {
+            order.push(entry.group.clone());
+            Vec::new()
+        });
+        ids.push(entry.id);
+    }
+    for group in order {
+        let ids = groups.remove(&group).unwrap_or_default();
+        let batch_started = std::time::Instant::now();
+        let mut due = Vec::with_capacity(ids.len());
+        for id in ids {
+            match ctx.ledger.get(id).await {
+                // Changed since the listing (an early revoke, a renewal): only what is still due.
+                Ok(v) if query.is_due(&v.record) => due.push(v),
+                Ok(_) | Err(LedgerError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let loaded = batch_started.elapsed();
+        let count = due.len();
+        sweep_group(ctx, due, now, deadline, &mut report).await;
+        tracing::info!(
+            workspace = %group.0,
+            catalog = %group.1,
+            grants = count,
+            load_ms = loaded.as_millis() as u64,
+            total_ms = batch_started.elapsed().as_millis() as u64,
+            "revoke batch done"
+        );
+    }
+    Ok(report)
+}
+
+/// Finishes or rolls back the stale `pending` grants of one group and revokes its ending ones together.
+async fn sweep_group(
+    ctx: &Context,
+    due: Vec<Versioned<GrantRecord>>,
+    now: OffsetDateTime,
+    deadline: Deadline,
+    report: &mut SweepReport,
+) {
     let mut ending = Vec::new();
     for record in due {
-        if record.record.state == GrantState::Pending {
+        if record.record.state == GrantState::Pending && record.record.sharing.is_some() {
+            match super::unshare::reconcile_pending(ctx, record, now, deadline).await {
+                super::unshare::Reconciled::Finished => report.finished += 1,
+                super::unshare::Reconciled::RollBack(r) => ending.push(*r),
+                super::unshare::Reconciled::Skipped => {}
+            }
+        } else if record.record.state == GrantState::Pending {
             match reconcile_pending(ctx, record, now, deadline).await {
                 Reconciled::Finished => report.finished += 1,
                 Reconciled::RollBack(r) => ending.push(*r),
@@ -73,11 +130,10 @@ pub async fn sweep(
         }
     }
     let outcome = revoke_grants(ctx, ending, now, deadline).await;
-    report.revoked = outcome.revoked.len() as u64;
-    report.failed = outcome.failed.len() as u64;
-    report.kept = outcome.kept;
-    report.alerts = outcome.alerts;
-    Ok(report)
+    report.revoked += outcome.revoked.len() as u64;
+    report.failed += outcome.failed.len() as u64;
+    report.kept += outcome.kept;
+    report.alerts.extend(outcome.alerts);
 }
 
 enum Reconciled {
@@ -168,8 +224,8 @@ pub async fn revoke_grants(
 ) -> RevokeOutcome {
     let mut outcome = RevokeOutcome::default();
 
-    // 1. Mark each ending grant `revoking`, with a retry time in case this run dies.
-    let mut marked: Vec<Versioned<GrantRecord>> = Vec::new();
+    // 1. Mark each ending grant `revoking`, with a retry time in case this run dies (one batch).
+    let mut to_mark: Vec<Versioned<GrantRecord>> = Vec::with_capacity(ending.len());
     for mut v in ending {
         let retry_at = now + backoff(v.record.attempts);
         let ok = match v.record.state {
@@ -179,13 +235,18 @@ pub async fn revoke_grants(
             }
             _ => v.record.begin_revoke(now, retry_at).is_ok(),
         };
-        if !ok {
-            continue;
+        if ok {
+            to_mark.push(v);
         }
-        match ctx.ledger.update(&v).await {
+    }
+    let ids: Vec<GrantId> = to_mark.iter().map(|v| v.record.id).collect();
+    let phase = std::time::Instant::now();
+    let mut marked: Vec<Versioned<GrantRecord>> = Vec::with_capacity(ids.len());
+    for (id, result) in ids.into_iter().zip(ctx.ledger.update_many(to_mark).await) {
+        match result {
             Ok(stored) => marked.push(stored),
             Err(e) => {
-                tracing::warn!(grant = %v.record.id, error = %e, "could not mark the grant revoking; next run");
+                tracing::warn!(grant = %id, error = %e, "could not mark the grant revoking; next run");
             }
         }
     }
@@ -193,47 +254,64 @@ pub async fn revoke_grants(
         return outcome;
     }
     let ending_ids: BTreeSet<GrantId> = marked.iter().map(|v| v.record.id).collect();
+    tracing::debug!(
+        grants = marked.len(),
+        ms = phase.elapsed().as_millis() as u64,
+        "marked revoking"
+    );
+    let phase = std::time::Instant::now();
 
-    // 2. Every other live grant of the same principals: what they still need.
-    let mut staying = Vec::new();
-    let mut seen = BTreeSet::new();
+    // 2. Every other live grant of the same principals that can share a securable with the ending
+    //    ones (same workspace, same catalog): what they still need. One ledger query per workspace.
+    let mut per_workspace: BTreeMap<&str, (BTreeSet<String>, BTreeSet<Principal>)> =
+        BTreeMap::new();
     for v in &marked {
-        let key = (v.record.workspace.host.clone(), v.record.principal.clone());
-        if !seen.insert(key) {
-            continue;
-        }
+        let (catalogs, principals) = per_workspace
+            .entry(v.record.workspace.name.as_str())
+            .or_default();
+        catalogs.insert(v.record.securable.catalog_name().as_str().to_owned());
+        principals.insert(v.record.principal.clone());
+    }
+    let mut staying = Vec::new();
+    let mut unavailable = None;
+    for (workspace, (catalogs, principals)) in &per_workspace {
         match ctx
             .ledger
-            .active_for_principal(&v.record.workspace.name, &v.record.principal)
+            .live_grants_sharing(workspace, catalogs, principals, &ending_ids)
             .await
         {
-            Ok(others) => staying.extend(
-                others
-                    .into_iter()
-                    .filter(|o| !ending_ids.contains(&o.record.id))
-                    .map(|o| Staying {
-                        id: o.record.id,
-                        workspace: o.record.workspace.host.clone(),
-                        principal: o.record.principal.clone(),
-                        target: o.record.securable.clone(),
-                        privileges: o.record.requested_privileges.clone(),
-                    }),
-            ),
+            Ok(others) => staying.extend(others.into_iter().map(|o| Staying {
+                id: o.record.id,
+                workspace: o.record.workspace.host,
+                principal: o.record.principal,
+                target: o.record.securable,
+                privileges: o.record.requested_privileges,
+            })),
             Err(e) => {
-                // Without the other grants we cannot know what is shared: revoke nothing for them now.
-                tracing::warn!(error = %e, "cannot list the principal's other grants; their revokes wait for the next run");
-                return fail_all(
-                    ctx,
-                    marked,
-                    &format!("ledger unavailable: {e}"),
-                    now,
-                    outcome,
-                )
-                .await;
+                unavailable = Some(e);
+                break;
             }
         }
     }
+    drop(per_workspace);
+    if let Some(e) = unavailable {
+        // Without the other grants we cannot know what is shared: revoke nothing for them now.
+        tracing::warn!(error = %e, "cannot list the principals' other grants; their revokes wait for the next run");
+        return fail_all(
+            ctx,
+            marked,
+            &format!("ledger unavailable: {e}"),
+            now,
+            outcome,
+        )
+        .await;
+    }
 
+    tracing::debug!(
+        staying = staying.len(),
+        ms = phase.elapsed().as_millis() as u64,
+        "found the staying grants"
+    );
     // 3. The plan: removals per securable, handovers to staying grants.
     let endings: Vec<Ending<GrantId>> = marked
         .iter()
@@ -283,6 +361,9 @@ pub async fn revoke_grants(
         }
     }
 
+    // 4b. Delta Sharing grants: SELECT on the share, the table from the share (state-based).
+    let unshare_failed = super::unshare::unshare(ctx, &marked, deadline).await;
+
     // 5. Hand over what staying grants still need, so they remove it when they end.
     let mut handover_failed: BTreeMap<GrantId, String> = BTreeMap::new();
     for h in &plan.handovers {
@@ -292,7 +373,9 @@ pub async fn revoke_grants(
         }
     }
 
-    // 6. Close each ending grant, or schedule its retry.
+    // 6. Close each ending grant, or schedule its retry (one batch).
+    let mut closing: Vec<(Versioned<GrantRecord>, Option<String>)> =
+        Vec::with_capacity(marked.len());
     for mut v in marked {
         let workspace = v.record.workspace.host.clone();
         let error = plan
@@ -305,29 +388,41 @@ pub async fn revoke_grants(
                     .get(&(workspace.clone(), c.securable.clone()))
                     .cloned()
             })
-            .or_else(|| handover_failed.get(&v.record.id).cloned());
-        let id = v.record.id;
-        match error {
-            None => {
-                if v.record.mark_revoked(now).is_ok() {
-                    match ctx.ledger.update(&v).await {
-                        Ok(stored) => outcome.revoked.push(stored.record),
-                        Err(e) => {
-                            tracing::warn!(grant = %id, error = %e, "revoked in Unity Catalog; the record update failed and is retried next run")
-                        }
-                    }
-                }
-            }
+            .or_else(|| handover_failed.get(&v.record.id).cloned())
+            .or_else(|| unshare_failed.get(&v.record.id).cloned());
+        let changed = match &error {
+            None => v.record.mark_revoked(now).is_ok(),
             Some(e) => {
                 let retry_at = now + backoff(v.record.attempts + 1);
-                if v.record.mark_failed(&e, now, retry_at).is_ok() {
-                    let _ = ctx.ledger.update(&v).await;
+                v.record.mark_failed(e, now, retry_at).is_ok()
+            }
+        };
+        if changed || error.is_some() {
+            closing.push((v, error));
+        }
+    }
+    let (records, errors): (Vec<_>, Vec<_>) = closing.into_iter().unzip();
+    let attempts: Vec<(GrantId, u32)> = records
+        .iter()
+        .map(|v| (v.record.id, v.record.attempts))
+        .collect();
+    let phase = std::time::Instant::now();
+    let results = ctx.ledger.update_many(records).await;
+    tracing::debug!(ms = phase.elapsed().as_millis() as u64, "closed the grants");
+    for (((id, attempts), error), result) in attempts.into_iter().zip(errors).zip(results) {
+        match error {
+            None => match result {
+                Ok(stored) => outcome.revoked.push(stored.record),
+                Err(e) => {
+                    tracing::warn!(grant = %id, error = %e, "revoked in Unity Catalog; the record update failed and is retried next run")
                 }
-                if v.record.attempts >= ALERT_AFTER_ATTEMPTS {
+            },
+            Some(e) => {
+                if attempts >= ALERT_AFTER_ATTEMPTS {
                     tracing::error!(
                         alert = "revoke_failing",
                         grant = %id,
-                        attempts = v.record.attempts,
+                        attempts,
                         error = %e,
                         "a revoke keeps failing: access outlives its expiry until this is fixed"
                     );

@@ -6,6 +6,8 @@ pub mod doctor;
 pub mod expire;
 pub mod provision;
 pub mod resolve;
+pub mod share;
+pub mod unshare;
 
 use std::fmt;
 use std::sync::Arc;
@@ -32,6 +34,8 @@ pub struct Context {
     pub grants: Arc<dyn GrantsApi>,
     pub ledger: Arc<dyn LedgerStore>,
     pub clock: Clock,
+    /// Delta Sharing provisioning (shares, recipients) and its naming rule.
+    pub sharing: share::Sharing,
 }
 
 impl fmt::Debug for Context {

@@ -14,14 +14,18 @@ use std::time::Duration;
 use super::Context;
 use super::apply::{PartialApply, apply_additions, read_holdings};
 use crate::databricks::{DatabricksError, Deadline, DirectoryEntry};
-use crate::domain::{AccessRequest, PrincipalKind, PrincipalStatus, PrivilegeSet};
+use crate::domain::{
+    AccessRequest, PrincipalKind, PrincipalStatus, PrivilegeSet, ProvisioningMode,
+};
 use crate::ledger::{
     GrantRecord, GrantState, IdempotencyKey, LedgerError, NewGrant, SecurableChange, Versioned,
     WorkspaceRef as LedgerWorkspace,
 };
 use crate::planning::grant::{GrantPlan, plan_grant};
+use crate::planning::share::NameTaken;
 use crate::policy::{self, Decision, Denial};
 use crate::usecases::resolve::ResolveError;
+use crate::usecases::share::ShareOutcome;
 
 /// A second delivery of one approval within this window is a duplicate (same answer, nothing changes);
 /// after it, the same request is a renewal that may extend the expiry.
@@ -64,6 +68,8 @@ pub struct Outcome {
     pub plan: Option<GrantPlan>,
     /// Needed privileges the principal already held.
     pub already_held: Vec<SecurableChange>,
+    /// Delta Sharing grants: the recipient, share and activation link.
+    pub sharing: Option<ShareOutcome>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +94,9 @@ pub enum ProvisionError {
         "idempotencyKey already belongs to grant {0}, a request for another principal, securable or privileges; use a new key"
     )]
     KeyReused(String),
+    /// Delta Sharing: the share or recipient name is taken by something uc-access did not create.
+    #[error(transparent)]
+    NameTaken(#[from] NameTaken),
 }
 
 impl ProvisionError {
@@ -110,6 +119,16 @@ impl From<Denial> for ProvisionError {
 
 /// The key that makes deliveries of one approval the same request.
 pub fn idempotency_key(request: &AccessRequest, privileges: &PrivilegeSet) -> IdempotencyKey {
+    idempotency_key_for_mode(request, privileges, ProvisioningMode::Direct)
+}
+
+/// The key for a request provisioned in `mode`. Direct keys are unchanged from earlier releases; a
+/// shared request derives a different key, so the same table asked for both ways is two grants.
+pub fn idempotency_key_for_mode(
+    request: &AccessRequest,
+    privileges: &PrivilegeSet,
+    mode: ProvisioningMode,
+) -> IdempotencyKey {
     let raw = match &request.idempotency_key {
         Some(k) => format!("caller:{}:{}", request.source.as_str(), k.as_str()),
         None => {
@@ -124,7 +143,10 @@ pub fn idempotency_key(request: &AccessRequest, privileges: &PrivilegeSet) -> Id
                 &securable,
                 &privileges.join(","),
             ]);
-            format!("derived:v1:{digest}")
+            match mode {
+                ProvisioningMode::Direct => format!("derived:v1:{digest}"),
+                ProvisioningMode::DeltaSharing => format!("derived:v1:share:{digest}"),
+            }
         }
     };
     IdempotencyKey::parse(&raw).expect("keys built here are short printable text")
@@ -178,6 +200,10 @@ pub async fn provision(
 ) -> Result<Outcome, ProvisionError> {
     let now = ctx.now();
     let decision = policy::decide(&ctx.policy, request, now)?;
+    if decision.mode == ProvisioningMode::DeltaSharing {
+        // No account identity is needed: the recipient is named from the Entra object id.
+        return super::share::provision_share(ctx, request, decision, deadline).await;
+    }
     let workspace = &request.workspace.host;
     let principal = ctx
         .resolver
@@ -246,6 +272,7 @@ pub async fn provision(
             record: None,
             plan: Some(plan),
             already_held,
+            sharing: None,
         });
     }
 
@@ -321,6 +348,7 @@ pub async fn provision(
                 record: Some(record),
                 plan: None,
                 already_held,
+                sharing: None,
             })
         }
         Err(partial) => Err(undo_partial(ctx, pending, partial, &principal).await),
@@ -410,7 +438,7 @@ async fn undo_partial(
 }
 
 /// A record for this key exists and is not revoked: answer from it.
-async fn follow_existing(
+pub(super) async fn follow_existing(
     ctx: &Context,
     mut existing: Versioned<GrantRecord>,
     principal: &DirectoryEntry,
@@ -472,6 +500,7 @@ async fn follow_existing(
                             record: Some(stored.record),
                             plan: None,
                             already_held: Vec::new(),
+                            sharing: None,
                         });
                     }
                     // Someone else changed it meanwhile: look again.
@@ -518,6 +547,7 @@ fn answer_existing(
         record: Some(record),
         plan: None,
         already_held: Vec::new(),
+        sharing: None,
     }
 }
 

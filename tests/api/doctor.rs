@@ -129,3 +129,59 @@ async fn the_doctor_answers_only_an_operator() {
     let (status, body) = app.get_as("/api/doctor", Some(&app.token("purview"))).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
 }
+
+/// The app with a policy that lets requests choose Delta Sharing.
+async fn sharing_doctor(seed: Seed) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("policy.toml");
+    std::fs::write(&file, "[provisioning]\nrequestable = [\"delta-sharing\"]\n").unwrap();
+    let app =
+        TestApp::spawn_seeded(&[("UC_ACCESS_POLICY_FILE", file.to_str().unwrap())], seed).await;
+    let (status, report) = app
+        .get_as("/api/doctor", Some(&app.token("operator")))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    report
+}
+
+#[tokio::test]
+async fn when_policy_can_share_select_on_each_governed_catalog_is_checked() {
+    // The demo gives uc-access MANAGE only: enough for direct grants, not to add tables to shares.
+    let report = sharing_doctor(Seed::demo()).await;
+    let sales = check(&report, "sharing.sales");
+    assert_eq!(sales["ok"], false, "{sales}");
+    let fix = sales["fix"].as_str().unwrap();
+    assert!(
+        fix.contains(&format!(
+            "GRANT SELECT ON CATALOG `sales` TO `{}`",
+            demo::PRODUCT_CLIENT_ID
+        )),
+        "{fix}"
+    );
+    assert_eq!(check(&report, "catalog.sales")["ok"], true);
+
+    let seed = Seed::demo()
+        .with_grant("catalog", "sales", demo::PRODUCT_CLIENT_ID, &["SELECT"])
+        .with_grant("catalog", "hr", demo::PRODUCT_CLIENT_ID, &["SELECT"]);
+    let report = sharing_doctor(seed).await;
+    assert_eq!(check(&report, "sharing.sales")["ok"], true, "{report:#}");
+    assert_eq!(check(&report, "sharing.hr")["ok"], true, "{report:#}");
+}
+
+#[tokio::test]
+async fn without_sharing_in_policy_no_sharing_check_runs() {
+    let app = TestApp::spawn().await;
+    let (_, report) = app
+        .get_as("/api/doctor", Some(&app.token("operator")))
+        .await;
+    let names: Vec<&str> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert!(
+        !names.iter().any(|n| n.starts_with("sharing.")),
+        "{names:?}"
+    );
+}

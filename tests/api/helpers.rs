@@ -27,6 +27,8 @@ pub struct TestApp {
     /// Seconds added to the real clock: tests move time forward to expire grants.
     pub skew: Arc<AtomicI64>,
     pub standin: StandInState,
+    /// The stand-in's own base URL (to act on it as someone other than uc-access).
+    pub standin_base: String,
     issuer: LocalIssuer,
     client: reqwest::Client,
     ledger: tempfile::TempDir,
@@ -54,6 +56,7 @@ impl TestApp {
             .unwrap();
         let base = run.base_url.to_string();
         let standin = run.standin.state().clone();
+        let standin_base = run.standin.base_url().to_owned();
         let issuer =
             LocalIssuer::load_or_create(&local::issuer_dir(data_dir()), &run.base_url).unwrap();
         let (tx, rx) = oneshot::channel::<()>();
@@ -64,6 +67,7 @@ impl TestApp {
             base,
             skew,
             standin,
+            standin_base,
             issuer,
             client: reqwest::Client::new(),
             ledger,

@@ -13,3 +13,4 @@ mod load;
 mod operators;
 mod purview_callback;
 mod purview_workflow;
+mod sharing;

@@ -440,3 +440,68 @@ async fn the_schema_fixture_is_refused_by_the_default_policy_which_grants_tables
     assert_eq!(status, StatusCode::FORBIDDEN, "{json}");
     assert_eq!(json["error"], "securable_type_not_allowed");
 }
+
+/// The Databricks requests one approval makes, by kind (a count, not a time: see BENCHMARKS.md).
+fn calls_by_kind(app: &TestApp) -> std::collections::BTreeMap<&'static str, usize> {
+    let mut kinds = std::collections::BTreeMap::new();
+    for r in app.standin.requests() {
+        let kind = if r.path.starts_with("/oidc/") {
+            "token"
+        } else if r.path.contains("/scim/v2/") {
+            "scim"
+        } else if r.path.contains("/effective-permissions/") {
+            "effective"
+        } else if r.method == "GET" && r.path.contains("/permissions/") {
+            "direct"
+        } else if r.method == "PATCH" {
+            "patch"
+        } else {
+            "other"
+        };
+        *kinds.entry(kind).or_default() += 1;
+    }
+    kinds
+}
+
+#[tokio::test]
+async fn a_cold_approval_reads_once_and_a_warm_one_reads_only_the_parents_it_holds() {
+    let app = TestApp::spawn().await;
+    let token = app.token("purview");
+    // Alice holds nothing directly on sales.reporting: one effective read shows it, no direct reads.
+    let body = callback_body(json!({
+        "assetQualifiedName": format!("databricks://{}/catalogs/sales/schemas/reporting/tables/customers", demo::METASTORE_ID),
+    }));
+    let (status, json) = app.post(PATH, Some(&token), body).await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    assert_eq!(json["status"], "granted");
+    let cold = calls_by_kind(&app);
+    assert_eq!(
+        cold,
+        [("token", 2), ("scim", 1), ("effective", 1), ("patch", 3)]
+            .into_iter()
+            .collect(),
+        "OAuth M2M: one token for the account, one for the workspace"
+    );
+
+    // Warm: tokens and principal cached; the parents are now held directly, so they are read directly
+    // (planning counts direct grants only) and only the table is patched.
+    app.standin.clear_requests();
+    let (status, json) = app.post(PATH, Some(&token), callback_body(json!({}))).await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    assert_eq!(json["status"], "granted");
+    let warm = calls_by_kind(&app);
+    assert_eq!(
+        warm,
+        [("effective", 1), ("direct", 2), ("patch", 1)]
+            .into_iter()
+            .collect()
+    );
+    assert_eq!(
+        app.held("table", "sales.reporting.orders", demo::ALICE),
+        vec!["SELECT"]
+    );
+    assert_eq!(
+        app.held("schema", "sales.reporting", demo::ALICE),
+        vec!["USE_SCHEMA"]
+    );
+}

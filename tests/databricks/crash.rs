@@ -9,8 +9,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 use uc_access::databricks::{
-    DatabricksError, Deadline, EffectiveAssignment, GetPermissionsOptions, GrantsApi,
-    PermissionsChange, PrivilegeAssignment,
+    DatabricksError, Deadline, EffectiveAssignment, GetPermissionsOptions, GrantsApi, NewRecipient,
+    ObjectAction, PermissionsChange, PrivilegeAssignment, RecipientInfo, ShareAssignment,
+    ShareInfo, SharingApi,
 };
 use uc_access::domain::{AccessRequest, Principal, Securable, SecurableType};
 use uc_access::ledger::{
@@ -121,6 +122,90 @@ impl LedgerStore for KillableLedger {
     }
 }
 
+struct KillableSharing {
+    inner: Arc<dyn SharingApi>,
+    steps: Arc<Steps>,
+}
+
+#[async_trait]
+impl SharingApi for KillableSharing {
+    async fn get_share(
+        &self,
+        w: &Url,
+        n: &str,
+        d: Deadline,
+    ) -> Result<Option<ShareInfo>, DatabricksError> {
+        self.inner.get_share(w, n, d).await
+    }
+    async fn create_share(
+        &self,
+        w: &Url,
+        n: &str,
+        c: &str,
+        d: Deadline,
+    ) -> Result<ShareInfo, DatabricksError> {
+        self.steps.step().await;
+        self.inner.create_share(w, n, c, d).await
+    }
+    async fn update_table(
+        &self,
+        w: &Url,
+        s: &str,
+        a: ObjectAction,
+        t: &str,
+        d: Deadline,
+    ) -> Result<(), DatabricksError> {
+        self.steps.step().await;
+        self.inner.update_table(w, s, a, t, d).await
+    }
+    async fn share_permissions(
+        &self,
+        w: &Url,
+        s: &str,
+        d: Deadline,
+    ) -> Result<Vec<ShareAssignment>, DatabricksError> {
+        self.inner.share_permissions(w, s, d).await
+    }
+    async fn set_select(
+        &self,
+        w: &Url,
+        s: &str,
+        r: &str,
+        g: bool,
+        d: Deadline,
+    ) -> Result<Vec<ShareAssignment>, DatabricksError> {
+        self.steps.step().await;
+        self.inner.set_select(w, s, r, g, d).await
+    }
+    async fn get_recipient(
+        &self,
+        w: &Url,
+        n: &str,
+        d: Deadline,
+    ) -> Result<Option<RecipientInfo>, DatabricksError> {
+        self.inner.get_recipient(w, n, d).await
+    }
+    async fn create_recipient(
+        &self,
+        w: &Url,
+        r: &NewRecipient,
+        d: Deadline,
+    ) -> Result<RecipientInfo, DatabricksError> {
+        self.steps.step().await;
+        self.inner.create_recipient(w, r, d).await
+    }
+    async fn set_recipient_expiry(
+        &self,
+        w: &Url,
+        n: &str,
+        e: i64,
+        d: Deadline,
+    ) -> Result<(), DatabricksError> {
+        self.steps.step().await;
+        self.inner.set_recipient_expiry(w, n, e, d).await
+    }
+}
+
 struct Harness {
     world: World,
     ctx: Context,
@@ -155,6 +240,13 @@ impl Harness {
                 OffsetDateTime::now_utc()
                     + time::Duration::seconds(clock_skew.load(Ordering::SeqCst))
             }),
+            sharing: uc_access::usecases::share::Sharing {
+                api: Arc::new(KillableSharing {
+                    inner: world.clients.sharing.clone(),
+                    steps: steps.clone(),
+                }),
+                naming: Default::default(),
+            },
         };
         Self {
             world,
@@ -334,4 +426,92 @@ async fn privileges_handed_over_to_a_grant_still_pending_are_revoked_when_it_end
         h.alice_holds()
     );
     h.assert_bob_untouched();
+}
+
+const SHARE: &str = "uc_access_sales_reporting_orders";
+const ALICE_RECIPIENT: &str = "uc_access_5b1f2e3d_4c5b_4a69_8e7f_0a1b2c3d4e5f";
+
+impl Harness {
+    /// Alice asks for the orders table through Delta Sharing (the policy lets requests choose it).
+    fn shared_request(&mut self) -> AccessRequest {
+        self.ctx.policy =
+            Policy::from_toml("[provisioning]\nrequestable = [\"delta-sharing\"]\n").unwrap();
+        let mut request = self.request();
+        request.provisioning = Some(uc_access::domain::ProvisioningMode::DeltaSharing);
+        request
+    }
+
+    /// Whether Alice's recipient holds SELECT on the share, and whether the share holds the table.
+    fn shared_state(&self) -> (bool, bool) {
+        let state = self.world.standin.state();
+        let select = state
+            .share_permissions(SHARE)
+            .get(ALICE_RECIPIENT)
+            .is_some_and(|p| p.iter().any(|x| x == "SELECT"));
+        let table = state
+            .share_objects(SHARE)
+            .is_some_and(|o| o.iter().any(|t| t == "sales.reporting.orders"));
+        (select, table)
+    }
+
+    async fn live_records(&self) -> usize {
+        self.records()
+            .await
+            .iter()
+            .filter(|r| r.state != GrantState::Revoked)
+            .count()
+    }
+}
+
+#[tokio::test]
+async fn a_shared_grant_killed_between_any_two_steps_is_finished_or_undone_and_expires() {
+    // Count the steps of a complete shared grant first, then kill at each of them.
+    let mut h = Harness::new().await;
+    let request = h.shared_request();
+    h.steps.arm(usize::MAX);
+    provision(&h.ctx, &request, deadline()).await.unwrap();
+    let total = h.steps.done.load(Ordering::SeqCst);
+    assert!(
+        total >= 5,
+        "pending, recipient, share, table, SELECT, active: {total}"
+    );
+
+    for kill_at in 1..=total {
+        let mut h = Harness::new().await;
+        let request = h.shared_request();
+        h.steps.arm(kill_at);
+        let outcome = run_until_killed(provision(&h.ctx, &request, deadline())).await;
+        assert!(outcome.is_none(), "kill point {kill_at} was reached");
+        h.steps.arm(0);
+        let (select, _) = h.shared_state();
+        if select {
+            assert_eq!(
+                h.live_records().await,
+                1,
+                "kill {kill_at}: SELECT without a live record"
+            );
+        }
+
+        // The timer finishes or undoes the stale pending grant; then expiry takes everything away.
+        h.advance(time::Duration::minutes(11));
+        sweep(&h.ctx, h.ctx.now(), deadline()).await.unwrap();
+        let (select, _) = h.shared_state();
+        if select {
+            assert_eq!(
+                h.live_records().await,
+                1,
+                "kill {kill_at}: SELECT kept without a record"
+            );
+        }
+        for _ in 0..3 {
+            h.advance(time::Duration::minutes(70));
+            sweep(&h.ctx, h.ctx.now(), deadline()).await.unwrap();
+        }
+        assert_eq!(
+            h.shared_state(),
+            (false, false),
+            "kill {kill_at}: the recipient's SELECT or the table outlived the grant"
+        );
+        assert_eq!(h.live_records().await, 0, "kill {kill_at}");
+    }
 }

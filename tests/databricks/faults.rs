@@ -116,6 +116,7 @@ impl Harness {
                 OffsetDateTime::now_utc()
                     + time::Duration::seconds(clock_skew.load(Ordering::SeqCst))
             }),
+            sharing: world.sharing(),
         };
         Self {
             world,

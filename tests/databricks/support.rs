@@ -64,6 +64,15 @@ impl World {
             grants: self.clients.grants.clone(),
             ledger: Arc::new(LocalLedger::new(dir)),
             clock: Arc::new(time::OffsetDateTime::now_utc),
+            sharing: self.sharing(),
+        }
+    }
+
+    /// Delta Sharing through this stand-in, with the default naming rule.
+    pub fn sharing(&self) -> uc_access::usecases::share::Sharing {
+        uc_access::usecases::share::Sharing {
+            api: self.clients.sharing.clone(),
+            naming: Default::default(),
         }
     }
 
@@ -88,6 +97,7 @@ impl World {
             idempotency_key: None,
             dry_run: false,
             source: RequestSource::PurviewCallback,
+            provisioning: None,
         }
     }
 

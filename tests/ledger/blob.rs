@@ -149,3 +149,74 @@ async fn a_blob_that_is_not_a_grant_record_is_reported_as_corrupt() {
     let err = ledger.get(record.id).await.unwrap_err();
     assert!(matches!(err, LedgerError::Corrupt { .. }), "{err:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_grant_the_tag_index_has_not_caught_up_with_is_still_found_for_its_principal() {
+    use azure_core::http::RequestContent;
+    use azure_storage_blob::models::{BlobContainerClientListBlobsOptions, BlobTags};
+    use futures::TryStreamExt;
+    use uc_access::ledger::{GrantState, ListFilter};
+
+    let container = fresh_container();
+    let ledger = ledger_in(&container, TestCredential::new());
+    let now = time::OffsetDateTime::now_utc();
+    let record = crate::fixtures::active("blob:lag", crate::fixtures::alice(), now);
+    let stored = ledger.create(record.clone()).await.unwrap();
+
+    // Simulate the lag: the record is stored, but find-by-tags does not know it yet.
+    let raw = raw_container(&container);
+    let tags: RequestContent<BlobTags, _> = BlobTags::from(HashMap::new()).try_into().unwrap();
+    raw.blob_client(&format!("grants/{}.json", record.id))
+        .set_tags(tags, None)
+        .await
+        .unwrap();
+    let filter = ListFilter {
+        principal: Some(record.principal.clone()),
+        ..ListFilter::default()
+    };
+    assert!(
+        ledger.list(&filter).await.unwrap().is_empty(),
+        "the tag query misses it"
+    );
+
+    let live = ledger
+        .active_for_principal(&record.workspace.name, &record.principal)
+        .await
+        .unwrap();
+    assert_eq!(live.len(), 1, "found through the principal's marker");
+    assert_eq!(live[0].record.id, record.id);
+    let other = ledger
+        .active_for_principal(&record.workspace.name, &crate::fixtures::bob())
+        .await
+        .unwrap();
+    assert!(other.is_empty(), "markers are per principal");
+
+    // Revoked: no longer live, and its marker is gone.
+    let mut revoking = stored.clone();
+    revoking
+        .record
+        .begin_revoke(now, now + time::Duration::minutes(1))
+        .unwrap();
+    let revoking = ledger.update(&revoking).await.unwrap();
+    let mut revoked = revoking.clone();
+    revoked.record.mark_revoked(now).unwrap();
+    let revoked = ledger.update(&revoked).await.unwrap();
+    assert_eq!(revoked.record.state, GrantState::Revoked);
+    assert!(
+        ledger
+            .active_for_principal(&record.workspace.name, &record.principal)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let markers: Vec<_> = raw
+        .list_blobs(Some(BlobContainerClientListBlobsOptions {
+            prefix: Some("by-principal/".into()),
+            ..Default::default()
+        }))
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert!(markers.is_empty(), "{markers:?}");
+}

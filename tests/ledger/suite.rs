@@ -305,3 +305,125 @@ pub async fn a_probe_succeeds_and_leaves_no_record_behind(store: &dyn LedgerStor
     assert_eq!(ids(&listed), BTreeSet::from([record.id]));
     assert_eq!(store.get(record.id).await.unwrap().record, record);
 }
+
+pub async fn update_many_changes_each_record_at_its_version_and_refuses_stale_ones(
+    store: &dyn LedgerStore,
+) {
+    let a = store.create(grant("many:a")).await.unwrap();
+    let b = store.create(grant("many:b")).await.unwrap();
+    let c = store.create(grant("many:c")).await.unwrap();
+    // Someone else changes b first: the batch's copy of b is stale.
+    let mut other = b.clone();
+    other
+        .record
+        .mark_active(b.record.plan.clone(), NOW)
+        .unwrap();
+    let b_now = store.update(&other).await.unwrap();
+
+    let batch: Vec<Versioned<GrantRecord>> = [&a, &b, &c]
+        .into_iter()
+        .map(|v| {
+            let mut next = v.clone();
+            next.record
+                .mark_failed("batch", NOW, NOW + Duration::minutes(1))
+                .unwrap();
+            next
+        })
+        .collect();
+    let results = store.update_many(batch).await;
+    assert_eq!(results.len(), 3);
+    let stored_a = results[0].as_ref().unwrap();
+    assert!(
+        matches!(&results[1], Err(LedgerError::Conflict { id }) if *id == b.record.id),
+        "{:?}",
+        results[1]
+    );
+    let stored_c = results[2].as_ref().unwrap();
+    for (stored, id) in [(stored_a, a.record.id), (stored_c, c.record.id)] {
+        let read = store.get(id).await.unwrap();
+        assert_eq!(read.record.state, GrantState::Failed);
+        assert_eq!(read.version, stored.version);
+    }
+    let read_b = store.get(b.record.id).await.unwrap();
+    assert_eq!(read_b.record.state, GrantState::Active);
+    assert_eq!(read_b.version, b_now.version);
+    assert!(store.update_many(Vec::new()).await.is_empty());
+}
+
+pub async fn find_due_entries_name_the_due_records_oldest_first_with_their_catalog(
+    store: &dyn LedgerStore,
+) {
+    let older = active("entries:older", alice(), NOW - Duration::days(3));
+    let newer = active("entries:newer", bob(), NOW - Duration::days(2));
+    let mut elsewhere = grant_at(
+        "entries:other-catalog",
+        alice(),
+        table("hr.people.salaries"),
+        NOW - Duration::days(5),
+    );
+    let plan = elsewhere.plan.clone();
+    elsewhere
+        .mark_active(plan, NOW - Duration::days(4))
+        .unwrap();
+    let not_due = active("entries:not-due", alice(), NOW);
+    store_all(store, &[&newer, &not_due, &elsewhere, &older]).await;
+
+    let entries = store.find_due_entries(&DueQuery::at(NOW)).await.unwrap();
+    let ids: Vec<GrantId> = entries.iter().map(|e| e.id).collect();
+    assert_eq!(ids, vec![elsewhere.id, older.id, newer.id]);
+    let host = older.workspace.host.clone();
+    assert_eq!(entries[0].group, (host.clone(), "hr".to_owned()));
+    assert_eq!(entries[1].group, (host, "main".to_owned()));
+    let full: Vec<GrantId> = store
+        .find_due(&DueQuery::at(NOW))
+        .await
+        .unwrap()
+        .iter()
+        .map(|v| v.record.id)
+        .collect();
+    assert_eq!(full, ids);
+}
+
+pub async fn live_grants_sharing_keeps_live_grants_of_those_principals_in_those_catalogs(
+    store: &dyn LedgerStore,
+) {
+    let ending = active("share:ending", alice(), NOW - Duration::days(2));
+    let staying = active("share:staying", alice(), NOW);
+    let pending = grant_at("share:pending", alice(), table("main.sales.customers"), NOW);
+    let other_catalog = {
+        let mut r = grant_at("share:hr", alice(), table("hr.people.salaries"), NOW);
+        let plan = r.plan.clone();
+        r.mark_active(plan, NOW).unwrap();
+        r
+    };
+    let bobs = active("share:bob", bob(), NOW);
+    let mut revoked = active("share:revoked", alice(), NOW);
+    revoked.begin_revoke(NOW, NOW).unwrap();
+    revoked.mark_revoked(NOW).unwrap();
+    store_all(
+        store,
+        &[&ending, &staying, &pending, &other_catalog, &bobs, &revoked],
+    )
+    .await;
+
+    let found = store
+        .live_grants_sharing(
+            "prod",
+            &BTreeSet::from(["main".to_owned()]),
+            &BTreeSet::from([alice()]),
+            &BTreeSet::from([ending.id]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ids(&found), ids_of(&[&staying, &pending]));
+    let none = store
+        .live_grants_sharing(
+            "dev",
+            &BTreeSet::from(["main".to_owned()]),
+            &BTreeSet::from([alice()]),
+            &BTreeSet::new(),
+        )
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+}

@@ -15,6 +15,7 @@ from databricks.sdk import AccountClient, WorkspaceClient
 from databricks.sdk.config import Config
 from databricks.sdk.errors import DatabricksError
 from databricks.sdk.service.catalog import PermissionsChange, Privilege
+from databricks.sdk.service import sharing
 
 URL = os.environ["STANDIN_URL"]
 ENV = os.environ
@@ -146,7 +147,67 @@ def main():
         "elapsed_seconds": round(time.monotonic() - started, 2),
     }
 
+    out.update(delta_sharing(m))
     json.dump(out, sys.stdout, indent=2, sort_keys=True)
+
+
+def delta_sharing(m):
+    """Shares, recipients and share permissions through the SDK's own sharing service."""
+    out = {}
+    expiry = int(time.time() * 1000) + 3_600_000
+    recipient = m.recipients.create(
+        "sdk_recipient",
+        sharing.AuthenticationType.TOKEN,
+        comment="made by the SDK",
+        properties_kvpairs=sharing.SecurablePropertiesKvPairs(properties={"uc_access_managed": "true"}),
+        expiration_time=expiry,
+    )
+    out["recipient_created"] = {
+        "name": recipient.name,
+        "authentication_type": recipient.authentication_type.value,
+        "properties": recipient.properties_kvpairs.properties,
+        "token_expiry_matches": [t.expiration_time == expiry for t in recipient.tokens or []],
+        "has_activation_url": bool(recipient.tokens and recipient.tokens[0].activation_url),
+    }
+    out["recipient_again"] = error_of(
+        lambda: m.recipients.create("sdk_recipient", sharing.AuthenticationType.TOKEN)
+    )
+    share = m.shares.create("sdk_share", comment="a share")
+    out["share_created"] = {"name": share.name, "comment": share.comment}
+    out["share_again"] = error_of(lambda: m.shares.create("sdk_share"))
+    add = sharing.SharedDataObjectUpdate(
+        action=sharing.SharedDataObjectUpdateAction.ADD,
+        data_object=sharing.SharedDataObject(
+            name="sales.reporting.orders", data_object_type=sharing.SharedDataObjectDataObjectType.TABLE
+        ),
+    )
+    updated = m.shares.update("sdk_share", updates=[add])
+    out["share_objects"] = [o.name for o in updated.objects or []]
+    out["table_again"] = error_of(lambda: m.shares.update("sdk_share", updates=[add]))
+    read = m.shares.get("sdk_share", include_shared_data=True)
+    out["share_read"] = [o.name for o in read.objects or []]
+    granted = m.shares.update_permissions(
+        "sdk_share", changes=[sharing.PermissionsChange(principal="sdk_recipient", add=["SELECT"])]
+    )
+    out["share_permissions_after_add"] = assignments(granted)
+    out["share_permissions_read"] = assignments(m.shares.share_permissions("sdk_share"))
+    out["grant_to_missing_recipient"] = error_of(
+        lambda: m.shares.update_permissions(
+            "sdk_share", changes=[sharing.PermissionsChange(principal="nobody", add=["SELECT"])]
+        )
+    )
+    removed = m.shares.update_permissions(
+        "sdk_share", changes=[sharing.PermissionsChange(principal="sdk_recipient", remove=["SELECT"])]
+    )
+    out["share_permissions_after_remove"] = assignments(removed)
+    out["missing_share"] = error_of(lambda: m.shares.get("no_such_share"))
+    out["missing_recipient"] = error_of(lambda: m.recipients.get("no_such_recipient"))
+    later = expiry + 60_000
+    m.recipients.update("sdk_recipient", expiration_time=later)
+    out["recipient_expiry_moved"] = m.recipients.get("sdk_recipient").expiration_time == later
+    rotated = m.recipients.rotate_token("sdk_recipient", existing_token_expire_in_seconds=0)
+    out["tokens_after_rotate"] = len(rotated.tokens or [])
+    return out
 
 
 if __name__ == "__main__":

@@ -46,6 +46,7 @@ pub(super) async fn checks(
     clients: &DatabricksClients,
     workspaces: &Workspaces,
     governed: &GovernedCatalogs,
+    sharing: bool,
     budget: Duration,
 ) -> Vec<Check> {
     let mut checks = Vec::new();
@@ -130,8 +131,80 @@ pub(super) async fn checks(
     for catalog in &governed.catalogs {
         checks
             .push(catalog_check(clients, workspaces, governed.source, catalog, &me, budget).await);
+        if sharing {
+            checks.push(sharing_check(clients, workspaces, catalog, &me, budget).await);
+        }
     }
     checks
+}
+
+/// Delta Sharing: the share owner (uc-access) must hold `SELECT` on every table it adds to a share.
+/// `CREATE_SHARE` and `CREATE_RECIPIENT` on the metastore are not checked here (see docs/delta-sharing.md).
+async fn sharing_check(
+    clients: &DatabricksClients,
+    workspaces: &Workspaces,
+    catalog: &GovernedCatalog,
+    me: &BTreeMap<String, Principal>,
+    budget: Duration,
+) -> Check {
+    let name = format!(
+        "sharing.{}",
+        catalog_check_name(catalog).trim_start_matches("catalog.")
+    );
+    let known = workspaces
+        .by_name(catalog.workspace.as_deref())
+        .ok()
+        .and_then(|ws| me.get(&ws.name).map(|p| (ws, p)));
+    let Some((ws, principal)) = known else {
+        return Check::fail(
+            name,
+            "not checked: the workspace or the principal uc-access acts as is unknown",
+            "fix the workspace and catalog checks first",
+        );
+    };
+    let securable = Securable::catalog(catalog.catalog.clone());
+    let effective = match clients
+        .grants
+        .effective(
+            &ws.host,
+            &securable,
+            Some(principal),
+            Deadline::after(budget),
+        )
+        .await
+    {
+        Ok(effective) => effective,
+        Err(e) => return failed(name, &e),
+    };
+    let holds_select = effective
+        .iter()
+        .filter(|a| a.principal.eq_ignore_ascii_case(principal.uc_name()))
+        .flat_map(|a| &a.privileges)
+        .any(|p| matches!(p.privilege, Privilege::Select | Privilege::AllPrivileges));
+    if holds_select {
+        Check::pass(
+            name,
+            format!(
+                "uc-access holds SELECT on catalog `{}`, so it can add its tables to shares",
+                catalog.catalog
+            ),
+        )
+    } else {
+        Check::fail(
+            name,
+            format!(
+                "policy can share tables of catalog `{}` through Delta Sharing, but `{}` does not hold SELECT there; \
+                 adding a table to a share will fail",
+                catalog.catalog,
+                principal.uc_name()
+            ),
+            format!(
+                "GRANT SELECT ON CATALOG `{}` TO `{}` (and, on the metastore, CREATE_SHARE and CREATE_RECIPIENT)",
+                catalog.catalog,
+                principal.uc_name()
+            ),
+        )
+    }
 }
 
 fn catalog_check_name(catalog: &GovernedCatalog) -> String {

@@ -1,0 +1,1031 @@
+//! The benchmarks behind BENCHMARKS.md: start-up (and the Python route beside it), throughput and the
+//! handler's own latency, Databricks calls per approval, the revoke sweep at scale, footprint.
+//!
+//! Run them with `scripts/bench`, which builds this harness and the binary with the `benchmark` profile,
+//! runs `cargo bench --profile benchmark --bench uc_access -- --out FILE` and rewrites the figures in
+//! BENCHMARKS.md from FILE. The harness starts the real binary (`uc-access serve`, as the Functions host
+//! does) against a Databricks stand-in and a local token issuer served from this process, and measures
+//! from outside. It prints medians and ratios; nothing here is a test, and tests never assert times.
+//!
+//! Without `--bench` (as `cargo test --all-targets` runs bench targets) it does nothing.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use uc_access::auth::local_issuer::{
+    self, LOCAL_AUDIENCE, LOCAL_PURVIEW_APP_ID, LOCAL_TENANT_ID, LocalCaller, LocalIssuer,
+};
+use uc_access::domain::{
+    EntraObjectId, GrantDuration, Principal, Privilege, PrivilegeSet, Securable, SecurableType,
+};
+use uc_access::ledger::{
+    GrantRecord, IdempotencyKey, LedgerStore, LocalLedger, NewGrant, SecurableChange, WorkspaceRef,
+};
+use uc_access::standin::privileges::SecurableKind;
+use uc_access::standin::{
+    RecordedRequest, RunningStandIn, Seed, SeedGrant, SeedSecurable, SeedUser, StandIn, demo,
+};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_uc-access");
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if !args.iter().any(|a| a == "--bench") {
+        println!("uc_access bench: run it with scripts/bench (cargo bench passes --bench)");
+        return;
+    }
+    let value = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let options = Options {
+        out: value("--out").map(PathBuf::from),
+        python: value("--python"),
+        only: value("--only"),
+        quick: args.iter().any(|a| a == "--quick"),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(run(options));
+}
+
+#[derive(Debug, Clone)]
+struct Options {
+    out: Option<PathBuf>,
+    python: Option<String>,
+    only: Option<String>,
+    quick: bool,
+}
+
+impl Options {
+    fn wants(&self, section: &str) -> bool {
+        self.only
+            .as_deref()
+            .is_none_or(|o| o.split(',').any(|s| s == section))
+    }
+}
+
+async fn run(options: Options) {
+    let scratch = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("uc-access-bench");
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(&scratch).unwrap();
+    let mut results = serde_json::Map::new();
+    results.insert("binary".into(), json!(BINARY));
+    let issuer = Issuer::start(&scratch).await;
+
+    if options.wants("startup") {
+        let figures = startup(&options, &issuer, &scratch).await;
+        results.insert("startup".into(), figures);
+    }
+    if options.wants("throughput") {
+        let figures = throughput(&options, &issuer).await;
+        results.insert("throughput".into(), figures);
+    }
+    if options.wants("sweep") {
+        let figures = sweep(&options, &issuer, &scratch).await;
+        results.insert("sweep".into(), figures);
+    }
+    if options.wants("footprint") {
+        results.insert(
+            "footprint".into(),
+            json!({ "binaryBytes": std::fs::metadata(BINARY).unwrap().len() }),
+        );
+    }
+    let text = serde_json::to_string_pretty(&Value::Object(results)).unwrap();
+    println!("{text}");
+    if let Some(out) = &options.out {
+        std::fs::write(out, text).unwrap();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The pieces: a token issuer served from here, the stand-in, the binary as a child process.
+
+/// The local issuer, served from this process so the app (a separate process) can fetch its keys.
+struct Issuer {
+    _issuer: LocalIssuer,
+    base: url::Url,
+    token: String,
+}
+
+impl Issuer {
+    async fn start(scratch: &Path) -> Self {
+        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .unwrap();
+        let base = url::Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
+        let issuer = LocalIssuer::load_or_create(&scratch.join("issuer"), &base).unwrap();
+        let router = axum::Router::new().nest(local_issuer::MOUNT_PATH, issuer.router());
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        let token = issuer
+            .mint(
+                &"purview".parse::<LocalCaller>().unwrap(),
+                LOCAL_AUDIENCE,
+                Duration::from_secs(3 * 3600),
+            )
+            .unwrap();
+        Self {
+            _issuer: issuer,
+            base,
+            token,
+        }
+    }
+}
+
+async fn start_standin(seed: Seed) -> RunningStandIn {
+    StandIn::builder()
+        .seed(seed)
+        .start(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+        .await
+        .unwrap()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `uc-access serve`, started the way the Functions host starts it.
+struct App {
+    child: Child,
+    base: String,
+    started: Instant,
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn app_env(issuer: &Issuer, standin: &str, ledger: &Path) -> Vec<(String, String)> {
+    let standin = standin.trim_end_matches('/').to_owned();
+    [
+        ("AUTH_TENANT_ID", LOCAL_TENANT_ID.to_string()),
+        ("AUTH_AUDIENCE", LOCAL_AUDIENCE.to_owned()),
+        (
+            "AUTH_OPENID_CONFIGURATION_URL",
+            local_issuer::openid_configuration_url(&issuer.base).to_string(),
+        ),
+        (
+            "PURVIEW_CALLBACK_ALLOWED_APP_IDS",
+            LOCAL_PURVIEW_APP_ID.to_string(),
+        ),
+        ("LEDGER_BACKEND", "local".to_owned()),
+        ("LEDGER_DIR", ledger.to_string_lossy().into_owned()),
+        ("DATABRICKS_HOST", standin.clone()),
+        ("DATABRICKS_ACCOUNT_HOST", standin),
+        ("DATABRICKS_ACCOUNT_ID", demo::ACCOUNT_ID.to_owned()),
+        ("DATABRICKS_AUTH_TYPE", "oauth-m2m".to_owned()),
+        ("DATABRICKS_CLIENT_ID", demo::PRODUCT_CLIENT_ID.to_owned()),
+        (
+            "DATABRICKS_CLIENT_SECRET",
+            demo::PRODUCT_CLIENT_SECRET.to_owned(),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+impl App {
+    fn spawn(env: &[(String, String)]) -> Self {
+        let port = free_port();
+        let started = Instant::now();
+        let child = Command::new(BINARY)
+            .arg("serve")
+            .env_clear()
+            .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            // UC_ACCESS_BENCH_APP_LOG=<file> keeps the app's log (with RUST_LOG from the environment).
+            .stdout(match std::env::var_os("UC_ACCESS_BENCH_APP_LOG") {
+                Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
+                None => Stdio::null(),
+            })
+            .envs(std::env::var("RUST_LOG").ok().map(|v| ("RUST_LOG", v)))
+            // Allocator experiments (glibc): passed through when set.
+            .envs(
+                std::env::var("MALLOC_ARENA_MAX")
+                    .ok()
+                    .map(|v| ("MALLOC_ARENA_MAX", v)),
+            )
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            started,
+        }
+    }
+
+    /// Polls `GET /` as the host does; answers the time from process start to the first answer.
+    async fn ready(&self, client: &reqwest::Client) -> Duration {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = client.get(format!("{}/", self.base)).send().await
+                && r.status().is_success()
+            {
+                return self.started.elapsed();
+            }
+            assert!(Instant::now() < deadline, "the app never answered GET /");
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        }
+    }
+
+    /// A value from /proc/PID/status in kB (`VmRSS`, `VmHWM`).
+    fn memory_kb(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find(|l| l.starts_with(field))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(900))
+        .pool_max_idle_per_host(256)
+        .build()
+        .unwrap()
+}
+
+fn callback_body(requester: &str, table: &str) -> String {
+    let mut parts = table.split('.');
+    let (c, s, t) = (
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+    );
+    json!({
+        "requestorId": requester,
+        "recipientId": "",
+        "assetQualifiedName": format!("databricks://{}/catalogs/{c}/schemas/{s}/tables/{t}", demo::METASTORE_ID),
+        "approvalOutcome": "Approved",
+        "approvers": demo::CAROL_ENTRA_ID,
+        "duration": "P7D",
+    })
+    .to_string()
+}
+
+async fn callback(client: &reqwest::Client, app: &str, token: &str, body: String) -> (u16, Value) {
+    let r = client
+        .post(format!("{app}/api/purview-callback"))
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    percentile(values, 50.0)
+}
+
+fn percentile(values: &mut [f64], p: f64) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.sort_by(|a, b| a.total_cmp(b));
+    let rank = ((p / 100.0) * values.len() as f64).ceil() as usize;
+    values[rank.clamp(1, values.len()) - 1]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn round(x: f64, places: i32) -> f64 {
+    let f = 10_f64.powi(places);
+    (x * f).round() / f
+}
+
+fn is_token(r: &RecordedRequest) -> bool {
+    r.path.starts_with("/oidc/") && r.method == "POST"
+}
+
+fn is_scim(r: &RecordedRequest) -> bool {
+    r.path.contains("/scim/v2/")
+}
+
+// ---------------------------------------------------------------------------------------------------
+// 1 and 3. Start-up, the Python route, calls per approval.
+
+async fn startup(options: &Options, issuer: &Issuer, scratch: &Path) -> Value {
+    let runs = if options.quick { 5 } else { 25 };
+    let python_runs = if options.quick { 2 } else { 7 };
+    let standin = start_standin(Seed::demo()).await;
+    let state = standin.state().clone();
+    let client = client();
+    let (mut ready, mut first_grant, mut cold_calls, mut warm_calls, mut idle_rss) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut cold_breakdown = Value::Null;
+    let mut warm_breakdown = Value::Null;
+    let mut scim_repeat = 0;
+    for run in 0..runs {
+        state.reset();
+        let ledger = scratch.join(format!("startup-ledger-{run}"));
+        let app = App::spawn(&app_env(issuer, standin.base_url(), &ledger));
+        ready.push(ms(app.ready(&client).await));
+        idle_rss.push(app.memory_kb("VmRSS") as f64);
+        // Alice holds nothing directly on sales.reporting: a cold approval adds all three privileges.
+        let (status, answer) = callback(
+            &client,
+            &app.base,
+            &issuer.token,
+            callback_body(demo::ALICE_ENTRA_ID, "sales.reporting.customers"),
+        )
+        .await;
+        first_grant.push(ms(app.started.elapsed()));
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["status"], "granted", "{answer}");
+        let cold = state.requests();
+        cold_calls.push(cold.len() as f64);
+        // Warm: the same requester, another table of the same schema (token and principal cached).
+        let (status, answer) = callback(
+            &client,
+            &app.base,
+            &issuer.token,
+            callback_body(demo::ALICE_ENTRA_ID, "sales.reporting.orders"),
+        )
+        .await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["status"], "granted", "{answer}");
+        let all = state.requests();
+        let warm = &all[cold.len()..];
+        warm_calls.push(warm.len() as f64);
+        scim_repeat = all.iter().filter(|r| is_scim(r)).count();
+        if run == 0 {
+            cold_breakdown = breakdown(&cold);
+            warm_breakdown = breakdown(warm);
+        }
+        drop(app);
+        let _ = std::fs::remove_dir_all(&ledger);
+    }
+
+    // The same cold approval with one token for every host (`pat` here; in Azure the managed identity's
+    // Entra token, which is fetched from Entra ID, not from Databricks).
+    state.reset();
+    let ledger = scratch.join("startup-ledger-shared-token");
+    let mut env = app_env(issuer, standin.base_url(), &ledger);
+    env.retain(|(k, _)| !k.starts_with("DATABRICKS_CLIENT") && k != "DATABRICKS_AUTH_TYPE");
+    env.push(("DATABRICKS_AUTH_TYPE".into(), "pat".into()));
+    env.push(("DATABRICKS_TOKEN".into(), demo::PRODUCT_TOKEN.into()));
+    let app = App::spawn(&env);
+    app.ready(&client).await;
+    let (status, answer) = callback(
+        &client,
+        &app.base,
+        &issuer.token,
+        callback_body(demo::ALICE_ENTRA_ID, "sales.reporting.customers"),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let shared_token_cold = breakdown(&state.requests());
+    let shared_token_cold_total = state.requests().len();
+    drop(app);
+
+    // The Python route: the same grant with the official SDK, from process start to "granted".
+    let mut python = Vec::new();
+    let mut python_error = None;
+    if let Some(py) = &options.python {
+        for _ in 0..python_runs {
+            state.reset();
+            match python_route(py, standin.base_url()).await {
+                Ok(d) => python.push(ms(d)),
+                Err(e) => {
+                    python_error = Some(e);
+                    break;
+                }
+            }
+        }
+    } else {
+        python_error = Some("no --python interpreter given".to_owned());
+    }
+    let ready_median = median(&mut ready.clone());
+    let grant_median = median(&mut first_grant.clone());
+    let python_median = median(&mut python.clone());
+    json!({
+        "runs": runs,
+        "readyMs": { "median": round(ready_median, 2), "min": round(ready.iter().cloned().fold(f64::INFINITY, f64::min), 2), "p90": round(percentile(&mut ready, 90.0), 2) },
+        "firstGrantMs": { "median": round(grant_median, 2), "p90": round(percentile(&mut first_grant, 90.0), 2) },
+        "python": {
+            "runs": python.len(),
+            "firstGrantMs": { "median": round(python_median, 1), "min": round(python.iter().cloned().fold(f64::INFINITY, f64::min), 1) },
+            "error": python_error,
+        },
+        "ratio": round(python_median / grant_median, 1),
+        "calls": {
+            "coldMedian": median(&mut cold_calls),
+            "warmMedian": median(&mut warm_calls),
+            "cold": cold_breakdown,
+            "warm": warm_breakdown,
+            "scimForTwoApprovalsOfOneRequester": scim_repeat,
+            "coldSharedToken": shared_token_cold,
+            "coldSharedTokenTotal": shared_token_cold_total,
+        },
+        "idleRssKb": median(&mut idle_rss),
+    })
+}
+
+/// Requests by kind, for the calls table.
+fn breakdown(requests: &[RecordedRequest]) -> Value {
+    let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
+    for r in requests {
+        let kind = if is_token(r) {
+            "token".to_owned()
+        } else if is_scim(r) {
+            "SCIM lookup".to_owned()
+        } else if r.path.contains("/effective-permissions/") {
+            "effective-permissions read".to_owned()
+        } else if r.method == "GET" && r.path.contains("/permissions/") {
+            "direct permissions read".to_owned()
+        } else if r.method == "PATCH" {
+            "PATCH".to_owned()
+        } else {
+            format!("{} {}", r.method, r.path)
+        };
+        *kinds.entry(kind).or_default() += 1;
+    }
+    json!(kinds)
+}
+
+async fn python_route(python: &str, standin: &str) -> Result<Duration, String> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/python_route.py");
+    let started = Instant::now();
+    let mut child = tokio::process::Command::new(python)
+        .arg(script)
+        .env("STANDIN_URL", standin.trim_end_matches('/'))
+        .env("STANDIN_ACCOUNT_ID", demo::ACCOUNT_ID)
+        .env("STANDIN_CLIENT_ID", demo::PRODUCT_CLIENT_ID)
+        .env("STANDIN_CLIENT_SECRET", demo::PRODUCT_CLIENT_SECRET)
+        .env("REQUESTER_ID", demo::ALICE_ENTRA_ID)
+        .env("TABLE", "sales.reporting.customers")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start {python}: {e}"))?;
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let mut granted = None;
+    while let Ok(Some(line)) = lines.next_line().await {
+        if line.trim() == "granted" {
+            granted = Some(started.elapsed());
+        }
+    }
+    let output = child.wait_with_output().await.map_err(|e| e.to_string())?;
+    match granted {
+        Some(d) if output.status.success() => Ok(d),
+        _ => Err(format!(
+            "the Python route failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
+        )),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// 2. Throughput and the handler's own share.
+
+const BENCH_USERS: usize = 1000;
+
+fn bench_user(i: usize) -> (String, String) {
+    (
+        format!("u{i:04}@bench.example"),
+        uuid::Uuid::from_u128(0xbe4c_0000_0000_4000_8000_0000_0000_0000 | i as u128).to_string(),
+    )
+}
+
+fn bench_table(i: usize) -> String {
+    format!("bench.s{}.t{}", i / 10, i % 10)
+}
+
+/// The demo account plus catalog `bench` (10 schemas of 10 tables, the product holding MANAGE on it) and
+/// 1,000 active users.
+fn throughput_seed() -> Seed {
+    let mut seed = Seed::demo();
+    let owner = demo::CAROL.to_owned();
+    seed.securables.push(SeedSecurable {
+        kind: SecurableKind::Catalog,
+        full_name: "bench".into(),
+        owner: owner.clone(),
+    });
+    for s in 0..10 {
+        seed.securables.push(SeedSecurable {
+            kind: SecurableKind::Schema,
+            full_name: format!("bench.s{s}"),
+            owner: owner.clone(),
+        });
+    }
+    for t in 0..100 {
+        seed.securables.push(SeedSecurable {
+            kind: SecurableKind::Table,
+            full_name: bench_table(t),
+            owner: owner.clone(),
+        });
+    }
+    seed.grants.push(SeedGrant {
+        securable_type: "catalog".into(),
+        full_name: "bench".into(),
+        principal: demo::PRODUCT_CLIENT_ID.into(),
+        privileges: vec!["MANAGE".into()],
+    });
+    for i in 0..BENCH_USERS {
+        let (name, ext) = bench_user(i);
+        seed.users.push(SeedUser {
+            id: format!("{}", 7_000_000 + i),
+            user_name: name.clone(),
+            display_name: name,
+            active: true,
+            external_id: Some(ext),
+        });
+    }
+    seed
+}
+
+/// The `n`-th (requester, table) pair: every pair distinct, consecutive requests by different users.
+fn pair(n: usize) -> (usize, usize) {
+    let user = n % BENCH_USERS;
+    let round = n / BENCH_USERS;
+    (user, (round + user * 7) % 100)
+}
+
+async fn throughput(options: &Options, issuer: &Issuer) -> Value {
+    let levels: Vec<(usize, usize)> = if options.quick {
+        vec![(1, 30), (16, 200), (128, 500)]
+    } else {
+        vec![(1, 150), (16, 1000), (128, 3000)]
+    };
+    let standin = start_standin(throughput_seed()).await;
+    let state = standin.state().clone();
+    let mut modes = serde_json::Map::new();
+    for latency_ms in [0_u64, 20] {
+        state.reset();
+        state.set_delay((latency_ms > 0).then(|| Duration::from_millis(latency_ms)));
+        // The ledger folder on tmpfs: a flush per record on this disk (~3.8 ms, BENCHMARKS.md) would
+        // be measured as the handler's time, where production writes to Blob Storage over the network.
+        let ledger =
+            PathBuf::from("/dev/shm").join(format!("uc-access-bench-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&ledger);
+        let app = App::spawn(&app_env(issuer, standin.base_url(), &ledger));
+        let client = client();
+        app.ready(&client).await;
+        let idle_kb = app.memory_kb("VmRSS");
+        let next = Arc::new(AtomicUsize::new(0));
+        // Warm-up (the issuer's keys, the Databricks token), not counted.
+        for _ in 0..5 {
+            let (u, t) = pair(next.fetch_add(1, Ordering::SeqCst));
+            let (status, answer) = callback(
+                &client,
+                &app.base,
+                &issuer.token,
+                callback_body(&bench_user(u).1, &bench_table(t)),
+            )
+            .await;
+            assert_eq!(status, 200, "{answer}");
+        }
+        let mut levels_out = Vec::new();
+        let tokens_before = state.token_issuances();
+        let run_started = Instant::now();
+        let mut approvals = 0;
+        for &(concurrency, count) in &levels {
+            state.clear_requests();
+            let started = Instant::now();
+            let end = next.load(Ordering::SeqCst) + count;
+            let mut tasks = Vec::new();
+            for _ in 0..concurrency {
+                let (client, base, token, next) = (
+                    client.clone(),
+                    app.base.clone(),
+                    issuer.token.clone(),
+                    next.clone(),
+                );
+                tasks.push(tokio::spawn(async move {
+                    let mut done = Vec::new();
+                    loop {
+                        let n = next.fetch_add(1, Ordering::SeqCst);
+                        if n >= end {
+                            break;
+                        }
+                        let (u, t) = pair(n);
+                        let (name, ext) = bench_user(u);
+                        let sent = Instant::now();
+                        let (status, _) =
+                            callback(&client, &base, &token, callback_body(&ext, &bench_table(t)))
+                                .await;
+                        done.push((sent, Instant::now(), name, ext, status));
+                    }
+                    done
+                }));
+            }
+            let mut done = Vec::new();
+            for task in tasks {
+                done.extend(task.await.unwrap());
+            }
+            let wall = started.elapsed();
+            approvals += done.len();
+            let recorded = state.requests();
+            let (mut totals, mut own, mut waits) = (Vec::new(), Vec::new(), Vec::new());
+            let by_user = attribute(&recorded);
+            let mut errors = 0;
+            for (sent, answered, name, ext, status) in &done {
+                if *status != 200 {
+                    errors += 1;
+                }
+                let total = answered.duration_since(*sent);
+                let waited = waiting(&by_user, name, ext, *sent, *answered);
+                totals.push(ms(total));
+                waits.push(ms(waited));
+                own.push(ms(total.saturating_sub(waited)));
+            }
+            let calls = recorded.len() as f64 / done.len() as f64;
+            levels_out.push(json!({
+                "concurrency": concurrency,
+                "requests": done.len(),
+                "errors": errors,
+                "perSecond": round(done.len() as f64 / wall.as_secs_f64(), 1),
+                "totalMs": { "p50": round(percentile(&mut totals.clone(), 50.0), 2), "p99": round(percentile(&mut totals, 99.0), 2) },
+                "standInMs": { "p50": round(percentile(&mut waits.clone(), 50.0), 2), "p99": round(percentile(&mut waits, 99.0), 2) },
+                "ownMs": { "p50": round(percentile(&mut own.clone(), 50.0), 3), "p99": round(percentile(&mut own, 99.0), 3) },
+                "databricksCallsPerApproval": round(calls, 2),
+            }));
+        }
+        let run_secs = run_started.elapsed().as_secs_f64();
+        let all_scim = state.requests().iter().filter(|r| is_scim(r)).count();
+        modes.insert(
+            format!("{latency_ms}ms"),
+            json!({
+                "levels": levels_out,
+                "idleRssKb": idle_kb,
+                "peakRssKb": app.memory_kb("VmHWM"),
+                "tokenFetches": state.token_issuances() - tokens_before,
+                "approvals": approvals,
+                "seconds": round(run_secs, 1),
+                "scimLastLevel": all_scim,
+            }),
+        );
+        drop(app);
+        let _ = std::fs::remove_dir_all(&ledger);
+    }
+    state.set_delay(None);
+    Value::Object(modes)
+}
+
+/// The stand-in's requests per bench user (matched by user name or external id in query or body).
+fn attribute(recorded: &[RecordedRequest]) -> HashMap<String, Vec<(Instant, Duration)>> {
+    let mut by: HashMap<String, Vec<(Instant, Duration)>> = HashMap::new();
+    for r in recorded {
+        let query = r
+            .query
+            .as_deref()
+            .map(|q| {
+                percent_encoding::percent_decode_str(q)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            })
+            .unwrap_or_default();
+        let path = percent_encoding::percent_decode_str(&r.path)
+            .decode_utf8_lossy()
+            .into_owned();
+        for text in [&query, &r.body, &path] {
+            let mut found = false;
+            // Names look like u0042@bench.example; external ids start with be4c0000-.
+            for token in text.split(['"', '=', ' ', '&']) {
+                if (token.starts_with('u') && token.ends_with("@bench.example"))
+                    || token.starts_with("be4c0000-")
+                {
+                    by.entry(token.to_owned())
+                        .or_default()
+                        .push((r.received, r.elapsed));
+                    found = true;
+                    break;
+                }
+            }
+            if found {
+                break;
+            }
+        }
+    }
+    by
+}
+
+/// Time within [from, to] during which at least one stand-in request of this user was being answered.
+fn waiting(
+    by: &HashMap<String, Vec<(Instant, Duration)>>,
+    name: &str,
+    ext: &str,
+    from: Instant,
+    to: Instant,
+) -> Duration {
+    let mut spans: Vec<(Instant, Instant)> = [name, ext]
+        .iter()
+        .filter_map(|k| by.get(*k))
+        .flatten()
+        .filter(|(at, _)| *at >= from && *at <= to)
+        .map(|(at, d)| (*at, (*at + *d).min(to)))
+        .collect();
+    spans.sort();
+    let mut total = Duration::ZERO;
+    let mut current: Option<(Instant, Instant)> = None;
+    for (a, b) in spans {
+        match current {
+            Some((s, e)) if a <= e => current = Some((s, e.max(b))),
+            Some((s, e)) => {
+                total += e - s;
+                current = Some((a, b));
+            }
+            None => current = Some((a, b)),
+        }
+    }
+    if let Some((s, e)) = current {
+        total += e - s;
+    }
+    total
+}
+
+// ---------------------------------------------------------------------------------------------------
+// 4. The revoke sweep at scale.
+
+const SWEEP_GRANTS: usize = 100_000;
+const SWEEP_PRINCIPALS: usize = 10_000;
+const SWEEP_TABLES: usize = 1_000;
+
+fn sweep_principal(p: usize) -> String {
+    format!("p{p:05}@sweep.example")
+}
+
+/// Table `t` of 1,000: 10 catalogs of 10 schemas of 10 tables.
+fn sweep_table(t: usize) -> (String, String, String) {
+    let (c, s, x) = (t / 100, (t / 10) % 10, t % 10);
+    (
+        format!("c{c}"),
+        format!("c{c}.s{s}"),
+        format!("c{c}.s{s}.t{x}"),
+    )
+}
+
+/// Grant `k` (0..10) of principal `p`: ten distinct tables per principal, 100 grants per table.
+fn sweep_grant_table(p: usize, k: usize) -> usize {
+    (p * 7 + k * 101) % SWEEP_TABLES
+}
+
+async fn sweep(options: &Options, issuer: &Issuer, scratch: &Path) -> Value {
+    let grants_per_principal = if options.quick {
+        1
+    } else {
+        SWEEP_GRANTS / SWEEP_PRINCIPALS
+    };
+    let total = grants_per_principal * SWEEP_PRINCIPALS;
+    // The stand-in: the tables, the principals, and every privilege the ledger says uc-access added.
+    let mut seed = Seed::demo();
+    let owner = demo::CAROL.to_owned();
+    for c in 0..10 {
+        seed.securables.push(SeedSecurable {
+            kind: SecurableKind::Catalog,
+            full_name: format!("c{c}"),
+            owner: owner.clone(),
+        });
+        seed.grants.push(SeedGrant {
+            securable_type: "catalog".into(),
+            full_name: format!("c{c}"),
+            principal: demo::PRODUCT_CLIENT_ID.into(),
+            privileges: vec!["MANAGE".into()],
+        });
+        for s in 0..10 {
+            seed.securables.push(SeedSecurable {
+                kind: SecurableKind::Schema,
+                full_name: format!("c{c}.s{s}"),
+                owner: owner.clone(),
+            });
+            for t in 0..10 {
+                seed.securables.push(SeedSecurable {
+                    kind: SecurableKind::Table,
+                    full_name: format!("c{c}.s{s}.t{t}"),
+                    owner: owner.clone(),
+                });
+            }
+        }
+    }
+    for p in 0..SWEEP_PRINCIPALS {
+        let name = sweep_principal(p);
+        seed.users.push(SeedUser {
+            id: format!("{}", 8_000_000 + p),
+            user_name: name.clone(),
+            display_name: name,
+            active: true,
+            external_id: Some(
+                uuid::Uuid::from_u128(0x5eee_0000_0000_4000_8000_0000_0000_0000 | p as u128)
+                    .to_string(),
+            ),
+        });
+    }
+    // The records, written with the library's own local ledger on tmpfs, then copied to the disk the
+    // app's ledger lives on (a flush per record would make seeding alone take minutes).
+    let staging = PathBuf::from("/dev/shm").join(format!("uc-access-sweep-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    let standin = {
+        let mut securables_touched: BTreeSet<(String, String)> = BTreeSet::new();
+        let mut records = Vec::with_capacity(total);
+        let now = OffsetDateTime::now_utc();
+        let requested = now - time::Duration::days(8);
+        // The stand-in's URL is needed in the records: start it with the seed built below.
+        let mut grants: BTreeMap<(String, String, String), BTreeSet<String>> = BTreeMap::new();
+        for p in 0..SWEEP_PRINCIPALS {
+            let principal = Principal::user(&sweep_principal(p)).unwrap();
+            let mut held: BTreeSet<String> = BTreeSet::new();
+            for k in 0..grants_per_principal {
+                let (c, s, t) = sweep_table(sweep_grant_table(p, k));
+                let mut added = Vec::new();
+                for (kind, name, privilege) in [
+                    ("catalog", &c, Privilege::UseCatalog),
+                    ("schema", &s, Privilege::UseSchema),
+                    ("table", &t, Privilege::Select),
+                ] {
+                    if held.insert(name.clone()) {
+                        let securable =
+                            Securable::parse(SecurableType::parse(kind).unwrap(), name).unwrap();
+                        added.push(SecurableChange {
+                            securable,
+                            privileges: PrivilegeSet::from([privilege]),
+                        });
+                        grants
+                            .entry((
+                                kind.to_owned(),
+                                name.clone(),
+                                principal.uc_name().to_owned(),
+                            ))
+                            .or_default()
+                            .insert(privilege.as_str().to_owned());
+                        securables_touched.insert((kind.to_owned(), name.clone()));
+                    }
+                }
+                records.push((p, k, principal.clone(), t, added));
+            }
+        }
+        for ((kind, name, principal), privileges) in grants {
+            seed.grants.push(SeedGrant {
+                securable_type: kind,
+                full_name: name,
+                principal,
+                privileges: privileges.into_iter().collect(),
+            });
+        }
+        let standin = start_standin(seed).await;
+        let host = format!("{}/", standin.base_url().trim_end_matches('/'));
+        let ledger = LocalLedger::new(&staging);
+        let mut writes = Vec::new();
+        for (p, k, principal, table, added) in records {
+            let securable = Securable::parse(SecurableType::Table, &table).unwrap();
+            let new = NewGrant {
+                idempotency_key: IdempotencyKey::parse(&format!("bench:sweep:{p}:{k}")).unwrap(),
+                requester: EntraObjectId::parse(
+                    &uuid::Uuid::from_u128(0x5eee_0000_0000_4000_8000_0000_0000_0000 | p as u128)
+                        .to_string(),
+                )
+                .unwrap(),
+                target: None,
+                principal,
+                workspace: WorkspaceRef {
+                    name: "default".into(),
+                    host: host.clone(),
+                },
+                securable,
+                requested_privileges: PrivilegeSet::from([Privilege::Select]),
+                duration: GrantDuration::days(7).unwrap(),
+                plan: added.clone(),
+                approvers: vec![demo::CAROL_ENTRA_ID.into()],
+                source: "purview-callback".into(),
+            };
+            let mut record = GrantRecord::new(new, requested);
+            record
+                .mark_active(added, requested + time::Duration::seconds(2))
+                .unwrap();
+            let ledger = ledger.clone();
+            writes.push(async move { ledger.create(record).await.map(|_| ()) });
+            if writes.len() == 256 {
+                futures::future::try_join_all(std::mem::take(&mut writes))
+                    .await
+                    .unwrap();
+            }
+        }
+        futures::future::try_join_all(writes).await.unwrap();
+        (standin, securables_touched)
+    };
+    let (standin, touched) = standin;
+    let ledger_dir = scratch.join("sweep-ledger");
+    let _ = std::fs::remove_dir_all(&ledger_dir);
+    std::fs::create_dir_all(&ledger_dir).unwrap();
+    for entry in std::fs::read_dir(&staging).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, ledger_dir.join(path.file_name().unwrap())).unwrap();
+    }
+    let _ = std::fs::remove_dir_all(&staging);
+    let ledger_bytes: u64 = std::fs::read_dir(&ledger_dir)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+
+    let state = standin.state().clone();
+    let app = App::spawn(&app_env(issuer, standin.base_url(), &ledger_dir));
+    let client = client();
+    app.ready(&client).await;
+    state.clear_requests();
+    state.set_rate_limit(Some(25));
+    let started = Instant::now();
+    let response = client
+        .post(format!("{}/revoke-expired", app.base))
+        .json(&json!({
+            "Data": {"timer": {"Schedule": {"AdjustForDST": false}, "ScheduleStatus": null, "IsPastDue": false}},
+            "Metadata": {"sys": {"MethodName": "revoke-expired"}}
+        }))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    let wall = started.elapsed();
+    let peak_kb = app.memory_kb("VmHWM");
+    state.set_rate_limit(None);
+    let recorded = state.requests();
+    // Where the time went: before the first Databricks request (listing and loading the first catalog),
+    // after the last one (closing the last batch), and pauses of more than 1.5 s between two requests
+    // that are not waits after a 429 (the ledger work between catalogs).
+    let first_at = recorded.first().map(|r| r.received.duration_since(started));
+    let last_at = recorded
+        .last()
+        .map(|r| (r.received + r.elapsed).duration_since(started));
+    let mut ledger_pauses = Duration::ZERO;
+    for pair in recorded.windows(2) {
+        let gap = pair[1]
+            .received
+            .saturating_duration_since(pair[0].received + pair[0].elapsed);
+        if pair[0].status != 429 && gap > Duration::from_millis(1500) {
+            ledger_pauses += gap;
+        }
+    }
+    let patches_ok = recorded
+        .iter()
+        .filter(|r| r.method == "PATCH" && r.status == 200)
+        .count();
+    let patches_sent = recorded.iter().filter(|r| r.method == "PATCH").count();
+    let throttled = recorded.iter().filter(|r| r.status == 429).count();
+    // Whatever uc-access added must be gone; nothing else may be.
+    let dump = state.dump();
+    let left: usize = dump["grants"]
+        .as_object()
+        .map(|by_securable| {
+            by_securable
+                .values()
+                .flat_map(|a| a.as_object().cloned().unwrap_or_default())
+                .filter(|(principal, _)| principal.ends_with("@sweep.example"))
+                .count()
+        })
+        .unwrap_or(0);
+    let report = &body["ReturnValue"];
+    json!({
+        "dueGrants": total,
+        "principals": SWEEP_PRINCIPALS,
+        "tables": SWEEP_TABLES,
+        "securablesTouched": touched.len(),
+        "status": status,
+        "report": report,
+        "seconds": round(wall.as_secs_f64(), 1),
+        "patchCalls": patches_ok,
+        "patchAttempts": patches_sent,
+        "throttled429": throttled,
+        "databricksRequests": recorded.len(),
+        "peakRssKb": peak_kb,
+        "assignmentsLeft": left,
+        "ledgerBytes": ledger_bytes,
+        "firstRequestAfterS": first_at.map(|d| round(d.as_secs_f64(), 1)),
+        "lastRequestEndS": last_at.map(|d| round(d.as_secs_f64(), 1)),
+        "pausesBetweenCatalogsS": round(ledger_pauses.as_secs_f64(), 1),
+    })
+}
