@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -184,7 +185,11 @@ pub fn router(state: AppState) -> Router {
         let api = api.clone();
         invocations = invocations.route(
             &format!("/{name}"),
-            post(move |headers: HeaderMap, body: Bytes| bridged(api.clone(), name, headers, body)),
+            post(
+                move |headers: HeaderMap, body: Result<Bytes, BytesRejection>| {
+                    bridged(api.clone(), name, headers, body)
+                },
+            ),
         );
     }
     api.merge(bridge)
@@ -259,7 +264,35 @@ async fn readiness() -> Json<serde_json::Value> {
 }
 
 /// An HTTP function invoked through the payload protocol: replayed through `/api/<name>`.
-async fn bridged(api: Router, function: &'static str, headers: HeaderMap, body: Bytes) -> Response {
+/// The largest invocation payload the host may send (axum's default limit, stated here so the answer can
+/// name it). The HTTP body inside is then held to `UC_ACCESS_MAX_BODY_BYTES` like a forwarded one.
+pub const MAX_INVOCATION_BYTES: usize = 2 * 1024 * 1024;
+
+/// An invocation payload, or the JSON error answer when it could not be read (too large, cut off): the
+/// same error shape as every other answer, never axum's plain-text rejection.
+fn invocation_body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::payload_too_large(MAX_INVOCATION_BYTES)
+        } else {
+            ApiError::malformed_body(format!(
+                "the invocation payload could not be read: {}",
+                rejection.body_text()
+            ))
+        }
+    })
+}
+
+async fn bridged(
+    api: Router,
+    function: &'static str,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match invocation_body(body) {
+        Ok(body) => body,
+        Err(error) => return error.into_response(),
+    };
     let invocation: InvocationRequest = match serde_json::from_slice(&body) {
         Ok(inv) => inv,
         Err(e) => {
@@ -280,7 +313,14 @@ async fn bridged(api: Router, function: &'static str, headers: HeaderMap, body: 
 /// Name of the timer binding in `functions/revoke-expired/function.json`.
 const TIMER_BINDING: &str = "timer";
 
-async fn revoke_expired_invocation(State(state): State<AppState>, body: Bytes) -> Response {
+async fn revoke_expired_invocation(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match invocation_body(body) {
+        Ok(body) => body,
+        Err(error) => return error.into_response(),
+    };
     let invocation: InvocationRequest = match serde_json::from_slice(&body) {
         Ok(inv) => inv,
         Err(e) => {

@@ -15,7 +15,7 @@ use super::settings::BasicCredentials;
 /// When the password lives in Key Vault and the username matched but the password did not, the vault
 /// is read again (at most twice a minute, see [`LiveSecret`](crate::secrets::LiveSecret)): Purview may
 /// already send a rotated password that the cache has not seen yet.
-pub(crate) async fn check(encoded: &str, expected: &BasicCredentials) -> Result<String, AuthError> {
+pub async fn check(encoded: &str, expected: &BasicCredentials) -> Result<String, AuthError> {
     let decoded = STANDARD
         .decode(encoded.trim())
         .map_err(|_| AuthError::InvalidBasicCredentials)?;

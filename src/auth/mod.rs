@@ -11,6 +11,8 @@ pub mod local_issuer;
 mod settings;
 
 pub use authenticator::Authenticator;
+pub use basic::check as check_basic;
+pub use bearer::{UnsignedIdentity, check_unsigned};
 pub use caller::{AllowedBy, ApplicationCaller, BasicCaller, Caller, UserCaller};
 pub use error::AuthError;
 pub use settings::{

@@ -42,7 +42,7 @@ pub struct Fields {
 impl Fields {
     /// Parses `body` as a JSON object whose keys are all in `known`.
     pub fn parse(body: &[u8], known: &[&str]) -> Result<Self, BodyError> {
-        let value: Value =
+        let StrictValue(value) =
             serde_json::from_slice(body).map_err(|e| BodyError::NotJson(e.to_string()))?;
         let Value::Object(map) = value else {
             return Err(BodyError::NotJson(
@@ -177,6 +177,72 @@ impl Fields {
     }
 }
 
+/// A JSON value in which no object names a field twice, at any depth. `serde_json` keeps the last of
+/// duplicate keys silently; a body where a field appears twice is ambiguous (another parser on the way may
+/// read the first), and a duplicate is what a value pasted unescaped into a template would produce, so it
+/// is refused instead.
+struct StrictValue(Value);
+
+impl<'de> serde::Deserialize<'de> for StrictValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StrictVisitor).map(StrictValue)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(StrictValue(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
+        let mut map = Map::new();
+        while let Some(key) = access.next_key::<String>()? {
+            let StrictValue(value) = access.next_value()?;
+            if map.contains_key(&key) {
+                return Err(serde::de::Error::custom(format!(
+                    "the field {key:?} appears more than once"
+                )));
+            }
+            map.insert(key, value);
+        }
+        Ok(Value::Object(map))
+    }
+}
+
 fn kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
@@ -220,6 +286,26 @@ mod tests {
             Fields::parse(b"\xff", &[]),
             Err(BodyError::NotJson(_))
         ));
+    }
+
+    #[test]
+    fn a_field_given_twice_at_any_depth_is_refused() {
+        for body in [
+            &br#"{"a":"SELECT","a":"MODIFY"}"#[..],
+            br#"{"a":"x","b":{"c":1,"c":2}}"#,
+            br#"{"a":[{"c":1,"c":1}]}"#,
+        ] {
+            match Fields::parse(body, &["a", "b"]) {
+                Err(BodyError::NotJson(m)) => assert!(m.contains("more than once"), "{m}"),
+                other => panic!("{other:?}"),
+            }
+        }
+        let f = fields(r#"{"a":{"x":[1,2.5,-3,null,true,"s"]},"b":"y"}"#);
+        assert_eq!(f.opt_str("b").unwrap(), Some("y"));
+        assert_eq!(
+            f.opt_object("a").unwrap().unwrap()["x"],
+            serde_json::json!([1, 2.5, -3, null, true, "s"])
+        );
     }
 
     #[test]

@@ -32,7 +32,12 @@ impl GrantDuration {
         if !raw.starts_with('P') {
             return Err(DurationError::NotIso8601);
         }
-        let parsed = iso8601::duration(raw).map_err(|_| DurationError::NotIso8601)?;
+        // The whole text must be the duration: `iso8601::duration` ignores what follows a valid prefix
+        // (`P30D; x`, `P1W2D`), so the parser's leftovers are checked here.
+        let parsed = match iso8601::parsers::parse_duration(raw.as_bytes()) {
+            Ok(([], parsed)) => parsed,
+            _ => return Err(DurationError::NotIso8601),
+        };
         let seconds: i64 = match parsed {
             iso8601::Duration::Weeks(w) => i64::from(w) * 7 * 24 * 3600,
             iso8601::Duration::YMDHMS {
@@ -130,6 +135,26 @@ impl<'de> Deserialize<'de> for GrantDuration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_after_a_valid_duration_is_refused() {
+        // Regression: the iso8601 crate accepted these as their valid prefix (P30D, P1W, P1D).
+        for raw in [
+            "P30D\u{0}",
+            "P30D; DROP",
+            "P1W2D",
+            "P1D5H",
+            "P30Dx",
+            "PT8H PT8H",
+        ] {
+            assert_eq!(
+                GrantDuration::parse(raw),
+                Err(DurationError::NotIso8601),
+                "{raw:?}"
+            );
+        }
+        assert!(GrantDuration::parse(" P1DT12H ").is_ok());
+    }
 
     #[test]
     fn days_hours_minutes_and_weeks_are_accepted() {

@@ -5,9 +5,9 @@ use time::OffsetDateTime;
 
 use super::Policy;
 use crate::domain::{
-    AccessRequest, ApprovalOutcome, EntraObjectId, GrantDuration, Principal, PrincipalKind,
-    PrincipalQuery, Privilege, PrivilegeSet, ProvisioningMode, RequestSource, Securable,
-    SecurableType,
+    ACCOUNT_USERS, AccessRequest, ApprovalOutcome, EntraObjectId, GrantDuration, Principal,
+    PrincipalKind, PrincipalQuery, Privilege, PrivilegeSet, ProvisioningMode, RequestSource,
+    Securable, SecurableType,
 };
 
 /// What policy grants for a request: the privileges, the length and when it ends.
@@ -79,6 +79,7 @@ pub fn decide(
     now: OffsetDateTime,
 ) -> Result<Decision, Denial> {
     check_approval(policy, request)?;
+    check_named_account_users(&request.grantee)?;
     check_securable(policy, &request.securable)?;
     let kind = request.securable.securable_type();
     let rules = policy
@@ -130,6 +131,24 @@ pub fn decide(
         duration,
         expires_at: now + duration.as_duration(),
     })
+}
+
+/// `account users` named as the grantee is refused before anything is looked up: it need not exist in
+/// the account's SCIM listing (it is built in) for the request to be what it is, a grant to everyone.
+fn check_named_account_users(grantee: &PrincipalQuery) -> Result<(), Denial> {
+    match grantee {
+        PrincipalQuery::GroupName { name } if name.trim().eq_ignore_ascii_case(ACCOUNT_USERS) => {
+            Err(account_users_denial())
+        }
+        _ => Ok(()),
+    }
+}
+
+fn account_users_denial() -> Denial {
+    Denial::new(
+        Denial::FORBIDDEN_PRINCIPAL,
+        "a grant to account users would give every user in the account access; request access for a person, a group or a service principal",
+    )
 }
 
 /// The request's own mode where policy lets requests choose it (or it is what policy would choose
@@ -263,10 +282,7 @@ fn check_securable(policy: &Policy, securable: &Securable) -> Result<(), Denial>
 /// Decides whether a resolved principal may receive a grant.
 pub fn check_principal(policy: &Policy, principal: &Principal) -> Result<(), Denial> {
     if principal.is_all_account_users() {
-        return Err(Denial::new(
-            Denial::FORBIDDEN_PRINCIPAL,
-            "a grant to account users would give every user in the account access; request access for a person, a group or a service principal",
-        ));
+        return Err(account_users_denial());
     }
     let rules = policy.principals();
     let name = principal.uc_name();

@@ -422,6 +422,16 @@ fn every_denial_names_a_documented_rule() {
 }
 
 #[test]
+fn account_users_named_in_the_request_is_refused_before_resolving() {
+    for name in ["account users", "Account Users"] {
+        let mut r = request();
+        r.grantee = PrincipalQuery::group_name(name).unwrap();
+        let denial = decide(&Policy::default(), &r, NOW).unwrap_err();
+        assert_eq!(denial.rule, "forbidden_principal", "{name}");
+    }
+}
+
+#[test]
 fn account_users_never_receive_a_grant_whatever_the_case() {
     for name in ["account users", "Account Users"] {
         let denial =

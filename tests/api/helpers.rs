@@ -31,7 +31,7 @@ pub struct TestApp {
     pub standin_base: String,
     issuer: LocalIssuer,
     client: reqwest::Client,
-    _ledger: tempfile::TempDir,
+    ledger: tempfile::TempDir,
     _shutdown: oneshot::Sender<()>,
 }
 
@@ -70,7 +70,7 @@ impl TestApp {
             standin_base,
             issuer,
             client: reqwest::Client::new(),
-            _ledger: ledger,
+            ledger,
             _shutdown: tx,
         }
     }
@@ -81,7 +81,7 @@ impl TestApp {
 
     /// Where the app's local ledger keeps its records.
     pub fn ledger_dir(&self) -> &std::path::Path {
-        self._ledger.path()
+        self.ledger.path()
     }
 
     /// Moves the app's clock forward.
@@ -192,4 +192,100 @@ impl TestApp {
 pub fn fixture(path: &str) -> String {
     let full = format!("{}/tests/fixtures/{path}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("cannot read {full}: {e}"))
+}
+
+/// What an answer looked like, for tests that send unusual requests.
+#[derive(Debug)]
+pub struct RawAnswer {
+    pub status: StatusCode,
+    pub content_type: Option<String>,
+    pub text: String,
+}
+
+/// Everything a bad request could have changed: the stand-in's grants and created identities, the
+/// mutating requests it received, and every file of the ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    pub grants: Value,
+    pub created_identities: Value,
+    pub mutating_requests: usize,
+    pub ledger: std::collections::BTreeMap<String, Vec<u8>>,
+}
+
+impl TestApp {
+    /// Sends any method, headers and raw body bytes; nothing is added (no content type, no token).
+    pub async fn send_raw(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> RawAnswer {
+        let mut req = self.client.request(
+            method,
+            format!("{}{}", self.base, path.trim_start_matches('/')),
+        );
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.body(body).send().await.unwrap();
+        let status = resp.status();
+        let content_type = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        RawAnswer {
+            status,
+            content_type,
+            text: resp.text().await.unwrap(),
+        }
+    }
+
+    /// The state a rejected request must leave unchanged.
+    pub fn snapshot(&self) -> Snapshot {
+        let dump = self.standin.dump();
+        let mutating_requests = self
+            .standin
+            .requests()
+            .iter()
+            .filter(|r| r.method != "GET" && !r.path.contains("/oidc/"))
+            .count();
+        let mut ledger = std::collections::BTreeMap::new();
+        collect_files(self.ledger.path(), self.ledger.path(), &mut ledger);
+        Snapshot {
+            grants: dump["grants"].clone(),
+            created_identities: dump["created_identities"].clone(),
+            mutating_requests,
+            ledger,
+        }
+    }
+
+    /// How many requests of any kind the stand-in has received (token requests included).
+    pub fn standin_requests(&self) -> usize {
+        self.standin.requests().len()
+    }
+}
+
+fn collect_files(
+    root: &std::path::Path,
+    dir: &std::path::Path,
+    out: &mut std::collections::BTreeMap<String, Vec<u8>>,
+) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            collect_files(root, &path, out);
+        } else {
+            let name = path
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            out.insert(name, std::fs::read(&path).unwrap_or_default());
+        }
+    }
 }

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)] // test helpers panic on purpose with the failing value
 
+mod bad_input;
 mod doctor;
 mod expiry;
 mod functions_folder;
