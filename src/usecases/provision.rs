@@ -18,8 +18,8 @@ use crate::domain::{
     AccessRequest, PrincipalKind, PrincipalStatus, PrivilegeSet, ProvisioningMode,
 };
 use crate::ledger::{
-    GrantRecord, GrantState, IdempotencyKey, LedgerError, NewGrant, SecurableChange, Versioned,
-    WorkspaceRef as LedgerWorkspace,
+    GrantRecord, GrantState, IdempotencyKey, LedgerError, NewGrant, SecurableChange, ShareGrant,
+    Versioned, WorkspaceRef as LedgerWorkspace,
 };
 use crate::planning::grant::{GrantPlan, plan_grant};
 use crate::planning::share::NameTaken;
@@ -334,7 +334,7 @@ pub async fn provision(
     match applied {
         Ok(applied) => {
             let added: Vec<SecurableChange> = applied.iter().map(|a| (&a.change).into()).collect();
-            let record = mark_active(ctx, pending, added).await;
+            let record = mark_active(ctx, pending, added, None).await;
             let status = if plan.is_noop() {
                 Status::AlreadyGranted
             } else {
@@ -355,17 +355,21 @@ pub async fn provision(
     }
 }
 
-/// Marks the record active with what was added; on a conflict (a sibling's revoke handed privileges
-/// over meanwhile) reads it again and retries. If the ledger stays unavailable, Unity Catalog has
-/// accepted the change, so the answer is still `granted`: the record stays `pending` and the timer
-/// finishes it from what Unity Catalog shows.
-async fn mark_active(
+/// Marks the record active with what was added (and, for Delta Sharing, what was shared); on a conflict
+/// (a sibling's revoke handed privileges over meanwhile) reads it again and retries. If the ledger stays
+/// unavailable, Unity Catalog has accepted the change, so the answer is still `granted`: the record stays
+/// `pending` and the timer finishes it from what Unity Catalog shows.
+pub(super) async fn mark_active(
     ctx: &Context,
     mut current: Versioned<GrantRecord>,
     added: Vec<SecurableChange>,
+    shared: Option<ShareGrant>,
 ) -> GrantRecord {
     for _ in 0..5 {
         let mut next = current.clone();
+        if shared.is_some() {
+            next.record.sharing = shared.clone();
+        }
         if next.record.mark_active(added.clone(), ctx.now()).is_err() {
             return next.record;
         }

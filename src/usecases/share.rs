@@ -323,7 +323,7 @@ pub async fn provision_share(
             Err(error) => return Err(undo(ctx, pending, done, error, now).await),
         }
     }
-    let record = mark_active(ctx, pending, done).await;
+    let record = super::provision::mark_active(ctx, pending, Vec::new(), Some(done)).await;
     if link.is_none() && !activated {
         // An existing recipient: its unused link, read again (never stored in the ledger).
         if let Ok(Some(r)) = api
@@ -529,33 +529,6 @@ async fn undo(
         let _ = super::expire::revoke_grants(ctx, vec![stored], ctx.now(), deadline).await;
     }
     answer
-}
-
-/// Marks the record active with what this grant did (re-reading on a conflict).
-async fn mark_active(
-    ctx: &Context,
-    mut current: Versioned<GrantRecord>,
-    done: ShareGrant,
-) -> GrantRecord {
-    for _ in 0..5 {
-        let mut next = current.clone();
-        next.record.sharing = Some(done.clone());
-        if next.record.mark_active(Vec::new(), ctx.now()).is_err() {
-            return next.record;
-        }
-        match ctx.ledger.update(&next).await {
-            Ok(stored) => return stored.record,
-            Err(LedgerError::Conflict { .. }) => match ctx.ledger.get(current.record.id).await {
-                Ok(fresh) => current = fresh,
-                Err(_) => return next.record,
-            },
-            Err(e) => {
-                tracing::warn!(error = %e, grant = %next.record.id, "shared but not marked active; the timer will finish it");
-                return next.record;
-            }
-        }
-    }
-    current.record
 }
 
 /// A duplicate or renewal of a sharing grant: the first delivery's status and a fresh read of the
