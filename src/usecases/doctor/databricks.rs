@@ -162,25 +162,13 @@ async fn sharing_check(
             "fix the workspace and catalog checks first",
         );
     };
-    let securable = Securable::catalog(catalog.catalog.clone());
-    let effective = match clients
-        .grants
-        .effective(
-            &ws.host,
-            &securable,
-            Some(principal),
-            Deadline::after(budget),
-        )
-        .await
-    {
-        Ok(effective) => effective,
+    let held = match held_on_catalog(clients, ws, catalog, principal, budget).await {
+        Ok(held) => held,
         Err(e) => return failed(name, &e),
     };
-    let holds_select = effective
+    let holds_select = held
         .iter()
-        .filter(|a| a.principal.eq_ignore_ascii_case(principal.uc_name()))
-        .flat_map(|a| &a.privileges)
-        .any(|p| matches!(p.privilege, Privilege::Select | Privilege::AllPrivileges));
+        .any(|p| matches!(p, Privilege::Select | Privilege::AllPrivileges));
     if holds_select {
         Check::pass(
             name,
@@ -205,6 +193,33 @@ async fn sharing_check(
             ),
         )
     }
+}
+
+/// The privileges `principal` effectively holds on the catalog under its own name (effective
+/// permissions with `?principal=`; what it holds only through a group is not attributed to it).
+async fn held_on_catalog(
+    clients: &DatabricksClients,
+    ws: &WorkspaceRef,
+    catalog: &GovernedCatalog,
+    principal: &Principal,
+    budget: Duration,
+) -> Result<Vec<Privilege>, DatabricksError> {
+    let securable = Securable::catalog(catalog.catalog.clone());
+    let effective = clients
+        .grants
+        .effective(
+            &ws.host,
+            &securable,
+            Some(principal),
+            Deadline::after(budget),
+        )
+        .await?;
+    Ok(effective
+        .iter()
+        .filter(|a| a.principal.eq_ignore_ascii_case(principal.uc_name()))
+        .flat_map(|a| &a.privileges)
+        .map(|p| p.privilege)
+        .collect())
 }
 
 fn catalog_check_name(catalog: &GovernedCatalog) -> String {
@@ -273,25 +288,11 @@ async fn catalog_check(
             format!("uc-access owns catalog `{}` ({from})", catalog.catalog),
         );
     }
-    let securable = Securable::catalog(catalog.catalog.clone());
-    let effective = match clients
-        .grants
-        .effective(
-            &ws.host,
-            &securable,
-            Some(principal),
-            Deadline::after(budget),
-        )
-        .await
-    {
-        Ok(effective) => effective,
+    let held = match held_on_catalog(clients, ws, catalog, principal, budget).await {
+        Ok(held) => held,
         Err(e) => return failed(name, &e),
     };
-    let holds_manage = effective
-        .iter()
-        .filter(|a| a.principal.eq_ignore_ascii_case(principal.uc_name()))
-        .flat_map(|a| &a.privileges)
-        .any(|p| p.privilege == Privilege::Manage);
+    let holds_manage = held.contains(&Privilege::Manage);
     if holds_manage {
         Check::pass(
             name,
