@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use time::OffsetDateTime;
 use uc_access::databricks::{
     DatabricksError, Deadline, EffectiveAssignment, GetPermissionsOptions, GrantsApi, NewRecipient,
     ObjectAction, PermissionsChange, PrivilegeAssignment, RecipientInfo, ShareAssignment,
@@ -26,7 +25,7 @@ use uc_access::usecases::provision::provision;
 use uc_access::usecases::resolve::Resolver;
 use url::Url;
 
-use crate::support::{World, deadline};
+use crate::support::{World, all_records, deadline, skewed_clock};
 
 /// Counts mutating steps (PATCHes and ledger writes) and hangs forever at step `kill_at`: the caller's
 /// future is then dropped, exactly like a process killed there.
@@ -220,7 +219,6 @@ impl Harness {
         let dir = tempfile::tempdir().unwrap();
         let steps = Arc::new(Steps::default());
         let skew = Arc::new(AtomicI64::new(0));
-        let clock_skew = skew.clone();
         let ctx = Context {
             policy: Policy::default(),
             resolver: Resolver::new(
@@ -236,10 +234,7 @@ impl Harness {
                 inner: LocalLedger::new(dir.path()),
                 steps: steps.clone(),
             }),
-            clock: Arc::new(move || {
-                OffsetDateTime::now_utc()
-                    + time::Duration::seconds(clock_skew.load(Ordering::SeqCst))
-            }),
+            clock: skewed_clock(skew.clone()),
             sharing: uc_access::usecases::share::Sharing {
                 api: Arc::new(KillableSharing {
                     inner: world.clients.sharing.clone(),
@@ -270,46 +265,14 @@ impl Harness {
     }
 
     async fn records(&self) -> Vec<GrantRecord> {
-        self.ctx
-            .ledger
-            .list(&ListFilter::default())
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|v| v.record)
-            .collect()
+        all_records(self.ctx.ledger.as_ref()).await
     }
 
     /// Every privilege Alice holds is covered by a pending or active record.
     async fn assert_every_privilege_has_a_live_record(&self, when: &str) {
-        let live: Vec<GrantRecord> = self
-            .records()
-            .await
-            .into_iter()
-            .filter(|r| {
-                matches!(
-                    r.state,
-                    GrantState::Pending
-                        | GrantState::Active
-                        | GrantState::Failed
-                        | GrantState::Revoking
-                )
-            })
-            .collect();
-        for (securable, privileges) in self.alice_holds() {
-            for p in privileges {
-                let covered = live.iter().any(|r| {
-                    r.plan.iter().chain(r.added.iter()).any(|c| {
-                        c.securable.full_name() == securable
-                            && c.privileges.iter().any(|x| x.as_str() == p)
-                    })
-                });
-                assert!(
-                    covered,
-                    "{when}: {p} on {securable} has no live record: {live:?}"
-                );
-            }
-        }
+        self.world
+            .assert_alice_covered(self.ctx.ledger.as_ref(), when)
+            .await;
     }
 
     fn assert_bob_untouched(&self) {

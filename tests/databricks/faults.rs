@@ -10,7 +10,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use time::OffsetDateTime;
 use uc_access::databricks::Deadline;
 use uc_access::ledger::{
     DueQuery, GrantId, GrantRecord, GrantState, IdempotencyKey, LedgerError, LedgerStore,
@@ -23,7 +22,7 @@ use uc_access::usecases::expire::sweep;
 use uc_access::usecases::provision::{ProvisionError, provision};
 use uc_access::usecases::resolve::Resolver;
 
-use crate::support::{World, deadline};
+use crate::support::{World, all_records, deadline, skewed_clock};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Op {
@@ -102,7 +101,6 @@ impl Harness {
             script: Mutex::default(),
         });
         let skew = Arc::new(AtomicI64::new(0));
-        let clock_skew = skew.clone();
         let ctx = Context {
             policy: Policy::default(),
             resolver: Resolver::new(
@@ -112,10 +110,7 @@ impl Harness {
             ),
             grants: world.clients.grants.clone(),
             ledger: ledger.clone(),
-            clock: Arc::new(move || {
-                OffsetDateTime::now_utc()
-                    + time::Duration::seconds(clock_skew.load(Ordering::SeqCst))
-            }),
+            clock: skewed_clock(skew.clone()),
             sharing: world.sharing(),
         };
         Self {
@@ -136,34 +131,14 @@ impl Harness {
     }
 
     async fn records(&self) -> Vec<GrantRecord> {
-        self.ctx
-            .ledger
-            .list(&ListFilter::default())
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|v| v.record)
-            .collect()
+        all_records(self.ctx.ledger.as_ref()).await
     }
 
     /// Nothing half-applied: every privilege Alice holds is covered by a live record.
     async fn assert_covered(&self, when: &str) {
-        let records = self.records().await;
-        for (securable, privileges) in self.world.alice_holds() {
-            for p in privileges {
-                let covered = records.iter().any(|r| {
-                    r.state != GrantState::Revoked
-                        && r.plan.iter().chain(r.added.iter()).any(|c| {
-                            c.securable.full_name() == securable
-                                && c.privileges.iter().any(|x| x.as_str() == p)
-                        })
-                });
-                assert!(
-                    covered,
-                    "{when}: {p} on {securable} has no live record: {records:?}"
-                );
-            }
-        }
+        self.world
+            .assert_alice_covered(self.ctx.ledger.as_ref(), when)
+            .await;
     }
 
     /// Faults cleared, the timer runs after the stale-pending window: no grant stays pending, and what

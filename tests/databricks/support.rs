@@ -1,6 +1,7 @@
 //! A running stand-in and our clients wired to it, as the local run wires them.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use secrecy::SecretString;
@@ -11,11 +12,11 @@ use uc_access::domain::{
     AccessRequest, Approval, ApprovalOutcome, EntraObjectId, GrantDuration, PrincipalQuery,
     RequestSource, Securable, SecurableType, WorkspaceRef,
 };
-use uc_access::ledger::LocalLedger;
+use uc_access::ledger::{GrantRecord, GrantState, LedgerStore, ListFilter, LocalLedger};
 use uc_access::policy::Policy;
 use uc_access::standin::{RunningStandIn, Seed, StandIn, demo};
-use uc_access::usecases::Context;
 use uc_access::usecases::resolve::Resolver;
+use uc_access::usecases::{Clock, Context};
 use url::Url;
 
 pub struct World {
@@ -120,6 +121,27 @@ impl World {
         .collect()
     }
 
+    /// Nothing half-applied: every privilege Alice holds is planned or added by a record that is not
+    /// revoked (pending, active, failed or revoking), so the timer will finish or remove it.
+    pub async fn assert_alice_covered(&self, ledger: &dyn LedgerStore, when: &str) {
+        let records = all_records(ledger).await;
+        for (securable, privileges) in self.alice_holds() {
+            for p in privileges {
+                let covered = records.iter().any(|r| {
+                    r.state != GrantState::Revoked
+                        && r.plan.iter().chain(r.added.iter()).any(|c| {
+                            c.securable.full_name() == securable
+                                && c.privileges.iter().any(|x| x.as_str() == p)
+                        })
+                });
+                assert!(
+                    covered,
+                    "{when}: {p} on {securable} has no live record: {records:?}"
+                );
+            }
+        }
+    }
+
     /// Bob's grants, seeded before uc-access ran, are exactly as seeded.
     pub fn assert_bob_untouched(&self) {
         let state = self.standin.state();
@@ -140,4 +162,22 @@ impl World {
 
 pub fn deadline() -> Deadline {
     Deadline::after(Duration::from_secs(10))
+}
+
+/// The real clock plus `skew` seconds: tests move time forward to make grants due.
+pub fn skewed_clock(skew: Arc<AtomicI64>) -> Clock {
+    Arc::new(move || {
+        time::OffsetDateTime::now_utc() + time::Duration::seconds(skew.load(Ordering::SeqCst))
+    })
+}
+
+/// Every record in the ledger, in any state.
+pub async fn all_records(ledger: &dyn LedgerStore) -> Vec<GrantRecord> {
+    ledger
+        .list(&ListFilter::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|v| v.record)
+        .collect()
 }
