@@ -31,23 +31,23 @@ pub struct InjectError {
 }
 
 /// Which setting each secret stands for, and when it is needed.
-fn needed(env: &Env) -> Vec<(&'static str, Kind)> {
+fn needed(env: &Env) -> Vec<(&'static str, SecretUse)> {
     let mut keys = Vec::new();
     if env.get("PURVIEW_CALLBACK_BASIC_USERNAME").is_some()
         && env.get("PURVIEW_CALLBACK_BASIC_PASSWORD").is_none()
     {
-        keys.push(("PURVIEW_CALLBACK_BASIC_PASSWORD", Kind::BasicPassword));
+        keys.push(("PURVIEW_CALLBACK_BASIC_PASSWORD", SecretUse::BasicPassword));
     }
     let auth_type = env.get("DATABRICKS_AUTH_TYPE").map(str::to_ascii_lowercase);
     match auth_type.as_deref() {
         Some("azure-client-secret") if env.get("ARM_CLIENT_SECRET").is_none() => {
-            keys.push(("ARM_CLIENT_SECRET", Kind::DatabricksSecret));
+            keys.push(("ARM_CLIENT_SECRET", SecretUse::DatabricksSecret));
         }
         Some("oauth-m2m") | None
             if env.get("DATABRICKS_CLIENT_ID").is_some()
                 && env.get("DATABRICKS_CLIENT_SECRET").is_none() =>
         {
-            keys.push(("DATABRICKS_CLIENT_SECRET", Kind::DatabricksSecret));
+            keys.push(("DATABRICKS_CLIENT_SECRET", SecretUse::DatabricksSecret));
         }
         _ => {}
     }
@@ -61,9 +61,12 @@ fn settings_vault(settings: &SecretsSettings) -> String {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-enum Kind {
+/// What a secret read from Key Vault is used for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretUse {
+    /// `purview-callback`'s HTTP Basic password.
     BasicPassword,
+    /// The Databricks client secret (`oauth-m2m` or `azure-client-secret`).
     DatabricksSecret,
 }
 
@@ -71,8 +74,8 @@ enum Kind {
 #[derive(Debug)]
 pub struct FromVault {
     pub env: Env,
-    /// Each setting read from Key Vault and the secret it came from.
-    pub secrets: Vec<(&'static str, SecretRef)>,
+    /// Each secret read from Key Vault: what it is used for and where it came from.
+    pub secrets: Vec<(SecretUse, SecretRef)>,
 }
 
 impl FromVault {
@@ -80,9 +83,9 @@ impl FromVault {
     /// start is kept as the fallback), so a rotation is picked up within the cache's TTL, or at once
     /// when the old value is refused.
     pub fn keep_live(&self, settings: &mut Settings) {
-        for (setting, secret) in &self.secrets {
-            match *setting {
-                "PURVIEW_CALLBACK_BASIC_PASSWORD" => {
+        for (used_for, secret) in &self.secrets {
+            match used_for {
+                SecretUse::BasicPassword => {
                     let function = crate::functions::PURVIEW_CALLBACK;
                     if let Some(basic) = settings
                         .auth
@@ -96,7 +99,7 @@ impl FromVault {
                         );
                     }
                 }
-                "DATABRICKS_CLIENT_SECRET" | "ARM_CLIENT_SECRET" => {
+                SecretUse::DatabricksSecret => {
                     if let Some(db) = settings.databricks.as_mut() {
                         match &mut db.auth {
                             DatabricksAuth::OAuthM2m { client_secret, .. }
@@ -108,7 +111,6 @@ impl FromVault {
                         }
                     }
                 }
-                _ => {}
             }
         }
     }
@@ -131,11 +133,11 @@ pub async fn with_vault_secrets(env: Env) -> Result<Result<FromVault, InjectErro
     let mut read_secrets = Vec::new();
     for (key, kind) in needed(&env) {
         let (what, handle) = match kind {
-            Kind::BasicPassword => (
+            SecretUse::BasicPassword => (
                 "the Purview Basic password",
                 &secrets.purview_basic_password,
             ),
-            Kind::DatabricksSecret => (
+            SecretUse::DatabricksSecret => (
                 "the Databricks client secret",
                 &secrets.databricks_client_secret,
             ),
@@ -152,7 +154,7 @@ pub async fn with_vault_secrets(env: Env) -> Result<Result<FromVault, InjectErro
             Ok(value) => {
                 tracing::info!(secret = %handle.name(), setting = key, "secret read from Key Vault");
                 env = env.with(key, value.expose_secret());
-                read_secrets.push((key, handle.clone()));
+                read_secrets.push((kind, handle.clone()));
             }
             Err(source) => {
                 return Ok(Err(InjectError {
@@ -258,8 +260,8 @@ mod tests {
         let from_vault = FromVault {
             env,
             secrets: vec![
-                ("PURVIEW_CALLBACK_BASIC_PASSWORD", secret("pv-basic")),
-                ("DATABRICKS_CLIENT_SECRET", secret("dbx")),
+                (SecretUse::BasicPassword, secret("pv-basic")),
+                (SecretUse::DatabricksSecret, secret("dbx")),
             ],
         };
         from_vault.keep_live(&mut settings);

@@ -21,7 +21,7 @@ use secrecy::SecretString;
 pub use cache::{CachePolicy, CachedSecrets, DEFAULT_FAILURE_BACKOFF};
 pub use env::EnvSecrets;
 pub use error::SecretError;
-pub use inject::{FromVault, InjectError, STARTUP_BUDGET, with_vault_secrets};
+pub use inject::{FromVault, InjectError, STARTUP_BUDGET, SecretUse, with_vault_secrets};
 pub use keyvault::{KeyVaultOptions, KeyVaultRetry, KeyVaultSecrets};
 pub use live::{LiveSecret, MIN_RELOAD_INTERVAL};
 pub use name::SecretName;
