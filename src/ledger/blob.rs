@@ -23,8 +23,8 @@ use tokio::sync::OnceCell;
 
 use super::settings::BlobSettings;
 use super::{
-    DueQuery, GrantId, GrantRecord, GrantState, LedgerError, LedgerStore, ListFilter, Versioned,
-    sort_due, sort_listed, tags,
+    DueGroup, DueGroups, DueQuery, GrantId, GrantRecord, GrantState, LedgerError, LedgerStore,
+    ListFilter, Versioned, sort_due, sort_listed, tags,
 };
 use crate::domain::Principal;
 
@@ -262,6 +262,18 @@ impl BlobLedger {
 
     /// Reads every blob a tag query finds, skipping ones deleted in between.
     async fn query(&self, expression: &str) -> Result<Vec<Versioned<GrantRecord>>, LedgerError> {
+        let mut found = Vec::new();
+        self.query_each(expression, |v| found.push(v)).await?;
+        Ok(found)
+    }
+
+    /// Calls `each` with every record a tag query finds as it is read (at most [`READ_CONCURRENCY`]
+    /// records held at once), skipping ones deleted in between.
+    async fn query_each(
+        &self,
+        expression: &str,
+        mut each: impl FnMut(Versioned<GrantRecord>),
+    ) -> Result<(), LedgerError> {
         self.ensure_container().await?;
         let names: Vec<String> = self
             .container
@@ -271,12 +283,15 @@ impl BlobLedger {
             .try_filter_map(|item| async move { Ok(item.name) })
             .try_collect()
             .await?;
-        let found: Vec<Option<Versioned<GrantRecord>>> = futures::stream::iter(names)
+        let mut reads = futures::stream::iter(names)
             .map(|name| async move { self.read(&name).await })
-            .buffer_unordered(READ_CONCURRENCY)
-            .try_collect()
-            .await?;
-        Ok(found.into_iter().flatten().collect())
+            .buffer_unordered(READ_CONCURRENCY);
+        while let Some(read) = reads.next().await {
+            if let Some(v) = read? {
+                each(v);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -360,6 +375,31 @@ impl LedgerStore for BlobLedger {
 
     /// Each write is its own HTTP request: they go out [`READ_CONCURRENCY`] at a time (each still
     /// conditional on its ETag), answered in the batch's order.
+    /// Several reads in flight, keeping only each due record's brief: a backlog of any size is never
+    /// held in memory whole.
+    async fn find_due_groups(&self, query: &DueQuery) -> Result<Vec<DueGroup>, LedgerError> {
+        // A record that changed state between two queries can be found twice: count it once.
+        let mut seen = std::collections::HashSet::new();
+        let mut groups = DueGroups::default();
+        for expression in tags::due_queries(query) {
+            self.query_each(&expression, |found| {
+                if query.is_due(&found.record) && seen.insert(found.record.id) {
+                    groups.add(&found.record);
+                }
+            })
+            .await?;
+        }
+        Ok(groups.finish())
+    }
+
+    async fn get_many(&self, ids: &[GrantId]) -> Vec<Result<Versioned<GrantRecord>, LedgerError>> {
+        futures::stream::iter(ids.iter().copied())
+            .map(|id| async move { self.get(id).await })
+            .buffered(READ_CONCURRENCY)
+            .collect()
+            .await
+    }
+
     async fn update_many(
         &self,
         batch: Vec<Versioned<GrantRecord>>,

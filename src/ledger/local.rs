@@ -17,8 +17,8 @@ use crate::domain::Principal;
 use std::collections::BTreeSet;
 
 use super::{
-    DueEntry, DueQuery, GrantId, GrantRecord, LedgerError, LedgerStore, ListFilter, Versioned,
-    sort_due, sort_listed,
+    DueGroup, DueGroups, DueQuery, GrantId, GrantRecord, LedgerError, LedgerStore, ListFilter,
+    Versioned, sort_due, sort_listed,
 };
 
 #[derive(Debug, Clone)]
@@ -77,26 +77,35 @@ impl LocalLedger {
         map: impl Fn(Versioned<GrantRecord>) -> Option<T> + Send + 'static,
     ) -> Result<Vec<T>, LedgerError> {
         self.blocking(move |dir| {
-            let entries = match std::fs::read_dir(dir) {
-                Ok(entries) => entries,
-                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
-                Err(e) => return Err(io_error(dir, &e)),
-            };
             let mut found = Vec::new();
-            for entry in entries {
-                let path = entry.map_err(|e| io_error(dir, &e))?.path();
-                if path.extension().is_some_and(|ext| ext == "json")
-                    && let Some(bytes) = read_bytes(&path)?
-                    && may_match(&bytes)
-                    && let Some(kept) = map(parse_record(&path, &bytes)?)
-                {
-                    found.push(kept);
-                }
-            }
+            for_each_record(dir, may_match, |v| found.extend(map(v)))?;
             Ok(found)
         })
         .await
     }
+}
+
+/// Calls `each` with every record in `dir` whose bytes `may_match` does not rule out, one at a time.
+fn for_each_record(
+    dir: &Path,
+    may_match: impl Fn(&[u8]) -> bool,
+    mut each: impl FnMut(Versioned<GrantRecord>),
+) -> Result<(), LedgerError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_error(dir, &e)),
+    };
+    for entry in entries {
+        let path = entry.map_err(|e| io_error(dir, &e))?.path();
+        if path.extension().is_some_and(|ext| ext == "json")
+            && let Some(bytes) = read_bytes(&path)?
+            && may_match(&bytes)
+        {
+            each(parse_record(&path, &bytes)?);
+        }
+    }
+    Ok(())
 }
 
 fn io_error(path: &Path, e: &std::io::Error) -> LedgerError {
@@ -256,8 +265,8 @@ impl LedgerStore for LocalLedger {
         let path = self.path(record.id);
         let _guard = self.writes.lock().await;
         self.blocking(move |dir| {
-            match read_file(&path)? {
-                Some(stored) if stored.version == expected => {}
+            match read_bytes(&path)? {
+                Some(stored) if version_of(&stored) == expected => {}
                 _ => return Err(LedgerError::Conflict { id: record.id }),
             }
             let temp = write_temp(dir, &bytes)?;
@@ -291,8 +300,9 @@ impl LedgerStore for LocalLedger {
                     let record = current.record;
                     let path = dir.join(format!("{}.json", record.id));
                     let staged_one = serialize(&record).and_then(|bytes| {
-                        match read_file(&path)? {
-                            Some(stored) if stored.version == current.version => {}
+                        // The version is the hash of the stored bytes: no need to parse them.
+                        match read_bytes(&path)? {
+                            Some(stored) if version_of(&stored) == current.version => {}
                             _ => return Err(LedgerError::Conflict { id: record.id }),
                         }
                         let temp = write_temp_with(dir, &bytes, false)?;
@@ -341,13 +351,45 @@ impl LedgerStore for LocalLedger {
         }
     }
 
-    async fn find_due_entries(&self, query: &DueQuery) -> Result<Vec<DueEntry>, LedgerError> {
+    /// One pass over the folder keeping only each due record's id, catalog and due time.
+    async fn find_due_groups(&self, query: &DueQuery) -> Result<Vec<DueGroup>, LedgerError> {
         let query = *query;
-        let mut due = self
-            .scan_map(move |v| query.is_due(&v.record).then(|| DueEntry::of(&v.record)))
-            .await?;
-        due.sort_by(|a, b| a.due_since.cmp(&b.due_since).then(a.id.cmp(&b.id)));
-        Ok(due)
+        self.blocking(move |dir| {
+            let mut groups = DueGroups::default();
+            for_each_record(
+                dir,
+                |_| true,
+                |v| {
+                    if query.is_due(&v.record) {
+                        groups.add(&v.record);
+                    }
+                },
+            )?;
+            Ok(groups.finish())
+        })
+        .await
+    }
+
+    /// One file task for the whole batch.
+    async fn get_many(&self, ids: &[GrantId]) -> Vec<Result<Versioned<GrantRecord>, LedgerError>> {
+        let paths: Vec<(GrantId, PathBuf)> = ids.iter().map(|id| (*id, self.path(*id))).collect();
+        let n = paths.len();
+        let read = self
+            .blocking(move |_| {
+                Ok(paths
+                    .into_iter()
+                    .map(|(id, path)| {
+                        read_file(&path)?.ok_or_else(|| LedgerError::NotFound {
+                            what: format!("with id {id}"),
+                        })
+                    })
+                    .collect::<Vec<_>>())
+            })
+            .await;
+        match read {
+            Ok(results) => results,
+            Err(e) => (0..n).map(|_| Err(e.clone())).collect(),
+        }
     }
 
     async fn live_grants_sharing(

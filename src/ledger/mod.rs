@@ -11,7 +11,7 @@ mod record;
 mod settings;
 mod tags;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -33,27 +33,61 @@ pub use settings::{
 
 use crate::domain::Principal;
 
-/// A due record in brief: what the revoke timer needs to split a large run into groups that share no
-/// securable, without holding every record at once.
+/// The due records of one group, in brief: what the revoke timer needs to split a large run into parts
+/// that share no securable, without holding every due record at once.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DueEntry {
-    pub id: GrantId,
+pub struct DueGroup {
     /// Grants in different groups touch no common securable: the workspace host and the catalog.
-    pub group: (String, String),
-    /// When it became due (oldest debt first).
-    pub due_since: OffsetDateTime,
+    pub workspace: String,
+    pub catalog: String,
+    /// The group's due records, oldest debt first.
+    pub ids: Vec<GrantId>,
+    /// When its oldest record became due.
+    pub since: OffsetDateTime,
 }
 
-impl DueEntry {
-    pub fn of(record: &GrantRecord) -> Self {
-        Self {
-            id: record.id,
-            group: (
-                record.workspace.host.clone(),
-                record.securable.catalog_name().as_str().to_owned(),
-            ),
-            due_since: DueQuery::due_since(record),
+/// Collects due records into [`DueGroup`]s, keeping only their ids (16 bytes and a time each).
+#[derive(Debug, Default)]
+pub struct DueGroups {
+    index: HashMap<(String, String), usize>,
+    groups: Vec<(String, String, Vec<(OffsetDateTime, GrantId)>)>,
+}
+
+impl DueGroups {
+    pub fn add(&mut self, record: &GrantRecord) {
+        let key = (
+            record.workspace.host.clone(),
+            record.securable.catalog_name().as_str().to_owned(),
+        );
+        let entry = (DueQuery::due_since(record), record.id);
+        match self.index.get(&key) {
+            Some(&i) => self.groups[i].2.push(entry),
+            None => {
+                self.index.insert(key.clone(), self.groups.len());
+                self.groups.push((key.0, key.1, vec![entry]));
+            }
         }
+    }
+
+    /// The groups, oldest debt first (by their oldest record), each record oldest first.
+    pub fn finish(self) -> Vec<DueGroup> {
+        let mut groups: Vec<DueGroup> = self
+            .groups
+            .into_iter()
+            .map(|(workspace, catalog, mut entries)| {
+                entries.sort_unstable();
+                DueGroup {
+                    since: entries[0].0,
+                    ids: entries.into_iter().map(|(_, id)| id).collect(),
+                    workspace,
+                    catalog,
+                }
+            })
+            .collect();
+        groups.sort_by(|a, b| {
+            (a.since, &a.workspace, &a.catalog).cmp(&(b.since, &b.workspace, &b.catalog))
+        });
+        groups
     }
 }
 
@@ -95,15 +129,24 @@ pub trait LedgerStore: Send + Sync + std::fmt::Debug {
     /// without reading every record where the backend allows it.
     async fn find_due(&self, query: &DueQuery) -> Result<Vec<Versioned<GrantRecord>>, LedgerError>;
 
-    /// [`LedgerStore::find_due`] in brief, oldest debt first. Backends that can should answer without
-    /// holding every due record in memory at once.
-    async fn find_due_entries(&self, query: &DueQuery) -> Result<Vec<DueEntry>, LedgerError> {
-        Ok(self
-            .find_due(query)
-            .await?
-            .iter()
-            .map(|v| DueEntry::of(&v.record))
-            .collect())
+    /// [`LedgerStore::find_due`] in brief, grouped by workspace and catalog, oldest debt first. Backends
+    /// that can should answer without holding every due record in memory at once.
+    async fn find_due_groups(&self, query: &DueQuery) -> Result<Vec<DueGroup>, LedgerError> {
+        let mut groups = DueGroups::default();
+        for v in self.find_due(query).await? {
+            groups.add(&v.record);
+        }
+        Ok(groups.finish())
+    }
+
+    /// [`LedgerStore::get`] for many ids, each answered on its own (same order). Backends may read them
+    /// together (one file task, or several requests in flight).
+    async fn get_many(&self, ids: &[GrantId]) -> Vec<Result<Versioned<GrantRecord>, LedgerError>> {
+        let mut results = Vec::with_capacity(ids.len());
+        for id in ids {
+            results.push(self.get(*id).await);
+        }
+        results
     }
 
     /// [`LedgerStore::update`] for many records, each answered on its own (same order). Backends may

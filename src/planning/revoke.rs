@@ -61,8 +61,8 @@ pub struct RevocationPlan<I> {
 /// Plans the removals for `ending` grants, keeping what any of `staying` still needs.
 ///
 /// `staying` must hold every active grant of the ending grants' principals that is not itself ending.
-pub fn plan_revocation<I: Ord + Clone>(
-    ending: &[Ending<I>],
+pub fn plan_revocation<'e, I: Ord + Clone + 'e>(
+    ending: impl IntoIterator<Item = &'e Ending<I>>,
     staying: &[Staying<I>],
 ) -> RevocationPlan<I> {
     // What each staying grant needs, per securable, by (workspace, principal): a large run looks up

@@ -49,69 +49,88 @@ pub fn backoff(attempts: u32) -> time::Duration {
     time::Duration::minutes(minutes).min(MAX_BACKOFF)
 }
 
+/// How many due records a sweep holds whole at once. Between chunks it keeps only what planning, the
+/// `PATCH`es and closing need of each ending grant (its id, version, principal and `added`).
+pub const SWEEP_CHUNK: usize = 500;
+
 /// One timer run at `now`.
 ///
 /// Due grants are taken one group at a time, a group being the grants on one catalog of one workspace:
 /// grants in different groups touch no common securable, so each securable still gets at most one
-/// `PATCH` per run, while only one group's records are held in memory (the ledger answers the due list
-/// in brief first).
+/// `PATCH` per run. Inside a group the records are read and marked `revoking` in chunks of
+/// [`SWEEP_CHUNK`], so memory is bounded by a chunk of whole records plus a brief of the group's grants,
+/// not by the backlog (the ledger answers the due list in brief first).
 pub async fn sweep(
     ctx: &Context,
     now: OffsetDateTime,
     deadline: Deadline,
 ) -> Result<SweepReport, LedgerError> {
     let query = DueQuery::at(now);
-    let entries = ctx.ledger.find_due_entries(&query).await?;
+    let groups = ctx.ledger.find_due_groups(&query).await?;
     let mut report = SweepReport {
-        due: entries.len() as u64,
+        due: groups.iter().map(|g| g.ids.len() as u64).sum(),
         ..SweepReport::default()
     };
-    // Oldest debt first: groups in the order their oldest grant became due.
-    let mut order: Vec<(String, String)> = Vec::new();
-    let mut groups: BTreeMap<(String, String), Vec<GrantId>> = BTreeMap::new();
-    for entry in entries {
-        let ids = groups.entry(entry.group.clone()).or_insert_with(|| {
-            order.push(entry.group.clone());
-            Vec::new()
-        });
-        ids.push(entry.id);
-    }
-    for group in order {
-        let ids = groups.remove(&group).unwrap_or_default();
-        let batch_started = std::time::Instant::now();
-        let mut due = Vec::with_capacity(ids.len());
-        for id in ids {
-            match ctx.ledger.get(id).await {
-                // Changed since the listing (an early revoke, a renewal): only what is still due.
-                Ok(v) if query.is_due(&v.record) => due.push(v),
-                Ok(_) | Err(LedgerError::NotFound { .. }) => {}
-                Err(e) => return Err(e),
+    for group in groups {
+        let started = std::time::Instant::now();
+        let mut marked = Vec::new();
+        let mut unreadable = None;
+        for chunk in group.ids.chunks(SWEEP_CHUNK) {
+            let mut due = Vec::with_capacity(chunk.len());
+            for result in ctx.ledger.get_many(chunk).await {
+                match result {
+                    // Changed since the listing (an early revoke, a renewal): only what is still due.
+                    Ok(v) if query.is_due(&v.record) => due.push(v),
+                    Ok(_) | Err(LedgerError::NotFound { .. }) => {}
+                    Err(e) => {
+                        unreadable = Some(e);
+                        break;
+                    }
+                }
+            }
+            let ending = settle_pending(ctx, due, now, deadline, &mut report).await;
+            marked.extend(
+                mark_revoking(ctx, ending, now)
+                    .await
+                    .into_iter()
+                    .map(|v| Marked::of(v, false)),
+            );
+            if unreadable.is_some() {
+                break;
             }
         }
-        let loaded = batch_started.elapsed();
-        let count = due.len();
-        sweep_group(ctx, due, now, deadline, &mut report).await;
+        let loaded = started.elapsed();
+        let count = marked.len();
+        // What was marked is revoked even when the rest of the group could not be read.
+        let outcome = finish_revoke(ctx, marked, now, deadline).await;
+        report.revoked += outcome.revoked;
+        report.failed += outcome.failed.len() as u64;
+        report.kept += outcome.kept;
+        report.alerts.extend(outcome.alerts);
         tracing::info!(
-            workspace = %group.0,
-            catalog = %group.1,
+            workspace = %group.workspace,
+            catalog = %group.catalog,
             grants = count,
-            load_ms = loaded.as_millis() as u64,
-            total_ms = batch_started.elapsed().as_millis() as u64,
+            mark_ms = loaded.as_millis() as u64,
+            total_ms = started.elapsed().as_millis() as u64,
             "revoke batch done"
         );
+        if let Some(e) = unreadable {
+            return Err(e);
+        }
     }
     Ok(report)
 }
 
-/// Finishes or rolls back the stale `pending` grants of one group and revokes its ending ones together.
-async fn sweep_group(
+/// Finishes or rolls back the stale `pending` grants among `due`; answers the grants that end now.
+async fn settle_pending(
     ctx: &Context,
     due: Vec<Versioned<GrantRecord>>,
     now: OffsetDateTime,
     deadline: Deadline,
     report: &mut SweepReport,
-) {
-    let mut ending = Vec::new();
+) -> Vec<Versioned<GrantRecord>> {
+    let mut ending = Vec::with_capacity(due.len());
     for record in due {
         if record.record.state == GrantState::Pending && record.record.sharing.is_some() {
             match super::unshare::reconcile_pending(ctx, record, now, deadline).await {
@@ -129,11 +148,7 @@ async fn sweep_group(
             ending.push(record);
         }
     }
-    let outcome = revoke_grants(ctx, ending, now, deadline).await;
-    report.revoked += outcome.revoked.len() as u64;
-    report.failed += outcome.failed.len() as u64;
-    report.kept += outcome.kept;
-    report.alerts.extend(outcome.alerts);
+    ending
 }
 
 enum Reconciled {
@@ -208,10 +223,59 @@ async fn reconcile_pending(
 /// What a revoke of several grants did.
 #[derive(Debug, Default)]
 pub struct RevokeOutcome {
-    pub revoked: Vec<GrantRecord>,
+    /// How many grants were revoked and their records closed.
+    pub revoked: u64,
+    /// The closed records of the revoked grants that were held whole throughout (an early revoke's);
+    /// a sweep only counts its grants.
+    pub revoked_records: Vec<GrantRecord>,
     pub failed: Vec<(GrantId, String)>,
     pub kept: u64,
     pub alerts: Vec<String>,
+}
+
+/// An ending grant once marked `revoking`, in brief: what planning, the `PATCH`es and closing need.
+struct Marked {
+    id: GrantId,
+    /// The version written when it was marked: closing changes the record only if it is still at it.
+    version: String,
+    attempts: u32,
+    workspace_name: String,
+    catalog: String,
+    ending: Ending<GrantId>,
+    /// The whole record, kept for shared grants (their steps read it) and when asked (a small run);
+    /// otherwise read again, by chunks, when the grant is closed.
+    record: Option<Versioned<GrantRecord>>,
+}
+
+impl Marked {
+    fn of(v: Versioned<GrantRecord>, keep: bool) -> Self {
+        let r = &v.record;
+        let brief = Self {
+            id: r.id,
+            version: v.version.clone(),
+            attempts: r.attempts,
+            workspace_name: r.workspace.name.clone(),
+            catalog: r.securable.catalog_name().as_str().to_owned(),
+            ending: Ending {
+                id: r.id,
+                workspace: r.workspace.host.clone(),
+                principal: r.principal.clone(),
+                added: r
+                    .added
+                    .iter()
+                    .map(|c| PlannedChange {
+                        securable: c.securable.clone(),
+                        add: c.privileges.clone(),
+                    })
+                    .collect(),
+            },
+            record: None,
+        };
+        Self {
+            record: (keep || r.sharing.is_some()).then_some(v),
+            ..brief
+        }
+    }
 }
 
 /// Revokes `ending` grants together. Each is marked `revoking` first (so a crash leaves it due again),
@@ -222,9 +286,21 @@ pub async fn revoke_grants(
     now: OffsetDateTime,
     deadline: Deadline,
 ) -> RevokeOutcome {
-    let mut outcome = RevokeOutcome::default();
+    let marked = mark_revoking(ctx, ending, now)
+        .await
+        .into_iter()
+        .map(|v| Marked::of(v, true))
+        .collect();
+    finish_revoke(ctx, marked, now, deadline).await
+}
 
-    // 1. Mark each ending grant `revoking`, with a retry time in case this run dies (one batch).
+/// Marks each ending grant `revoking`, with a retry time in case this run dies (one ledger batch).
+/// Answers the grants marked; one that changed meanwhile is left to the next run.
+async fn mark_revoking(
+    ctx: &Context,
+    ending: Vec<Versioned<GrantRecord>>,
+    now: OffsetDateTime,
+) -> Vec<Versioned<GrantRecord>> {
     let mut to_mark: Vec<Versioned<GrantRecord>> = Vec::with_capacity(ending.len());
     for mut v in ending {
         let retry_at = now + backoff(v.record.attempts);
@@ -240,7 +316,6 @@ pub async fn revoke_grants(
         }
     }
     let ids: Vec<GrantId> = to_mark.iter().map(|v| v.record.id).collect();
-    let phase = std::time::Instant::now();
     let mut marked: Vec<Versioned<GrantRecord>> = Vec::with_capacity(ids.len());
     for (id, result) in ids.into_iter().zip(ctx.ledger.update_many(to_mark).await) {
         match result {
@@ -250,27 +325,32 @@ pub async fn revoke_grants(
             }
         }
     }
+    marked
+}
+
+/// Revokes grants already marked `revoking`: finds what the principals' other live grants still need,
+/// sends one `PATCH` per securable, hands over what stays, and closes each grant.
+async fn finish_revoke(
+    ctx: &Context,
+    marked: Vec<Marked>,
+    now: OffsetDateTime,
+    deadline: Deadline,
+) -> RevokeOutcome {
+    let mut outcome = RevokeOutcome::default();
     if marked.is_empty() {
         return outcome;
     }
-    let ending_ids: BTreeSet<GrantId> = marked.iter().map(|v| v.record.id).collect();
-    tracing::debug!(
-        grants = marked.len(),
-        ms = phase.elapsed().as_millis() as u64,
-        "marked revoking"
-    );
     let phase = std::time::Instant::now();
 
-    // 2. Every other live grant of the same principals that can share a securable with the ending
+    // 1. Every other live grant of the same principals that can share a securable with the ending
     //    ones (same workspace, same catalog): what they still need. One ledger query per workspace.
+    let ending_ids: BTreeSet<GrantId> = marked.iter().map(|m| m.id).collect();
     let mut per_workspace: BTreeMap<&str, (BTreeSet<String>, BTreeSet<Principal>)> =
         BTreeMap::new();
-    for v in &marked {
-        let (catalogs, principals) = per_workspace
-            .entry(v.record.workspace.name.as_str())
-            .or_default();
-        catalogs.insert(v.record.securable.catalog_name().as_str().to_owned());
-        principals.insert(v.record.principal.clone());
+    for m in &marked {
+        let (catalogs, principals) = per_workspace.entry(m.workspace_name.as_str()).or_default();
+        catalogs.insert(m.catalog.clone());
+        principals.insert(m.ending.principal.clone());
     }
     let mut staying = Vec::new();
     let mut unavailable = None;
@@ -294,45 +374,25 @@ pub async fn revoke_grants(
         }
     }
     drop(per_workspace);
+    drop(ending_ids);
     if let Some(e) = unavailable {
         // Without the other grants we cannot know what is shared: revoke nothing for them now.
         tracing::warn!(error = %e, "cannot list the principals' other grants; their revokes wait for the next run");
-        return fail_all(
-            ctx,
-            marked,
-            &format!("ledger unavailable: {e}"),
-            now,
-            outcome,
-        )
-        .await;
+        let error = format!("ledger unavailable: {e}");
+        close(ctx, marked, |_| Some(error.clone()), now, &mut outcome).await;
+        return outcome;
     }
-
     tracing::debug!(
         staying = staying.len(),
         ms = phase.elapsed().as_millis() as u64,
         "found the staying grants"
     );
-    // 3. The plan: removals per securable, handovers to staying grants.
-    let endings: Vec<Ending<GrantId>> = marked
-        .iter()
-        .map(|v| Ending {
-            id: v.record.id,
-            workspace: v.record.workspace.host.clone(),
-            principal: v.record.principal.clone(),
-            added: v
-                .record
-                .added
-                .iter()
-                .map(|c| PlannedChange {
-                    securable: c.securable.clone(),
-                    add: c.privileges.clone(),
-                })
-                .collect(),
-        })
-        .collect();
-    let plan = plan_revocation(&endings, &staying);
 
-    // 4. One PATCH per securable; remember which (workspace, securable) failed.
+    // 2. The plan: removals per securable, handovers to staying grants.
+    let plan = plan_revocation(marked.iter().map(|m| &m.ending), &staying);
+    drop(staying);
+
+    // 3. One PATCH per securable; remember which (workspace, securable) failed.
     let mut failed_on: BTreeMap<(String, Securable), String> = BTreeMap::new();
     for removal in &plan.removals {
         let changes: Vec<PermissionsChange> = removal
@@ -361,10 +421,17 @@ pub async fn revoke_grants(
         }
     }
 
-    // 4b. Delta Sharing grants: SELECT on the share, the table from the share (state-based).
-    let unshare_failed = super::unshare::unshare(ctx, &marked, deadline).await;
+    // 3b. Delta Sharing grants: SELECT on the share, the table from the share (state-based).
+    let shared: Vec<Versioned<GrantRecord>> = marked
+        .iter()
+        .filter_map(|m| m.record.as_ref())
+        .filter(|v| v.record.sharing.is_some())
+        .cloned()
+        .collect();
+    let unshare_failed = super::unshare::unshare(ctx, &shared, deadline).await;
+    drop(shared);
 
-    // 5. Hand over what staying grants still need, so they remove it when they end.
+    // 4. Hand over what staying grants still need, so they remove it when they end.
     let mut handover_failed: BTreeMap<GrantId, String> = BTreeMap::new();
     for h in &plan.handovers {
         outcome.kept += h.privileges.len() as u64;
@@ -373,83 +440,119 @@ pub async fn revoke_grants(
         }
     }
 
-    // 6. Close each ending grant, or schedule its retry (one batch).
-    let mut closing: Vec<(Versioned<GrantRecord>, Option<String>)> =
-        Vec::with_capacity(marked.len());
-    for mut v in marked {
-        let workspace = v.record.workspace.host.clone();
-        let error = plan
-            .removed_by_grant
-            .get(&v.record.id)
+    // 5. Close each ending grant, or schedule its retry.
+    let error_of = |m: &Marked| {
+        plan.removed_by_grant
+            .get(&m.id)
             .into_iter()
             .flatten()
             .find_map(|c| {
                 failed_on
-                    .get(&(workspace.clone(), c.securable.clone()))
+                    .get(&(m.ending.workspace.clone(), c.securable.clone()))
                     .cloned()
             })
-            .or_else(|| handover_failed.get(&v.record.id).cloned())
-            .or_else(|| unshare_failed.get(&v.record.id).cloned());
-        let changed = match &error {
-            None => v.record.mark_revoked(now).is_ok(),
-            Some(e) => {
-                let retry_at = now + backoff(v.record.attempts + 1);
-                v.record.mark_failed(e, now, retry_at).is_ok()
-            }
-        };
-        if changed || error.is_some() {
-            closing.push((v, error));
-        }
-    }
-    let (records, errors): (Vec<_>, Vec<_>) = closing.into_iter().unzip();
-    let attempts: Vec<(GrantId, u32)> = records
-        .iter()
-        .map(|v| (v.record.id, v.record.attempts))
-        .collect();
-    let phase = std::time::Instant::now();
-    let results = ctx.ledger.update_many(records).await;
-    tracing::debug!(ms = phase.elapsed().as_millis() as u64, "closed the grants");
-    for (((id, attempts), error), result) in attempts.into_iter().zip(errors).zip(results) {
-        match error {
-            None => match result {
-                Ok(stored) => outcome.revoked.push(stored.record),
-                Err(e) => {
-                    tracing::warn!(grant = %id, error = %e, "revoked in Unity Catalog; the record update failed and is retried next run")
-                }
-            },
-            Some(e) => {
-                if attempts >= ALERT_AFTER_ATTEMPTS {
-                    tracing::error!(
-                        alert = "revoke_failing",
-                        grant = %id,
-                        attempts,
-                        error = %e,
-                        "a revoke keeps failing: access outlives its expiry until this is fixed"
-                    );
-                    outcome.alerts.push(id.to_string());
-                }
-                outcome.failed.push((id, e));
-            }
-        }
-    }
+            .or_else(|| handover_failed.get(&m.id).cloned())
+            .or_else(|| unshare_failed.get(&m.id).cloned())
+    };
+    close(ctx, marked, error_of, now, &mut outcome).await;
     outcome
 }
 
-async fn fail_all(
+/// Closes each grant — `revoked`, or `failed` with `error_of` its error and a retry time — by chunks of
+/// [`SWEEP_CHUNK`], reading again the records not held whole. A record that changed since it was marked
+/// was taken over by someone else (an early revoke, a later run) and is left to them.
+async fn close(
     ctx: &Context,
-    marked: Vec<Versioned<GrantRecord>>,
-    error: &str,
+    marked: Vec<Marked>,
+    error_of: impl Fn(&Marked) -> Option<String>,
     now: OffsetDateTime,
-    mut outcome: RevokeOutcome,
-) -> RevokeOutcome {
-    for mut v in marked {
-        let retry_at = now + backoff(v.record.attempts + 1);
-        if v.record.mark_failed(error, now, retry_at).is_ok() {
-            let _ = ctx.ledger.update(&v).await;
+    outcome: &mut RevokeOutcome,
+) {
+    let phase = std::time::Instant::now();
+    let mut rest = marked.into_iter().peekable();
+    while rest.peek().is_some() {
+        let chunk: Vec<Marked> = rest.by_ref().take(SWEEP_CHUNK).collect();
+        let missing: Vec<GrantId> = chunk
+            .iter()
+            .filter(|m| m.record.is_none())
+            .map(|m| m.id)
+            .collect();
+        let mut reread: BTreeMap<GrantId, Result<Versioned<GrantRecord>, LedgerError>> = missing
+            .iter()
+            .copied()
+            .zip(ctx.ledger.get_many(&missing).await)
+            .collect();
+        let mut records = Vec::with_capacity(chunk.len());
+        let mut closing = Vec::with_capacity(chunk.len());
+        for m in chunk {
+            let error = error_of(&m);
+            let kept_whole = m.record.is_some();
+            let mut v = match m.record {
+                Some(v) => v,
+                None => match reread.remove(&m.id) {
+                    Some(Ok(v)) if v.version == m.version => v,
+                    Some(Ok(_)) => {
+                        tracing::warn!(grant = %m.id, "the grant changed since this run marked it revoking; left to whoever changed it");
+                        continue;
+                    }
+                    Some(Err(e)) => {
+                        tracing::warn!(grant = %m.id, error = %e, "cannot read the grant to close it; the next run finishes it");
+                        if let Some(error) = error {
+                            outcome.failed.push((m.id, error));
+                        }
+                        continue;
+                    }
+                    None => continue,
+                },
+            };
+            let changed = match &error {
+                None => v.record.mark_revoked(now).is_ok(),
+                Some(e) => {
+                    let retry_at = now + backoff(m.attempts + 1);
+                    v.record.mark_failed(e, now, retry_at).is_ok()
+                }
+            };
+            if changed || error.is_some() {
+                records.push(v);
+                closing.push((
+                    m.id,
+                    m.attempts + u32::from(error.is_some()),
+                    error,
+                    kept_whole,
+                ));
+            }
         }
-        outcome.failed.push((v.record.id, error.to_owned()));
+        let results = ctx.ledger.update_many(records).await;
+        for ((id, attempts, error, kept_whole), result) in closing.into_iter().zip(results) {
+            match error {
+                None => match result {
+                    Ok(stored) => {
+                        outcome.revoked += 1;
+                        if kept_whole {
+                            outcome.revoked_records.push(stored.record);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(grant = %id, error = %e, "revoked in Unity Catalog; the record update failed and is retried next run")
+                    }
+                },
+                Some(e) => {
+                    if attempts >= ALERT_AFTER_ATTEMPTS {
+                        tracing::error!(
+                            alert = "revoke_failing",
+                            grant = %id,
+                            attempts,
+                            error = %e,
+                            "a revoke keeps failing: access outlives its expiry until this is fixed"
+                        );
+                        outcome.alerts.push(id.to_string());
+                    }
+                    outcome.failed.push((id, e));
+                }
+            }
+        }
     }
-    outcome
+    tracing::debug!(ms = phase.elapsed().as_millis() as u64, "closed the grants");
 }
 
 /// Adds `privileges` on `securable` to the `added` of grant `to` (with a few retries on conflicts).
@@ -518,7 +621,7 @@ pub async fn revoke_now(
         });
     }
     let outcome = revoke_grants(ctx, vec![record], ctx.now(), deadline).await;
-    if let Some(done) = outcome.revoked.into_iter().next() {
+    if let Some(done) = outcome.revoked_records.into_iter().next() {
         return Ok(done);
     }
     Err(RevokeError::Failed(

@@ -13,4 +13,5 @@ mod grants;
 mod resolve;
 mod self_approval;
 mod support;
+mod sweep;
 mod tokens;

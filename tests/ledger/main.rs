@@ -39,7 +39,7 @@ macro_rules! all_suite_tests {
             active_for_principal_keeps_pending_and_active_grants_of_that_principal_only,
             a_probe_succeeds_and_leaves_no_record_behind,
             update_many_changes_each_record_at_its_version_and_refuses_stale_ones,
-            find_due_entries_name_the_due_records_oldest_first_with_their_catalog,
+            find_due_groups_name_the_due_records_by_catalog_oldest_first,
             live_grants_sharing_keeps_live_grants_of_those_principals_in_those_catalogs,
         );
     };

@@ -3,11 +3,11 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use time::Duration;
+use time::{Duration, OffsetDateTime};
 use uc_access::domain::{Privilege, Securable, SecurableType};
 use uc_access::ledger::{
-    DueQuery, GrantId, GrantRecord, GrantState, LedgerError, LedgerStore, ListFilter,
-    SecurableChange, Versioned,
+    DueQuery, GrantId, GrantRecord, GrantState, IdempotencyKey, LedgerError, LedgerStore,
+    ListFilter, SecurableChange, Versioned,
 };
 
 use crate::fixtures::{NOW, active, alice, bob, grant, grant_at, table};
@@ -350,9 +350,7 @@ pub async fn update_many_changes_each_record_at_its_version_and_refuses_stale_on
     assert!(store.update_many(Vec::new()).await.is_empty());
 }
 
-pub async fn find_due_entries_name_the_due_records_oldest_first_with_their_catalog(
-    store: &dyn LedgerStore,
-) {
+pub async fn find_due_groups_name_the_due_records_by_catalog_oldest_first(store: &dyn LedgerStore) {
     let older = active("entries:older", alice(), NOW - Duration::days(3));
     let newer = active("entries:newer", bob(), NOW - Duration::days(2));
     let mut elsewhere = grant_at(
@@ -368,12 +366,37 @@ pub async fn find_due_entries_name_the_due_records_oldest_first_with_their_catal
     let not_due = active("entries:not-due", alice(), NOW);
     store_all(store, &[&newer, &not_due, &elsewhere, &older]).await;
 
-    let entries = store.find_due_entries(&DueQuery::at(NOW)).await.unwrap();
-    let ids: Vec<GrantId> = entries.iter().map(|e| e.id).collect();
-    assert_eq!(ids, vec![elsewhere.id, older.id, newer.id]);
+    let groups = store.find_due_groups(&DueQuery::at(NOW)).await.unwrap();
     let host = older.workspace.host.clone();
-    assert_eq!(entries[0].group, (host.clone(), "hr".to_owned()));
-    assert_eq!(entries[1].group, (host, "main".to_owned()));
+    let brief: Vec<(&str, &str, Vec<GrantId>, OffsetDateTime)> = groups
+        .iter()
+        .map(|g| {
+            (
+                g.workspace.as_str(),
+                g.catalog.as_str(),
+                g.ids.clone(),
+                g.since,
+            )
+        })
+        .collect();
+    assert_eq!(
+        brief,
+        vec![
+            (
+                host.as_str(),
+                "hr",
+                vec![elsewhere.id],
+                elsewhere.expires_at.unwrap()
+            ),
+            (
+                host.as_str(),
+                "main",
+                vec![older.id, newer.id],
+                older.expires_at.unwrap()
+            ),
+        ]
+    );
+    let ids: Vec<GrantId> = groups.iter().flat_map(|g| g.ids.clone()).collect();
     let full: Vec<GrantId> = store
         .find_due(&DueQuery::at(NOW))
         .await
@@ -382,6 +405,22 @@ pub async fn find_due_entries_name_the_due_records_oldest_first_with_their_catal
         .map(|v| v.record.id)
         .collect();
     assert_eq!(full, ids);
+    assert_eq!(
+        store
+            .get_many(&[
+                newer.id,
+                GrantId::for_key(&IdempotencyKey::parse("entries:none").unwrap()),
+                older.id
+            ])
+            .await
+            .into_iter()
+            .map(|r| r
+                .map(|v| v.record.id)
+                .map_err(|e| matches!(e, LedgerError::NotFound { .. })))
+            .collect::<Vec<_>>(),
+        vec![Ok(newer.id), Err(true), Ok(older.id)],
+        "get_many answers each id on its own, in order"
+    );
 }
 
 pub async fn live_grants_sharing_keeps_live_grants_of_those_principals_in_those_catalogs(
