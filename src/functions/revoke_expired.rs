@@ -26,6 +26,8 @@ pub struct RunReport {
     /// Privileges kept because another active grant still needs them.
     pub kept: u64,
     pub failed: u64,
+    /// Due grants left for the next run because this run's time budget was spent.
+    pub deferred: u64,
     pub databricks_calls: u64,
     pub alerts: Vec<String>,
     pub message: String,
@@ -39,8 +41,14 @@ impl RunReport {
             lines.push("this run was past due (the app was down or just started)".to_owned());
         }
         lines.push(format!(
-            "due={} revoked={} finished={} kept={} failed={} databricksCalls={}",
-            self.due, self.revoked, self.finished, self.kept, self.failed, self.databricks_calls
+            "due={} revoked={} finished={} kept={} failed={} deferred={} databricksCalls={}",
+            self.due,
+            self.revoked,
+            self.finished,
+            self.kept,
+            self.failed,
+            self.deferred,
+            self.databricks_calls
         ));
         for id in &self.alerts {
             lines.push(format!("ALERT: the revoke of grant {id} keeps failing"));
@@ -66,6 +74,11 @@ pub async fn run(timer: &TimerInfo, services: &Services) -> Result<RunReport, Le
     let databricks_calls = provisioning.clients.requests() - calls_before;
     let message = if report.due == 0 {
         "nothing was due".to_owned()
+    } else if report.deferred > 0 {
+        format!(
+            "{} due: {} revoked, {} finished, {} failed, {} left for the next run (time budget spent)",
+            report.due, report.revoked, report.finished, report.failed, report.deferred
+        )
     } else {
         format!(
             "{} due: {} revoked, {} finished, {} failed",
@@ -79,6 +92,7 @@ pub async fn run(timer: &TimerInfo, services: &Services) -> Result<RunReport, Le
         finished: report.finished,
         kept: report.kept,
         failed: report.failed,
+        deferred: report.deferred,
         databricks_calls,
         alerts: report.alerts,
         message,

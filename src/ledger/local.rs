@@ -147,10 +147,8 @@ fn may_name_catalog(bytes: &[u8], catalogs: &BTreeSet<String>) -> bool {
             return true;
         }
         let quoted = format!("\"{catalog}");
-        let n = quoted.len();
-        bytes
-            .windows(n + 1)
-            .any(|w| w[..n] == *quoted.as_bytes() && (w[n] == b'.' || w[n] == b'"'))
+        memchr::memmem::find_iter(bytes, quoted.as_bytes())
+            .any(|at| matches!(bytes.get(at + quoted.len()), Some(b'.' | b'"')))
     })
 }
 

@@ -18,7 +18,7 @@ use super::apply::read_holdings;
 use crate::databricks::{Deadline, PermissionsChange};
 use crate::domain::{Principal, PrivilegeSet, Securable};
 use crate::ledger::{
-    DueQuery, GrantId, GrantRecord, GrantState, LedgerError, SecurableChange, Versioned,
+    DueGroup, DueQuery, GrantId, GrantRecord, GrantState, LedgerError, SecurableChange, Versioned,
 };
 use crate::planning::grant::PlannedChange;
 use crate::planning::revoke::{Ending, Staying, plan_revocation};
@@ -39,6 +39,8 @@ pub struct SweepReport {
     /// Privileges kept because another active grant still needs them (handed over).
     pub kept: u64,
     pub failed: u64,
+    /// Due grants not started because the run's time budget was spent: the next run takes them.
+    pub deferred: u64,
     /// Ids of grants whose revoke keeps failing (alert-worthy).
     pub alerts: Vec<String>,
 }
@@ -53,13 +55,22 @@ pub fn backoff(attempts: u32) -> time::Duration {
 /// `PATCH`es and closing need of each ending grant (its id, version, principal and `added`).
 pub const SWEEP_CHUNK: usize = 500;
 
+/// About how many ending grants a sweep revokes together (a wave: whole catalogs, at least one). The
+/// principals' other live grants are looked up once per wave, and the next wave is read and marked
+/// while this one's `PATCH`es wait on Databricks.
+pub const SWEEP_WAVE: usize = 25_000;
+
+/// A sweep starts no new catalog when less than this (or a quarter of its budget, if less) is left of
+/// its time budget: revoking what was marked must still fit, and the rest stays due for the next run.
+pub const SWEEP_RESERVE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// One timer run at `now`.
 ///
 /// Due grants are taken one group at a time, a group being the grants on one catalog of one workspace:
 /// grants in different groups touch no common securable, so each securable still gets at most one
-/// `PATCH` per run. Inside a group the records are read and marked `revoking` in chunks of
-/// [`SWEEP_CHUNK`], so memory is bounded by a chunk of whole records plus a brief of the group's grants,
-/// not by the backlog (the ledger answers the due list in brief first).
+/// `PATCH` per run. A group's records are read and marked `revoking` in chunks of [`SWEEP_CHUNK`], so
+/// memory is bounded by a chunk of whole records plus a brief of each ending grant of two waves (the
+/// one being revoked and the next one being marked), not by whole records of the backlog.
 pub async fn sweep(
     ctx: &Context,
     now: OffsetDateTime,
@@ -71,10 +82,80 @@ pub async fn sweep(
         due: groups.iter().map(|g| g.ids.len() as u64).sum(),
         ..SweepReport::default()
     };
-    for group in groups {
+    let mut groups = groups.into_iter();
+    let reserve = SWEEP_RESERVE.min(deadline.remaining() / 4);
+    let mut wave = next_wave(ctx, &query, &mut groups, now, deadline, reserve).await;
+    loop {
+        report.finished += wave.finished;
+        report.deferred += wave.deferred;
+        let last = wave.last;
+        let (outcome, next) = if last {
+            (finish_revoke(ctx, wave.marked, now, deadline).await, None)
+        } else {
+            let (outcome, next) = futures::join!(
+                finish_revoke(ctx, wave.marked, now, deadline),
+                next_wave(ctx, &query, &mut groups, now, deadline, reserve)
+            );
+            (outcome, Some(next))
+        };
+        report.revoked += outcome.revoked;
+        report.failed += outcome.failed.len() as u64;
+        report.kept += outcome.kept;
+        report.alerts.extend(outcome.alerts);
+        if let Some(e) = wave.error {
+            return Err(e);
+        }
+        match next {
+            Some(next) => wave = next,
+            None => break,
+        }
+    }
+    if report.deferred > 0 {
+        tracing::warn!(
+            deferred = report.deferred,
+            "the run's time budget is spent: the remaining due grants are left for the next run"
+        );
+    }
+    Ok(report)
+}
+
+/// Due grants read and marked `revoking`, whole catalogs at a time, waiting for their revoke.
+#[derive(Default)]
+struct Wave {
+    marked: Vec<Marked>,
+    /// Stale `pending` grants found applied and marked active while reading.
+    finished: u64,
+    /// Due grants of catalogs not started for lack of time.
+    deferred: u64,
+    /// A ledger read failed: what was marked is still revoked, then the run stops with this error.
+    error: Option<LedgerError>,
+    /// Nothing comes after this wave.
+    last: bool,
+}
+
+/// Reads and marks whole catalogs until the wave holds about [`SWEEP_WAVE`] grants, the groups run out
+/// or less than `reserve` is left before `deadline`.
+async fn next_wave(
+    ctx: &Context,
+    query: &DueQuery,
+    groups: &mut impl Iterator<Item = DueGroup>,
+    now: OffsetDateTime,
+    deadline: Deadline,
+    reserve: std::time::Duration,
+) -> Wave {
+    let mut wave = Wave::default();
+    while wave.marked.len() < SWEEP_WAVE {
+        if deadline.remaining() <= reserve {
+            wave.deferred = groups.map(|g| g.ids.len() as u64).sum();
+            wave.last = true;
+            break;
+        }
+        let Some(group) = groups.next() else {
+            wave.last = true;
+            break;
+        };
         let started = std::time::Instant::now();
-        let mut marked = Vec::new();
-        let mut unreadable = None;
+        let before = wave.marked.len();
         for chunk in group.ids.chunks(SWEEP_CHUNK) {
             let mut due = Vec::with_capacity(chunk.len());
             for result in ctx.ledger.get_many(chunk).await {
@@ -83,43 +164,35 @@ pub async fn sweep(
                     Ok(v) if query.is_due(&v.record) => due.push(v),
                     Ok(_) | Err(LedgerError::NotFound { .. }) => {}
                     Err(e) => {
-                        unreadable = Some(e);
+                        wave.error = Some(e);
                         break;
                     }
                 }
             }
-            let ending = settle_pending(ctx, due, now, deadline, &mut report).await;
-            marked.extend(
+            let ending = settle_pending(ctx, due, now, deadline, &mut wave.finished).await;
+            wave.marked.extend(
                 mark_revoking(ctx, ending, now)
                     .await
                     .into_iter()
                     .map(|v| Marked::of(v, false)),
             );
-            if unreadable.is_some() {
+            if wave.error.is_some() {
                 break;
             }
         }
-        let loaded = started.elapsed();
-        let count = marked.len();
-        // What was marked is revoked even when the rest of the group could not be read.
-        let outcome = finish_revoke(ctx, marked, now, deadline).await;
-        report.revoked += outcome.revoked;
-        report.failed += outcome.failed.len() as u64;
-        report.kept += outcome.kept;
-        report.alerts.extend(outcome.alerts);
         tracing::info!(
             workspace = %group.workspace,
             catalog = %group.catalog,
-            grants = count,
-            mark_ms = loaded.as_millis() as u64,
-            total_ms = started.elapsed().as_millis() as u64,
-            "revoke batch done"
+            grants = wave.marked.len() - before,
+            ms = started.elapsed().as_millis() as u64,
+            "catalog read and marked revoking"
         );
-        if let Some(e) = unreadable {
-            return Err(e);
+        if wave.error.is_some() {
+            wave.last = true;
+            break;
         }
     }
-    Ok(report)
+    wave
 }
 
 /// Finishes or rolls back the stale `pending` grants among `due`; answers the grants that end now.
@@ -128,19 +201,19 @@ async fn settle_pending(
     due: Vec<Versioned<GrantRecord>>,
     now: OffsetDateTime,
     deadline: Deadline,
-    report: &mut SweepReport,
+    finished: &mut u64,
 ) -> Vec<Versioned<GrantRecord>> {
     let mut ending = Vec::with_capacity(due.len());
     for record in due {
         if record.record.state == GrantState::Pending && record.record.sharing.is_some() {
             match super::unshare::reconcile_pending(ctx, record, now, deadline).await {
-                super::unshare::Reconciled::Finished => report.finished += 1,
+                super::unshare::Reconciled::Finished => *finished += 1,
                 super::unshare::Reconciled::RollBack(r) => ending.push(*r),
                 super::unshare::Reconciled::Skipped => {}
             }
         } else if record.record.state == GrantState::Pending {
             match reconcile_pending(ctx, record, now, deadline).await {
-                Reconciled::Finished => report.finished += 1,
+                Reconciled::Finished => *finished += 1,
                 Reconciled::RollBack(r) => ending.push(*r),
                 Reconciled::Skipped => {}
             }

@@ -17,6 +17,7 @@ use uc_access::policy::Policy;
 use uc_access::standin::privileges::SecurableKind;
 use uc_access::standin::{Seed, SeedGrant, SeedSecurable, SeedUser, demo};
 use uc_access::usecases::expire::{SWEEP_CHUNK, sweep};
+use uc_access::usecases::provision::provision;
 
 use super::support::World;
 
@@ -315,4 +316,44 @@ fn scratch() -> std::path::PathBuf {
     } else {
         std::env::temp_dir()
     }
+}
+
+#[tokio::test]
+async fn a_run_out_of_time_starts_nothing_and_leaves_the_due_grants_to_the_next_run() {
+    let world = World::start(Seed::demo(), false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = world.context(dir.path(), Policy::default());
+    provision(
+        &ctx,
+        &world.table_request("P1D"),
+        Deadline::after(std::time::Duration::from_secs(30)),
+    )
+    .await
+    .unwrap();
+    assert!(!world.alice_holds().is_empty());
+    let later = OffsetDateTime::now_utc() + time::Duration::days(2);
+    let state = world.standin.state().clone();
+    state.clear_requests();
+
+    let spent = sweep(&ctx, later, Deadline::after(std::time::Duration::ZERO))
+        .await
+        .unwrap();
+    assert_eq!((spent.due, spent.deferred, spent.revoked), (1, 1, 0));
+    assert!(state.requests().is_empty(), "nothing sent without time");
+    let records = ctx.ledger.list(&Default::default()).await.unwrap();
+    assert_eq!(
+        records[0].record.state,
+        GrantState::Active,
+        "left as it was"
+    );
+
+    let next = sweep(
+        &ctx,
+        later,
+        Deadline::after(std::time::Duration::from_secs(60)),
+    )
+    .await
+    .unwrap();
+    assert_eq!((next.due, next.deferred, next.revoked), (1, 0, 1));
+    assert!(world.alice_holds().is_empty());
 }
