@@ -50,8 +50,11 @@ pub struct DueGroup {
 #[derive(Debug, Default)]
 pub struct DueGroups {
     index: HashMap<(String, String), usize>,
-    groups: Vec<(String, String, Vec<(OffsetDateTime, GrantId)>)>,
+    groups: Vec<(String, String, DueIds)>,
 }
+
+/// A group's due records as they are found: when each became due, and its id.
+type DueIds = Vec<(OffsetDateTime, GrantId)>;
 
 impl DueGroups {
     pub fn add(&mut self, record: &GrantRecord) {
