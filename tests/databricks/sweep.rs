@@ -83,10 +83,12 @@ fn held(dump: &Value) -> BTreeSet<(String, String, String)> {
 
 #[tokio::test]
 async fn a_backlog_larger_than_a_chunk_is_revoked_with_one_patch_per_securable_and_a_handover() {
-    assert!(
-        PRINCIPALS * GRANTS_EACH > 2 * SWEEP_CHUNK,
-        "the backlog spans several chunks"
-    );
+    const {
+        assert!(
+            PRINCIPALS * GRANTS_EACH > 2 * SWEEP_CHUNK,
+            "the backlog spans several chunks"
+        )
+    };
     let mut seed = Seed::demo();
     let owner = demo::CAROL.to_owned();
     seed.securables.push(SeedSecurable {
