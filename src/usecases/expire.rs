@@ -55,10 +55,11 @@ pub fn backoff(attempts: u32) -> time::Duration {
 /// `PATCH`es and closing need of each ending grant (its id, version, principal and `added`).
 pub const SWEEP_CHUNK: usize = 500;
 
-/// About how many ending grants a sweep revokes together (a wave: whole catalogs, at least one). The
+/// About how many ending grants a sweep revokes together (a wave: whole catalogs, at least one; two
+/// waves' briefs and one wave's plan are in memory at once, about 2 kB per grant). The
 /// principals' other live grants are looked up once per wave, and the next wave is read and marked
 /// while this one's `PATCH`es wait on Databricks.
-pub const SWEEP_WAVE: usize = 25_000;
+pub const SWEEP_WAVE: usize = 10_000;
 
 /// A sweep starts no new catalog when less than this (or a quarter of its budget, if less) is left of
 /// its time budget: revoking what was marked must still fit, and the rest stays due for the next run.
@@ -317,7 +318,7 @@ struct Marked {
     ending: Ending<GrantId>,
     /// The whole record, kept for shared grants (their steps read it) and when asked (a small run);
     /// otherwise read again, by chunks, when the grant is closed.
-    record: Option<Versioned<GrantRecord>>,
+    record: Option<Box<Versioned<GrantRecord>>>,
 }
 
 impl Marked {
@@ -345,7 +346,7 @@ impl Marked {
             record: None,
         };
         Self {
-            record: (keep || r.sharing.is_some()).then_some(v),
+            record: (keep || r.sharing.is_some()).then(|| Box::new(v)),
             ..brief
         }
     }
@@ -464,6 +465,11 @@ async fn finish_revoke(
     // 2. The plan: removals per securable, handovers to staying grants.
     let plan = plan_revocation(marked.iter().map(|m| &m.ending), &staying);
     drop(staying);
+    // From here on the plan says what each grant's revoke depends on: the briefs' `added` can go.
+    let mut marked = marked;
+    for m in &mut marked {
+        m.ending.added = Vec::new();
+    }
 
     // 3. One PATCH per securable; remember which (workspace, securable) failed.
     let mut failed_on: BTreeMap<(String, Securable), String> = BTreeMap::new();
@@ -497,7 +503,7 @@ async fn finish_revoke(
     // 3b. Delta Sharing grants: SELECT on the share, the table from the share (state-based).
     let shared: Vec<Versioned<GrantRecord>> = marked
         .iter()
-        .filter_map(|m| m.record.as_ref())
+        .filter_map(|m| m.record.as_deref())
         .filter(|v| v.record.sharing.is_some())
         .cloned()
         .collect();
@@ -561,7 +567,7 @@ async fn close(
             let error = error_of(&m);
             let kept_whole = m.record.is_some();
             let mut v = match m.record {
-                Some(v) => v,
+                Some(v) => *v,
                 None => match reread.remove(&m.id) {
                     Some(Ok(v)) if v.version == m.version => v,
                     Some(Ok(_)) => {
