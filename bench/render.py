@@ -102,14 +102,15 @@ def main():
                 errs = "" if not lv["errors"] else " (%d not 200)" % lv["errors"]
                 w(f"| 2 | stand-in answering {label}, concurrency {lv['concurrency']}: {lv['requests']} callbacks"
                   f"{errs} | {lv['perSecond']:.0f}/s; total p50 {lv['totalMs']['p50']:.2f} / p99 {lv['totalMs']['p99']:.2f} ms;"
-                  f" handler's own p50 {lv['ownMs']['p50']:.3f} / **p99 {own:.3f} ms**; {lv['databricksCallsPerApproval']:.2f} Databricks requests per callback | {target} | {v} |")
+                  f" handler's own p50 {lv['ownMs']['p50']:.3f} / **p99 {own:.3f} ms**; app CPU {lv.get('appCpuMsPerCallback', float('nan')):.2f} ms per callback;"
+                  f" {lv['databricksCallsPerApproval']:.2f} Databricks requests per callback | {target} | {v} |")
     sw = r.get("sweep")
     if sw:
         rep = sw.get("report") or {}
         ok_patch = sw["patchCalls"] <= sw["securablesTouched"]
         secs, peak_b = sw["seconds"], sw["peakRssKb"] * 1024
         extra = sw["patchCalls"] - sw["securablesTouched"]
-        w(f"| 4 | revoke sweep: {sw['dueGrants']:,} due grants, {sw['tables']:,} tables, {sw['principals']:,} principals, stand-in limited to 25 requests/s | {secs:.1f} s wall; revoked {rep.get('revoked', '?')}, failed {rep.get('failed', '?')}; {sw['assignmentsLeft']} of the added assignments left | < 3 min | {verdict(secs < 180 and sw['status'] == 200, 'by %.0f s' % (secs - 180))} |")
+        w(f"| 4 | revoke sweep: {sw['dueGrants']:,} due grants, {sw['tables']:,} tables, {sw['principals']:,} principals, stand-in limited to 25 requests/s | {secs:.1f} s wall; revoked {rep.get('revoked', '?')}, failed {rep.get('failed', '?')}, left for the next run {rep.get('deferred', 0)}; {sw['assignmentsLeft']} of the added assignments left | < 3 min | {verdict(secs < 180 and sw['status'] == 200 and not rep.get('deferred') and not sw['assignmentsLeft'], 'by %.0f s' % (secs - 180))} |")
         w(f"| 4 | sweep PATCH calls | {sw['patchCalls']:,} accepted ({sw['patchAttempts']:,} sent, {sw['throttled429']:,} answers 429 in all); one per grant would be {sw['dueGrants']:,} | ≤ {sw['securablesTouched']:,} securables touched | {verdict(ok_patch, '%d too many' % extra)} |")
         w(f"| 4, 5 | peak resident memory during the sweep | {mb(sw['peakRssKb'])} | < 64 MB | {verdict(peak_b < 64e6, 'by %.1f MB' % ((peak_b - 64e6) / 1e6))} |")
     f = r.get("footprint")

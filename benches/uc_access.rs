@@ -223,9 +223,9 @@ impl App {
             .envs(std::env::var("RUST_LOG").ok().map(|v| ("RUST_LOG", v)))
             // Allocator experiments (glibc): passed through when set.
             .envs(
-                std::env::var("MALLOC_ARENA_MAX")
-                    .ok()
-                    .map(|v| ("MALLOC_ARENA_MAX", v)),
+                ["MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"]
+                    .into_iter()
+                    .filter_map(|k| std::env::var(k).ok().map(|v| (k, v))),
             )
             .stderr(Stdio::inherit())
             .spawn()
@@ -249,6 +249,21 @@ impl App {
             assert!(Instant::now() < deadline, "the app never answered GET /");
             tokio::time::sleep(Duration::from_micros(200)).await;
         }
+    }
+
+    /// CPU time the app has used so far (user + system, from /proc/PID/stat).
+    fn cpu_time(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
+            .unwrap_or_default();
+        // Fields after the command name (which is in parentheses and may hold spaces): utime is the
+        // 14th field of the line, stime the 15th, both in clock ticks (100 per second on Linux).
+        let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+        let fields: Vec<u64> = after
+            .split_whitespace()
+            .map(|f| f.parse().unwrap_or(0))
+            .collect();
+        let ticks = fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0);
+        Duration::from_millis(ticks * 10)
     }
 
     /// A value from /proc/PID/status in kB (`VmRSS`, `VmHWM`).
@@ -617,6 +632,7 @@ async fn throughput(options: &Options, issuer: &Issuer) -> Value {
         let mut approvals = 0;
         for &(concurrency, count) in &levels {
             state.clear_requests();
+            let cpu_before = app.cpu_time();
             let started = Instant::now();
             let end = next.load(Ordering::SeqCst) + count;
             let mut tasks = Vec::new();
@@ -650,6 +666,7 @@ async fn throughput(options: &Options, issuer: &Issuer) -> Value {
                 done.extend(task.await.unwrap());
             }
             let wall = started.elapsed();
+            let app_cpu = app.cpu_time().saturating_sub(cpu_before);
             approvals += done.len();
             let recorded = state.requests();
             let (mut totals, mut own, mut waits) = (Vec::new(), Vec::new(), Vec::new());
@@ -675,6 +692,7 @@ async fn throughput(options: &Options, issuer: &Issuer) -> Value {
                 "standInMs": { "p50": round(percentile(&mut waits.clone(), 50.0), 2), "p99": round(percentile(&mut waits, 99.0), 2) },
                 "ownMs": { "p50": round(percentile(&mut own.clone(), 50.0), 3), "p99": round(percentile(&mut own, 99.0), 3) },
                 "databricksCallsPerApproval": round(calls, 2),
+                "appCpuMsPerCallback": round(ms(app_cpu) / done.len() as f64, 3),
             }));
         }
         let run_secs = run_started.elapsed().as_secs_f64();
