@@ -712,3 +712,4 @@ pub async fn revoke_now(
             .unwrap_or_else(|| "the grant changed meanwhile; retry".to_owned()),
     ))
 }
+
