@@ -223,9 +223,13 @@ impl App {
             .envs(std::env::var("RUST_LOG").ok().map(|v| ("RUST_LOG", v)))
             // Allocator experiments (glibc): passed through when set.
             .envs(
-                ["MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"]
-                    .into_iter()
-                    .filter_map(|k| std::env::var(k).ok().map(|v| (k, v))),
+                [
+                    "MALLOC_ARENA_MAX",
+                    "MALLOC_MMAP_THRESHOLD_",
+                    "MALLOC_TRIM_THRESHOLD_",
+                ]
+                .into_iter()
+                .filter_map(|k| std::env::var(k).ok().map(|v| (k, v))),
             )
             .stderr(Stdio::inherit())
             .spawn()
@@ -253,8 +257,8 @@ impl App {
 
     /// CPU time the app has used so far (user + system, from /proc/PID/stat).
     fn cpu_time(&self) -> Duration {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
-            .unwrap_or_default();
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
         // Fields after the command name (which is in parentheses and may hold spaces): utime is the
         // 14th field of the line, stime the 15th, both in clock ticks (100 per second on Linux).
         let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");

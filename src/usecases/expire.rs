@@ -712,4 +712,3 @@ pub async fn revoke_now(
             .unwrap_or_else(|| "the grant changed meanwhile; retry".to_owned()),
     ))
 }
-
