@@ -126,6 +126,9 @@ async fn no_secret_token_or_password_reaches_a_log_line_or_an_answer() {
         .start(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
         .await
         .unwrap();
+    // The workspace refuses the account-level token, so the logs also cover the refusal and the switch
+    // to a workspace-level token.
+    standin.state().set_account_tokens_on_workspaces(false);
     let dir = tempfile::tempdir().unwrap();
     let app = Application::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
         .await
@@ -406,6 +409,10 @@ async fn no_secret_token_or_password_reaches_a_log_line_or_an_answer() {
         "the client secret was used"
     );
     let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.contains("refused the account-level OAuth token"),
+        "the switch to a workspace-level token was logged"
+    );
     assert!(
         logs.lines().count() > 50
             && logs.contains("caller refused")

@@ -545,6 +545,84 @@ async fn oauth_m2m_issues_a_bearer_token_for_the_client_and_rejects_a_bad_secret
 }
 
 #[tokio::test]
+async fn workspaces_accept_account_tokens_unless_told_not_to() {
+    let running = StandIn::builder()
+        .start("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("start");
+    let base = running.base_url().to_owned();
+    let client = reqwest::Client::new();
+    let mint = |path: String| {
+        let client = client.clone();
+        async move {
+            let answer: Value = client
+                .post(path)
+                .basic_auth(demo::PRODUCT_CLIENT_ID, Some(demo::PRODUCT_CLIENT_SECRET))
+                .form(&[("grant_type", "client_credentials"), ("scope", "all-apis")])
+                .send()
+                .await
+                .expect("answer")
+                .json()
+                .await
+                .expect("json");
+            answer["access_token"].as_str().expect("token").to_owned()
+        }
+    };
+    let account = mint(format!(
+        "{base}/oidc/accounts/{}/v1/token",
+        demo::ACCOUNT_ID
+    ))
+    .await;
+    let workspace = mint(format!("{base}/oidc/v1/token")).await;
+    let workspace_api = format!("{base}{PERMS}/table/sales.reporting.customers");
+    let account_api = format!(
+        "{base}/api/2.0/accounts/{}/scim/v2/Users?count=1",
+        demo::ACCOUNT_ID
+    );
+    let status = |url: String, token: String| {
+        let client = client.clone();
+        async move {
+            let answer = client
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("answer");
+            let status = answer.status().as_u16();
+            (status, answer.json::<Value>().await.expect("json"))
+        }
+    };
+    assert_eq!(
+        status(workspace_api.clone(), account.clone()).await.0,
+        200,
+        "by default, as Databricks says the real service does"
+    );
+
+    let admin = client
+        .post(format!("{base}/__standin/account-tokens-on-workspaces"))
+        .json(&json!({"accepted": false}))
+        .send()
+        .await
+        .expect("admin");
+    assert_eq!(admin.status(), 204);
+    let (refused, body) = status(workspace_api.clone(), account.clone()).await;
+    assert_eq!(
+        (refused, body["error_code"].as_str()),
+        (401, Some("UNAUTHENTICATED")),
+        "the answer to an invalid token: {body}"
+    );
+    assert_eq!(status(workspace_api.clone(), workspace).await.0, 200);
+    assert_eq!(
+        status(account_api.clone(), account.clone()).await.0,
+        200,
+        "account APIs still accept it"
+    );
+
+    running.state().set_account_tokens_on_workspaces(true);
+    assert_eq!(status(workspace_api, account).await.0, 200);
+}
+
+#[tokio::test]
 async fn the_admin_api_injects_faults_and_dumps_state() {
     let running = StandIn::builder()
         .start("127.0.0.1:0".parse().expect("addr"))

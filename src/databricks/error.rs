@@ -134,6 +134,13 @@ impl Upstream {
     }
 }
 
+/// Whether an error message says the bearer token is invalid (`Invalid access token.`).
+fn says_invalid_token(message: &str) -> bool {
+    message
+        .to_ascii_lowercase()
+        .contains("invalid access token")
+}
+
 impl DatabricksError {
     /// Classifies an error answer: by `error_code` first, because Databricks reuses statuses (a 404 may be
     /// a missing table or a missing principal), then by status.
@@ -191,6 +198,13 @@ impl DatabricksError {
                 detail: upstream.message.clone(),
                 upstream: Some(Box::new(upstream)),
             },
+            // A 403 with no specific error code whose message says the token itself is invalid (the
+            // workspace REST APIs have answered bad tokens this way: `{"error_code":"403","message":
+            // "Invalid access token."}`; unverified for every API) is about authentication, not a right.
+            403 if says_invalid_token(&upstream.message) => Self::Unauthenticated {
+                detail: upstream.message.clone(),
+                upstream: Some(Box::new(upstream)),
+            },
             403 => Self::PermissionDenied {
                 upstream,
                 securable: None,
@@ -210,6 +224,16 @@ impl DatabricksError {
                 upstream: Some(Box::new(upstream)),
             },
         }
+    }
+
+    /// For the answer to an API request made with a bearer token: whether it says the token itself is not
+    /// accepted (401, or a 403 whose error code or message says the token is invalid), as opposed to a
+    /// permission denial, which another token of the same principal would get too.
+    pub fn is_token_refusal(&self) -> bool {
+        matches!(
+            self,
+            Self::Unauthenticated { upstream: Some(u), .. } if u.status == 401 || u.status == 403
+        )
     }
 
     /// Whether a request that failed this way may still have been carried out: it timed out, the
@@ -434,6 +458,63 @@ mod tests {
         );
         assert!(matches!(e, DatabricksError::Unauthenticated { .. }));
         assert!(e.operator_hint().contains("managed identity"));
+    }
+
+    #[test]
+    fn only_answers_about_the_token_itself_are_token_refusals() {
+        let refusal = |status, body| DatabricksError::from_response(up(status, body), None);
+        for (status, body) in [
+            (
+                401,
+                r#"{"error_code":"UNAUTHENTICATED","message":"Invalid access token."}"#,
+            ),
+            (401, ""),
+            (
+                403,
+                r#"{"error_code":"UNAUTHENTICATED","message":"Token is not valid"}"#,
+            ),
+            (403, r#"{"error_code":"INVALID_TOKEN","message":"expired"}"#),
+            (
+                403,
+                r#"{"error_code":"403","message":"Invalid access token."}"#,
+            ),
+            (
+                403,
+                "<html><title>Error 403 Invalid access token.</title></html>",
+            ),
+        ] {
+            let e = refusal(status, body);
+            assert!(e.is_token_refusal(), "{status} {body}: {e:?}");
+            assert!(
+                matches!(e, DatabricksError::Unauthenticated { .. }),
+                "{e:?}"
+            );
+        }
+        for (status, body) in [
+            (
+                403,
+                r#"{"error_code":"PERMISSION_DENIED","message":"User does not have MANAGE on Table 'a.b.c'"}"#,
+            ),
+            // A permission denial stays one even when its message mentions a token.
+            (
+                403,
+                r#"{"error_code":"PERMISSION_DENIED","message":"Invalid access token for this securable"}"#,
+            ),
+            (403, r#"{"error_code":"403","message":"Forbidden"}"#),
+            (400, r#"{"error":"invalid_client"}"#),
+            (
+                404,
+                r#"{"error_code":"TABLE_DOES_NOT_EXIST","message":"no"}"#,
+            ),
+        ] {
+            let e = refusal(status, body);
+            assert!(!e.is_token_refusal(), "{status} {body}: {e:?}");
+        }
+        let no_answer = DatabricksError::Unauthenticated {
+            detail: "cannot set up the Entra ID credential".into(),
+            upstream: None,
+        };
+        assert!(!no_answer.is_token_refusal());
     }
 
     #[test]

@@ -12,7 +12,7 @@ use url::Url;
 
 use super::error::{DatabricksError, Upstream};
 use super::retry::{Deadline, Idempotency, RetryPolicy, parse_retry_after};
-use super::token::TokenSource;
+use super::token::{BearerToken, TokenSource};
 
 /// Everything but RFC 3986 unreserved characters is encoded in a path segment, so a name can never
 /// change the path (`/`), start a query (`?`) or a fragment (`#`).
@@ -136,27 +136,62 @@ impl Transport {
         })
     }
 
+    /// One attempt: a token, the request, and (when the API refuses the token and the source has another
+    /// kind to offer, as OAuth M2M has for a workspace that refuses the account-level token) the same
+    /// request once more with the new token. A refused request was not carried out, so resending it is
+    /// safe whatever its idempotency.
     async fn once(
         &self,
         tokens: &dyn TokenSource,
         call: &Call,
         deadline: Deadline,
     ) -> Result<Vec<u8>, DatabricksError> {
-        let label = call.label();
+        let token = self.token(tokens, call, deadline).await?;
+        match self.send(call, &token, deadline).await {
+            Err(e) if e.is_token_refusal() && tokens.refused(&token).await => {
+                let token = self.token(tokens, call, deadline).await?;
+                self.send(call, &token, deadline).await
+            }
+            answer => answer,
+        }
+    }
+
+    /// This request's timeout: the configured one, cut to what is left of the caller's deadline.
+    fn timeout(&self, call: &Call, deadline: Deadline) -> Result<Duration, DatabricksError> {
         let timeout = self.request_timeout.min(deadline.remaining());
         if timeout.is_zero() {
             return Err(DatabricksError::Timeout {
-                request: label,
+                request: call.label(),
                 after: Duration::ZERO,
             });
         }
+        Ok(timeout)
+    }
+
+    async fn token(
+        &self,
+        tokens: &dyn TokenSource,
+        call: &Call,
+        deadline: Deadline,
+    ) -> Result<BearerToken, DatabricksError> {
+        let timeout = self.timeout(call, deadline)?;
         // A token fetch (Entra, OAuth) must not outlive the caller's deadline either.
-        let token = tokio::time::timeout(timeout, tokens.token())
+        tokio::time::timeout(timeout, tokens.token())
             .await
             .map_err(|_| DatabricksError::Timeout {
-                request: format!("token for {label}"),
+                request: format!("token for {}", call.label()),
                 after: timeout,
-            })??;
+            })?
+    }
+
+    async fn send(
+        &self,
+        call: &Call,
+        token: &BearerToken,
+        deadline: Deadline,
+    ) -> Result<Vec<u8>, DatabricksError> {
+        let label = call.label();
+        let timeout = self.timeout(call, deadline)?;
         let mut request = self
             .http
             .request(call.method.clone(), call.url.clone())

@@ -16,7 +16,7 @@ mod token;
 
 use std::sync::Arc;
 
-pub use auth::{CachingTokenSource, DEFAULT_REFRESH_MARGIN, DatabricksAuth};
+pub use auth::{AccountFirstTokens, CachingTokenSource, DEFAULT_REFRESH_MARGIN, DatabricksAuth};
 pub use catalogs::{CatalogInfo, CatalogsClient};
 pub use directory::{DirectoryApi, DirectoryClient, DirectoryEntry, GroupMember};
 pub use error::{DatabricksError, Upstream};

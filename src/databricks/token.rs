@@ -59,6 +59,14 @@ impl fmt::Debug for BearerToken {
 #[async_trait]
 pub trait TokenSource: Send + Sync + fmt::Debug {
     async fn token(&self) -> Result<BearerToken, DatabricksError>;
+
+    /// An API refused a request made with `used` as not authenticated (see
+    /// `DatabricksError::is_token_refusal`). Returns whether the request is worth sending once more with
+    /// a token from `token()`, because this source now hands out a different kind of token. Most sources
+    /// have no other token to offer.
+    async fn refused(&self, _used: &BearerToken) -> bool {
+        false
+    }
 }
 
 /// A fixed token (`DATABRICKS_TOKEN`): local runs and tests.

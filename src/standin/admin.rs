@@ -1,4 +1,5 @@
-//! The admin API under `/__standin`: recorded requests, a state dump, faults, lag, rate limit, reset.
+//! The admin API under `/__standin`: recorded requests, a state dump, faults, lag, rate limit, whether
+//! workspaces accept account-level tokens, reset.
 //!
 //! Unauthenticated, unrecorded and never faulted, so black-box tests of a built binary can drive it.
 
@@ -69,6 +70,19 @@ async fn set_rate_limit(
     StatusCode::NO_CONTENT
 }
 
+#[derive(Debug, Deserialize)]
+struct Accepted {
+    accepted: bool,
+}
+
+async fn set_account_tokens_on_workspaces(
+    State(state): State<StandInState>,
+    Json(body): Json<Accepted>,
+) -> StatusCode {
+    state.set_account_tokens_on_workspaces(body.accepted);
+    StatusCode::NO_CONTENT
+}
+
 async fn reset(State(state): State<StandInState>) -> StatusCode {
     state.reset();
     StatusCode::NO_CONTENT
@@ -85,5 +99,9 @@ pub fn routes() -> Router<StandInState> {
         .route("/__standin/delay", post(set_delay))
         .route("/__standin/lag", post(set_lag))
         .route("/__standin/rate-limit", post(set_rate_limit))
+        .route(
+            "/__standin/account-tokens-on-workspaces",
+            post(set_account_tokens_on_workspaces),
+        )
         .route("/__standin/reset", post(reset))
 }

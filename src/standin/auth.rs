@@ -62,7 +62,14 @@ pub async fn workspace_token(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    issue_token(&state, &headers, &body)
+    issue_token(&state, &headers, &body, Issuer::Workspace)
+}
+
+/// Which token endpoint issued a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Issuer {
+    Workspace,
+    Account,
 }
 
 /// `POST /oidc/accounts/{account_id}/v1/token`.
@@ -79,7 +86,7 @@ pub async fn account_token(
             "Client authentication failed",
         );
     }
-    issue_token(&state, &headers, &body)
+    issue_token(&state, &headers, &body, Issuer::Account)
 }
 
 fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
@@ -92,7 +99,7 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     Some((id.to_string(), secret.to_string()))
 }
 
-fn issue_token(state: &StandInState, headers: &HeaderMap, body: &[u8]) -> Response {
+fn issue_token(state: &StandInState, headers: &HeaderMap, body: &[u8], issuer: Issuer) -> Response {
     let form: Vec<(String, String)> = url::form_urlencoded::parse(body).into_owned().collect();
     let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     if field("grant_type").as_deref() != Some("client_credentials") {
@@ -127,6 +134,9 @@ fn issue_token(state: &StandInState, headers: &HeaderMap, body: &[u8]) -> Respon
     }
     let token = format!("standin-oauth-{}", uuid::Uuid::new_v4().simple());
     model.tokens.insert(token.clone(), client_id);
+    if issuer == Issuer::Account {
+        model.account_tokens.insert(token.clone());
+    }
     model.token_issuances += 1;
     Json(json!({
         "access_token": token,
@@ -137,7 +147,14 @@ fn issue_token(state: &StandInState, headers: &HeaderMap, body: &[u8]) -> Respon
     .into_response()
 }
 
-/// Rejects API requests without a bearer token the stand-in issued or was seeded with.
+/// The account APIs (SCIM and identity under `/accounts/{account_id}`); every other `/api` path is a
+/// workspace API.
+fn is_account_api(path: &str) -> bool {
+    path.starts_with("/api/2.0/accounts/") || path.starts_with("/api/2.0/identity/accounts/")
+}
+
+/// Rejects API requests without a bearer token the stand-in issued or was seeded with, and (when told
+/// to) workspace requests with a token from the account endpoint.
 pub async fn bearer_layer(
     State(state): State<StandInState>,
     mut request: Request,
@@ -150,7 +167,17 @@ pub async fn bearer_layer(
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
         .map(str::to_string);
-    let caller = token.and_then(|t| state.model().tokens.get(&t).cloned());
+    let caller = token.and_then(|t| {
+        let model = state.model();
+        let refused = !model.account_tokens_on_workspaces
+            && model.account_tokens.contains(&t)
+            && !is_account_api(request.uri().path());
+        if refused {
+            None
+        } else {
+            model.tokens.get(&t).cloned()
+        }
+    });
     match caller {
         Some(name) => {
             request.extensions_mut().insert(Caller(name));

@@ -1,6 +1,6 @@
 //! The stand-in's mutable world: identities, securables, grants, tokens; and the rules that read them.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Instant;
 
 use serde::Serialize;
@@ -40,6 +40,11 @@ pub struct Model {
     pub lagged: Option<(Instant, Grants)>,
     /// Bearer token → principal name (userName or applicationId).
     pub tokens: HashMap<String, String>,
+    /// The tokens the account token endpoint issued (a subset of `tokens`).
+    pub account_tokens: HashSet<String>,
+    /// Whether workspace APIs accept tokens from the account token endpoint (the real service does,
+    /// per Databricks; `false` answers them 401 as an invalid token, to test a workspace that does not).
+    pub account_tokens_on_workspaces: bool,
     pub token_issuances: u64,
     pub created: Vec<CreatedIdentity>,
     pub next_id: u64,
@@ -67,6 +72,8 @@ impl Model {
             grants: Grants::new(),
             lagged: None,
             tokens: seed.static_tokens.clone().into_iter().collect(),
+            account_tokens: HashSet::new(),
+            account_tokens_on_workspaces: true,
             token_issuances: 0,
             created: Vec::new(),
             next_id: 9000,

@@ -172,6 +172,13 @@ impl StandInState {
         (model.sharing.recipients.len(), model.sharing.shares.len())
     }
 
+    /// Whether workspace APIs accept tokens issued by the account token endpoint (`true` at start, as
+    /// Databricks says the real service does); `false` answers them 401 `UNAUTHENTICATED`, the answer to
+    /// an invalid token. Account APIs accept them either way. `reset` turns it back on.
+    pub fn set_account_tokens_on_workspaces(&self, accepted: bool) {
+        self.model().account_tokens_on_workspaces = accepted;
+    }
+
     /// How many OAuth tokens the token endpoints issued.
     pub fn token_issuances(&self) -> u64 {
         self.model().token_issuances

@@ -49,6 +49,32 @@ async fn against_the_demo_stand_in_every_check_passes_and_each_is_in_the_answer(
 }
 
 #[tokio::test]
+async fn the_doctor_says_which_oauth_token_a_workspace_takes_and_passes_either_way() {
+    for (accepted, says) in [
+        (true, "with the account-level token"),
+        (false, "with its workspace-level token"),
+    ] {
+        let app = TestApp::spawn().await;
+        app.standin.set_account_tokens_on_workspaces(accepted);
+        let (status, report) = app
+            .get_as("/api/doctor", Some(&app.token("operator")))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{report}");
+        assert_eq!(report["ok"], true, "{report:#}");
+        let detail = check(&report, "workspace.default")["detail"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(detail.contains(says), "{accepted}: {detail}");
+        let token = check(&report, "token.workspace.default")["detail"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(token.contains("workspace-level"), "{token}");
+    }
+}
+
+#[tokio::test]
 async fn without_manage_on_sales_the_catalog_check_fails_and_names_the_grant_to_make() {
     let seed = Seed::demo().without_grant("catalog", "sales", demo::PRODUCT_CLIENT_ID, "MANAGE");
     let app = TestApp::spawn_seeded(&[], seed).await;

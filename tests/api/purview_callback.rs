@@ -477,11 +477,13 @@ async fn a_cold_approval_reads_once_and_a_warm_one_reads_only_the_parents_it_hol
     let cold = calls_by_kind(&app);
     assert_eq!(
         cold,
-        [("token", 2), ("scim", 1), ("effective", 1), ("patch", 3)]
+        [("token", 1), ("scim", 1), ("effective", 1), ("patch", 3)]
             .into_iter()
             .collect(),
-        "OAuth M2M: one token for the account, one for the workspace"
+        "OAuth M2M: the account-level token serves the account and the workspace"
     );
+    assert_eq!(app.standin_requests(), 6);
+    assert_eq!(token_paths(&app), [account_token_path()]);
 
     // Warm: tokens and principal cached; the parents are now held directly, so they are read directly
     // (planning counts direct grants only) and only the table is patched.
@@ -503,5 +505,118 @@ async fn a_cold_approval_reads_once_and_a_warm_one_reads_only_the_parents_it_hol
     assert_eq!(
         app.held("schema", "sales.reporting", demo::ALICE),
         vec!["USE_SCHEMA"]
+    );
+}
+
+fn account_token_path() -> String {
+    format!("/oidc/accounts/{}/v1/token", demo::ACCOUNT_ID)
+}
+
+/// The token endpoints called, in order.
+fn token_paths(app: &TestApp) -> Vec<String> {
+    app.standin
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.starts_with("/oidc/"))
+        .map(|r| r.path)
+        .collect()
+}
+
+/// API requests (not token requests) answered 401.
+fn refused(app: &TestApp) -> Vec<String> {
+    app.standin
+        .requests()
+        .into_iter()
+        .filter(|r| r.status == 401 && !r.path.starts_with("/oidc/"))
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_workspace_that_refuses_the_account_token_costs_one_refused_request_and_one_more_token() {
+    let app = TestApp::spawn().await;
+    app.standin.set_account_tokens_on_workspaces(false);
+    let token = app.token("purview");
+    let (status, json) = app.post(PATH, Some(&token), callback_body(json!({}))).await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    assert_eq!(json["status"], "granted");
+    assert_eq!(
+        token_paths(&app),
+        [account_token_path(), "/oidc/v1/token".to_owned()],
+        "the account token for SCIM, then the workspace's own once it refused the account token"
+    );
+    let refused_cold = refused(&app);
+    assert_eq!(refused_cold.len(), 1, "{refused_cold:?}");
+    assert!(
+        refused_cold[0].starts_with("GET /api/2.1/unity-catalog/"),
+        "the first workspace request: {refused_cold:?}"
+    );
+    assert_eq!(
+        calls_by_kind(&app),
+        [("token", 2), ("scim", 1), ("effective", 2), ("patch", 3)]
+            .into_iter()
+            .collect(),
+        "the refused read is sent once more with the workspace token"
+    );
+    assert_eq!(
+        app.held("table", "sales.reporting.orders", demo::ALICE),
+        vec!["SELECT"]
+    );
+
+    // Another table: the workspace gets its own token straight away, nothing is refused.
+    app.standin.clear_requests();
+    let body = callback_body(json!({
+        "assetQualifiedName": format!("databricks://{}/catalogs/sales/schemas/reporting/tables/customers", demo::METASTORE_ID),
+    }));
+    let (status, json) = app.post(PATH, Some(&token), body).await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    assert_eq!(json["status"], "granted", "{json}");
+    assert_eq!(refused(&app), Vec::<String>::new());
+    assert_eq!(
+        token_paths(&app),
+        Vec::<String>::new(),
+        "the workspace token is cached"
+    );
+    assert_eq!(
+        app.held("table", "sales.reporting.customers", demo::ALICE),
+        vec!["SELECT"]
+    );
+}
+
+#[tokio::test]
+async fn a_permission_denial_with_the_account_token_fetches_no_workspace_token() {
+    let seed = uc_access::standin::Seed::demo().without_grant(
+        "catalog",
+        "sales",
+        demo::PRODUCT_CLIENT_ID,
+        "MANAGE",
+    );
+    let app = TestApp::spawn_seeded(&[], seed).await;
+    let (status, json) = app
+        .post(PATH, Some(&app.token("purview")), callback_body(json!({})))
+        .await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{json}");
+    assert_eq!(json["error"], "databricks_permission_denied", "{json}");
+    let denied: Vec<_> = app
+        .standin
+        .requests()
+        .into_iter()
+        .filter(|r| r.status == 403)
+        .collect();
+    assert!(!denied.is_empty(), "the stand-in denied a request");
+    assert_eq!(
+        token_paths(&app),
+        [account_token_path()],
+        "a permission denial is not a refused token: no workspace token, no second try"
+    );
+    assert_eq!(refused(&app), Vec::<String>::new());
+    assert_eq!(
+        app.standin
+            .requests()
+            .iter()
+            .filter(|r| r.status == 403)
+            .count(),
+        1,
+        "the denied request is not sent again"
     );
 }

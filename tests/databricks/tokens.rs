@@ -146,7 +146,7 @@ async fn entra_tokens_are_asked_for_the_azure_databricks_resource() {
 }
 
 #[tokio::test]
-async fn m2m_settings_mint_account_and_workspace_tokens_at_their_own_endpoints() {
+async fn with_m2m_one_account_token_serves_the_account_and_the_workspaces() {
     let fake = Fake::start(|_, _| token_reply(3600)).await;
     let env = Env::from_pairs([
         ("DATABRICKS_ACCOUNT_ID", ACCOUNT),
@@ -158,17 +158,239 @@ async fn m2m_settings_mint_account_and_workspace_tokens_at_their_own_endpoints()
     let auth = DatabricksAuth::from_settings(&settings, http()).unwrap();
     auth.account().token().await.unwrap();
     auth.workspace(&fake.url).token().await.unwrap();
-    auth.workspace(&fake.url).token().await.unwrap();
+    let other = url::Url::parse("https://adb-2.azuredatabricks.net").unwrap();
+    auth.workspace(&other).token().await.unwrap();
 
     let paths: Vec<_> = fake.seen().iter().map(|s| s.raw_path.clone()).collect();
+    assert_eq!(paths, [format!("/oidc/accounts/{ACCOUNT}/v1/token")]);
+    assert_eq!(auth.token_fetches(), 1);
+    assert!(
+        !auth
+            .m2m_workspace(&fake.url)
+            .unwrap()
+            .uses_workspace_token()
+    );
+}
+
+const ACCOUNT_TOKEN_PATH: &str = "/oidc/accounts/11111111-2222-3333-4444-555555555555/v1/token";
+const WORKSPACE_TOKEN_PATH: &str = "/oidc/v1/token";
+const PERMISSIONS_PATH: &str = "/api/2.1/unity-catalog/permissions/table/main.sales.orders";
+
+/// Token endpoints that mint `account-<n>` and `workspace-<n>`, valid for `expires_in` seconds, and a
+/// workspace API that answers a request with an account token `refusal` (when set) and 200 otherwise.
+fn m2m_world(
+    refusal: Arc<Mutex<Option<Reply>>>,
+    expires_in: u64,
+) -> impl Fn(&crate::fake::Seen, usize) -> Reply + Send + Sync + 'static {
+    let issued = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    move |seen, _| {
+        let n = issued.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        let mint = |kind: &str| {
+            Reply::json(
+                200,
+                json!({"access_token": format!("{kind}-{n}"), "token_type":"Bearer", "expires_in": expires_in}),
+            )
+        };
+        if seen.raw_path == ACCOUNT_TOKEN_PATH {
+            return mint("account");
+        }
+        if seen.raw_path == WORKSPACE_TOKEN_PATH {
+            return mint("workspace");
+        }
+        let bearer = seen.headers["authorization"].to_str().unwrap();
+        match refusal.lock().unwrap().clone() {
+            Some(reply) if bearer.starts_with("Bearer account-") => reply,
+            _ => Reply::json(200, json!({"privilege_assignments": []})),
+        }
+    }
+}
+
+fn m2m_clients(fake: &Fake, secret: LiveSecretArg) -> uc_access::databricks::DatabricksClients {
+    use uc_access::databricks::{AuthSettings, DatabricksClients, Transport};
+    let env = Env::from_pairs([
+        ("DATABRICKS_ACCOUNT_ID", ACCOUNT),
+        ("DATABRICKS_ACCOUNT_HOST", fake.url.as_str()),
+        ("DATABRICKS_HOST", fake.url.as_str()),
+        ("DATABRICKS_CLIENT_ID", "sp-client"),
+        ("DATABRICKS_CLIENT_SECRET", SECRET),
+    ]);
+    let mut settings = DatabricksSettings::from_env(&env).unwrap();
+    if let Some(secret) = secret {
+        settings.auth = AuthSettings::OAuthM2m {
+            client_id: "sp-client".into(),
+            client_secret: secret,
+        };
+    }
+    let auth = Arc::new(DatabricksAuth::from_settings(&settings, http()).unwrap());
+    let transport = Transport::new(http(), crate::fake::fast_retry(1), Duration::from_secs(5));
+    DatabricksClients::new(transport, auth, fake.url.clone(), ACCOUNT.into(), false)
+}
+
+type LiveSecretArg = Option<uc_access::secrets::LiveSecret>;
+
+async fn read_grants(
+    clients: &uc_access::databricks::DatabricksClients,
+    fake: &Fake,
+) -> Result<(), DatabricksError> {
+    use uc_access::databricks::{Deadline, GetPermissionsOptions, GrantsApi};
+    use uc_access::domain::{Securable, SecurableType};
+    let table = Securable::parse(SecurableType::Table, "main.sales.orders").unwrap();
+    clients
+        .grants
+        .get_direct(
+            &fake.url,
+            &table,
+            &GetPermissionsOptions::default(),
+            Deadline::after(Duration::from_secs(10)),
+        )
+        .await
+        .map(|_| ())
+}
+
+/// Each request as `path bearer-or-basic`, tokens shown by value (they are fakes).
+fn trail(fake: &Fake) -> Vec<String> {
+    fake.seen()
+        .iter()
+        .map(|s| {
+            let auth = s.headers["authorization"].to_str().unwrap();
+            let auth = auth.strip_prefix("Bearer ").unwrap_or("basic");
+            format!("{} {auth}", s.raw_path)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_workspace_that_refuses_the_account_token_gets_its_own_token_and_the_request_once_more() {
+    let refusals = [
+        Reply::json(
+            401,
+            json!({"error_code":"UNAUTHENTICATED","message":"Invalid access token."}),
+        ),
+        Reply::json(
+            403,
+            json!({"error_code":"403","message":"Invalid access token."}),
+        ),
+        Reply::json(
+            403,
+            json!({"error_code":"INVALID_TOKEN","message":"token not valid here"}),
+        ),
+    ];
+    for refusal in refusals {
+        let fake = Fake::start(m2m_world(Arc::new(Mutex::new(Some(refusal.clone()))), 3600)).await;
+        let clients = m2m_clients(&fake, None);
+        read_grants(&clients, &fake).await.unwrap();
+        read_grants(&clients, &fake).await.unwrap();
+        assert_eq!(
+            trail(&fake),
+            [
+                format!("{ACCOUNT_TOKEN_PATH} basic"),
+                format!("{PERMISSIONS_PATH} account-1"),
+                format!("{WORKSPACE_TOKEN_PATH} basic"),
+                format!("{PERMISSIONS_PATH} workspace-3"),
+                format!("{PERMISSIONS_PATH} workspace-3"),
+            ],
+            "{refusal:?}"
+        );
+        assert_eq!(clients.auth.token_fetches(), 2);
+        assert_eq!(clients.requests(), 3, "the refused request counts");
+        assert!(
+            clients
+                .auth
+                .m2m_workspace(&fake.url)
+                .unwrap()
+                .uses_workspace_token()
+        );
+        // The account APIs keep the account token: no new account token is fetched.
+        clients.auth.account().token().await.unwrap();
+        assert_eq!(clients.auth.token_fetches(), 2);
+    }
+}
+
+#[tokio::test]
+async fn a_permission_denial_with_the_account_token_is_not_a_reason_for_a_workspace_token() {
+    let denial = Reply::json(
+        403,
+        json!({"error_code":"PERMISSION_DENIED","message":"User does not have MANAGE on Table 'main.sales.orders'"}),
+    );
+    let fake = Fake::start(m2m_world(Arc::new(Mutex::new(Some(denial))), 3600)).await;
+    let clients = m2m_clients(&fake, None);
+    let err = read_grants(&clients, &fake).await.unwrap_err();
+    assert!(
+        matches!(err, DatabricksError::PermissionDenied { .. }),
+        "{err:?}"
+    );
     assert_eq!(
-        paths,
+        trail(&fake),
         [
-            format!("/oidc/accounts/{ACCOUNT}/v1/token"),
-            "/oidc/v1/token".to_owned()
+            format!("{ACCOUNT_TOKEN_PATH} basic"),
+            format!("{PERMISSIONS_PATH} account-1"),
         ]
     );
-    assert_eq!(auth.token_fetches(), 2);
+    assert_eq!(clients.auth.token_fetches(), 1);
+    assert!(
+        !clients
+            .auth
+            .m2m_workspace(&fake.url)
+            .unwrap()
+            .uses_workspace_token()
+    );
+}
+
+#[tokio::test]
+async fn a_workspace_token_that_is_refused_too_is_an_authentication_error_without_a_loop() {
+    let fake = Fake::start(|seen, _| match seen.raw_path.as_str() {
+        ACCOUNT_TOKEN_PATH | WORKSPACE_TOKEN_PATH => token_reply(3600),
+        _ => Reply::json(
+            401,
+            json!({"error_code":"UNAUTHENTICATED","message":"Invalid access token."}),
+        ),
+    })
+    .await;
+    let clients = m2m_clients(&fake, None);
+    let err = read_grants(&clients, &fake).await.unwrap_err();
+    assert!(
+        matches!(err, DatabricksError::Unauthenticated { .. }),
+        "{err:?}"
+    );
+    assert_eq!(
+        fake.seen().len(),
+        4,
+        "account token, refused, workspace token, refused"
+    );
+    // From now on the workspace token alone, refused once per request, with no further token fetch.
+    let err = read_grants(&clients, &fake).await.unwrap_err();
+    assert!(matches!(err, DatabricksError::Unauthenticated { .. }));
+    assert_eq!(fake.seen().len(), 5);
+    assert_eq!(clients.auth.token_fetches(), 2);
+}
+
+#[tokio::test]
+async fn concurrent_first_requests_to_a_refusing_workspace_fetch_one_workspace_token() {
+    let refusal = Reply::json(
+        401,
+        json!({"error_code":"UNAUTHENTICATED","message":"Invalid access token."}),
+    )
+    .after(Duration::from_millis(50));
+    let fake = Fake::start(m2m_world(Arc::new(Mutex::new(Some(refusal))), 3600)).await;
+    let clients = Arc::new(m2m_clients(&fake, None));
+    // The account token first, so every caller leaves with it at once.
+    clients.auth.account().token().await.unwrap();
+    let callers: Vec<_> = (0..8)
+        .map(|_| {
+            let (clients, fake) = (clients.clone(), fake.clone());
+            tokio::spawn(async move { read_grants(&clients, &fake).await })
+        })
+        .collect();
+    for caller in callers {
+        caller.await.unwrap().unwrap();
+    }
+    let seen = fake.seen();
+    let count = |path: &str| seen.iter().filter(|s| s.raw_path == path).count();
+    assert_eq!(count(WORKSPACE_TOKEN_PATH), 1);
+    assert_eq!(count(ACCOUNT_TOKEN_PATH), 1);
+    assert_eq!(clients.auth.token_fetches(), 2);
+    // Each caller sent its request at most twice: once refused, once with the workspace token.
+    assert!(count(PERMISSIONS_PATH) <= 16, "{}", count(PERMISSIONS_PATH));
 }
 
 /// A Key Vault stand-in for rotation tests: the test changes the value; reads are counted.
@@ -263,5 +485,85 @@ async fn an_m2m_secret_rotated_in_key_vault_is_used_without_a_restart() {
         *vault.reads.lock().unwrap(),
         2,
         "re-read at most once per interval"
+    );
+}
+
+/// Rotates a secret once in the world of `m2m_world` (tokens always due for renewal, so every request
+/// fetches one with the secret of the moment) and returns the token requests as `path secret`.
+async fn rotate_once(refuse_account_tokens: bool) -> Vec<String> {
+    use uc_access::secrets::{CachePolicy, CachedSecrets, LiveSecret, SecretName, SecretRef};
+
+    let valid = Arc::new(Mutex::new("secret-0".to_owned()));
+    let refusal = refuse_account_tokens.then(|| {
+        Reply::json(
+            401,
+            json!({"error_code":"UNAUTHENTICATED","message":"Invalid access token."}),
+        )
+    });
+    let world = m2m_world(Arc::new(Mutex::new(refusal)), 1);
+    let accepted = valid.clone();
+    let fake = Fake::start(move |seen, i| {
+        let is_token = seen.raw_path.starts_with("/oidc/");
+        if is_token && seen.headers["authorization"] != basic_for(&accepted.lock().unwrap()) {
+            return Reply::json(401, json!({"error":"invalid_client"}));
+        }
+        world(seen, i)
+    })
+    .await;
+    let vault = Arc::new(RotatingVault::default());
+    *vault.value.lock().unwrap() = "secret-0".into();
+    let cached = CachedSecrets::new(
+        vault.clone(),
+        CachePolicy::new(Duration::from_secs(3600), Duration::ZERO),
+    );
+    let secret = LiveSecret::stored(
+        SecretString::from("secret-0"),
+        SecretRef::new(
+            Arc::new(cached),
+            SecretName::parse("databricks-client-secret").unwrap(),
+        ),
+    );
+    let clients = m2m_clients(&fake, Some(secret));
+    read_grants(&clients, &fake).await.unwrap();
+    *valid.lock().unwrap() = "secret-1".into();
+    *vault.value.lock().unwrap() = "secret-1".into();
+    read_grants(&clients, &fake).await.unwrap();
+    fake.seen()
+        .iter()
+        .filter(|s| s.raw_path.starts_with("/oidc/"))
+        .map(|s| {
+            let auth = s.headers["authorization"].to_str().unwrap();
+            let secret = if auth == basic_for("secret-0") {
+                "secret-0"
+            } else if auth == basic_for("secret-1") {
+                "secret-1"
+            } else {
+                "?"
+            };
+            format!("{} {secret}", s.raw_path)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_rotated_secret_is_picked_up_whichever_token_a_workspace_gets() {
+    assert_eq!(
+        rotate_once(false).await,
+        [
+            format!("{ACCOUNT_TOKEN_PATH} secret-0"),
+            format!("{ACCOUNT_TOKEN_PATH} secret-0"),
+            format!("{ACCOUNT_TOKEN_PATH} secret-1"),
+        ],
+        "account-level token on the workspace: the account endpoint refuses the old secret, the new one is read"
+    );
+    assert_eq!(
+        rotate_once(true).await,
+        [
+            format!("{ACCOUNT_TOKEN_PATH} secret-0"),
+            format!("{WORKSPACE_TOKEN_PATH} secret-0"),
+            format!("{WORKSPACE_TOKEN_PATH} secret-0"),
+            format!("{WORKSPACE_TOKEN_PATH} secret-1"),
+        ],
+        "workspace-level token: the workspace endpoint refuses the old secret, the new one is read"
     );
 }

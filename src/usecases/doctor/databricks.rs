@@ -60,11 +60,19 @@ pub(super) async fn checks(
         .await,
     );
     for ws in workspaces.all() {
-        let source = clients.auth.workspace(&ws.host);
+        // With OAuth M2M a workspace is sent the account-level token (checked above) until it refuses
+        // it; the workspace's own token endpoint, which the fallback needs, is checked here.
+        let (source, what) = match clients.auth.m2m_workspace(&ws.host) {
+            Some(tokens) => (
+                tokens.workspace_level(),
+                format!("{} (its workspace-level OAuth token)", ws.host),
+            ),
+            None => (clients.auth.workspace(&ws.host), ws.host.to_string()),
+        };
         checks.push(
             token_check(
                 format!("token.workspace.{}", ws.name),
-                ws.host.as_str(),
+                &what,
                 &*source,
                 budget,
             )
@@ -102,10 +110,17 @@ pub(super) async fn checks(
         {
             Ok(who) => match who.grant_name().and_then(principal_of) {
                 Some(p) => {
+                    let token = match clients.auth.m2m_workspace(&ws.host) {
+                        Some(t) if t.uses_workspace_token() => {
+                            " with its workspace-level token (it refused the account-level one)"
+                        }
+                        Some(_) => " with the account-level token",
+                        None => "",
+                    };
                     checks.push(Check::pass(
                         name,
                         format!(
-                            "{} is reachable; uc-access acts there as `{}`",
+                            "{} is reachable{token}; uc-access acts there as `{}`",
                             ws.host,
                             p.uc_name()
                         ),
