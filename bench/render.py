@@ -92,7 +92,7 @@ def main():
         fetched = sum(m["tokenFetches"] for m in t.values())
         approvals = sum(m["approvals"] for m in t.values())
         secs = sum(m["seconds"] for m in t.values())
-        w(f"| 3 | token fetches | {fetched} during {approvals:,} approvals over {secs:.0f} s in {len(t)} processes, after each process's first approval fetched its two (OAuth M2M: one for the account, one for the workspace). A token is kept until 5 minutes before it expires (3600 s), so **about 1.1 per hour per host**: 2.2 per hour for one workspace with M2M, 1.1 with the managed identity's single Entra token | | |")
+        w(f"| 3 | token fetches | {fetched} during {approvals:,} approvals over {secs:.0f} s in {len(t)} processes, after each process's first approval fetched its one (OAuth M2M: the account token, which the stand-in's workspace accepts as the real service is said to; a workspace that refuses it adds its own token once, see docs/databricks.md). A token is kept until 5 minutes before it expires (3600 s), so **about 1.1 per hour**: with M2M for the account and its workspaces together, as with the managed identity's single Entra token | | |")
         for mode, m in t.items():
             label = "at once" if mode == "0ms" else f"after {mode.replace('ms', ' ms')}"
             for lv in m["levels"]:
