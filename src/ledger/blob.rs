@@ -5,7 +5,7 @@
 //! seconds), so a query may miss a record written a moment ago. Records are always read back and
 //! checked, so a stale tag can hide a record briefly but never return a wrong one.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -30,10 +30,6 @@ use crate::domain::Principal;
 
 /// How many records are read (after a tag query) or written (a batch) at once.
 const READ_CONCURRENCY: usize = 16;
-
-/// How many principals' grants are looked up at once when the timer asks for the live grants sharing
-/// a catalog (each lookup has up to [`READ_CONCURRENCY`] reads in flight itself).
-const PRINCIPAL_CONCURRENCY: usize = 4;
 
 /// Construction options that tests (and special networks) need; production uses the defaults.
 #[derive(Debug, Default, Clone)]
@@ -359,9 +355,7 @@ impl LedgerStore for BlobLedger {
         self.ensure_container().await?;
         self.read(&Self::blob_name(id))
             .await?
-            .ok_or_else(|| LedgerError::NotFound {
-                what: format!("with id {id}"),
-            })
+            .ok_or_else(|| LedgerError::no_record(id))
     }
 
     async fn update(
@@ -415,34 +409,6 @@ impl LedgerStore for BlobLedger {
             .await
     }
 
-    /// The principals asked about [`PRINCIPAL_CONCURRENCY`] at a time (each answer reads its records
-    /// concurrently already), keeping only the grants that can share a securable with the ending ones.
-    async fn live_grants_sharing(
-        &self,
-        workspace: &str,
-        catalogs: &BTreeSet<String>,
-        principals: &BTreeSet<Principal>,
-        except: &BTreeSet<GrantId>,
-    ) -> Result<Vec<Versioned<GrantRecord>>, LedgerError> {
-        let answers: Vec<Vec<Versioned<GrantRecord>>> = futures::stream::iter(principals.clone())
-            .map(|principal| async move {
-                Ok::<_, LedgerError>(
-                    self.active_for_principal(workspace, &principal)
-                        .await?
-                        .into_iter()
-                        .filter(|v| {
-                            !except.contains(&v.record.id)
-                                && catalogs.contains(v.record.securable.catalog_name().as_str())
-                        })
-                        .collect(),
-                )
-            })
-            .buffer_unordered(PRINCIPAL_CONCURRENCY)
-            .try_collect()
-            .await?;
-        Ok(answers.into_iter().flatten().collect())
-    }
-
     /// The tag query (which covers records written before markers existed) joined with the principal's
     /// markers (which cover records the tag index has not caught up with).
     async fn active_for_principal(
@@ -450,11 +416,7 @@ impl LedgerStore for BlobLedger {
         workspace: &str,
         principal: &Principal,
     ) -> Result<Vec<Versioned<GrantRecord>>, LedgerError> {
-        let filter = ListFilter {
-            principal: Some(principal.clone()),
-            workspace: Some(workspace.to_owned()),
-            ..ListFilter::default()
-        };
+        let filter = ListFilter::of_principal(workspace, principal);
         let mut found: BTreeMap<GrantId, Versioned<GrantRecord>> = self
             .list(&filter)
             .await?

@@ -43,6 +43,13 @@ impl LedgerError {
         matches!(self, Self::Unavailable { .. } | Self::Conflict { .. })
     }
 
+    /// No record has this id.
+    pub(crate) fn no_record(id: GrantId) -> Self {
+        Self::NotFound {
+            what: format!("with id {id}"),
+        }
+    }
+
     pub(crate) fn forbidden(detail: impl std::fmt::Display) -> Self {
         Self::Forbidden {
             message: format!(

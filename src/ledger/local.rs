@@ -248,9 +248,7 @@ impl LedgerStore for LocalLedger {
         let path = self.path(id);
         self.blocking(move |_| read_file(&path))
             .await?
-            .ok_or_else(|| LedgerError::NotFound {
-                what: format!("with id {id}"),
-            })
+            .ok_or_else(|| LedgerError::no_record(id))
     }
 
     async fn update(
@@ -376,11 +374,7 @@ impl LedgerStore for LocalLedger {
             .blocking(move |_| {
                 Ok(paths
                     .into_iter()
-                    .map(|(id, path)| {
-                        read_file(&path)?.ok_or_else(|| LedgerError::NotFound {
-                            what: format!("with id {id}"),
-                        })
-                    })
+                    .map(|(id, path)| read_file(&path)?.ok_or_else(|| LedgerError::no_record(id)))
                     .collect::<Vec<_>>())
             })
             .await;

@@ -15,6 +15,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use futures::{StreamExt, TryStreamExt};
 use time::OffsetDateTime;
 
 pub use blob::{BlobLedger, BlobLedgerOptions};
@@ -181,13 +182,8 @@ pub trait LedgerStore: Send + Sync + std::fmt::Debug {
         workspace: &str,
         principal: &Principal,
     ) -> Result<Vec<Versioned<GrantRecord>>, LedgerError> {
-        let filter = ListFilter {
-            principal: Some(principal.clone()),
-            workspace: Some(workspace.to_owned()),
-            ..ListFilter::default()
-        };
         Ok(self
-            .list(&filter)
+            .list(&ListFilter::of_principal(workspace, principal))
             .await?
             .into_iter()
             .filter(|v| v.record.state.keeps_access())
@@ -196,8 +192,10 @@ pub trait LedgerStore: Send + Sync + std::fmt::Debug {
 
     /// The live grants (`pending` or `active`) of any of `principals` in `workspace` on a securable in one
     /// of `catalogs`, except the grants in `except`: what the revoke planner must keep access for when
-    /// the `except` grants end (grants in other catalogs share no securable with them). Backends that
-    /// must read every record to answer (the local folder) read them once for all principals.
+    /// the `except` grants end (grants in other catalogs share no securable with them). By default the
+    /// principals are looked up [`PRINCIPAL_CONCURRENCY`] at a time with
+    /// [`LedgerStore::active_for_principal`]; backends that must read every record to answer (the local
+    /// folder) read them once for all principals instead.
     async fn live_grants_sharing(
         &self,
         workspace: &str,
@@ -205,21 +203,29 @@ pub trait LedgerStore: Send + Sync + std::fmt::Debug {
         principals: &BTreeSet<Principal>,
         except: &BTreeSet<GrantId>,
     ) -> Result<Vec<Versioned<GrantRecord>>, LedgerError> {
-        let mut all = Vec::new();
-        for principal in principals {
-            all.extend(
-                self.active_for_principal(workspace, principal)
-                    .await?
-                    .into_iter()
-                    .filter(|v| {
-                        !except.contains(&v.record.id)
-                            && catalogs.contains(v.record.securable.catalog_name().as_str())
-                    }),
-            );
-        }
-        Ok(all)
+        let answers: Vec<Vec<Versioned<GrantRecord>>> = futures::stream::iter(principals.clone())
+            .map(|principal| async move {
+                Ok::<_, LedgerError>(
+                    self.active_for_principal(workspace, &principal)
+                        .await?
+                        .into_iter()
+                        .filter(|v| {
+                            !except.contains(&v.record.id)
+                                && catalogs.contains(v.record.securable.catalog_name().as_str())
+                        })
+                        .collect(),
+                )
+            })
+            .buffer_unordered(PRINCIPAL_CONCURRENCY)
+            .try_collect()
+            .await?;
+        Ok(answers.into_iter().flatten().collect())
     }
 }
+
+/// How many principals' grants [`LedgerStore::live_grants_sharing`] looks up at once by default (a Blob
+/// lookup has several reads in flight itself).
+pub const PRINCIPAL_CONCURRENCY: usize = 4;
 
 /// Opens the ledger the settings describe (the Blob backend with the app's managed identity in Azure).
 pub fn open(settings: &LedgerSettings) -> Result<Arc<dyn LedgerStore>, LedgerError> {

@@ -65,6 +65,15 @@ pub struct ListFilter {
 }
 
 impl ListFilter {
+    /// Every record of `principal` in `workspace` (the configured workspace name).
+    pub fn of_principal(workspace: &str, principal: &Principal) -> Self {
+        Self {
+            principal: Some(principal.clone()),
+            workspace: Some(workspace.to_owned()),
+            ..Self::default()
+        }
+    }
+
     pub fn matches(&self, record: &GrantRecord) -> bool {
         self.principal
             .as_ref()
