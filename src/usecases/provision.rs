@@ -219,16 +219,7 @@ pub async fn provision(
     check_not_approved_from_inside(ctx, request, &principal, deadline).await?;
 
     let key = idempotency_key(request, &decision.privileges);
-    // A dry run always plans from what Unity Catalog holds now, whatever the ledger says.
-    let existing = if request.dry_run {
-        None
-    } else {
-        match ctx.ledger.get_by_key(&key).await {
-            Ok(v) => Some(v),
-            Err(LedgerError::NotFound { .. }) => None,
-            Err(e) => return Err(e.into()),
-        }
-    };
+    let existing = recorded_for(ctx, request, &key).await?;
     if let Some(existing) = &existing
         && !same_request(&existing.record, request, &principal, &decision)
     {
@@ -442,6 +433,23 @@ async fn undo_partial(
 }
 
 /// A record for this key exists and is not revoked: answer from it.
+/// The record already made for this request's idempotency key, if any. A dry run always plans from what
+/// Unity Catalog holds now, whatever the ledger says: it sees none.
+pub(super) async fn recorded_for(
+    ctx: &Context,
+    request: &AccessRequest,
+    key: &IdempotencyKey,
+) -> Result<Option<Versioned<GrantRecord>>, ProvisionError> {
+    if request.dry_run {
+        return Ok(None);
+    }
+    match ctx.ledger.get_by_key(key).await {
+        Ok(v) => Ok(Some(v)),
+        Err(LedgerError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
 pub(super) async fn follow_existing(
     ctx: &Context,
     mut existing: Versioned<GrantRecord>,

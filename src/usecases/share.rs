@@ -16,7 +16,7 @@ use url::Url;
 
 use super::Context;
 use super::provision::{
-    Outcome, ProvisionError, Status, follow_existing, idempotency_key_for_mode,
+    Outcome, ProvisionError, Status, follow_existing, idempotency_key_for_mode, recorded_for,
 };
 use crate::databricks::{
     DatabricksError, Deadline, DirectoryEntry, NewRecipient, ObjectAction, RecipientInfo,
@@ -176,15 +176,7 @@ pub async fn provision_share(
         &decision.privileges,
         ProvisioningMode::DeltaSharing,
     );
-    let existing = if request.dry_run {
-        None
-    } else {
-        match ctx.ledger.get_by_key(&key).await {
-            Ok(v) => Some(v),
-            Err(LedgerError::NotFound { .. }) => None,
-            Err(e) => return Err(e.into()),
-        }
-    };
+    let existing = recorded_for(ctx, request, &key).await?;
     if let Some(existing) = &existing
         && !same_request(&existing.record, request, &recipient)
     {
