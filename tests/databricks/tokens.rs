@@ -393,6 +393,26 @@ async fn concurrent_first_requests_to_a_refusing_workspace_fetch_one_workspace_t
     assert!(count(PERMISSIONS_PATH) <= 16, "{}", count(PERMISSIONS_PATH));
 }
 
+/// A client secret read through Key Vault's cache with a long TTL (only a refusal re-reads it), stored
+/// in a vault that holds `initial` until the test rotates it.
+fn vaulted_secret(initial: &str) -> (Arc<RotatingVault>, uc_access::secrets::LiveSecret) {
+    use uc_access::secrets::{CachePolicy, CachedSecrets, LiveSecret, SecretName, SecretRef};
+    let vault = Arc::new(RotatingVault::default());
+    *vault.value.lock().unwrap() = initial.into();
+    let cached = CachedSecrets::new(
+        vault.clone(),
+        CachePolicy::new(Duration::from_secs(3600), Duration::ZERO),
+    );
+    let secret = LiveSecret::stored(
+        SecretString::from(initial.to_owned()),
+        SecretRef::new(
+            Arc::new(cached),
+            SecretName::parse("databricks-client-secret").unwrap(),
+        ),
+    );
+    (vault, secret)
+}
+
 /// A Key Vault stand-in for rotation tests: the test changes the value; reads are counted.
 #[derive(Debug, Default)]
 struct RotatingVault {
@@ -417,8 +437,6 @@ fn basic_for(secret: &str) -> String {
 
 #[tokio::test]
 async fn an_m2m_secret_rotated_in_key_vault_is_used_without_a_restart() {
-    use uc_access::secrets::{CachePolicy, CachedSecrets, LiveSecret, SecretName, SecretRef};
-
     // Databricks accepts whichever secret is valid now.
     let valid = Arc::new(Mutex::new("old-secret".to_owned()));
     let accepted = valid.clone();
@@ -430,20 +448,8 @@ async fn an_m2m_secret_rotated_in_key_vault_is_used_without_a_restart() {
         }
     })
     .await;
-    let vault = Arc::new(RotatingVault::default());
-    *vault.value.lock().unwrap() = "old-secret".into();
     // A long cache TTL: only the refusal can make the source see the new value.
-    let cached = CachedSecrets::new(
-        vault.clone(),
-        CachePolicy::new(Duration::from_secs(3600), Duration::ZERO),
-    );
-    let secret = LiveSecret::stored(
-        SecretString::from("old-secret"),
-        SecretRef::new(
-            Arc::new(cached),
-            SecretName::parse("databricks-client-secret").unwrap(),
-        ),
-    );
+    let (vault, secret) = vaulted_secret("old-secret");
     let source = OAuthM2mTokenSource::new(
         http(),
         OAuthM2mTokenSource::account_token_url(&fake.url, ACCOUNT),
@@ -491,8 +497,6 @@ async fn an_m2m_secret_rotated_in_key_vault_is_used_without_a_restart() {
 /// Rotates a secret once in the world of `m2m_world` (tokens always due for renewal, so every request
 /// fetches one with the secret of the moment) and returns the token requests as `path secret`.
 async fn rotate_once(refuse_account_tokens: bool) -> Vec<String> {
-    use uc_access::secrets::{CachePolicy, CachedSecrets, LiveSecret, SecretName, SecretRef};
-
     let valid = Arc::new(Mutex::new("secret-0".to_owned()));
     let refusal = refuse_account_tokens.then(|| {
         Reply::json(
@@ -510,19 +514,7 @@ async fn rotate_once(refuse_account_tokens: bool) -> Vec<String> {
         world(seen, i)
     })
     .await;
-    let vault = Arc::new(RotatingVault::default());
-    *vault.value.lock().unwrap() = "secret-0".into();
-    let cached = CachedSecrets::new(
-        vault.clone(),
-        CachePolicy::new(Duration::from_secs(3600), Duration::ZERO),
-    );
-    let secret = LiveSecret::stored(
-        SecretString::from("secret-0"),
-        SecretRef::new(
-            Arc::new(cached),
-            SecretName::parse("databricks-client-secret").unwrap(),
-        ),
-    );
+    let (vault, secret) = vaulted_secret("secret-0");
     let clients = m2m_clients(&fake, Some(secret));
     read_grants(&clients, &fake).await.unwrap();
     *valid.lock().unwrap() = "secret-1".into();
