@@ -67,9 +67,9 @@ pub const SWEEP_RESERVE: std::time::Duration = std::time::Duration::from_secs(60
 
 /// One timer run at `now`.
 ///
-/// Due grants are taken one group at a time, a group being the grants on one catalog of one workspace:
-/// grants in different groups touch no common securable, so each securable still gets at most one
-/// `PATCH` per run. A group's records are read and marked `revoking` in chunks of [`SWEEP_CHUNK`], so
+/// Due grants are taken in waves of whole groups, a group being the grants on one catalog of one
+/// workspace: grants in different groups touch no common securable, so each securable still gets at most
+/// one `PATCH` per run. A group's records are read and marked `revoking` in chunks of [`SWEEP_CHUNK`], so
 /// memory is bounded by a chunk of whole records plus a brief of each ending grant of two waves (the
 /// one being revoked and the next one being marked), not by whole records of the backlog.
 pub async fn sweep(
@@ -406,7 +406,7 @@ async fn mark_revoking(
 /// sends one `PATCH` per securable, hands over what stays, and closes each grant.
 async fn finish_revoke(
     ctx: &Context,
-    marked: Vec<Marked>,
+    mut marked: Vec<Marked>,
     now: OffsetDateTime,
     deadline: Deadline,
 ) -> RevokeOutcome {
@@ -466,7 +466,6 @@ async fn finish_revoke(
     let plan = plan_revocation(marked.iter().map(|m| &m.ending), &staying);
     drop(staying);
     // From here on the plan says what each grant's revoke depends on: the briefs' `added` can go.
-    let mut marked = marked;
     for m in &mut marked {
         m.ending.added = Vec::new();
     }
