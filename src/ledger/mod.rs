@@ -47,11 +47,11 @@ pub struct DueGroup {
     pub since: OffsetDateTime,
 }
 
-/// Collects due records into [`DueGroup`]s, keeping only their ids (16 bytes and a time each).
+/// Collects due records into [`DueGroup`]s, keeping only their ids (16 bytes and a time each), by
+/// workspace host and then catalog.
 #[derive(Debug, Default)]
 pub struct DueGroups {
-    index: HashMap<(String, String), usize>,
-    groups: Vec<(String, String, DueIds)>,
+    groups: HashMap<String, HashMap<String, DueIds>>,
 }
 
 /// A group's due records as they are found: when each became due, and its id.
@@ -59,17 +59,19 @@ type DueIds = Vec<(OffsetDateTime, GrantId)>;
 
 impl DueGroups {
     pub fn add(&mut self, record: &GrantRecord) {
-        let key = (
-            record.workspace.host.clone(),
-            record.securable.catalog_name().as_str().to_owned(),
-        );
-        let entry = (DueQuery::due_since(record), record.id);
-        match self.index.get(&key) {
-            Some(&i) => self.groups[i].2.push(entry),
-            None => {
-                self.index.insert(key.clone(), self.groups.len());
-                self.groups.push((key.0, key.1, vec![entry]));
-            }
+        let host = &record.workspace.host;
+        let catalog = record.securable.catalog_name().as_str();
+        let due = (DueQuery::due_since(record), record.id);
+        // Looked up by reference first: the names are copied once per group, not once per record.
+        match self.groups.get_mut(host).and_then(|c| c.get_mut(catalog)) {
+            Some(ids) => ids.push(due),
+            None => self
+                .groups
+                .entry(host.clone())
+                .or_default()
+                .entry(catalog.to_owned())
+                .or_default()
+                .push(due),
         }
     }
 
@@ -78,14 +80,16 @@ impl DueGroups {
         let mut groups: Vec<DueGroup> = self
             .groups
             .into_iter()
-            .map(|(workspace, catalog, mut entries)| {
-                entries.sort_unstable();
-                DueGroup {
-                    since: entries[0].0,
-                    ids: entries.into_iter().map(|(_, id)| id).collect(),
-                    workspace,
-                    catalog,
-                }
+            .flat_map(|(workspace, by_catalog)| {
+                by_catalog.into_iter().map(move |(catalog, mut entries)| {
+                    entries.sort_unstable();
+                    DueGroup {
+                        since: entries[0].0,
+                        ids: entries.into_iter().map(|(_, id)| id).collect(),
+                        workspace: workspace.clone(),
+                        catalog,
+                    }
+                })
             })
             .collect();
         groups.sort_by(|a, b| {
