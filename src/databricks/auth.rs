@@ -56,11 +56,6 @@ impl CachingTokenSource {
         self.fetches.load(Ordering::Relaxed)
     }
 
-    /// Drops the cached token (after the API refused it) so the next call fetches a new one.
-    pub async fn invalidate(&self) {
-        *self.cached.lock().await = None;
-    }
-
     /// Whether `token` is the one cached now (waits for a fetch in flight).
     async fn holds(&self, token: &BearerToken) -> bool {
         self.cached
