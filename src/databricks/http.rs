@@ -5,8 +5,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use bytes::Bytes;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::Method;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 use url::Url;
 
@@ -48,8 +50,17 @@ pub(crate) struct Call {
     pub method: Method,
     pub url: Url,
     pub query: Vec<(&'static str, String)>,
-    pub body: Option<serde_json::Value>,
+    /// A JSON body, serialised once: retries send the same bytes, and a large body (a sweep's `PATCH`
+    /// naming thousands of principals) never exists as a `serde_json::Value` tree.
+    pub body: Option<Bytes>,
     pub idempotency: Idempotency,
+}
+
+/// `value` as a JSON request body.
+pub(crate) fn json_body(value: &impl Serialize) -> Bytes {
+    // The bodies are derived structs and `json!` values with string keys, which serde_json always
+    // serialises; a failure would be a programming error, not an input the caller can fix.
+    Bytes::from(serde_json::to_vec(value).expect("request bodies always serialise to JSON"))
 }
 
 impl Call {
@@ -202,7 +213,9 @@ impl Transport {
             request = request.query(&call.query);
         }
         if let Some(body) = &call.body {
-            request = request.json(body);
+            request = request
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.clone());
         }
         self.requests.bump();
         let response = request

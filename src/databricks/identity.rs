@@ -13,7 +13,7 @@ use url::Url;
 
 use super::auth::DatabricksAuth;
 use super::error::DatabricksError;
-use super::http::{Call, Transport, encode_segment};
+use super::http::{Call, Transport, encode_segment, json_body};
 use super::retry::{Deadline, Idempotency};
 use crate::domain::{EntraObjectId, PrincipalKind};
 
@@ -102,7 +102,9 @@ impl IdentityClient {
             method: Method::POST,
             url,
             query: Vec::new(),
-            body: Some(serde_json::json!({ "external_id": external_id.to_string() })),
+            body: Some(json_body(
+                &serde_json::json!({ "external_id": external_id.to_string() }),
+            )),
             idempotency: Idempotency::NotIdempotent,
         };
         let request = format!("POST {}", call.url.path());

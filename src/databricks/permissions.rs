@@ -11,7 +11,7 @@ use url::Url;
 
 use super::auth::DatabricksAuth;
 use super::error::DatabricksError;
-use super::http::{Call, Transport, encode_segment};
+use super::http::{Call, Transport, encode_segment, json_body};
 use super::retry::{Deadline, Idempotency};
 use crate::domain::{Principal, Privilege, PrivilegeSet, Securable};
 use std::sync::Arc;
@@ -128,6 +128,11 @@ struct RawEffectivePrivilege {
     privilege: String,
     inherited_from_type: Option<String>,
     inherited_from_name: Option<String>,
+}
+
+#[derive(Serialize)]
+struct RawChanges<'a> {
+    changes: Vec<RawChange<'a>>,
 }
 
 #[derive(Serialize)]
@@ -302,7 +307,7 @@ impl GrantsApi for GrantsClient {
             method: Method::PATCH,
             url: Self::url(workspace, "permissions", securable),
             query: Vec::new(),
-            body: Some(serde_json::json!({ "changes": body })),
+            body: Some(json_body(&RawChanges { changes: body })),
             // Additive set semantics make a replayed PATCH converge (see `Idempotency::Idempotent`).
             idempotency: Idempotency::Idempotent,
         };

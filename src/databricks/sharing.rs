@@ -20,7 +20,7 @@ use url::Url;
 
 use super::auth::DatabricksAuth;
 use super::error::DatabricksError;
-use super::http::{Call, Transport, encode_segment};
+use super::http::{Call, Transport, encode_segment, json_body};
 use super::retry::{Deadline, Idempotency};
 
 /// Error codes that mean "a share, recipient or shared object with that name already exists". The
@@ -327,7 +327,7 @@ fn call(method: Method, url: Url, body: serde_json::Value, idempotency: Idempote
         method,
         url,
         query: Vec::new(),
-        body: Some(body),
+        body: Some(json_body(&body)),
         idempotency,
     }
 }

@@ -1,6 +1,7 @@
 //! Unity Catalog object names: one identifier (`Name`) and the dotted path of a securable (`FullName`).
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Serialize, Serializer};
 
@@ -26,8 +27,10 @@ pub enum NameError {
 /// purpose: a name that reaches a grant must be plain ASCII letters, digits, `_` or `-`, so that
 /// quoting tricks (backticks, quotes), percent-encoding games and Unicode look-alikes of a real name
 /// are refused at the edge instead of being granted on an object that only looks right.
+///
+/// Shared, not copied, when cloned: plans and revoke sweeps clone securables by the thousand.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Name(String);
+pub struct Name(Arc<str>);
 
 impl Name {
     pub fn parse(raw: &str) -> Result<Self, NameError> {
@@ -43,7 +46,7 @@ impl Name {
         {
             return Err(NameError::InvalidCharacter(bad));
         }
-        Ok(Self(raw.to_ascii_lowercase()))
+        Ok(Self(raw.to_ascii_lowercase().into()))
     }
 
     pub fn as_str(&self) -> &str {

@@ -2,6 +2,7 @@
 //! a group by display name, a service principal by application id.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -50,8 +51,9 @@ pub enum PrincipalError {
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Principal {
     kind: PrincipalKind,
-    /// User name (lower case), group display name (case kept), or application id.
-    name: String,
+    /// User name (lower case), group display name (case kept), or application id. Shared, not copied,
+    /// when cloned: revoke plans name each principal once per securable.
+    name: Arc<str>,
 }
 
 fn check_text(raw: &str) -> Result<&str, PrincipalError> {
@@ -81,7 +83,7 @@ impl Principal {
         }
         Ok(Self {
             kind: PrincipalKind::User,
-            name: name.to_lowercase(),
+            name: name.to_lowercase().into(),
         })
     }
 
@@ -89,7 +91,7 @@ impl Principal {
     pub fn group(display_name: &str) -> Result<Self, PrincipalError> {
         Ok(Self {
             kind: PrincipalKind::Group,
-            name: check_text(display_name)?.to_owned(),
+            name: check_text(display_name)?.into(),
         })
     }
 
@@ -97,7 +99,7 @@ impl Principal {
     pub fn service_principal(application_id: ApplicationId) -> Self {
         Self {
             kind: PrincipalKind::ServicePrincipal,
-            name: application_id.to_string(),
+            name: application_id.to_string().into(),
         }
     }
 
@@ -110,7 +112,7 @@ impl Principal {
         }
         Ok(Self {
             kind: PrincipalKind::Recipient,
-            name: name.to_ascii_lowercase(),
+            name: name.to_ascii_lowercase().into(),
         })
     }
 
@@ -131,7 +133,7 @@ impl Principal {
     /// Whether a grant's `principal` string names this principal, with Unity Catalog's case rules.
     pub fn matches_uc_name(&self, uc_name: &str) -> bool {
         match self.kind {
-            PrincipalKind::Group => self.name == uc_name,
+            PrincipalKind::Group => &*self.name == uc_name,
             PrincipalKind::User | PrincipalKind::ServicePrincipal | PrincipalKind::Recipient => {
                 self.name.eq_ignore_ascii_case(uc_name)
             }

@@ -126,16 +126,12 @@ pub fn hash_hex(parts: &[&str]) -> String {
         }
         ctx.update(part.as_bytes());
     }
-    hex(ctx.finish().as_ref())
+    hex::encode(ctx.finish().as_ref())
 }
 
 /// Lower-case hex SHA-256 of raw bytes (the local ledger's record versions).
 pub fn hash_bytes_hex(bytes: &[u8]) -> String {
-    hex(digest::digest(&digest::SHA256, bytes).as_ref())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(digest::digest(&digest::SHA256, bytes).as_ref())
 }
 
 #[cfg(test)]

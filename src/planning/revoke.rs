@@ -8,6 +8,7 @@
 //! grant needing it ends.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::domain::{Principal, Privilege, PrivilegeSet, Securable};
 use crate::planning::grant::{PlannedChange, is_covered, needed};
@@ -16,7 +17,8 @@ use crate::planning::grant::{PlannedChange, is_covered, needed};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ending<I> {
     pub id: I,
-    pub workspace: String,
+    /// The workspace host (shared by every grant of a sweep on that workspace).
+    pub workspace: Arc<str>,
     pub principal: Principal,
     pub added: Vec<PlannedChange>,
 }
@@ -25,7 +27,7 @@ pub struct Ending<I> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Staying<I> {
     pub id: I,
-    pub workspace: String,
+    pub workspace: Arc<str>,
     pub principal: Principal,
     pub target: Securable,
     pub privileges: PrivilegeSet,
@@ -54,8 +56,9 @@ pub struct RevocationPlan<I> {
     /// One entry per (workspace, securable), in a stable order.
     pub removals: Vec<SecurableRemoval>,
     pub handovers: Vec<Handover<I>>,
-    /// Per ending grant: what will be removed on its behalf.
-    pub removed_by_grant: BTreeMap<I, Vec<PlannedChange>>,
+    /// Per ending grant: the changes in `removals` (by index) that remove something on its behalf, so a
+    /// failed change can be traced to the grants it leaves unrevoked.
+    pub removed_by_grant: BTreeMap<I, Vec<usize>>,
 }
 
 /// Plans the removals for `ending` grants, keeping what any of `staying` still needs.
@@ -70,23 +73,23 @@ pub fn plan_revocation<'e, I: Ord + Clone + 'e>(
     type Needs<'a, I> = Vec<(&'a Staying<I>, Securable, PrivilegeSet)>;
     let mut needs_of: BTreeMap<(&str, &Principal), Needs<'_, I>> = BTreeMap::new();
     for s in staying {
-        let entry = needs_of
-            .entry((s.workspace.as_str(), &s.principal))
-            .or_default();
+        let entry = needs_of.entry((&*s.workspace, &s.principal)).or_default();
         for (securable, privileges) in needed(&s.target, &s.privileges) {
             entry.push((s, securable, privileges));
         }
     }
     let no_needs: Needs<'_, I> = Vec::new();
 
-    let mut removals: BTreeMap<(String, Securable), BTreeMap<Principal, PrivilegeSet>> =
-        BTreeMap::new();
+    // Keys borrow from the ending grants while planning; each securable and principal is cloned once
+    // into the plan at the end (a sweep's plan covers thousands of grants).
+    type Key<'a> = (&'a str, &'a Securable);
+    let mut removals: BTreeMap<Key<'e>, BTreeMap<&'e Principal, PrivilegeSet>> = BTreeMap::new();
     let mut handovers = Vec::new();
-    let mut removed_by_grant: BTreeMap<I, Vec<PlannedChange>> = BTreeMap::new();
+    let mut removed_on: Vec<(&'e I, Vec<Key<'e>>)> = Vec::new();
 
     for grant in ending {
         let needs = needs_of
-            .get(&(grant.workspace.as_str(), &grant.principal))
+            .get(&(&*grant.workspace, &grant.principal))
             .unwrap_or(&no_needs);
         let mut removed_here = Vec::new();
         for change in &grant.added {
@@ -111,28 +114,35 @@ pub fn plan_revocation<'e, I: Ord + Clone + 'e>(
                 }
             }
             if !remove.is_empty() {
+                let key = (&*grant.workspace, &change.securable);
                 removals
-                    .entry((grant.workspace.clone(), change.securable.clone()))
+                    .entry(key)
                     .or_default()
-                    .entry(grant.principal.clone())
+                    .entry(&grant.principal)
                     .or_default()
-                    .extend(remove.iter().copied());
-                removed_here.push(PlannedChange {
-                    securable: change.securable.clone(),
-                    add: remove,
-                });
+                    .extend(remove);
+                removed_here.push(key);
             }
         }
-        removed_by_grant.insert(grant.id.clone(), removed_here);
+        removed_on.push((&grant.id, removed_here));
     }
 
+    let index: BTreeMap<Key<'e>, usize> =
+        removals.keys().enumerate().map(|(i, k)| (*k, i)).collect();
+    let removed_by_grant = removed_on
+        .into_iter()
+        .map(|(id, keys)| (id.clone(), keys.iter().map(|k| index[k]).collect()))
+        .collect();
     RevocationPlan {
         removals: removals
             .into_iter()
             .map(|((workspace, securable), removals)| SecurableRemoval {
-                workspace,
-                securable,
-                removals,
+                workspace: workspace.to_owned(),
+                securable: securable.clone(),
+                removals: removals
+                    .into_iter()
+                    .map(|(principal, privileges)| (principal.clone(), privileges))
+                    .collect(),
             })
             .collect(),
         handovers,
@@ -313,5 +323,10 @@ mod tests {
             vec![("main.sales.orders".into(), "a@x.com".into(), vec!["SELECT"])]
         );
         assert_eq!(plan.removed_by_grant[&1].len(), 1);
+        let change = &plan.removals[plan.removed_by_grant[&1][0]];
+        assert_eq!(
+            change.securable,
+            s(SecurableType::Table, "main.sales.orders")
+        );
     }
 }

@@ -7,7 +7,8 @@
 //! securable carrying every principal's removals, removing only what the product added and no other
 //! active grant of the same principal still needs (that is handed over to the grant that needs it).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::Arc;
 
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -145,6 +146,7 @@ async fn next_wave(
     reserve: std::time::Duration,
 ) -> Wave {
     let mut wave = Wave::default();
+    let mut shared = Shared::default();
     while wave.marked.len() < SWEEP_WAVE {
         if deadline.remaining() <= reserve {
             wave.deferred = groups.map(|g| g.ids.len() as u64).sum();
@@ -157,6 +159,7 @@ async fn next_wave(
         };
         let started = std::time::Instant::now();
         let before = wave.marked.len();
+        wave.marked.reserve(group.ids.len());
         for chunk in group.ids.chunks(SWEEP_CHUNK) {
             let mut due = Vec::with_capacity(chunk.len());
             for result in ctx.ledger.get_many(chunk).await {
@@ -175,7 +178,7 @@ async fn next_wave(
                 mark_revoking(ctx, ending, now)
                     .await
                     .into_iter()
-                    .map(|v| Marked::of(v, false)),
+                    .map(|v| Marked::of(v, false, &mut shared)),
             );
             if wave.error.is_some() {
                 break;
@@ -308,41 +311,93 @@ pub struct RevokeOutcome {
 }
 
 /// An ending grant once marked `revoking`, in brief: what planning, the `PATCH`es and closing need.
+/// A wave holds one per grant, so what many grants repeat is shared ([`Shared`]), not copied.
 struct Marked {
     id: GrantId,
     /// The version written when it was marked: closing changes the record only if it is still at it.
     version: String,
     attempts: u32,
-    workspace_name: String,
-    catalog: String,
+    scope: Arc<Scope>,
     ending: Ending<GrantId>,
     /// The whole record, kept for shared grants (their steps read it) and when asked (a small run);
     /// otherwise read again, by chunks, when the grant is closed.
     record: Option<Box<Versioned<GrantRecord>>>,
 }
 
+/// Where a grant is: its workspace (configured name and host) and catalog.
+#[derive(PartialEq, Eq)]
+struct Scope {
+    workspace_name: String,
+    host: Arc<str>,
+    catalog: String,
+}
+
+/// One copy per wave of what its briefs repeat: the scope of a catalog's grants, and each securable
+/// (a catalog's grants name its catalog and schemas over and over). Names are reference-counted, so a
+/// shared copy costs a pointer.
+#[derive(Default)]
+struct Shared {
+    scope: Option<Arc<Scope>>,
+    securables: HashSet<Securable>,
+}
+
+impl Shared {
+    fn scope(&mut self, r: &GrantRecord) -> Arc<Scope> {
+        let catalog = r.securable.catalog_name().as_str();
+        match &self.scope {
+            // Records come a catalog at a time: the last scope is nearly always the one.
+            Some(s)
+                if s.catalog == catalog
+                    && *s.host == *r.workspace.host
+                    && s.workspace_name == r.workspace.name =>
+            {
+                Arc::clone(s)
+            }
+            _ => {
+                let scope = Arc::new(Scope {
+                    workspace_name: r.workspace.name.clone(),
+                    host: r.workspace.host.as_str().into(),
+                    catalog: catalog.to_owned(),
+                });
+                self.scope = Some(Arc::clone(&scope));
+                scope
+            }
+        }
+    }
+
+    fn securable(&mut self, s: &Securable) -> Securable {
+        match self.securables.get(s) {
+            Some(shared) => shared.clone(),
+            None => {
+                self.securables.insert(s.clone());
+                s.clone()
+            }
+        }
+    }
+}
+
 impl Marked {
-    fn of(v: Versioned<GrantRecord>, keep: bool) -> Self {
+    fn of(v: Versioned<GrantRecord>, keep: bool, shared: &mut Shared) -> Self {
         let r = &v.record;
+        let scope = shared.scope(r);
         let brief = Self {
             id: r.id,
             version: v.version.clone(),
             attempts: r.attempts,
-            workspace_name: r.workspace.name.clone(),
-            catalog: r.securable.catalog_name().as_str().to_owned(),
             ending: Ending {
                 id: r.id,
-                workspace: r.workspace.host.clone(),
+                workspace: Arc::clone(&scope.host),
                 principal: r.principal.clone(),
                 added: r
                     .added
                     .iter()
                     .map(|c| PlannedChange {
-                        securable: c.securable.clone(),
+                        securable: shared.securable(&c.securable),
                         add: c.privileges.clone(),
                     })
                     .collect(),
             },
+            scope,
             record: None,
         };
         Self {
@@ -360,10 +415,11 @@ pub async fn revoke_grants(
     now: OffsetDateTime,
     deadline: Deadline,
 ) -> RevokeOutcome {
+    let mut shared = Shared::default();
     let marked = mark_revoking(ctx, ending, now)
         .await
         .into_iter()
-        .map(|v| Marked::of(v, true))
+        .map(|v| Marked::of(v, true, &mut shared))
         .collect();
     finish_revoke(ctx, marked, now, deadline).await
 }
@@ -422,8 +478,10 @@ async fn finish_revoke(
     let mut per_workspace: BTreeMap<&str, (BTreeSet<String>, BTreeSet<Principal>)> =
         BTreeMap::new();
     for m in &marked {
-        let (catalogs, principals) = per_workspace.entry(m.workspace_name.as_str()).or_default();
-        catalogs.insert(m.catalog.clone());
+        let (catalogs, principals) = per_workspace
+            .entry(m.scope.workspace_name.as_str())
+            .or_default();
+        catalogs.insert(m.scope.catalog.clone());
         principals.insert(m.ending.principal.clone());
     }
     let mut staying = Vec::new();
@@ -436,7 +494,7 @@ async fn finish_revoke(
         {
             Ok(others) => staying.extend(others.into_iter().map(|o| Staying {
                 id: o.record.id,
-                workspace: o.record.workspace.host,
+                workspace: o.record.workspace.host.into(),
                 principal: o.record.principal,
                 target: o.record.securable,
                 privileges: o.record.requested_privileges,
@@ -470,9 +528,9 @@ async fn finish_revoke(
         m.ending.added = Vec::new();
     }
 
-    // 3. One PATCH per securable; remember which (workspace, securable) failed.
-    let mut failed_on: BTreeMap<(String, Securable), String> = BTreeMap::new();
-    for removal in &plan.removals {
+    // 3. One PATCH per securable; remember which failed (by the removal's index in the plan).
+    let mut failed_on: Vec<Option<String>> = vec![None; plan.removals.len()];
+    for (i, removal) in plan.removals.iter().enumerate() {
         let changes: Vec<PermissionsChange> = removal
             .removals
             .iter()
@@ -495,7 +553,7 @@ async fn finish_revoke(
         };
         if let Err(e) = result {
             tracing::warn!(securable = %removal.securable, error = %e, "revoke failed on this securable");
-            failed_on.insert((removal.workspace.clone(), removal.securable.clone()), e);
+            failed_on[i] = Some(e);
         }
     }
 
@@ -524,11 +582,7 @@ async fn finish_revoke(
             .get(&m.id)
             .into_iter()
             .flatten()
-            .find_map(|c| {
-                failed_on
-                    .get(&(m.ending.workspace.clone(), c.securable.clone()))
-                    .cloned()
-            })
+            .find_map(|&i| failed_on[i].clone())
             .or_else(|| handover_failed.get(&m.id).cloned())
             .or_else(|| unshare_failed.get(&m.id).cloned())
     };
