@@ -8,8 +8,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::Method;
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use url::Url;
 
 use super::error::{DatabricksError, Upstream};
@@ -61,6 +61,23 @@ pub(crate) fn json_body(value: &impl Serialize) -> Bytes {
     // The bodies are derived structs and `json!` values with string keys, which serde_json always
     // serialises; a failure would be a programming error, not an input the caller can fix.
     Bytes::from(serde_json::to_vec(value).expect("request bodies always serialise to JSON"))
+}
+
+/// Reads the JSON answer to `call` (an empty body reads as `{}`).
+pub(crate) fn decode<'a, T: Deserialize<'a>>(
+    call: &Call,
+    body: &'a [u8],
+) -> Result<T, DatabricksError> {
+    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        body
+    };
+    serde_json::from_slice(body).map_err(|e| DatabricksError::Unexpected {
+        request: call.label(),
+        detail: format!("cannot read the answer: {e}"),
+        upstream: None,
+    })
 }
 
 impl Call {
@@ -129,22 +146,23 @@ impl Transport {
         call: &Call,
         deadline: Deadline,
     ) -> Result<T, DatabricksError> {
-        let body = self
-            .retry
+        let body = self.body(tokens, call, deadline).await?;
+        decode(call, &body)
+    }
+
+    /// Sends `call` with retries and answers the successful answer's bytes, to be read with [`decode`]
+    /// into a type that borrows from them.
+    pub(crate) async fn body(
+        &self,
+        tokens: &dyn TokenSource,
+        call: &Call,
+        deadline: Deadline,
+    ) -> Result<Vec<u8>, DatabricksError> {
+        self.retry
             .run(call.idempotency, deadline, |_| {
                 self.once(tokens, call, deadline)
             })
-            .await?;
-        let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
-            b"{}"
-        } else {
-            &body
-        };
-        serde_json::from_slice(body).map_err(|e| DatabricksError::Unexpected {
-            request: call.label(),
-            detail: format!("cannot read the answer: {e}"),
-            upstream: None,
-        })
+            .await
     }
 
     /// One attempt: a token, the request, and (when the API refuses the token and the source has another

@@ -7,11 +7,13 @@
 use async_trait::async_trait;
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use std::borrow::Cow;
 use url::Url;
 
 use super::auth::DatabricksAuth;
 use super::error::DatabricksError;
-use super::http::{Call, Transport, encode_segment, json_body};
+use super::http::{Call, Transport, decode, encode_segment, json_body};
 use super::retry::{Deadline, Idempotency};
 use crate::domain::{Principal, Privilege, PrivilegeSet, Securable};
 use std::sync::Arc;
@@ -76,7 +78,8 @@ pub trait GrantsApi: Send + Sync {
         deadline: Deadline,
     ) -> Result<Vec<PrivilegeAssignment>, DatabricksError>;
 
-    /// Applies `changes` in one `PATCH`; answers the assignments after the change.
+    /// Applies `changes` in one `PATCH`; answers the assignments of the changed principals after the
+    /// change (Unity Catalog answers every principal's; the others are skipped unread).
     async fn update(
         &self,
         workspace: &Url,
@@ -128,6 +131,52 @@ struct RawEffectivePrivilege {
     privilege: String,
     inherited_from_type: Option<String>,
     inherited_from_name: Option<String>,
+}
+
+/// A `PATCH` answer, borrowed from its bytes: Unity Catalog lists every principal's assignments on the
+/// securable (thousands on a busy catalog) and a caller looks only at those it changed, so the others'
+/// privileges are skipped without being copied.
+#[derive(Deserialize)]
+struct RawUpdated<'a> {
+    #[serde(borrow, default = "Vec::new")]
+    privilege_assignments: Vec<RawAssignmentRef<'a>>,
+}
+
+#[derive(Deserialize)]
+struct RawAssignmentRef<'a> {
+    #[serde(borrow)]
+    principal: Cow<'a, str>,
+    #[serde(borrow, default)]
+    privileges: Option<&'a RawValue>,
+}
+
+/// The principals a `PATCH` changed, to pick theirs out of its answer: sorted by ASCII-lower-cased name
+/// (Unity Catalog compares user names without case, [`Principal::matches_uc_name`]), so a sweep's
+/// `PATCH` naming thousands is searched, not scanned, for each principal in the answer.
+struct Changed<'c> {
+    by_name: Vec<(String, &'c Principal)>,
+}
+
+impl<'c> Changed<'c> {
+    fn new(changes: &'c [PermissionsChange]) -> Self {
+        let mut by_name: Vec<(String, &Principal)> = changes
+            .iter()
+            .map(|c| (c.principal.uc_name().to_ascii_lowercase(), &c.principal))
+            .collect();
+        by_name.sort_by(|a, b| a.0.cmp(&b.0));
+        Self { by_name }
+    }
+
+    /// Whether `uc_name` is one of the changed principals; `key` is a reused buffer.
+    fn includes(&self, uc_name: &str, key: &mut String) -> bool {
+        key.clear();
+        key.extend(uc_name.chars().map(|c| c.to_ascii_lowercase()));
+        let from = self.by_name.partition_point(|(k, _)| k < key);
+        self.by_name[from..]
+            .iter()
+            .take_while(|(k, _)| k == key)
+            .any(|(_, p)| p.matches_uc_name(uc_name))
+    }
 }
 
 #[derive(Serialize)]
@@ -312,16 +361,31 @@ impl GrantsApi for GrantsClient {
             idempotency: Idempotency::Idempotent,
         };
         let tokens = self.auth.workspace(workspace);
-        let page: RawPage<RawAssignment> = self
+        let answer = self
             .transport
-            .json(&*tokens, &call, deadline)
+            .body(&*tokens, &call, deadline)
             .await
             .map_err(|e| e.about_securable(securable))?;
-        Ok(page
-            .privilege_assignments
-            .into_iter()
-            .map(Into::into)
-            .collect())
+        let page: RawUpdated<'_> =
+            decode(&call, &answer).map_err(|e| e.about_securable(securable))?;
+        let changed = Changed::new(changes);
+        let mut key = String::new();
+        let mut assignments = Vec::new();
+        for raw in page.privilege_assignments {
+            if !changed.includes(&raw.principal, &mut key) {
+                continue;
+            }
+            let privileges: Vec<String> = match raw.privileges {
+                Some(list) => decode(&call, list.get().as_bytes())
+                    .map_err(|e| e.about_securable(securable))?,
+                None => Vec::new(),
+            };
+            assignments.push(PrivilegeAssignment::from(RawAssignment {
+                principal: raw.principal.into_owned(),
+                privileges,
+            }));
+        }
+        Ok(assignments)
     }
 
     #[tracing::instrument(skip_all, fields(securable = %securable))]

@@ -121,6 +121,76 @@ async fn changes_are_sent_as_one_patch_and_the_new_assignments_returned() {
 }
 
 #[tokio::test]
+async fn a_patch_answers_only_the_changed_principals_assignments() {
+    // Unity Catalog answers every principal's assignments on the securable; only those changed are
+    // read: a user compared without case, a group exactly, an escaped name decoded, no privileges empty.
+    let fake = Fake::start(|_, _| {
+        Reply::json(
+            200,
+            json!({"privilege_assignments":[
+                {"principal":"someone@x.com","privileges":["SELECT","MODIFY"]},
+                {"principal":"Alice@X.com","privileges":["USE_CATALOG","NEW_THING"]},
+                {"principal":"data eng","privileges":["USE_CATALOG"]},
+                {"principal":"Data Eng","privileges":["SELECT"]},
+                {"principal":"qu\"oted","privileges":null},
+                {"principal":"bob@x.com"}
+            ]}),
+        )
+    })
+    .await;
+    let c = clients(&fake, fast_retry(1), Duration::from_secs(5), false);
+    let catalog = Securable::parse(SecurableType::Catalog, "sales").unwrap();
+    let change = |principal: Principal| PermissionsChange {
+        principal,
+        add: PrivilegeSet::from([Privilege::UseCatalog]),
+        remove: PrivilegeSet::new(),
+    };
+    let changes = [
+        change(Principal::user("alice@x.com").unwrap()),
+        change(Principal::group("data eng").unwrap()),
+        change(Principal::group("qu\"oted").unwrap()),
+        change(Principal::user("bob@x.com").unwrap()),
+    ];
+    let got = c
+        .grants
+        .update(&fake.url, &catalog, &changes, deadline())
+        .await
+        .unwrap();
+
+    let names: Vec<&str> = got.iter().map(|a| a.principal.as_str()).collect();
+    assert_eq!(names, ["Alice@X.com", "data eng", "qu\"oted", "bob@x.com"]);
+    assert_eq!(
+        got[0].privileges,
+        PrivilegeSet::from([Privilege::UseCatalog])
+    );
+    assert_eq!(got[0].unrecognised, vec!["NEW_THING"]);
+    assert!(got[2].privileges.is_empty() && got[3].privileges.is_empty());
+}
+
+#[tokio::test]
+async fn a_patch_answer_that_is_not_json_is_an_unexpected_answer_naming_the_request() {
+    let fake =
+        Fake::start(|_, _| Reply::json(200, json!({"privilege_assignments":[{"principal":1}]})))
+            .await;
+    let c = clients(&fake, fast_retry(1), Duration::from_secs(5), false);
+    let changes = [PermissionsChange {
+        principal: Principal::user("alice@x.com").unwrap(),
+        add: PrivilegeSet::from([Privilege::Select]),
+        remove: PrivilegeSet::new(),
+    }];
+    let err = c
+        .grants
+        .update(&fake.url, &table(), &changes, deadline())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, DatabricksError::Unexpected { request, detail, .. }
+            if request.starts_with("PATCH ") && detail.starts_with("cannot read the answer")),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
 async fn effective_privileges_keep_where_they_are_inherited_from() {
     let fake = Fake::start(|_, _| {
         Reply::json(
