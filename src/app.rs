@@ -72,15 +72,20 @@ impl Services {
     /// Builds every client from the settings. Nothing is fetched here: keys, tokens and secrets are
     /// loaded on first use, so the process is ready for the host at once.
     pub fn build(settings: &Settings) -> Result<Self, BuildError> {
+        // One HTTP client for Databricks and for the caller-token key set: building a client loads the
+        // platform's root certificates (a few milliseconds of the start-up each time, BENCHMARKS.md),
+        // and one client keeps one connection pool. Both refuse redirects; the key set's requests carry
+        // their own timeout.
+        let http = crate::databricks::Transport::default_http();
         let clients = settings
             .databricks
             .as_ref()
-            .map(DatabricksClients::from_settings)
+            .map(|db| DatabricksClients::from_settings_with(db, http.clone()))
             .transpose()?;
         let ledger = crate::ledger::open(&settings.ledger)?;
         Ok(Self::assemble(
             settings,
-            Authenticator::new(settings.auth.clone())?,
+            Authenticator::with_client(settings.auth.clone(), http),
             clients,
             ledger,
             system_clock(),

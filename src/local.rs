@@ -107,11 +107,13 @@ impl LocalRun {
             .databricks
             .as_ref()
             .ok_or_else(|| anyhow::anyhow!("the local run always has Databricks settings"))?;
-        let clients = DatabricksClients::from_settings(db)?;
+        // One HTTP client for both, as in `Services::build`.
+        let http = crate::databricks::Transport::default_http();
+        let clients = DatabricksClients::from_settings_with(db, http.clone())?;
         let ledger = crate::ledger::open(&settings.ledger)?;
         let services = Services::assemble(
             &settings,
-            Authenticator::new(settings.auth.clone())?,
+            Authenticator::with_client(settings.auth.clone(), http),
             Some(clients),
             ledger,
             clock,

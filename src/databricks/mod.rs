@@ -55,7 +55,15 @@ pub struct DatabricksClients {
 
 impl DatabricksClients {
     pub fn from_settings(settings: &DatabricksSettings) -> Result<Self, DatabricksError> {
-        let http = Transport::default_http();
+        Self::from_settings_with(settings, Transport::default_http())
+    }
+
+    /// [`DatabricksClients::from_settings`] over `http` (one client shared with the process's other
+    /// outbound calls).
+    pub fn from_settings_with(
+        settings: &DatabricksSettings,
+        http: reqwest::Client,
+    ) -> Result<Self, DatabricksError> {
         let auth = Arc::new(DatabricksAuth::from_settings(settings, http.clone())?);
         let retry = RetryPolicy {
             max_attempts: settings.max_attempts,
