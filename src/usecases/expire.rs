@@ -57,7 +57,7 @@ pub fn backoff(attempts: u32) -> time::Duration {
 pub const SWEEP_CHUNK: usize = 500;
 
 /// About how many ending grants a sweep revokes together (a wave: whole catalogs, at least one; two
-/// waves' briefs and one wave's plan are in memory at once, about 2 kB per grant). The
+/// waves' briefs and one wave's plan are in memory at once, well under 1 kB per grant). The
 /// principals' other live grants are looked up once per wave, and the next wave is read and marked
 /// while this one's `PATCH`es wait on Databricks.
 pub const SWEEP_WAVE: usize = 10_000;
