@@ -60,32 +60,40 @@ pub struct Provisioning {
 /// Why the services could not be built from valid settings.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    #[error("cannot build the HTTP client for caller authentication: {0}")]
-    Http(#[from] reqwest::Error),
     #[error("cannot set up the Databricks clients: {0}")]
     Databricks(#[from] crate::databricks::DatabricksError),
     #[error("cannot open the grant ledger: {0}")]
     Ledger(#[from] crate::ledger::LedgerError),
 }
 
+/// The clients that call out — the caller tokens' authenticator (its key set) and, when configured, the
+/// Databricks clients — over one HTTP client: building a client loads the platform's root certificates (a
+/// few milliseconds of the start-up each time, BENCHMARKS.md), and one client keeps one connection pool.
+/// Both refuse redirects; the key set's requests carry their own timeout.
+pub fn outbound_clients(
+    settings: &Settings,
+) -> Result<(Authenticator, Option<DatabricksClients>), crate::databricks::DatabricksError> {
+    let http = crate::databricks::Transport::default_http();
+    let clients = settings
+        .databricks
+        .as_ref()
+        .map(|db| DatabricksClients::from_settings(db, http.clone()))
+        .transpose()?;
+    Ok((
+        Authenticator::with_client(settings.auth.clone(), http),
+        clients,
+    ))
+}
+
 impl Services {
     /// Builds every client from the settings. Nothing is fetched here: keys, tokens and secrets are
     /// loaded on first use, so the process is ready for the host at once.
     pub fn build(settings: &Settings) -> Result<Self, BuildError> {
-        // One HTTP client for Databricks and for the caller-token key set: building a client loads the
-        // platform's root certificates (a few milliseconds of the start-up each time, BENCHMARKS.md),
-        // and one client keeps one connection pool. Both refuse redirects; the key set's requests carry
-        // their own timeout.
-        let http = crate::databricks::Transport::default_http();
-        let clients = settings
-            .databricks
-            .as_ref()
-            .map(|db| DatabricksClients::from_settings_with(db, http.clone()))
-            .transpose()?;
+        let (auth, clients) = outbound_clients(settings)?;
         let ledger = crate::ledger::open(&settings.ledger)?;
         Ok(Self::assemble(
             settings,
-            Authenticator::with_client(settings.auth.clone(), http),
+            auth,
             clients,
             ledger,
             system_clock(),

@@ -12,9 +12,7 @@ use std::sync::Arc;
 use url::Url;
 
 use crate::app::{self, AppState, Application, Services};
-use crate::auth::Authenticator;
 use crate::auth::local_issuer::{self, LocalIssuer};
-use crate::databricks::DatabricksClients;
 use crate::functions::http_function_names;
 use crate::settings::{Env, RevokeSchedule, Settings};
 use crate::standin::{RunningStandIn, Seed, StandIn, demo};
@@ -103,21 +101,11 @@ impl LocalRun {
         let env = local_env(env, &standin_url, data_dir);
         let auth = local_issuer::local_auth_settings(&base_url, &http_function_names());
         let settings = Settings::with_auth(&env, auth)?;
-        let db = settings
-            .databricks
-            .as_ref()
+        let (auth, clients) = app::outbound_clients(&settings)?;
+        let clients = clients
             .ok_or_else(|| anyhow::anyhow!("the local run always has Databricks settings"))?;
-        // One HTTP client for both, as in `Services::build`.
-        let http = crate::databricks::Transport::default_http();
-        let clients = DatabricksClients::from_settings_with(db, http.clone())?;
         let ledger = crate::ledger::open(&settings.ledger)?;
-        let services = Services::assemble(
-            &settings,
-            Authenticator::with_client(settings.auth.clone(), http),
-            Some(clients),
-            ledger,
-            clock,
-        );
+        let services = Services::assemble(&settings, auth, Some(clients), ledger, clock);
         let state = AppState::new(services);
         let services = state.services.clone();
         let router = app::router(state).nest(local_issuer::MOUNT_PATH, issuer.router());

@@ -32,10 +32,9 @@ use serde_json::json;
 use time::OffsetDateTime;
 use time::macros::datetime;
 use uc_access::app::Services;
-use uc_access::auth::Authenticator;
 use uc_access::auth::local_issuer::local_auth_settings;
 use uc_access::contract::{grant_access, purview};
-use uc_access::databricks::{DatabricksClients, Deadline};
+use uc_access::databricks::Deadline;
 use uc_access::domain::{EntraObjectId, Principal};
 use uc_access::functions::http_function_names;
 use uc_access::ledger::{
@@ -206,8 +205,7 @@ impl World {
         let base = url::Url::parse("http://127.0.0.1:9").unwrap();
         let settings =
             Settings::with_auth(&env, local_auth_settings(&base, &http_function_names())).unwrap();
-        let clients =
-            DatabricksClients::from_settings(settings.databricks.as_ref().unwrap()).unwrap();
+        let (auth, clients) = uc_access::app::outbound_clients(&settings).unwrap();
         let ledger = Arc::new(FlakyLedger {
             inner: uc_access::ledger::open(&settings.ledger).unwrap(),
             failing_writes: AtomicU32::new(0),
@@ -216,13 +214,7 @@ impl World {
         let clock_skew = skew.clone();
         let clock: Clock =
             Arc::new(move || START + time::Duration::seconds(clock_skew.load(Ordering::SeqCst)));
-        let services = Services::assemble(
-            &settings,
-            Authenticator::new(settings.auth.clone()).unwrap(),
-            Some(clients),
-            ledger.clone(),
-            clock,
-        );
+        let services = Services::assemble(&settings, auth, clients, ledger.clone(), clock);
         Self {
             standin,
             services,

@@ -21,11 +21,10 @@ use base64::Engine;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use uc_access::app::{self, AppState, Application, Services};
+use uc_access::auth::BasicCredentials;
 use uc_access::auth::local_issuer::{
     self, LOCAL_AUDIENCE, LocalCaller, LocalIssuer, local_auth_settings,
 };
-use uc_access::auth::{Authenticator, BasicCredentials};
-use uc_access::databricks::DatabricksClients;
 use uc_access::functions::http_function_names;
 use uc_access::settings::{Env, Settings};
 use uc_access::standin::{Fault, FaultKind, Seed, StandIn, demo};
@@ -150,10 +149,11 @@ async fn no_secret_token_or_password_reaches_a_log_line_or_an_answer() {
     let clock: Clock = Arc::new(move || {
         OffsetDateTime::now_utc() + time::Duration::seconds(clock_skew.load(Ordering::SeqCst))
     });
+    let (auth, clients) = app::outbound_clients(&settings).unwrap();
     let services = Services::assemble(
         &settings,
-        Authenticator::new(settings.auth.clone()).unwrap(),
-        Some(DatabricksClients::from_settings(settings.databricks.as_ref().unwrap()).unwrap()),
+        auth,
+        clients,
         uc_access::ledger::open(&settings.ledger).unwrap(),
         clock,
     );

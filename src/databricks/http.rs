@@ -120,8 +120,10 @@ impl Transport {
         }
     }
 
-    /// A reqwest client for Databricks: no redirects (an API redirect is a misconfigured host, and
-    /// following it would send the token elsewhere), a connect timeout.
+    /// The process's reqwest client, for Databricks and the caller tokens' key set
+    /// (`app::outbound_clients`): no redirects (an API redirect is a misconfigured host, and following it
+    /// would send the token elsewhere; key material must come from the configured origin), a connect
+    /// timeout.
     pub fn default_http() -> reqwest::Client {
         reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())

@@ -54,13 +54,9 @@ pub struct DatabricksClients {
 }
 
 impl DatabricksClients {
-    pub fn from_settings(settings: &DatabricksSettings) -> Result<Self, DatabricksError> {
-        Self::from_settings_with(settings, Transport::default_http())
-    }
-
-    /// [`DatabricksClients::from_settings`] over `http` (one client shared with the process's other
-    /// outbound calls).
-    pub fn from_settings_with(
+    /// The clients for `settings` over `http` ([`Transport::default_http`], shared with the process's
+    /// other outbound calls: `app::outbound_clients`).
+    pub fn from_settings(
         settings: &DatabricksSettings,
         http: reqwest::Client,
     ) -> Result<Self, DatabricksError> {
