@@ -432,7 +432,6 @@ async fn undo_partial(
     partial.error.into()
 }
 
-/// A record for this key exists and is not revoked: answer from it.
 /// The record already made for this request's idempotency key, if any. A dry run always plans from what
 /// Unity Catalog holds now, whatever the ledger says: it sees none.
 pub(super) async fn recorded_for(
@@ -450,6 +449,7 @@ pub(super) async fn recorded_for(
     }
 }
 
+/// A record for this key exists and is not revoked: answer from it.
 pub(super) async fn follow_existing(
     ctx: &Context,
     mut existing: Versioned<GrantRecord>,
