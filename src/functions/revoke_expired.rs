@@ -72,19 +72,20 @@ pub async fn run(timer: &TimerInfo, services: &Services) -> Result<RunReport, Le
     let calls_before = provisioning.clients.requests();
     let report = sweep(ctx, ctx.now(), Deadline::after(RUN_BUDGET)).await?;
     let databricks_calls = provisioning.clients.requests() - calls_before;
-    let message = if report.due == 0 {
+    let mut message = if report.due == 0 {
         "nothing was due".to_owned()
-    } else if report.deferred > 0 {
-        format!(
-            "{} due: {} revoked, {} finished, {} failed, {} left for the next run (time budget spent)",
-            report.due, report.revoked, report.finished, report.failed, report.deferred
-        )
     } else {
         format!(
             "{} due: {} revoked, {} finished, {} failed",
             report.due, report.revoked, report.finished, report.failed
         )
     };
+    if report.deferred > 0 {
+        message.push_str(&format!(
+            ", {} left for the next run (time budget spent)",
+            report.deferred
+        ));
+    }
     Ok(RunReport {
         past_due: timer.is_past_due,
         due: report.due,
