@@ -481,7 +481,10 @@ async fn finish_revoke(
         let (catalogs, principals) = per_workspace
             .entry(m.scope.workspace_name.as_str())
             .or_default();
-        catalogs.insert(m.scope.catalog.clone());
+        // A wave's grants share a few scopes: copy each catalog name once, not once per grant.
+        if !catalogs.contains(&m.scope.catalog) {
+            catalogs.insert(m.scope.catalog.clone());
+        }
         principals.insert(m.ending.principal.clone());
     }
     let mut staying = Vec::new();
