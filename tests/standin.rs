@@ -496,6 +496,21 @@ async fn a_dropped_connection_gets_no_response_and_the_next_request_is_served() 
     );
 }
 
+/// Asks the token endpoint at `url` for an OAuth M2M token for the product's client id with `secret`.
+async fn client_credentials(
+    client: &reqwest::Client,
+    url: &str,
+    secret: &str,
+) -> reqwest::Response {
+    client
+        .post(url)
+        .basic_auth(demo::PRODUCT_CLIENT_ID, Some(secret))
+        .form(&[("grant_type", "client_credentials"), ("scope", "all-apis")])
+        .send()
+        .await
+        .expect("answer")
+}
+
 #[tokio::test]
 async fn oauth_m2m_issues_a_bearer_token_for_the_client_and_rejects_a_bad_secret() {
     let running = StandIn::builder()
@@ -508,21 +523,10 @@ async fn oauth_m2m_issues_a_bearer_token_for_the_client_and_rejects_a_bad_secret
         running.base_url(),
         demo::ACCOUNT_ID
     );
-    let bad = client
-        .post(&token_url)
-        .basic_auth(demo::PRODUCT_CLIENT_ID, Some("wrong"))
-        .form(&[("grant_type", "client_credentials"), ("scope", "all-apis")])
-        .send()
-        .await
-        .expect("answer");
+    let bad = client_credentials(&client, &token_url, "wrong").await;
     assert_eq!(bad.status(), 401);
-    let good: Value = client
-        .post(&token_url)
-        .basic_auth(demo::PRODUCT_CLIENT_ID, Some(demo::PRODUCT_CLIENT_SECRET))
-        .form(&[("grant_type", "client_credentials"), ("scope", "all-apis")])
-        .send()
+    let good: Value = client_credentials(&client, &token_url, demo::PRODUCT_CLIENT_SECRET)
         .await
-        .expect("answer")
         .json()
         .await
         .expect("json");
@@ -555,13 +559,8 @@ async fn workspaces_accept_account_tokens_unless_told_not_to() {
     let mint = |path: String| {
         let client = client.clone();
         async move {
-            let answer: Value = client
-                .post(path)
-                .basic_auth(demo::PRODUCT_CLIENT_ID, Some(demo::PRODUCT_CLIENT_SECRET))
-                .form(&[("grant_type", "client_credentials"), ("scope", "all-apis")])
-                .send()
+            let answer: Value = client_credentials(&client, &path, demo::PRODUCT_CLIENT_SECRET)
                 .await
-                .expect("answer")
                 .json()
                 .await
                 .expect("json");

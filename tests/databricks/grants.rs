@@ -14,6 +14,15 @@ fn table() -> Securable {
     Securable::parse(SecurableType::Table, "sales.eu.orders-2024").expect("a valid name")
 }
 
+/// A change adding `privileges` for `principal`.
+fn adding<const N: usize>(principal: Principal, privileges: [Privilege; N]) -> PermissionsChange {
+    PermissionsChange {
+        principal,
+        add: PrivilegeSet::from(privileges),
+        remove: PrivilegeSet::new(),
+    }
+}
+
 fn deadline() -> Deadline {
     Deadline::after(Duration::from_secs(10))
 }
@@ -95,11 +104,10 @@ async fn changes_are_sent_as_one_patch_and_the_new_assignments_returned() {
     .await;
     let c = clients(&fake, fast_retry(1), Duration::from_secs(5), false);
     let catalog = Securable::parse(SecurableType::Catalog, "sales").unwrap();
-    let changes = [PermissionsChange {
-        principal: Principal::group("data eng").unwrap(),
-        add: PrivilegeSet::from([Privilege::UseCatalog, Privilege::Select]),
-        remove: PrivilegeSet::new(),
-    }];
+    let changes = [adding(
+        Principal::group("data eng").unwrap(),
+        [Privilege::UseCatalog, Privilege::Select],
+    )];
     let got = c
         .grants
         .update(&fake.url, &catalog, &changes, deadline())
@@ -140,11 +148,7 @@ async fn a_patch_answers_only_the_changed_principals_assignments() {
     .await;
     let c = clients(&fake, fast_retry(1), Duration::from_secs(5), false);
     let catalog = Securable::parse(SecurableType::Catalog, "sales").unwrap();
-    let change = |principal: Principal| PermissionsChange {
-        principal,
-        add: PrivilegeSet::from([Privilege::UseCatalog]),
-        remove: PrivilegeSet::new(),
-    };
+    let change = |principal: Principal| adding(principal, [Privilege::UseCatalog]);
     let changes = [
         change(Principal::user("alice@x.com").unwrap()),
         change(Principal::group("data eng").unwrap()),
@@ -173,11 +177,10 @@ async fn a_patch_answer_that_is_not_json_is_an_unexpected_answer_naming_the_requ
         Fake::start(|_, _| Reply::json(200, json!({"privilege_assignments":[{"principal":1}]})))
             .await;
     let c = clients(&fake, fast_retry(1), Duration::from_secs(5), false);
-    let changes = [PermissionsChange {
-        principal: Principal::user("alice@x.com").unwrap(),
-        add: PrivilegeSet::from([Privilege::Select]),
-        remove: PrivilegeSet::new(),
-    }];
+    let changes = [adding(
+        Principal::user("alice@x.com").unwrap(),
+        [Privilege::Select],
+    )];
     let err = c
         .grants
         .update(&fake.url, &table(), &changes, deadline())
@@ -279,11 +282,10 @@ async fn each_not_found_is_told_apart_by_its_error_code() {
         "{err:?}"
     );
 
-    let changes = [PermissionsChange {
-        principal: Principal::group("users").unwrap(),
-        add: PrivilegeSet::from([Privilege::Select]),
-        remove: PrivilegeSet::new(),
-    }];
+    let changes = [adding(
+        Principal::group("users").unwrap(),
+        [Privilege::Select],
+    )];
     let err = c
         .grants
         .update(&fake.url, &table(), &changes, deadline())
