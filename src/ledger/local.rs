@@ -1,16 +1,17 @@
 //! The ledger in a local folder: the embedded default for a laptop or CI. One JSON file per record,
 //! written atomically; the version is a hash of the file's bytes.
 //!
-//! For a single process only: a mutex serialises updates inside the process, but two processes (or
-//! scaled-out app instances) updating one folder could overwrite each other's changes. Creation is safe
-//! even then, because it publishes the file with a hard link, which fails if the name exists.
+//! For a single process only: a lock per record (striped by id) serialises the updates of one record
+//! inside the process, but two processes (or scaled-out app instances) updating one folder could
+//! overwrite each other's changes. Creation is safe even then, because it publishes the file with a
+//! hard link, which fails if the name exists.
 
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, MutexGuard};
 
 use super::ids::hash_bytes_hex;
 use crate::domain::Principal;
@@ -21,11 +22,17 @@ use super::{
     Versioned, sort_due, sort_listed,
 };
 
+/// How many locks guard the records' read-compare-write. Ids are hashes, so records spread evenly; 64
+/// makes two concurrent callbacks' updates share a lock rarely, and a batch takes each lock once.
+const STRIPES: usize = 64;
+
 #[derive(Debug, Clone)]
 pub struct LocalLedger {
     dir: Arc<PathBuf>,
-    /// Held across read-compare-write so two updates in this process cannot both pass the check.
-    writes: Arc<Mutex<()>>,
+    /// One is held across a record's read-compare-write, so two updates of one record in this process
+    /// cannot both pass the check; updates of different records mostly take different locks and do not
+    /// wait for each other (a process-wide lock queued every callback's ledger writes behind one another).
+    stripes: Arc<[Mutex<()>]>,
 }
 
 impl LocalLedger {
@@ -33,8 +40,29 @@ impl LocalLedger {
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         Self {
             dir: Arc::new(dir.into()),
-            writes: Arc::new(Mutex::new(())),
+            stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
         }
+    }
+
+    fn stripe_of(id: GrantId) -> usize {
+        // The id is the SHA-256 of the idempotency key (ids.rs): its low bits are as good as any hash.
+        (id.as_uuid().as_u128() % STRIPES as u128) as usize
+    }
+
+    /// The lock of `id`'s record.
+    async fn lock_record(&self, id: GrantId) -> MutexGuard<'_, ()> {
+        self.stripes[Self::stripe_of(id)].lock().await
+    }
+
+    /// The locks of all of `ids`' records, taken in ascending order (as every caller takes them, so two
+    /// batches cannot each hold a lock the other waits for).
+    async fn lock_records(&self, ids: impl Iterator<Item = GrantId>) -> Vec<MutexGuard<'_, ()>> {
+        let wanted: BTreeSet<usize> = ids.map(Self::stripe_of).collect();
+        let mut guards = Vec::with_capacity(wanted.len());
+        for i in wanted {
+            guards.push(self.stripes[i].lock().await);
+        }
+        guards
     }
 
     fn path(&self, id: GrantId) -> PathBuf {
@@ -223,7 +251,7 @@ impl LedgerStore for LocalLedger {
     async fn create(&self, record: GrantRecord) -> Result<Versioned<GrantRecord>, LedgerError> {
         let bytes = serialize(&record)?;
         let path = self.path(record.id);
-        let _guard = self.writes.lock().await;
+        // No lock: the hard link below is the create-if-absent, and an update needs the record to exist.
         self.blocking(move |dir| {
             let temp = write_temp(dir, &bytes)?;
             // A hard link publishes the complete file under its name, or fails if the name is taken:
@@ -259,7 +287,7 @@ impl LedgerStore for LocalLedger {
         let expected = current.version.clone();
         let bytes = serialize(&record)?;
         let path = self.path(record.id);
-        let _guard = self.writes.lock().await;
+        let _guard = self.lock_record(record.id).await;
         self.blocking(move |dir| {
             match read_bytes(&path)? {
                 Some(stored) if version_of(&stored) == expected => {}
@@ -278,7 +306,7 @@ impl LedgerStore for LocalLedger {
         .await
     }
 
-    /// One lock, one flush for the whole batch: every record is checked against its version and written
+    /// The batch's record locks, one flush for the whole batch: every record is checked against its version and written
     /// beside its final name, the batch is flushed, then each is renamed into place. A crash leaves each
     /// record either old or new, never torn.
     async fn update_many(
@@ -286,7 +314,7 @@ impl LedgerStore for LocalLedger {
         batch: Vec<Versioned<GrantRecord>>,
     ) -> Vec<Result<Versioned<GrantRecord>, LedgerError>> {
         let n = batch.len();
-        let _guard = self.writes.lock().await;
+        let _guards = self.lock_records(batch.iter().map(|v| v.record.id)).await;
         let done = self
             .blocking(move |dir| {
                 let mut results: Vec<Option<Result<Versioned<GrantRecord>, LedgerError>>> =

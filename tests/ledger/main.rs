@@ -32,6 +32,7 @@ macro_rules! all_suite_tests {
             a_duplicate_create_is_refused_and_leaves_the_first_record,
             of_fifty_concurrent_creates_of_one_key_exactly_one_wins,
             an_update_from_a_stale_version_is_a_conflict,
+            of_concurrent_updates_from_one_version_exactly_one_wins,
             a_missing_grant_is_not_found,
             find_due_returns_each_kind_of_due_record_and_nothing_else,
             find_due_follows_a_record_through_its_updates,

@@ -116,6 +116,85 @@ pub async fn an_update_from_a_stale_version_is_a_conflict(store: &dyn LedgerStor
     assert_eq!(stored.version, updated.version);
 }
 
+/// Twenty writers update one record from the version they all read while every other record gets one
+/// update of its own and a batch updates more: one writer of the contested record wins, the others get a
+/// conflict, and no update of another record is refused or lost.
+pub async fn of_concurrent_updates_from_one_version_exactly_one_wins(store: &dyn LedgerStore) {
+    let contested = store.create(grant("purview:contested")).await.unwrap();
+    let mut others = Vec::new();
+    for i in 0..40 {
+        others.push(
+            store
+                .create(grant(&format!("purview:bystander-{i}")))
+                .await
+                .unwrap(),
+        );
+    }
+    let (singles, batched) = others.split_at(20);
+    let failed = |mut v: Versioned<GrantRecord>, reason: String| {
+        v.record
+            .mark_failed(&reason, NOW, NOW + Duration::minutes(5))
+            .unwrap();
+        v
+    };
+    let writers: Vec<_> = (0..20)
+        .map(|i| failed(contested.clone(), format!("writer {i}")))
+        .collect();
+    let contested_updates = futures::future::join_all(writers.into_iter().map(|v| async move {
+        let outcome = store.update(&v).await;
+        (v, outcome)
+    }));
+    let single_updates = futures::future::join_all(
+        singles
+            .iter()
+            .map(|v| failed(v.clone(), "single".into()))
+            .map(|v| async move { (store.update(&v).await, v) }),
+    );
+    let batch: Vec<_> = batched
+        .iter()
+        .map(|v| failed(v.clone(), "batched".into()))
+        .collect();
+    let batch_update = store.update_many(batch.clone());
+    let (contested_results, single_results, batch_results) =
+        futures::join!(contested_updates, single_updates, batch_update);
+
+    let winners: Vec<_> = contested_results
+        .iter()
+        .filter_map(|(v, r)| r.as_ref().ok().map(|stored| (v, stored)))
+        .collect();
+    assert_eq!(winners.len(), 1, "exactly one writer of one version wins");
+    for (_, outcome) in &contested_results {
+        if let Err(e) = outcome {
+            assert!(
+                matches!(e, LedgerError::Conflict { id } if *id == contested.record.id),
+                "{e:?}"
+            );
+        }
+    }
+    let (winner, written) = winners[0];
+    let stored = store.get(contested.record.id).await.unwrap();
+    assert_eq!(stored.version, written.version);
+    assert_eq!(stored.record, winner.record);
+
+    for (outcome, sent) in single_results {
+        let written = outcome.unwrap();
+        let stored = store.get(sent.record.id).await.unwrap();
+        assert_eq!(
+            (&stored.record, &stored.version),
+            (&sent.record, &written.version)
+        );
+    }
+    assert_eq!(batch_results.len(), batch.len());
+    for (outcome, sent) in batch_results.into_iter().zip(&batch) {
+        let written = outcome.unwrap();
+        let stored = store.get(sent.record.id).await.unwrap();
+        assert_eq!(
+            (&stored.record, &stored.version),
+            (&sent.record, &written.version)
+        );
+    }
+}
+
 pub async fn a_missing_grant_is_not_found(store: &dyn LedgerStore) {
     let never = grant("purview:never-stored");
     let err = store.get(never.id).await.unwrap_err();
