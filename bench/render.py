@@ -102,7 +102,7 @@ def main():
                 errs = "" if not lv["errors"] else " (%d not 200)" % lv["errors"]
                 w(f"| 2 | stand-in answering {label}, concurrency {lv['concurrency']}: {lv['requests']} callbacks"
                   f"{errs} | {lv['perSecond']:.0f}/s; total p50 {lv['totalMs']['p50']:.2f} / p99 {lv['totalMs']['p99']:.2f} ms;"
-                  f" handler's own p50 {lv['ownMs']['p50']:.3f} / **p99 {own:.3f} ms**; app CPU {lv.get('appCpuMsPerCallback', float('nan')):.2f} ms per callback;"
+                  f" handler's own p50 {lv['ownMs']['p50']:.3f} / **p99 {own:.3f} ms**; app CPU {lv.get('appCpuMsPerCallback', float('nan')):.2f} ms per callback (harness: load generator and stand-in, same cores, {lv.get('harnessCpuMsPerCallback', float('nan')):.2f} ms);"
                   f" {lv['databricksCallsPerApproval']:.2f} Databricks requests per callback | {target} | {v} |")
     sw = r.get("sweep")
     if sw:

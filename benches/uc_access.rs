@@ -257,17 +257,7 @@ impl App {
 
     /// CPU time the app has used so far (user + system, from /proc/PID/stat).
     fn cpu_time(&self) -> Duration {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
-        // Fields after the command name (which is in parentheses and may hold spaces): utime is the
-        // 14th field of the line, stime the 15th, both in clock ticks (100 per second on Linux).
-        let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
-        let fields: Vec<u64> = after
-            .split_whitespace()
-            .map(|f| f.parse().unwrap_or(0))
-            .collect();
-        let ticks = fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0);
-        Duration::from_millis(ticks * 10)
+        cpu_time_of(&self.child.id().to_string())
     }
 
     /// A value from /proc/PID/status in kB (`VmRSS`, `VmHWM`).
@@ -281,6 +271,20 @@ impl App {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0)
     }
+}
+
+/// User + system CPU time of process `pid` (`self` for this one) from `/proc/PID/stat`.
+fn cpu_time_of(pid: &str) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which is in parentheses and may hold spaces): utime is the
+    // 14th field of the line, stime the 15th, both in clock ticks (100 per second on Linux).
+    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+    let fields: Vec<u64> = after
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    let ticks = fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0);
+    Duration::from_millis(ticks * 10)
 }
 
 fn client() -> reqwest::Client {
@@ -637,6 +641,7 @@ async fn throughput(options: &Options, issuer: &Issuer) -> Value {
         for &(concurrency, count) in &levels {
             state.clear_requests();
             let cpu_before = app.cpu_time();
+            let harness_before = cpu_time_of("self");
             let started = Instant::now();
             let end = next.load(Ordering::SeqCst) + count;
             let mut tasks = Vec::new();
@@ -671,6 +676,7 @@ async fn throughput(options: &Options, issuer: &Issuer) -> Value {
             }
             let wall = started.elapsed();
             let app_cpu = app.cpu_time().saturating_sub(cpu_before);
+            let harness_cpu = cpu_time_of("self").saturating_sub(harness_before);
             approvals += done.len();
             let recorded = state.requests();
             let (mut totals, mut own, mut waits) = (Vec::new(), Vec::new(), Vec::new());
@@ -697,6 +703,8 @@ async fn throughput(options: &Options, issuer: &Issuer) -> Value {
                 "ownMs": { "p50": round(percentile(&mut own.clone(), 50.0), 3), "p99": round(percentile(&mut own, 99.0), 3) },
                 "databricksCallsPerApproval": round(calls, 2),
                 "appCpuMsPerCallback": round(ms(app_cpu) / done.len() as f64, 3),
+                // The load generator and the stand-in, in this process on the same cores.
+                "harnessCpuMsPerCallback": round(ms(harness_cpu) / done.len() as f64, 3),
             }));
         }
         let run_secs = run_started.elapsed().as_secs_f64();

@@ -395,6 +395,21 @@ async fn resolving_an_entra_only_user_creates_it_in_the_account_once() {
         "/api/2.0/identity/accounts/{}/users/resolve-by-external-id",
         demo::ACCOUNT_ID
     );
+    // Listed before and after: the stand-in keeps the SCIM answers' JSON between identity changes.
+    let scim = format!(
+        "/api/2.0/accounts/{}/scim/v2/Users?filter=userName%20eq%20%22{}%22",
+        demo::ACCOUNT_ID,
+        demo::ERIN_ENTRA_ONLY.to_uppercase()
+    );
+    let listed = |s: StandInState| {
+        let scim = scim.clone();
+        async move {
+            let (status, body) = call(&s, "GET", &scim, demo::PRODUCT_TOKEN, None).await;
+            assert_eq!(status, StatusCode::OK);
+            body["totalResults"].clone()
+        }
+    };
+    assert_eq!(listed(s.clone()).await, 0);
     for _ in 0..2 {
         let (status, body) = call(
             &s,
@@ -408,6 +423,7 @@ async fn resolving_an_entra_only_user_creates_it_in_the_account_once() {
         assert_eq!(body["user"]["username"], demo::ERIN_ENTRA_ONLY);
     }
     assert_eq!(s.created_identities().len(), 1);
+    assert_eq!(listed(s.clone()).await, 1);
     let (status, _) = call(
         &s,
         "POST",

@@ -11,8 +11,8 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::seq::SliceRandom;
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 
 use super::auth::Caller;
 use super::error::ApiError;
@@ -80,16 +80,16 @@ fn decode_token(token: &str) -> Option<usize> {
 
 /// One page of assignments (sorted by principal for stable paging, shuffled within the page like the
 /// real API's arbitrary order) and the token of the next page.
-fn paginate(
-    mut items: Vec<(String, Value)>,
+fn paginate<K: Ord, T>(
+    mut items: Vec<(K, T)>,
     query: &ReadQuery,
     server_page_size: usize,
     empty_first_page: bool,
-) -> Result<(Vec<Value>, Option<String>), ApiError> {
+) -> Result<(Vec<T>, Option<String>), ApiError> {
     items.sort_by(|a, b| a.0.cmp(&b.0));
     let size = match (query.max_results, &query.page_token) {
         (None, None) => {
-            let mut all: Vec<Value> = items.into_iter().map(|(_, v)| v).collect();
+            let mut all: Vec<T> = items.into_iter().map(|(_, v)| v).collect();
             all.shuffle(&mut rand::rng());
             return Ok((all, None));
         }
@@ -115,7 +115,7 @@ fn paginate(
     };
     let total = items.len();
     let end = offset.saturating_add(size).min(total);
-    let mut page: Vec<Value> = items
+    let mut page: Vec<T> = items
         .into_iter()
         .skip(offset)
         .take(end.saturating_sub(offset))
@@ -126,15 +126,21 @@ fn paginate(
     Ok((page, next))
 }
 
-fn answer(page: Vec<Value>, next: Option<String>) -> Response {
-    let mut body = Map::new();
-    if !page.is_empty() {
-        body.insert("privilege_assignments".into(), Value::Array(page));
-    }
-    if let Some(token) = next {
-        body.insert("next_page_token".into(), Value::String(token));
-    }
-    Json(Value::Object(body)).into_response()
+/// A permissions answer: the page (absent when empty, as the real API leaves it out) and the next token.
+#[derive(Serialize)]
+struct Page<T> {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    privilege_assignments: Vec<T>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_page_token: Option<String>,
+}
+
+fn answer<T: Serialize>(page: Vec<T>, next: Option<String>) -> Response {
+    Json(Page {
+        privilege_assignments: page,
+        next_page_token: next,
+    })
+    .into_response()
 }
 
 fn principal_filter(model: &Model, query: &ReadQuery) -> Result<Option<String>, ApiError> {
@@ -147,14 +153,28 @@ fn principal_filter(model: &Model, query: &ReadQuery) -> Result<Option<String>, 
     }
 }
 
-fn assignments_json(assignments: &Assignments, only: Option<&str>) -> Vec<(String, Value)> {
+/// One principal's direct privileges, borrowed from the model and serialised while it is locked (a
+/// catalog with a thousand principals is answered on every `PATCH`).
+#[derive(Serialize)]
+struct AssignmentOut<'a> {
+    principal: &'a str,
+    privileges: Vec<&'a str>,
+}
+
+fn assignments_json<'a>(
+    assignments: &'a Assignments,
+    only: Option<&str>,
+) -> Vec<(&'a str, AssignmentOut<'a>)> {
     assignments
         .iter()
         .filter(|(p, privs)| !privs.is_empty() && only.is_none_or(|o| o == p.as_str()))
         .map(|(p, privs)| {
             (
-                p.clone(),
-                json!({"principal": p, "privileges": privs.iter().collect::<Vec<_>>()}),
+                p.as_str(),
+                AssignmentOut {
+                    principal: p,
+                    privileges: privs.iter().map(String::as_str).collect(),
+                },
             )
         })
         .collect()
@@ -334,9 +354,9 @@ pub async fn update_permissions(
     }
     assignments.retain(|_, privs| !privs.is_empty());
     if omit {
-        return answer(Vec::new(), None);
+        return answer(Vec::<Value>::new(), None);
     }
-    let mut all: Vec<Value> = assignments_json(assignments, None)
+    let mut all: Vec<AssignmentOut<'_>> = assignments_json(assignments, None)
         .into_iter()
         .map(|(_, v)| v)
         .collect();

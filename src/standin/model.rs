@@ -50,6 +50,17 @@ pub struct Model {
     pub next_id: u64,
     /// Delta Sharing shares and recipients.
     pub sharing: super::sharing::SharingWorld,
+    /// The SCIM answers' resources, built once per state of the identities (`scim.rs`).
+    pub scim_cache: ScimCache,
+}
+
+/// The identities' SCIM JSON per (resource kind, with workspace-local groups), valid while the
+/// identities are as they were when it was built. Identities are only ever added (each with a
+/// [`Model::new_id`]), never changed in place, so the id counter and the three counts tell a change.
+#[derive(Debug, Default)]
+pub struct ScimCache {
+    pub(crate) built_for: Option<(u64, usize, usize, usize)>,
+    pub(crate) resources: HashMap<(&'static str, bool), Vec<serde_json::Value>>,
 }
 
 impl Model {
@@ -78,6 +89,7 @@ impl Model {
             created: Vec::new(),
             next_id: 9000,
             sharing: super::sharing::SharingWorld::default(),
+            scim_cache: ScimCache::default(),
             seed,
         };
         for grant in model.seed.grants.clone() {
@@ -93,6 +105,16 @@ impl Model {
                 .extend(grant.privileges.iter().cloned());
         }
         model
+    }
+
+    /// What the SCIM cache is valid for (see [`ScimCache`]).
+    pub fn identities_state(&self) -> (u64, usize, usize, usize) {
+        (
+            self.next_id,
+            self.users.len(),
+            self.groups.len(),
+            self.service_principals.len(),
+        )
     }
 
     pub fn new_id(&mut self) -> String {

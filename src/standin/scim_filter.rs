@@ -2,6 +2,8 @@
 //!
 //! Written by hand because the fake needs only this subset, with Databricks' 200-node limit on top.
 
+use std::borrow::Cow;
+
 use serde_json::Value;
 
 /// Databricks rejects filters with more nodes than this.
@@ -243,16 +245,21 @@ impl Filter {
 fn compare(actual: &Value, op: Op, expected: &Literal, fold: bool) -> bool {
     match (actual, expected) {
         (Value::String(a), Literal::Str(e)) => {
-            let (a, e) = if fold {
-                (a.to_lowercase(), e.to_lowercase())
+            // Equality of ASCII text (every name the product looks up) without allocating: a filter is
+            // tested against every resource of the kind.
+            if fold && matches!(op, Op::Eq | Op::Ne) && a.is_ascii() && e.is_ascii() {
+                return a.eq_ignore_ascii_case(e) == matches!(op, Op::Eq);
+            }
+            let (a, e): (Cow<'_, str>, Cow<'_, str>) = if fold {
+                (a.to_lowercase().into(), e.to_lowercase().into())
             } else {
-                (a.clone(), e.clone())
+                (a.as_str().into(), e.as_str().into())
             };
             match op {
                 Op::Eq => a == e,
                 Op::Ne => a != e,
-                Op::Co => a.contains(&e),
-                Op::Sw => a.starts_with(&e),
+                Op::Co => a.contains(e.as_ref()),
+                Op::Sw => a.starts_with(e.as_ref()),
             }
         }
         (Value::Bool(a), Literal::Bool(e)) => matches!(op, Op::Eq) == (a == e),
@@ -275,6 +282,17 @@ mod tests {
     fn user_name_matches_case_insensitively_and_attribute_names_too() {
         let filter = parse(r#"USERNAME eq "alice@contoso.COM""#).expect("valid");
         assert!(filter.matches(&user()));
+    }
+
+    #[test]
+    fn case_folding_holds_for_ne_and_for_names_beyond_ascii() {
+        let user = json!({"userName": "Ölaf.Ünal@Contoso.com"});
+        let matches = |text: &str| parse(text).expect("valid").matches(&user);
+        assert!(matches(r#"userName eq "ölaf.ünal@contoso.com""#));
+        assert!(!matches(r#"userName ne "ÖLAF.ÜNAL@CONTOSO.COM""#));
+        assert!(matches(r#"userName ne "olaf.unal@contoso.com""#));
+        assert!(!matches(r#"userName eq "alice@contoso.com""#));
+        assert!(matches(r#"userName ne "ALICE@contoso.com""#));
     }
 
     #[test]
