@@ -1,4 +1,4 @@
-//! Token caching (refresh before expiry, one refresh in flight) and the choice of token source per
+//! Token caching (refresh before expiry or after a refusal, one refresh in flight) and the choice of token source per
 //! Databricks host, built from the settings.
 
 use std::collections::HashMap;
@@ -22,14 +22,31 @@ use crate::secrets::LiveSecret;
 /// in flight.
 pub const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(300);
 
-/// Keeps a token until `margin` before its expiry. The async mutex is held across the fetch, so one
-/// refresh is in flight at a time and concurrent callers wait for it and then share its token.
+/// A refused token is dropped (and the refused request sent once more with a new one) only when it is
+/// at least this old: a token fetched moments ago and refused means the credential lacks access, and
+/// fetching again would not help; the rule also bounds the extra fetches of a source whose every token
+/// is refused to one per this interval.
+pub const MIN_AGE_TO_DROP_REFUSED: Duration = Duration::from_secs(60);
+
+/// Keeps a token until `margin` before its expiry, and drops it earlier when an API refuses it (a
+/// token revoked or invalidated before it expires would otherwise fail every request until renewal).
+/// Every request reads the token without waiting; one fetch is in flight at a time, and callers who
+/// find no fresh token wait for it and share its token.
 #[derive(Debug)]
 pub struct CachingTokenSource {
     inner: Arc<dyn TokenSource>,
     margin: Duration,
-    cached: tokio::sync::Mutex<Option<BearerToken>>,
+    /// The token handed out now and when it was fetched. A plain lock, held only to copy or replace.
+    current: std::sync::RwLock<Option<Cached>>,
+    /// Held across a fetch.
+    fetching: tokio::sync::Mutex<()>,
     fetches: Arc<AtomicU64>,
+}
+
+#[derive(Debug, Clone)]
+struct Cached {
+    token: BearerToken,
+    fetched_at: tokio::time::Instant,
 }
 
 impl CachingTokenSource {
@@ -46,7 +63,8 @@ impl CachingTokenSource {
         Self {
             inner,
             margin,
-            cached: tokio::sync::Mutex::new(None),
+            current: std::sync::RwLock::new(None),
+            fetching: tokio::sync::Mutex::new(()),
             fetches,
         }
     }
@@ -56,27 +74,62 @@ impl CachingTokenSource {
         self.fetches.load(Ordering::Relaxed)
     }
 
-    /// Whether `token` is the one cached now (waits for a fetch in flight).
-    async fn holds(&self, token: &BearerToken) -> bool {
-        self.cached
-            .lock()
-            .await
+    /// The cached token, if it is still fresh.
+    fn fresh(&self) -> Option<BearerToken> {
+        self.current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .as_ref()
-            .is_some_and(|t| t.expose() == token.expose())
+            .filter(|c| c.token.fresh_for(self.margin))
+            .map(|c| c.token.clone())
     }
 }
 
 #[async_trait]
 impl TokenSource for CachingTokenSource {
     async fn token(&self) -> Result<BearerToken, DatabricksError> {
-        let mut cached = self.cached.lock().await;
-        if let Some(token) = cached.as_ref().filter(|t| t.fresh_for(self.margin)) {
-            return Ok(token.clone());
+        if let Some(token) = self.fresh() {
+            return Ok(token);
+        }
+        let _fetching = self.fetching.lock().await;
+        // Another caller may have fetched while this one waited.
+        if let Some(token) = self.fresh() {
+            return Ok(token);
         }
         self.fetches.fetch_add(1, Ordering::Relaxed);
         let token = self.inner.token().await?;
-        *cached = Some(token.clone());
+        *self
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Cached {
+            token: token.clone(),
+            fetched_at: tokio::time::Instant::now(),
+        });
         Ok(token)
+    }
+
+    /// Worth a retry when `used` is no longer the cached token (another caller or a renewal replaced
+    /// it), or when it is and is old enough to drop ([`MIN_AGE_TO_DROP_REFUSED`]); the retry's
+    /// `token()` then fetches a new one.
+    async fn refused(&self, used: &BearerToken) -> bool {
+        let mut current = self
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match current.as_ref() {
+            Some(c) if c.token.expose() == used.expose() => {
+                if c.fetched_at.elapsed() < MIN_AGE_TO_DROP_REFUSED {
+                    return false;
+                }
+                tracing::warn!(
+                    age_s = c.fetched_at.elapsed().as_secs(),
+                    "Databricks refused a cached token before its expiry; fetching a new one"
+                );
+                *current = None;
+                true
+            }
+            _ => true,
+        }
     }
 }
 
@@ -128,9 +181,10 @@ impl TokenSource for AccountFirstTokens {
             return true;
         }
         // Already switched: a request that left with the account token before the switch is worth one
-        // more try; one refused with the workspace-level token is not (there is no third kind). The
-        // account token stays cached: the account APIs still accept it.
-        !self.workspace.holds(used).await
+        // more try with the workspace-level token; one refused with the workspace-level token is worth
+        // one only if that token is old enough to have been invalidated since (there is no third
+        // kind). The account token stays cached: the account APIs still accept it.
+        self.workspace.refused(used).await
     }
 }
 
@@ -395,6 +449,75 @@ mod tests {
             assert_eq!(caller.await.unwrap(), (true, "workspace-1".to_owned()));
         }
         assert_eq!(workspace.issued.load(Ordering::SeqCst), 1);
+        assert_eq!(account.issued.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refused_token_is_dropped_once_it_is_old_enough_and_the_retry_gets_a_new_one() {
+        let source = Numbered::new("t");
+        let cache = CachingTokenSource::new(source.clone(), DEFAULT_REFRESH_MARGIN);
+        let first = cache.token().await.unwrap();
+        assert_eq!(first.expose(), "t-1");
+
+        // Just fetched: the credential, not the token, is the problem; no retry, nothing fetched.
+        assert!(!cache.refused(&first).await);
+        assert_eq!(cache.token().await.unwrap().expose(), "t-1");
+        assert_eq!(source.issued.load(Ordering::SeqCst), 1);
+
+        tokio::time::advance(MIN_AGE_TO_DROP_REFUSED).await;
+        assert!(
+            cache.refused(&first).await,
+            "an old refused token is worth one retry"
+        );
+        let second = cache.token().await.unwrap();
+        assert_eq!(second.expose(), "t-2");
+        assert_eq!(cache.fetches(), 2);
+
+        // The new token refused at once: no third fetch (a source whose every token is refused costs
+        // one extra fetch per interval, not one per request).
+        assert!(!cache.refused(&second).await);
+        // A request that left with the old token is worth a retry with the new one, fetching nothing.
+        assert!(cache.refused(&first).await);
+        assert_eq!(cache.token().await.unwrap().expose(), "t-2");
+        assert_eq!(source.issued.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn concurrent_refusals_of_one_old_token_fetch_one_new_token() {
+        let source = Numbered::new("t");
+        let cache = Arc::new(CachingTokenSource::new(
+            source.clone(),
+            DEFAULT_REFRESH_MARGIN,
+        ));
+        let old = cache.token().await.unwrap();
+        tokio::time::advance(MIN_AGE_TO_DROP_REFUSED * 2).await;
+        let callers: Vec<_> = (0..16)
+            .map(|_| {
+                let (cache, used) = (cache.clone(), old.clone());
+                tokio::spawn(async move {
+                    let retry = cache.refused(&used).await;
+                    (retry, cache.token().await.unwrap().expose().to_owned())
+                })
+            })
+            .collect();
+        for caller in callers {
+            assert_eq!(caller.await.unwrap(), (true, "t-2".to_owned()));
+        }
+        assert_eq!(source.issued.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_old_workspace_token_refused_after_the_switch_is_replaced_once() {
+        let (account, workspace) = (Numbered::new("account"), Numbered::new("workspace"));
+        let tokens = account_first(&account, &workspace);
+        let first = tokens.token().await.unwrap();
+        assert!(tokens.refused(&first).await);
+        let ws = tokens.token().await.unwrap();
+        assert_eq!(ws.expose(), "workspace-1");
+        tokio::time::advance(MIN_AGE_TO_DROP_REFUSED).await;
+        assert!(tokens.refused(&ws).await);
+        assert_eq!(tokens.token().await.unwrap().expose(), "workspace-2");
+        assert!(tokens.uses_workspace_token());
         assert_eq!(account.issued.load(Ordering::SeqCst), 1);
     }
 
