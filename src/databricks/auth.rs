@@ -1,5 +1,5 @@
-//! Token caching (refresh before expiry or after a refusal, one refresh in flight) and the choice of token source per
-//! Databricks host, built from the settings.
+//! Token caching (refresh before expiry or after a refusal, one refresh in flight) and the choice of
+//! token source per Databricks host, built from the settings.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

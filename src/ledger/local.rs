@@ -306,9 +306,9 @@ impl LedgerStore for LocalLedger {
         .await
     }
 
-    /// The batch's record locks, one flush for the whole batch: every record is checked against its version and written
-    /// beside its final name, the batch is flushed, then each is renamed into place. A crash leaves each
-    /// record either old or new, never torn.
+    /// The batch's record locks and one flush for the whole batch: every record is checked against its
+    /// version and written beside its final name, the batch is flushed, then each is renamed into place.
+    /// A crash leaves each record either old or new, never torn.
     async fn update_many(
         &self,
         batch: Vec<Versioned<GrantRecord>>,
