@@ -150,6 +150,63 @@ pub fn plan_revocation<'e, I: Ord + Clone + 'e>(
     }
 }
 
+/// A privilege a revocation removed that a grant unknown to its plan needs: to be added back and handed
+/// over to that grant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Restoration<I> {
+    pub to: I,
+    /// The index of the removal in the plan's `removals` that took it away.
+    pub removal: usize,
+    pub workspace: String,
+    pub securable: Securable,
+    pub principal: Principal,
+    pub privileges: PrivilegeSet,
+}
+
+/// What `newcomers` need of the plan's removals that went through (`removed[i]` says whether removal
+/// `i` did): live grants of the ending grants' principals that the plan did not know about, because
+/// they were approved after it was made. Such an approval may have read Unity Catalog before the
+/// removals and counted on a parent privilege (or the table's own) as already held, so it did not add
+/// it; without a restoration it would be left without it.
+pub fn restorations<I: Clone>(
+    plan: &RevocationPlan<I>,
+    removed: &[bool],
+    newcomers: &[Staying<I>],
+) -> Vec<Restoration<I>> {
+    let mut out: Vec<Restoration<I>> = Vec::new();
+    for n in newcomers {
+        let needs = needed(&n.target, &n.privileges);
+        for (i, r) in plan.removals.iter().enumerate() {
+            if !removed.get(i).copied().unwrap_or(false) || r.workspace != *n.workspace {
+                continue;
+            }
+            let Some(taken) = r.removals.get(&n.principal) else {
+                continue;
+            };
+            let wanted: PrivilegeSet = taken
+                .iter()
+                .copied()
+                .filter(|p| {
+                    needs
+                        .iter()
+                        .any(|(on, privs)| relies_on(on, privs, &r.securable, *p))
+                })
+                .collect();
+            if !wanted.is_empty() {
+                out.push(Restoration {
+                    to: n.id.clone(),
+                    removal: i,
+                    workspace: r.workspace.clone(),
+                    securable: r.securable.clone(),
+                    principal: n.principal.clone(),
+                    privileges: wanted,
+                });
+            }
+        }
+    }
+    out
+}
+
 /// Whether a need for `needed_privs` on `needed_on` relies on `privilege` held on `held_on`: the held
 /// privilege covers one of the needed ones on the needed securable (directly or by inheritance).
 fn relies_on(
@@ -278,6 +335,51 @@ mod tests {
         let plan = plan_revocation(&[ending(1, "a@x.com", "main.sales.orders"), second], &[]);
         assert_eq!(plan.removals.len(), 4);
         assert!(plan.handovers.is_empty());
+    }
+
+    #[test]
+    fn a_grant_approved_after_the_plan_gets_back_what_it_relies_on_and_nothing_else() {
+        let plan = plan_revocation(&[ending(1, "a@x.com", "main.sales.orders")], &[]);
+        let every = vec![true; plan.removals.len()];
+        let restored = |newcomers: &[Staying<u32>], removed: &[bool]| {
+            restorations(&plan, removed, newcomers)
+                .into_iter()
+                .map(|r| {
+                    let privs: Vec<&str> = r.privileges.iter().map(|p| p.as_str()).collect();
+                    (r.to, r.securable.full_name(), privs.join(","))
+                })
+                .collect::<Vec<_>>()
+        };
+        // A sibling table of the same schema relies on the parents, not on the other table's SELECT.
+        assert_eq!(
+            restored(&[staying(2, "a@x.com", "main.sales.customers")], &every),
+            vec![
+                (2, "main".to_owned(), "USE_CATALOG".to_owned()),
+                (2, "main.sales".to_owned(), "USE_SCHEMA".to_owned()),
+            ]
+        );
+        // A second approval of the very same table relies on its SELECT too.
+        assert_eq!(
+            restored(&[staying(3, "a@x.com", "main.sales.orders")], &every).len(),
+            3
+        );
+        // Another schema of the catalog: only the catalog's USE_CATALOG.
+        assert_eq!(
+            restored(&[staying(4, "a@x.com", "main.hr.people")], &every),
+            vec![(4, "main".to_owned(), "USE_CATALOG".to_owned())]
+        );
+        // Another principal, another workspace, or a removal that failed (nothing was taken): nothing.
+        assert!(restored(&[staying(5, "b@x.com", "main.sales.customers")], &every).is_empty());
+        let mut elsewhere = staying(6, "a@x.com", "main.sales.customers");
+        elsewhere.workspace = "other".into();
+        assert!(restored(&[elsewhere], &every).is_empty());
+        assert!(
+            restored(
+                &[staying(7, "a@x.com", "main.sales.customers")],
+                &vec![false; plan.removals.len()]
+            )
+            .is_empty()
+        );
     }
 
     #[test]

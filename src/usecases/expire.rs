@@ -22,7 +22,9 @@ use crate::ledger::{
     DueGroup, DueQuery, GrantId, GrantRecord, GrantState, LedgerError, SecurableChange, Versioned,
 };
 use crate::planning::grant::PlannedChange;
-use crate::planning::revoke::{Ending, Staying, plan_revocation};
+use crate::planning::revoke::{
+    Ending, Restoration, RevocationPlan, Staying, plan_revocation, restorations,
+};
 
 /// After this many failed attempts a grant's revoke raises an alert-worthy log event.
 pub const ALERT_AFTER_ATTEMPTS: u32 = 3;
@@ -474,13 +476,16 @@ async fn finish_revoke(
 
     // 1. Every other live grant of the same principals that can share a securable with the ending
     //    ones (same workspace, same catalog): what they still need. One ledger query per workspace.
-    let ending_ids: BTreeSet<GrantId> = marked.iter().map(|m| m.id).collect();
-    let mut per_workspace: BTreeMap<&str, (BTreeSet<String>, BTreeSet<Principal>)> =
-        BTreeMap::new();
+    //    Kept until after the `PATCH`es, which look again for grants approved meanwhile (3a).
+    let mut known: BTreeSet<GrantId> = marked.iter().map(|m| m.id).collect();
+    let mut per_workspace: Lookups = BTreeMap::new();
     for m in &marked {
-        let (catalogs, principals) = per_workspace
-            .entry(m.scope.workspace_name.as_str())
-            .or_default();
+        if !per_workspace.contains_key(&m.scope.workspace_name) {
+            per_workspace.insert(m.scope.workspace_name.clone(), Default::default());
+        }
+        let Some((catalogs, principals)) = per_workspace.get_mut(&m.scope.workspace_name) else {
+            continue;
+        };
         // A wave's grants share a few scopes: copy each catalog name once, not once per grant.
         if !catalogs.contains(&m.scope.catalog) {
             catalogs.insert(m.scope.catalog.clone());
@@ -492,7 +497,7 @@ async fn finish_revoke(
     for (workspace, (catalogs, principals)) in &per_workspace {
         match ctx
             .ledger
-            .live_grants_sharing(workspace, catalogs, principals, &ending_ids)
+            .live_grants_sharing(workspace, catalogs, principals, &known)
             .await
         {
             Ok(others) => staying.extend(others.into_iter().map(|o| Staying {
@@ -508,8 +513,6 @@ async fn finish_revoke(
             }
         }
     }
-    drop(per_workspace);
-    drop(ending_ids);
     if let Some(e) = unavailable {
         // Without the other grants we cannot know what is shared: revoke nothing for them now.
         tracing::warn!(error = %e, "cannot list the principals' other grants; their revokes wait for the next run");
@@ -525,6 +528,7 @@ async fn finish_revoke(
 
     // 2. The plan: removals per securable, handovers to staying grants.
     let plan = plan_revocation(marked.iter().map(|m| &m.ending), &staying);
+    known.extend(staying.iter().map(|s| s.id));
     drop(staying);
     // From here on the plan says what each grant's revoke depends on: the briefs' `added` can go.
     for m in &mut marked {
@@ -560,6 +564,23 @@ async fn finish_revoke(
         }
     }
 
+    // 3a. Grants approved since step 1 (an approval writes its record before it reads Unity Catalog, so
+    //     one that counted on a privilege removed in step 3 is in the ledger by now): add back what they
+    //     need, and hand it over to them.
+    let removed: Vec<bool> = failed_on.iter().map(Option::is_none).collect();
+    let rescue_failed = restore_for_newcomers(
+        ctx,
+        &per_workspace,
+        &known,
+        &plan,
+        &removed,
+        deadline,
+        &mut outcome,
+    )
+    .await;
+    drop(per_workspace);
+    drop(known);
+
     // 3b. Delta Sharing grants: SELECT on the share, the table from the share (state-based).
     let shared: Vec<Versioned<GrantRecord>> = marked
         .iter()
@@ -585,12 +606,131 @@ async fn finish_revoke(
             .get(&m.id)
             .into_iter()
             .flatten()
-            .find_map(|&i| failed_on[i].clone())
+            .find_map(|&i| {
+                failed_on[i]
+                    .clone()
+                    .or_else(|| rescue_failed.get(&(i, m.ending.principal.clone())).cloned())
+            })
             .or_else(|| handover_failed.get(&m.id).cloned())
             .or_else(|| unshare_failed.get(&m.id).cloned())
     };
     close(ctx, marked, error_of, now, &mut outcome).await;
     outcome
+}
+
+/// Per workspace name: the catalogs and principals of a wave's ending grants.
+type Lookups = BTreeMap<String, (BTreeSet<String>, BTreeSet<Principal>)>;
+
+/// Looks for live grants of the wave's principals that are not `known` (approved after step 1 of
+/// [`finish_revoke`]) and gives back to each what it relies on of what the plan's `removed` changes
+/// took: one `PATCH` per securable adding it again, then a handover to the grant's record. Answers,
+/// per (removal index, principal), why a handover failed: the ending grants behind that removal are
+/// then retried, and the retry, seeing the new grant, hands the privilege over. A failed add-back
+/// cannot be fixed by a retry of the ending grant: it is logged as an alert and the new grant's id
+/// goes into the run's `alerts`.
+async fn restore_for_newcomers(
+    ctx: &Context,
+    lookups: &Lookups,
+    known: &BTreeSet<GrantId>,
+    plan: &RevocationPlan<GrantId>,
+    removed: &[bool],
+    deadline: Deadline,
+    outcome: &mut RevokeOutcome,
+) -> BTreeMap<(usize, Principal), String> {
+    let mut failed = BTreeMap::new();
+    if !removed.iter().any(|r| *r) {
+        return failed;
+    }
+    let mut newcomers = Vec::new();
+    for (workspace, (catalogs, principals)) in lookups {
+        match ctx
+            .ledger
+            .live_grants_sharing(workspace, catalogs, principals, known)
+            .await
+        {
+            Ok(found) => newcomers.extend(found.into_iter().map(|o| Staying {
+                id: o.record.id,
+                workspace: o.record.workspace.host.into(),
+                principal: o.record.principal,
+                target: o.record.securable,
+                privileges: o.record.requested_privileges,
+            })),
+            Err(e) => {
+                tracing::error!(
+                    alert = "restore_unchecked",
+                    error = %e,
+                    "cannot look for grants approved during this revoke; one that relied on a removed privilege would lack it"
+                );
+                return failed;
+            }
+        }
+    }
+    let restorations = restorations(plan, removed, &newcomers);
+    // One `PATCH` per securable, every principal's additions in it.
+    let mut per_securable: BTreeMap<(&str, &Securable), Vec<&Restoration<GrantId>>> =
+        BTreeMap::new();
+    for r in &restorations {
+        per_securable
+            .entry((r.workspace.as_str(), &r.securable))
+            .or_default()
+            .push(r);
+    }
+    for ((workspace, securable), group) in per_securable {
+        let mut adds: BTreeMap<&Principal, PrivilegeSet> = BTreeMap::new();
+        for r in &group {
+            adds.entry(&r.principal)
+                .or_default()
+                .extend(r.privileges.iter().copied());
+        }
+        let changes: Vec<PermissionsChange> = adds
+            .into_iter()
+            .map(|(principal, add)| PermissionsChange {
+                principal: principal.clone(),
+                add,
+                remove: PrivilegeSet::new(),
+            })
+            .collect();
+        let added = match Url::parse(workspace) {
+            Ok(url) => ctx
+                .grants
+                .update(&url, securable, &changes, deadline)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(format!("bad workspace host in the ledger: {e}")),
+        };
+        for r in group {
+            match &added {
+                Ok(()) => {
+                    tracing::warn!(
+                        grant = %r.to,
+                        securable = %r.securable,
+                        privileges = ?r.privileges,
+                        "a grant approved while this run revoked another of its principal's grants relied on what was removed: added back and handed over"
+                    );
+                    outcome.kept += r.privileges.len() as u64;
+                    if let Err(e) = hand_over(ctx, r.to, &r.securable, &r.privileges).await {
+                        failed.insert(
+                            (r.removal, r.principal.clone()),
+                            format!("handover to {} failed: {e}", r.to),
+                        );
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(
+                        alert = "restore_failed",
+                        grant = %r.to,
+                        securable = %r.securable,
+                        privileges = ?r.privileges,
+                        error = %e,
+                        "a grant approved during this revoke relied on a removed privilege, which could not be added back: its principal lacks it until the grant is approved again"
+                    );
+                    outcome.alerts.push(r.to.to_string());
+                }
+            }
+        }
+    }
+    failed
 }
 
 /// Closes each grant — `revoked`, or `failed` with `error_of` its error and a retry time — by chunks of
