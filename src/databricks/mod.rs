@@ -16,7 +16,10 @@ mod token;
 
 use std::sync::Arc;
 
-pub use auth::{AccountFirstTokens, CachingTokenSource, DEFAULT_REFRESH_MARGIN, DatabricksAuth};
+pub use auth::{
+    AccountFirstTokens, CachingTokenSource, DEFAULT_REFRESH_MARGIN, DatabricksAuth,
+    MIN_AGE_TO_DROP_REFUSED,
+};
 pub use catalogs::{CatalogInfo, CatalogsClient};
 pub use directory::{DirectoryApi, DirectoryClient, DirectoryEntry, GroupMember};
 pub use error::{DatabricksError, Upstream};

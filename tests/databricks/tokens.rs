@@ -559,3 +559,76 @@ async fn a_rotated_secret_is_picked_up_whichever_token_a_workspace_gets() {
         "workspace-level token: the workspace endpoint refuses the old secret, the new one is read"
     );
 }
+
+/// One token for every host (as with Entra ID), minted `account-1`, `account-2`, ... by the fake, whose
+/// permissions API refuses the tokens in `revoked` (`*`: every token).
+fn revoking_world(
+    revoked: Arc<Mutex<std::collections::BTreeSet<String>>>,
+) -> impl Fn(&crate::fake::Seen, usize) -> Reply + Send + Sync + 'static {
+    let issued = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    move |seen, _| {
+        if seen.raw_path == ACCOUNT_TOKEN_PATH {
+            let n = issued.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            return Reply::json(
+                200,
+                json!({"access_token": format!("account-{n}"), "token_type":"Bearer", "expires_in": 3600}),
+            );
+        }
+        let bearer = seen.headers["authorization"].to_str().unwrap();
+        let token = bearer.trim_start_matches("Bearer ");
+        let revoked = revoked.lock().unwrap();
+        if revoked.contains(token) || revoked.contains("*") {
+            Reply::json(
+                401,
+                json!({"error_code":"UNAUTHENTICATED","message":"Invalid access token."}),
+            )
+        } else {
+            Reply::json(200, json!({"privilege_assignments": []}))
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_cached_token_revoked_before_its_expiry_is_replaced_once_but_a_fresh_refused_one_is_not()
+{
+    use uc_access::databricks::{DatabricksClients, MIN_AGE_TO_DROP_REFUSED, Transport};
+    let revoked = Arc::new(Mutex::new(std::collections::BTreeSet::new()));
+    let fake = Fake::start(revoking_world(revoked.clone())).await;
+    let auth = Arc::new(DatabricksAuth::shared(Arc::new(m2m(&fake))));
+    let transport = Transport::new(http(), crate::fake::fast_retry(1), Duration::from_secs(5));
+    let clients = DatabricksClients::new(transport, auth, fake.url.clone(), ACCOUNT.into(), false);
+    let bearers = |fake: &Fake| -> Vec<String> {
+        fake.seen()
+            .iter()
+            .filter(|s| s.raw_path == PERMISSIONS_PATH)
+            .map(|s| s.headers["authorization"].to_str().unwrap().to_owned())
+            .collect()
+    };
+
+    read_grants(&clients, &fake).await.unwrap();
+    // The hour-long token, a minute old, is revoked early.
+    revoked.lock().unwrap().insert("account-1".to_owned());
+    tokio::time::pause();
+    tokio::time::advance(MIN_AGE_TO_DROP_REFUSED).await;
+    tokio::time::resume();
+    read_grants(&clients, &fake).await.unwrap();
+    assert_eq!(
+        bearers(&fake),
+        ["Bearer account-1", "Bearer account-1", "Bearer account-2"],
+        "the refused request is sent once more with a new token"
+    );
+    assert_eq!(clients.auth.token_fetches(), 2);
+
+    // Every token refused: the new one was fetched moments ago, so the credential is the problem. Each
+    // request fails once, without a retry and without fetching tokens in a loop.
+    revoked.lock().unwrap().insert("*".to_owned());
+    for _ in 0..3 {
+        let err = read_grants(&clients, &fake).await.unwrap_err();
+        assert!(
+            matches!(err, DatabricksError::Unauthenticated { .. }),
+            "{err:?}"
+        );
+    }
+    assert_eq!(bearers(&fake).len(), 6);
+    assert_eq!(clients.auth.token_fetches(), 2);
+}
