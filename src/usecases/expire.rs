@@ -478,48 +478,33 @@ async fn finish_revoke(
     //    ones (same workspace, same catalog): what they still need. One ledger query per workspace.
     //    Kept until after the `PATCH`es, which look again for grants approved meanwhile (3a).
     let mut known: BTreeSet<GrantId> = marked.iter().map(|m| m.id).collect();
-    let mut per_workspace: Lookups = BTreeMap::new();
+    let mut per_workspace: BTreeMap<&str, (BTreeSet<String>, BTreeSet<Principal>)> =
+        BTreeMap::new();
     for m in &marked {
-        if !per_workspace.contains_key(&m.scope.workspace_name) {
-            per_workspace.insert(m.scope.workspace_name.clone(), Default::default());
-        }
-        let Some((catalogs, principals)) = per_workspace.get_mut(&m.scope.workspace_name) else {
-            continue;
-        };
+        let (catalogs, principals) = per_workspace
+            .entry(m.scope.workspace_name.as_str())
+            .or_default();
         // A wave's grants share a few scopes: copy each catalog name once, not once per grant.
         if !catalogs.contains(&m.scope.catalog) {
             catalogs.insert(m.scope.catalog.clone());
         }
         principals.insert(m.ending.principal.clone());
     }
-    let mut staying = Vec::new();
-    let mut unavailable = None;
-    for (workspace, (catalogs, principals)) in &per_workspace {
-        match ctx
-            .ledger
-            .live_grants_sharing(workspace, catalogs, principals, &known)
-            .await
-        {
-            Ok(others) => staying.extend(others.into_iter().map(|o| Staying {
-                id: o.record.id,
-                workspace: o.record.workspace.host.into(),
-                principal: o.record.principal,
-                target: o.record.securable,
-                privileges: o.record.requested_privileges,
-            })),
-            Err(e) => {
-                unavailable = Some(e);
-                break;
-            }
+    // Owned, because the briefs change below while the lookups are kept.
+    let lookups: Lookups = per_workspace
+        .into_iter()
+        .map(|(workspace, wanted)| (workspace.to_owned(), wanted))
+        .collect();
+    let staying = match live_others(ctx, &lookups, &known).await {
+        Ok(staying) => staying,
+        Err(e) => {
+            // Without the other grants we cannot know what is shared: revoke nothing for them now.
+            tracing::warn!(error = %e, "cannot list the principals' other grants; their revokes wait for the next run");
+            let error = format!("ledger unavailable: {e}");
+            close(ctx, marked, |_| Some(error.clone()), now, &mut outcome).await;
+            return outcome;
         }
-    }
-    if let Some(e) = unavailable {
-        // Without the other grants we cannot know what is shared: revoke nothing for them now.
-        tracing::warn!(error = %e, "cannot list the principals' other grants; their revokes wait for the next run");
-        let error = format!("ledger unavailable: {e}");
-        close(ctx, marked, |_| Some(error.clone()), now, &mut outcome).await;
-        return outcome;
-    }
+    };
     tracing::debug!(
         staying = staying.len(),
         ms = phase.elapsed().as_millis() as u64,
@@ -549,15 +534,14 @@ async fn finish_revoke(
                 },
             )
             .collect();
-        let result = match Url::parse(&removal.workspace) {
-            Ok(url) => ctx
-                .grants
-                .update(&url, &removal.securable, &changes, deadline)
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string()),
-            Err(e) => Err(format!("bad workspace host in the ledger: {e}")),
-        };
+        let result = patch(
+            ctx,
+            &removal.workspace,
+            &removal.securable,
+            &changes,
+            deadline,
+        )
+        .await;
         if let Err(e) = result {
             tracing::warn!(securable = %removal.securable, error = %e, "revoke failed on this securable");
             failed_on[i] = Some(e);
@@ -570,7 +554,7 @@ async fn finish_revoke(
     let removed: Vec<bool> = failed_on.iter().map(Option::is_none).collect();
     let rescue_failed = restore_for_newcomers(
         ctx,
-        &per_workspace,
+        &lookups,
         &known,
         &plan,
         &removed,
@@ -578,7 +562,7 @@ async fn finish_revoke(
         &mut outcome,
     )
     .await;
-    drop(per_workspace);
+    drop(lookups);
     drop(known);
 
     // 3b. Delta Sharing grants: SELECT on the share, the table from the share (state-based).
@@ -621,6 +605,46 @@ async fn finish_revoke(
 /// Per workspace name: the catalogs and principals of a wave's ending grants.
 type Lookups = BTreeMap<String, (BTreeSet<String>, BTreeSet<Principal>)>;
 
+/// The live grants (pending or active) of `lookups`' principals in their workspaces and catalogs,
+/// other than `except`: what they need. One ledger query per workspace.
+async fn live_others(
+    ctx: &Context,
+    lookups: &Lookups,
+    except: &BTreeSet<GrantId>,
+) -> Result<Vec<Staying<GrantId>>, LedgerError> {
+    let mut found = Vec::new();
+    for (workspace, (catalogs, principals)) in lookups {
+        let others = ctx
+            .ledger
+            .live_grants_sharing(workspace, catalogs, principals, except)
+            .await?;
+        found.extend(others.into_iter().map(|o| Staying {
+            id: o.record.id,
+            workspace: o.record.workspace.host.into(),
+            principal: o.record.principal,
+            target: o.record.securable,
+            privileges: o.record.requested_privileges,
+        }));
+    }
+    Ok(found)
+}
+
+/// One `PATCH` of `changes` on `securable` in the workspace at `host` (as the ledger records it).
+async fn patch(
+    ctx: &Context,
+    host: &str,
+    securable: &Securable,
+    changes: &[PermissionsChange],
+    deadline: Deadline,
+) -> Result<(), String> {
+    let url = Url::parse(host).map_err(|e| format!("bad workspace host in the ledger: {e}"))?;
+    ctx.grants
+        .update(&url, securable, changes, deadline)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
 /// Looks for live grants of the wave's principals that are not `known` (approved after step 1 of
 /// [`finish_revoke`]) and gives back to each what it relies on of what the plan's `removed` changes
 /// took: one `PATCH` per securable adding it again, then a handover to the grant's record. Answers,
@@ -638,33 +662,37 @@ async fn restore_for_newcomers(
     outcome: &mut RevokeOutcome,
 ) -> BTreeMap<(usize, Principal), String> {
     let mut failed = BTreeMap::new();
-    if !removed.iter().any(|r| *r) {
-        return failed;
-    }
-    let mut newcomers = Vec::new();
-    for (workspace, (catalogs, principals)) in lookups {
-        match ctx
-            .ledger
-            .live_grants_sharing(workspace, catalogs, principals, known)
-            .await
-        {
-            Ok(found) => newcomers.extend(found.into_iter().map(|o| Staying {
-                id: o.record.id,
-                workspace: o.record.workspace.host.into(),
-                principal: o.record.principal,
-                target: o.record.securable,
-                privileges: o.record.requested_privileges,
-            })),
-            Err(e) => {
-                tracing::error!(
-                    alert = "restore_unchecked",
-                    error = %e,
-                    "cannot look for grants approved during this revoke; one that relied on a removed privilege would lack it"
-                );
-                return failed;
-            }
+    // Only the principals something was taken from can have lost what a new grant relies on.
+    let lost: BTreeSet<&Principal> = plan
+        .removals
+        .iter()
+        .zip(removed)
+        .filter(|(_, removed)| **removed)
+        .flat_map(|(r, _)| r.removals.keys())
+        .collect();
+    let wanted: Lookups = lookups
+        .iter()
+        .map(|(workspace, (catalogs, principals))| {
+            let principals: BTreeSet<Principal> = principals
+                .iter()
+                .filter(|p| lost.contains(p))
+                .cloned()
+                .collect();
+            (workspace.clone(), (catalogs.clone(), principals))
+        })
+        .filter(|(_, (_, principals))| !principals.is_empty())
+        .collect();
+    let newcomers = match live_others(ctx, &wanted, known).await {
+        Ok(newcomers) => newcomers,
+        Err(e) => {
+            tracing::error!(
+                alert = "restore_unchecked",
+                error = %e,
+                "cannot look for grants approved during this revoke; one that relied on a removed privilege would lack it"
+            );
+            return failed;
         }
-    }
+    };
     let restorations = restorations(plan, removed, &newcomers);
     // One `PATCH` per securable, every principal's additions in it.
     let mut per_securable: BTreeMap<(&str, &Securable), Vec<&Restoration<GrantId>>> =
@@ -690,15 +718,7 @@ async fn restore_for_newcomers(
                 remove: PrivilegeSet::new(),
             })
             .collect();
-        let added = match Url::parse(workspace) {
-            Ok(url) => ctx
-                .grants
-                .update(&url, securable, &changes, deadline)
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string()),
-            Err(e) => Err(format!("bad workspace host in the ledger: {e}")),
-        };
+        let added = patch(ctx, workspace, securable, &changes, deadline).await;
         for r in group {
             match &added {
                 Ok(()) => {
