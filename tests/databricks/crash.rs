@@ -8,11 +8,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use uc_access::databricks::{
-    DatabricksError, Deadline, EffectiveAssignment, GetPermissionsOptions, GrantsApi, NewRecipient,
-    ObjectAction, PermissionsChange, PrivilegeAssignment, RecipientInfo, ShareAssignment,
+    DatabricksError, Deadline, NewRecipient, ObjectAction, RecipientInfo, ShareAssignment,
     ShareInfo, SharingApi,
 };
-use uc_access::domain::{AccessRequest, Principal, Securable, SecurableType};
+use uc_access::domain::{AccessRequest, Securable, SecurableType};
 use uc_access::ledger::{
     DueQuery, GrantId, GrantRecord, GrantState, IdempotencyKey, LedgerError, LedgerStore,
     ListFilter, LocalLedger, Versioned,
@@ -25,7 +24,7 @@ use uc_access::usecases::provision::provision;
 use uc_access::usecases::resolve::Resolver;
 use url::Url;
 
-use crate::support::{World, all_records, deadline, skewed_clock};
+use crate::support::{HookedGrants, World, all_records, deadline, skewed_clock};
 
 /// Counts mutating steps (PATCHes and ledger writes) and hangs forever at step `kill_at`: the caller's
 /// future is then dropped, exactly like a process killed there.
@@ -45,43 +44,6 @@ impl Steps {
     fn arm(&self, kill_at: usize) {
         self.done.store(0, Ordering::SeqCst);
         self.kill_at.store(kill_at, Ordering::SeqCst);
-    }
-}
-
-struct KillableGrants {
-    inner: Arc<dyn GrantsApi>,
-    steps: Arc<Steps>,
-}
-
-#[async_trait]
-impl GrantsApi for KillableGrants {
-    async fn get_direct(
-        &self,
-        w: &Url,
-        s: &Securable,
-        o: &GetPermissionsOptions,
-        d: Deadline,
-    ) -> Result<Vec<PrivilegeAssignment>, DatabricksError> {
-        self.inner.get_direct(w, s, o, d).await
-    }
-    async fn update(
-        &self,
-        w: &Url,
-        s: &Securable,
-        c: &[PermissionsChange],
-        d: Deadline,
-    ) -> Result<Vec<PrivilegeAssignment>, DatabricksError> {
-        self.steps.step().await;
-        self.inner.update(w, s, c, d).await
-    }
-    async fn effective(
-        &self,
-        w: &Url,
-        s: &Securable,
-        p: Option<&Principal>,
-        d: Deadline,
-    ) -> Result<Vec<EffectiveAssignment>, DatabricksError> {
-        self.inner.effective(w, s, p, d).await
     }
 }
 
@@ -226,10 +188,13 @@ impl Harness {
                 Duration::from_secs(60),
                 false,
             ),
-            grants: Arc::new(KillableGrants {
-                inner: world.clients.grants.clone(),
-                steps: steps.clone(),
-            }),
+            grants: Arc::new(HookedGrants::new(world.clients.grants.clone(), {
+                let steps = steps.clone();
+                move |_| {
+                    let steps = steps.clone();
+                    Box::pin(async move { steps.step().await })
+                }
+            })),
             ledger: Arc::new(KillableLedger {
                 inner: LocalLedger::new(dir.path()),
                 steps: steps.clone(),

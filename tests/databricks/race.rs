@@ -6,81 +6,23 @@
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use async_trait::async_trait;
 use futures::future::BoxFuture;
-use uc_access::databricks::{
-    DatabricksError, Deadline, EffectiveAssignment, GetPermissionsOptions, GrantsApi,
-    PermissionsChange, PrivilegeAssignment,
-};
-use uc_access::domain::{AccessRequest, Principal, Securable, SecurableType};
-use uc_access::ledger::{GrantState, LocalLedger};
+use uc_access::domain::{AccessRequest, Securable, SecurableType};
+use uc_access::ledger::GrantState;
 use uc_access::policy::Policy;
 use uc_access::standin::{Seed, demo};
 use uc_access::usecases::Context;
 use uc_access::usecases::expire::sweep;
 use uc_access::usecases::provision::provision;
-use uc_access::usecases::resolve::Resolver;
-use url::Url;
 
-use crate::support::{World, all_records, deadline, skewed_clock};
+use crate::support::{HookedGrants, World, all_records, deadline, skewed_clock};
 
-/// Runs a hook once, just before the first `PATCH` that removes something.
-struct BeforeFirstRemoval {
-    inner: Arc<dyn GrantsApi>,
-    hook: Mutex<Option<BoxFuture<'static, ()>>>,
-}
-
-#[async_trait]
-impl GrantsApi for BeforeFirstRemoval {
-    async fn get_direct(
-        &self,
-        w: &Url,
-        s: &Securable,
-        o: &GetPermissionsOptions,
-        d: Deadline,
-    ) -> Result<Vec<PrivilegeAssignment>, DatabricksError> {
-        self.inner.get_direct(w, s, o, d).await
-    }
-    async fn update(
-        &self,
-        w: &Url,
-        s: &Securable,
-        c: &[PermissionsChange],
-        d: Deadline,
-    ) -> Result<Vec<PrivilegeAssignment>, DatabricksError> {
-        if c.iter().any(|change| !change.remove.is_empty()) {
-            let hook = self.hook.lock().unwrap().take();
-            if let Some(hook) = hook {
-                hook.await;
-            }
-        }
-        self.inner.update(w, s, c, d).await
-    }
-    async fn effective(
-        &self,
-        w: &Url,
-        s: &Securable,
-        p: Option<&Principal>,
-        d: Deadline,
-    ) -> Result<Vec<EffectiveAssignment>, DatabricksError> {
-        self.inner.effective(w, s, p, d).await
-    }
-}
-
+/// The stand-in's use cases with the clock moved on by `skew` seconds.
 fn context(world: &World, dir: &std::path::Path, skew: &Arc<AtomicI64>) -> Context {
     Context {
-        policy: Policy::default(),
-        resolver: Resolver::new(
-            world.clients.directory.clone(),
-            Duration::from_secs(60),
-            false,
-        ),
-        grants: world.clients.grants.clone(),
-        ledger: Arc::new(LocalLedger::new(dir)),
         clock: skewed_clock(skew.clone()),
-        sharing: world.sharing(),
+        ..world.context(dir, Policy::default())
     }
 }
 
@@ -106,12 +48,24 @@ async fn an_approval_landing_between_the_revokes_lookup_and_its_patches_keeps_it
     let world = Arc::new(World::start(Seed::demo(), false).await);
     let dir = tempfile::tempdir().unwrap();
     let skew = Arc::new(AtomicI64::new(0));
-    let racing = Arc::new(BeforeFirstRemoval {
-        inner: world.clients.grants.clone(),
-        hook: Mutex::new(None),
-    });
+    // Run once, just before the first `PATCH` that removes something.
+    let hook: Arc<Mutex<Option<BoxFuture<'static, ()>>>> = Arc::default();
+    let before_removal = hook.clone();
     let sweeper = Context {
-        grants: racing.clone(),
+        grants: Arc::new(HookedGrants::new(
+            world.clients.grants.clone(),
+            move |changes| {
+                let removes = changes.iter().any(|c| !c.remove.is_empty());
+                let once = removes
+                    .then(|| before_removal.lock().unwrap().take())
+                    .flatten();
+                Box::pin(async move {
+                    if let Some(once) = once {
+                        once.await;
+                    }
+                })
+            },
+        )),
         ..context(&world, dir.path(), &skew)
     };
 
@@ -128,7 +82,7 @@ async fn an_approval_landing_between_the_revokes_lookup_and_its_patches_keeps_it
     let ran = Arc::new(AtomicBool::new(false));
     let approver = context(&world, dir.path(), &skew);
     let (w, r) = (world.clone(), ran.clone());
-    *racing.hook.lock().unwrap() = Some(Box::pin(async move {
+    *hook.lock().unwrap() = Some(Box::pin(async move {
         let outcome = provision(&approver, &customers(&w, "PT1H"), deadline())
             .await
             .unwrap();
