@@ -118,11 +118,12 @@ impl TokenSource for CachingTokenSource {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         match current.as_ref() {
             Some(c) if c.token.expose() == used.expose() => {
-                if c.fetched_at.elapsed() < MIN_AGE_TO_DROP_REFUSED {
+                let age = c.fetched_at.elapsed();
+                if age < MIN_AGE_TO_DROP_REFUSED {
                     return false;
                 }
                 tracing::warn!(
-                    age_s = c.fetched_at.elapsed().as_secs(),
+                    age_s = age.as_secs(),
                     "Databricks refused a cached token before its expiry; fetching a new one"
                 );
                 *current = None;
@@ -401,6 +402,28 @@ mod tests {
         }
     }
 
+    /// Sixteen callers report `used` refused at once, then each asks for a token: whether each was told
+    /// to retry, and the token each then got.
+    async fn refuse_together(
+        tokens: Arc<impl TokenSource + 'static>,
+        used: &BearerToken,
+    ) -> Vec<(bool, String)> {
+        let callers: Vec<_> = (0..16)
+            .map(|_| {
+                let (tokens, used) = (tokens.clone(), used.clone());
+                tokio::spawn(async move {
+                    let retry = tokens.refused(&used).await;
+                    (retry, tokens.token().await.unwrap().expose().to_owned())
+                })
+            })
+            .collect();
+        let mut answers = Vec::new();
+        for caller in callers {
+            answers.push(caller.await.unwrap());
+        }
+        answers
+    }
+
     #[tokio::test]
     async fn the_account_token_serves_a_workspace_until_the_workspace_refuses_it() {
         let (account, workspace) = (Numbered::new("account"), Numbered::new("workspace"));
@@ -436,17 +459,8 @@ mod tests {
         let (account, workspace) = (Numbered::new("account"), Numbered::new("workspace"));
         let tokens = Arc::new(account_first(&account, &workspace));
         let first = tokens.token().await.unwrap();
-        let callers: Vec<_> = (0..16)
-            .map(|_| {
-                let (tokens, used) = (tokens.clone(), first.clone());
-                tokio::spawn(async move {
-                    let retry = tokens.refused(&used).await;
-                    (retry, tokens.token().await.unwrap().expose().to_owned())
-                })
-            })
-            .collect();
-        for caller in callers {
-            assert_eq!(caller.await.unwrap(), (true, "workspace-1".to_owned()));
+        for answer in refuse_together(tokens, &first).await {
+            assert_eq!(answer, (true, "workspace-1".to_owned()));
         }
         assert_eq!(workspace.issued.load(Ordering::SeqCst), 1);
         assert_eq!(account.issued.load(Ordering::SeqCst), 1);
@@ -491,17 +505,8 @@ mod tests {
         ));
         let old = cache.token().await.unwrap();
         tokio::time::advance(MIN_AGE_TO_DROP_REFUSED * 2).await;
-        let callers: Vec<_> = (0..16)
-            .map(|_| {
-                let (cache, used) = (cache.clone(), old.clone());
-                tokio::spawn(async move {
-                    let retry = cache.refused(&used).await;
-                    (retry, cache.token().await.unwrap().expose().to_owned())
-                })
-            })
-            .collect();
-        for caller in callers {
-            assert_eq!(caller.await.unwrap(), (true, "t-2".to_owned()));
+        for answer in refuse_together(cache, &old).await {
+            assert_eq!(answer, (true, "t-2".to_owned()));
         }
         assert_eq!(source.issued.load(Ordering::SeqCst), 2);
     }
