@@ -38,7 +38,7 @@ fn ledger(credential: Arc<TestCredential>) -> BlobLedger {
     ledger_in(&fresh_container(), credential)
 }
 
-fn ledger_in(container: &str, credential: Arc<TestCredential>) -> BlobLedger {
+pub(crate) fn ledger_in(container: &str, credential: Arc<TestCredential>) -> BlobLedger {
     let azurite = Azurite::shared();
     BlobLedger::new(
         &azurite.account_url(),

@@ -4,9 +4,11 @@
 #![allow(clippy::unwrap_used)] // tests panic on purpose with the failing value
 
 mod azurite;
+mod binary;
 mod blob;
 mod credential;
 mod fixtures;
+mod identity;
 mod local;
 mod suite;
 
