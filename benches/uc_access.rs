@@ -33,8 +33,23 @@ use uc_access::ledger::{
 };
 use uc_access::standin::privileges::SecurableKind;
 use uc_access::standin::{
-    RecordedRequest, RunningStandIn, Seed, SeedGrant, SeedSecurable, SeedUser, StandIn, demo,
+    RecordedRequest, RunningStandIn, Seed, SeedGrant, SeedSecurable, SeedUser, StandIn,
+    StandInState, demo,
 };
+
+// Azurite, its tokens and the App Service identity endpoint, shared with the ledger tests.
+#[allow(dead_code)]
+#[path = "../tests/ledger/azurite.rs"]
+mod azurite;
+#[allow(dead_code)]
+#[path = "../tests/ledger/credential.rs"]
+mod credential;
+#[allow(dead_code)]
+#[path = "../tests/ledger/identity.rs"]
+mod identity;
+
+use azurite::Azurite;
+use identity::{IdentityEndpoint, Minting};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_uc-access");
 
@@ -94,6 +109,10 @@ async fn run(options: Options) {
     if options.wants("throughput") {
         let figures = throughput(&options, &issuer).await;
         results.insert("throughput".into(), figures);
+    }
+    if options.wants("blob") {
+        let figures = throughput_blob(&options, &issuer, &scratch).await;
+        results.insert("throughputBlob".into(), figures);
     }
     if options.wants("sweep") {
         let figures = sweep(&options, &issuer, &scratch).await;
@@ -600,12 +619,15 @@ fn pair(n: usize) -> (usize, usize) {
     (user, (round + user * 7) % 100)
 }
 
-async fn throughput(options: &Options, issuer: &Issuer) -> Value {
-    let levels: Vec<(usize, usize)> = if options.quick {
+fn throughput_levels(options: &Options) -> Vec<(usize, usize)> {
+    if options.quick {
         vec![(1, 30), (16, 200), (128, 500)]
     } else {
         vec![(1, 150), (16, 1000), (128, 3000)]
-    };
+    }
+}
+
+async fn throughput(options: &Options, issuer: &Issuer) -> Value {
     let standin = start_standin(throughput_seed()).await;
     let state = standin.state().clone();
     let mut modes = serde_json::Map::new();
@@ -618,114 +640,172 @@ async fn throughput(options: &Options, issuer: &Issuer) -> Value {
             PathBuf::from("/dev/shm").join(format!("uc-access-bench-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&ledger);
         let app = App::spawn(&app_env(issuer, standin.base_url(), &ledger));
-        let client = client();
-        app.ready(&client).await;
-        let idle_kb = app.memory_kb("VmRSS");
-        let next = Arc::new(AtomicUsize::new(0));
-        // Warm-up (the issuer's keys, the Databricks token), not counted.
-        for _ in 0..5 {
-            let (u, t) = pair(next.fetch_add(1, Ordering::SeqCst));
-            let (status, answer) = callback(
-                &client,
-                &app.base,
-                &issuer.token,
-                callback_body(&bench_user(u).1, &bench_table(t)),
-            )
-            .await;
-            assert_eq!(status, 200, "{answer}");
-        }
-        let mut levels_out = Vec::new();
-        let tokens_before = state.token_issuances();
-        let run_started = Instant::now();
-        let mut approvals = 0;
-        for &(concurrency, count) in &levels {
-            state.clear_requests();
-            let cpu_before = app.cpu_time();
-            let harness_before = cpu_time_of("self");
-            let started = Instant::now();
-            let end = next.load(Ordering::SeqCst) + count;
-            let mut tasks = Vec::new();
-            for _ in 0..concurrency {
-                let (client, base, token, next) = (
-                    client.clone(),
-                    app.base.clone(),
-                    issuer.token.clone(),
-                    next.clone(),
-                );
-                tasks.push(tokio::spawn(async move {
-                    let mut done = Vec::new();
-                    loop {
-                        let n = next.fetch_add(1, Ordering::SeqCst);
-                        if n >= end {
-                            break;
-                        }
-                        let (u, t) = pair(n);
-                        let (name, ext) = bench_user(u);
-                        let sent = Instant::now();
-                        let (status, _) =
-                            callback(&client, &base, &token, callback_body(&ext, &bench_table(t)))
-                                .await;
-                        done.push((sent, Instant::now(), name, ext, status));
-                    }
-                    done
-                }));
-            }
-            let mut done = Vec::new();
-            for task in tasks {
-                done.extend(task.await.unwrap());
-            }
-            let wall = started.elapsed();
-            let app_cpu = app.cpu_time().saturating_sub(cpu_before);
-            let harness_cpu = cpu_time_of("self").saturating_sub(harness_before);
-            approvals += done.len();
-            let recorded = state.requests();
-            let (mut totals, mut own, mut waits) = (Vec::new(), Vec::new(), Vec::new());
-            let by_user = attribute(&recorded);
-            let mut errors = 0;
-            for (sent, answered, name, ext, status) in &done {
-                if *status != 200 {
-                    errors += 1;
-                }
-                let total = answered.duration_since(*sent);
-                let waited = waiting(&by_user, name, ext, *sent, *answered);
-                totals.push(ms(total));
-                waits.push(ms(waited));
-                own.push(ms(total.saturating_sub(waited)));
-            }
-            let calls = recorded.len() as f64 / done.len() as f64;
-            levels_out.push(json!({
-                "concurrency": concurrency,
-                "requests": done.len(),
-                "errors": errors,
-                "perSecond": round(done.len() as f64 / wall.as_secs_f64(), 1),
-                "totalMs": { "p50": round(percentile(&mut totals.clone(), 50.0), 2), "p99": round(percentile(&mut totals, 99.0), 2) },
-                "standInMs": { "p50": round(percentile(&mut waits.clone(), 50.0), 2), "p99": round(percentile(&mut waits, 99.0), 2) },
-                "ownMs": { "p50": round(percentile(&mut own.clone(), 50.0), 3), "p99": round(percentile(&mut own, 99.0), 3) },
-                "databricksCallsPerApproval": round(calls, 2),
-                "appCpuMsPerCallback": round(ms(app_cpu) / done.len() as f64, 3),
-                // The load generator and the stand-in, in this process on the same cores.
-                "harnessCpuMsPerCallback": round(ms(harness_cpu) / done.len() as f64, 3),
-            }));
-        }
-        let run_secs = run_started.elapsed().as_secs_f64();
-        let all_scim = state.requests().iter().filter(|r| is_scim(r)).count();
-        modes.insert(
-            format!("{latency_ms}ms"),
-            json!({
-                "levels": levels_out,
-                "idleRssKb": idle_kb,
-                "peakRssKb": app.memory_kb("VmHWM"),
-                "tokenFetches": state.token_issuances() - tokens_before,
-                "approvals": approvals,
-                "seconds": round(run_secs, 1),
-                "scimLastLevel": all_scim,
-            }),
-        );
+        let run = run_levels(&app, issuer, &state, &throughput_levels(options), None).await;
+        modes.insert(format!("{latency_ms}ms"), run);
         drop(app);
         let _ = std::fs::remove_dir_all(&ledger);
     }
     state.set_delay(None);
     Value::Object(modes)
+}
+
+/// The throughput levels again with the ledger the app has in Azure: Blob Storage (Azurite, over HTTPS),
+/// reached through the SDK's managed identity credential and an App Service identity endpoint served here.
+/// The stand-in answers at once. Azurite runs on the same two cores; its CPU is reported beside the app's.
+async fn throughput_blob(options: &Options, issuer: &Issuer, scratch: &Path) -> Value {
+    let azurite = Azurite::start();
+    let identity = IdentityEndpoint::start(Minting::Storage).await;
+    let cert_file = scratch.join("azurite.pem");
+    std::fs::write(&cert_file, &azurite.cert_pem).unwrap();
+    let standin = start_standin(throughput_seed()).await;
+    let state = standin.state().clone();
+    let mut env: Vec<(String, String)> = app_env(issuer, standin.base_url(), scratch)
+        .into_iter()
+        .filter(|(k, _)| !k.starts_with("LEDGER_"))
+        .collect();
+    env.extend([
+        ("LEDGER_BACKEND".to_owned(), "blob".to_owned()),
+        (
+            "LEDGER_BLOB_ACCOUNT_URL".to_owned(),
+            azurite.account_url().to_string(),
+        ),
+        ("LEDGER_CONTAINER".to_owned(), "uc-access-bench".to_owned()),
+        (
+            "SSL_CERT_FILE".to_owned(),
+            cert_file.to_string_lossy().into_owned(),
+        ),
+    ]);
+    env.extend(identity.app_settings());
+    let app = App::spawn(&env);
+    let mut run = run_levels(
+        &app,
+        issuer,
+        &state,
+        &throughput_levels(options),
+        Some(azurite.pid()),
+    )
+    .await;
+    run["storageTokenRequests"] = json!(identity.requests().len());
+    run
+}
+
+/// Warms the app up, then sends each level's callbacks from that many concurrent clients and measures
+/// them (see BENCHMARKS.md, Method 2). `ledger_server`: a process whose CPU is reported per callback too.
+async fn run_levels(
+    app: &App,
+    issuer: &Issuer,
+    state: &StandInState,
+    levels: &[(usize, usize)],
+    ledger_server: Option<u32>,
+) -> Value {
+    let client = client();
+    app.ready(&client).await;
+    let idle_kb = app.memory_kb("VmRSS");
+    let next = Arc::new(AtomicUsize::new(0));
+    // Warm-up (the issuer's keys, the Databricks token, the storage token), not counted.
+    for _ in 0..5 {
+        let (u, t) = pair(next.fetch_add(1, Ordering::SeqCst));
+        let (status, answer) = callback(
+            &client,
+            &app.base,
+            &issuer.token,
+            callback_body(&bench_user(u).1, &bench_table(t)),
+        )
+        .await;
+        assert_eq!(status, 200, "{answer}");
+    }
+    let mut levels_out = Vec::new();
+    let tokens_before = state.token_issuances();
+    let run_started = Instant::now();
+    let mut approvals = 0;
+    for &(concurrency, count) in levels {
+        state.clear_requests();
+        let cpu_before = app.cpu_time();
+        let harness_before = cpu_time_of("self");
+        let server_before = ledger_server.map(|pid| cpu_time_of(&pid.to_string()));
+        let started = Instant::now();
+        let end = next.load(Ordering::SeqCst) + count;
+        let mut tasks = Vec::new();
+        for _ in 0..concurrency {
+            let (client, base, token, next) = (
+                client.clone(),
+                app.base.clone(),
+                issuer.token.clone(),
+                next.clone(),
+            );
+            tasks.push(tokio::spawn(async move {
+                let mut done = Vec::new();
+                loop {
+                    let n = next.fetch_add(1, Ordering::SeqCst);
+                    if n >= end {
+                        break;
+                    }
+                    let (u, t) = pair(n);
+                    let (name, ext) = bench_user(u);
+                    let sent = Instant::now();
+                    let (status, _) =
+                        callback(&client, &base, &token, callback_body(&ext, &bench_table(t)))
+                            .await;
+                    done.push((sent, Instant::now(), name, ext, status));
+                }
+                done
+            }));
+        }
+        let mut done = Vec::new();
+        for task in tasks {
+            done.extend(task.await.unwrap());
+        }
+        let wall = started.elapsed();
+        let app_cpu = app.cpu_time().saturating_sub(cpu_before);
+        let harness_cpu = cpu_time_of("self").saturating_sub(harness_before);
+        let server_cpu = ledger_server
+            .zip(server_before)
+            .map(|(pid, before)| cpu_time_of(&pid.to_string()).saturating_sub(before));
+        approvals += done.len();
+        let recorded = state.requests();
+        let (mut totals, mut own, mut waits) = (Vec::new(), Vec::new(), Vec::new());
+        let by_user = attribute(&recorded);
+        let mut errors = 0;
+        for (sent, answered, name, ext, status) in &done {
+            if *status != 200 {
+                errors += 1;
+            }
+            let total = answered.duration_since(*sent);
+            let waited = waiting(&by_user, name, ext, *sent, *answered);
+            totals.push(ms(total));
+            waits.push(ms(waited));
+            own.push(ms(total.saturating_sub(waited)));
+        }
+        let calls = recorded.len() as f64 / done.len() as f64;
+        let mut level = json!({
+            "concurrency": concurrency,
+            "requests": done.len(),
+            "errors": errors,
+            "perSecond": round(done.len() as f64 / wall.as_secs_f64(), 1),
+            "totalMs": { "p50": round(percentile(&mut totals.clone(), 50.0), 2), "p99": round(percentile(&mut totals, 99.0), 2) },
+            "standInMs": { "p50": round(percentile(&mut waits.clone(), 50.0), 2), "p99": round(percentile(&mut waits, 99.0), 2) },
+            "ownMs": { "p50": round(percentile(&mut own.clone(), 50.0), 3), "p99": round(percentile(&mut own, 99.0), 3) },
+            "databricksCallsPerApproval": round(calls, 2),
+            "appCpuMsPerCallback": round(ms(app_cpu) / done.len() as f64, 3),
+            // The load generator and the stand-in, in this process on the same cores.
+            "harnessCpuMsPerCallback": round(ms(harness_cpu) / done.len() as f64, 3),
+        });
+        if let Some(cpu) = server_cpu {
+            level["ledgerServerCpuMsPerCallback"] = json!(round(ms(cpu) / done.len() as f64, 3));
+        }
+        levels_out.push(level);
+    }
+    let run_secs = run_started.elapsed().as_secs_f64();
+    let all_scim = state.requests().iter().filter(|r| is_scim(r)).count();
+    json!({
+        "levels": levels_out,
+        "idleRssKb": idle_kb,
+        "peakRssKb": app.memory_kb("VmHWM"),
+        "tokenFetches": state.token_issuances() - tokens_before,
+        "approvals": approvals,
+        "seconds": round(run_secs, 1),
+        "scimLastLevel": all_scim,
+    })
 }
 
 /// The stand-in's requests per bench user (matched by user name or external id in query or body).

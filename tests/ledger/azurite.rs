@@ -50,6 +50,12 @@ impl Azurite {
             .expect("a valid URL")
     }
 
+    /// The server process's id (the benchmarks read its CPU time; the tests do not use it).
+    #[allow(dead_code)]
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn start() -> Azurite {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let main_js = root.join("node_modules/azurite/dist/src/blob/main.js");

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use uc_access::auth::local_issuer::{
     self, LOCAL_AUDIENCE, LOCAL_PURVIEW_APP_ID, LOCAL_TENANT_ID, LocalCaller, LocalIssuer,
 };
-use uc_access::ledger::{GrantState, ListFilter, LedgerStore};
+use uc_access::ledger::{GrantState, LedgerStore, ListFilter};
 use uc_access::standin::{RunningStandIn, Seed, StandIn, demo};
 
 use crate::azurite::Azurite;
@@ -217,7 +217,10 @@ async fn the_binary_records_an_approval_in_blob_storage_as_its_managed_identity(
     let asked = &asked[0];
     assert_eq!(asked.resource.as_deref(), Some(STORAGE_AUDIENCE));
     assert_eq!(asked.api_version.as_deref(), Some("2019-08-01"));
-    assert_eq!(asked.secret.as_deref(), Some(world.identity.secret.as_str()));
+    assert_eq!(
+        asked.secret.as_deref(),
+        Some(world.identity.secret.as_str())
+    );
     assert_eq!(asked.client_id, None, "a system-assigned identity");
 }
 
@@ -240,7 +243,10 @@ async fn without_a_storage_role_the_approval_is_refused_before_unity_catalog_is_
     );
     assert_eq!(world.patches(), 0, "Unity Catalog was changed");
     let ledger = ledger_in(&world.container, TestCredential::new());
-    let records = ledger.list(&ListFilter::default()).await.unwrap_or_default();
+    let records = ledger
+        .list(&ListFilter::default())
+        .await
+        .unwrap_or_default();
     assert!(records.is_empty(), "{records:?}");
     assert!(!world.identity.requests().is_empty());
 }

@@ -62,7 +62,10 @@ impl IdentityEndpoint {
         let listener = tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
             .await
             .expect("a loopback port");
-        let url = format!("http://{}{PATH}", listener.local_addr().expect("an address"));
+        let url = format!(
+            "http://{}{PATH}",
+            listener.local_addr().expect("an address")
+        );
         let secret = uuid::Uuid::new_v4().simple().to_string();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let shared = Shared {
@@ -111,9 +114,17 @@ async fn token(
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
     };
-    shared.seen.lock().expect("not poisoned").push(request.clone());
+    shared
+        .seen
+        .lock()
+        .expect("not poisoned")
+        .push(request.clone());
     if request.secret.as_deref() != Some(shared.secret.as_str()) {
-        return (StatusCode::UNAUTHORIZED, "missing or wrong X-IDENTITY-HEADER").into_response();
+        return (
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong X-IDENTITY-HEADER",
+        )
+            .into_response();
     }
     if request.api_version.as_deref() != Some("2019-08-01") {
         return (StatusCode::BAD_REQUEST, "unsupported api-version").into_response();
