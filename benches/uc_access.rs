@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -22,9 +22,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use uc_access::auth::local_issuer::{
-    self, LOCAL_AUDIENCE, LOCAL_PURVIEW_APP_ID, LOCAL_TENANT_ID, LocalCaller, LocalIssuer,
-};
+use uc_access::auth::local_issuer::{self, LOCAL_AUDIENCE, LocalCaller, LocalIssuer};
 use uc_access::domain::{
     EntraObjectId, GrantDuration, Principal, Privilege, PrivilegeSet, Securable, SecurableType,
 };
@@ -51,7 +49,12 @@ mod identity;
 use azurite::Azurite;
 use identity::{IdentityEndpoint, Minting};
 
-const BINARY: &str = env!("CARGO_BIN_EXE_uc-access");
+// The app as a child process and its settings, shared with the black-box tests.
+#[allow(dead_code)]
+#[path = "../tests/common/app.rs"]
+mod app;
+
+use app::{App, BINARY, app_settings, cpu_time_of};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -111,7 +114,7 @@ async fn run(options: Options) {
         results.insert("throughput".into(), figures);
     }
     if options.wants("blob") {
-        let figures = throughput_blob(&options, &issuer, &scratch).await;
+        let figures = throughput_blob(&options, &issuer).await;
         results.insert("throughputBlob".into(), figures);
     }
     if options.wants("sweep") {
@@ -173,137 +176,38 @@ async fn start_standin(seed: Seed) -> RunningStandIn {
         .unwrap()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// `uc-access serve`, started the way the Functions host starts it.
-struct App {
-    child: Child,
-    base: String,
-    started: Instant,
-}
-
-impl Drop for App {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn app_env(issuer: &Issuer, standin: &str, ledger: &Path) -> Vec<(String, String)> {
-    let standin = standin.trim_end_matches('/').to_owned();
-    [
-        ("AUTH_TENANT_ID", LOCAL_TENANT_ID.to_string()),
-        ("AUTH_AUDIENCE", LOCAL_AUDIENCE.to_owned()),
+    let mut env = app_settings(&issuer.base, standin);
+    env.extend([
+        ("LEDGER_BACKEND".to_owned(), "local".to_owned()),
         (
-            "AUTH_OPENID_CONFIGURATION_URL",
-            local_issuer::openid_configuration_url(&issuer.base).to_string(),
+            "LEDGER_DIR".to_owned(),
+            ledger.to_string_lossy().into_owned(),
         ),
-        (
-            "PURVIEW_CALLBACK_ALLOWED_APP_IDS",
-            LOCAL_PURVIEW_APP_ID.to_string(),
-        ),
-        ("LEDGER_BACKEND", "local".to_owned()),
-        ("LEDGER_DIR", ledger.to_string_lossy().into_owned()),
-        ("DATABRICKS_HOST", standin.clone()),
-        ("DATABRICKS_ACCOUNT_HOST", standin),
-        ("DATABRICKS_ACCOUNT_ID", demo::ACCOUNT_ID.to_owned()),
-        ("DATABRICKS_AUTH_TYPE", "oauth-m2m".to_owned()),
-        ("DATABRICKS_CLIENT_ID", demo::PRODUCT_CLIENT_ID.to_owned()),
-        (
-            "DATABRICKS_CLIENT_SECRET",
-            demo::PRODUCT_CLIENT_SECRET.to_owned(),
-        ),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect()
+    ]);
+    env
 }
 
-impl App {
-    fn spawn(env: &[(String, String)]) -> Self {
-        let port = free_port();
-        let started = Instant::now();
-        let child = Command::new(BINARY)
-            .arg("serve")
-            .env_clear()
-            .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
-            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            // UC_ACCESS_BENCH_APP_LOG=<file> keeps the app's log (with RUST_LOG from the environment).
-            .stdout(match std::env::var_os("UC_ACCESS_BENCH_APP_LOG") {
-                Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
-                None => Stdio::null(),
-            })
-            .envs(std::env::var("RUST_LOG").ok().map(|v| ("RUST_LOG", v)))
-            // Allocator experiments (glibc): passed through when set.
-            .envs(
-                [
-                    "MALLOC_ARENA_MAX",
-                    "MALLOC_MMAP_THRESHOLD_",
-                    "MALLOC_TRIM_THRESHOLD_",
-                ]
-                .into_iter()
-                .filter_map(|k| std::env::var(k).ok().map(|v| (k, v))),
-            )
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        Self {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            started,
-        }
-    }
-
-    /// Polls `GET /` as the host does; answers the time from process start to the first answer.
-    async fn ready(&self, client: &reqwest::Client) -> Duration {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(r) = client.get(format!("{}/", self.base)).send().await
-                && r.status().is_success()
-            {
-                return self.started.elapsed();
-            }
-            assert!(Instant::now() < deadline, "the app never answered GET /");
-            tokio::time::sleep(Duration::from_micros(200)).await;
-        }
-    }
-
-    /// CPU time the app has used so far (user + system, from /proc/PID/stat).
-    fn cpu_time(&self) -> Duration {
-        cpu_time_of(&self.child.id().to_string())
-    }
-
-    /// A value from /proc/PID/status in kB (`VmRSS`, `VmHWM`).
-    fn memory_kb(&self, field: &str) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        status
-            .lines()
-            .find(|l| l.starts_with(field))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    }
-}
-
-/// User + system CPU time of process `pid` (`self` for this one) from `/proc/PID/stat`.
-fn cpu_time_of(pid: &str) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which is in parentheses and may hold spaces): utime is the
-    // 14th field of the line, stime the 15th, both in clock ticks (100 per second on Linux).
-    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
-    let fields: Vec<u64> = after
-        .split_whitespace()
-        .map(|f| f.parse().unwrap_or(0))
-        .collect();
-    let ticks = fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0);
-    Duration::from_millis(ticks * 10)
+/// Starts the app with `env`, plus what the harness passes through from its own environment:
+/// `UC_ACCESS_BENCH_APP_LOG=<file>` keeps the app's log (with `RUST_LOG`), and the glibc allocator
+/// variables (allocator experiments).
+fn spawn_app(env: &[(String, String)]) -> App {
+    let mut env = env.to_vec();
+    env.extend(
+        [
+            "RUST_LOG",
+            "MALLOC_ARENA_MAX",
+            "MALLOC_MMAP_THRESHOLD_",
+            "MALLOC_TRIM_THRESHOLD_",
+        ]
+        .into_iter()
+        .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_owned(), v))),
+    );
+    let stdout = match std::env::var_os("UC_ACCESS_BENCH_APP_LOG") {
+        Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
+        None => Stdio::null(),
+    };
+    App::spawn(&env, stdout)
 }
 
 fn client() -> reqwest::Client {
@@ -392,7 +296,7 @@ async fn startup(options: &Options, issuer: &Issuer, scratch: &Path) -> Value {
     for run in 0..runs {
         state.reset();
         let ledger = scratch.join(format!("startup-ledger-{run}"));
-        let app = App::spawn(&app_env(issuer, standin.base_url(), &ledger));
+        let app = spawn_app(&app_env(issuer, standin.base_url(), &ledger));
         ready.push(ms(app.ready(&client).await));
         idle_rss.push(app.memory_kb("VmRSS") as f64);
         // Alice holds nothing directly on sales.reporting: a cold approval adds all three privileges.
@@ -438,7 +342,7 @@ async fn startup(options: &Options, issuer: &Issuer, scratch: &Path) -> Value {
     env.retain(|(k, _)| !k.starts_with("DATABRICKS_CLIENT") && k != "DATABRICKS_AUTH_TYPE");
     env.push(("DATABRICKS_AUTH_TYPE".into(), "pat".into()));
     env.push(("DATABRICKS_TOKEN".into(), demo::PRODUCT_TOKEN.into()));
-    let app = App::spawn(&env);
+    let app = spawn_app(&env);
     app.ready(&client).await;
     let (status, answer) = callback(
         &client,
@@ -639,7 +543,7 @@ async fn throughput(options: &Options, issuer: &Issuer) -> Value {
         let ledger =
             PathBuf::from("/dev/shm").join(format!("uc-access-bench-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&ledger);
-        let app = App::spawn(&app_env(issuer, standin.base_url(), &ledger));
+        let app = spawn_app(&app_env(issuer, standin.base_url(), &ledger));
         let run = run_levels(&app, issuer, &state, &throughput_levels(options), None).await;
         modes.insert(format!("{latency_ms}ms"), run);
         drop(app);
@@ -652,31 +556,15 @@ async fn throughput(options: &Options, issuer: &Issuer) -> Value {
 /// The throughput levels again with the ledger the app has in Azure: Blob Storage (Azurite, over HTTPS),
 /// reached through the SDK's managed identity credential and an App Service identity endpoint served here.
 /// The stand-in answers at once. Azurite runs on the same two cores; its CPU is reported beside the app's.
-async fn throughput_blob(options: &Options, issuer: &Issuer, scratch: &Path) -> Value {
+async fn throughput_blob(options: &Options, issuer: &Issuer) -> Value {
     let azurite = Azurite::start();
     let identity = IdentityEndpoint::start(Minting::Storage).await;
-    let cert_file = scratch.join("azurite.pem");
-    std::fs::write(&cert_file, &azurite.cert_pem).unwrap();
     let standin = start_standin(throughput_seed()).await;
     let state = standin.state().clone();
-    let mut env: Vec<(String, String)> = app_env(issuer, standin.base_url(), scratch)
-        .into_iter()
-        .filter(|(k, _)| !k.starts_with("LEDGER_"))
-        .collect();
-    env.extend([
-        ("LEDGER_BACKEND".to_owned(), "blob".to_owned()),
-        (
-            "LEDGER_BLOB_ACCOUNT_URL".to_owned(),
-            azurite.account_url().to_string(),
-        ),
-        ("LEDGER_CONTAINER".to_owned(), "uc-access-bench".to_owned()),
-        (
-            "SSL_CERT_FILE".to_owned(),
-            cert_file.to_string_lossy().into_owned(),
-        ),
-    ]);
+    let mut env = app_settings(&issuer.base, standin.base_url());
+    env.extend(azurite.app_settings("uc-access-bench"));
     env.extend(identity.app_settings());
-    let app = App::spawn(&env);
+    let app = spawn_app(&env);
     let mut run = run_levels(
         &app,
         issuer,
@@ -1070,7 +958,7 @@ async fn sweep(options: &Options, issuer: &Issuer, scratch: &Path) -> Value {
         .sum();
 
     let state = standin.state().clone();
-    let app = App::spawn(&app_env(issuer, standin.base_url(), &ledger_dir));
+    let app = spawn_app(&app_env(issuer, standin.base_url(), &ledger_dir));
     let client = client();
     app.ready(&client).await;
     state.clear_requests();

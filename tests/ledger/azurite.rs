@@ -23,6 +23,8 @@ pub struct Azurite {
     watchdog: Option<Child>,
     pub port: u16,
     pub cert_pem: String,
+    /// `cert_pem` as a file (Azurite serves it; a separate process can be told to trust it).
+    cert_path: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -48,6 +50,25 @@ impl Azurite {
     pub fn account_url(&self) -> url::Url {
         url::Url::parse(&format!("https://127.0.0.1:{}/devstoreaccount1", self.port))
             .expect("a valid URL")
+    }
+
+    /// The settings that make a separately started app keep its ledger in `container` here: the Blob
+    /// backend at this account, trusting this server's certificate through `SSL_CERT_FILE` (read by
+    /// the platform verifier's native roots) as any process using the platform's roots can be told to.
+    /// Its credential is the caller's to add (the identity endpoint's settings).
+    pub fn app_settings(&self, container: &str) -> Vec<(String, String)> {
+        [
+            ("LEDGER_BACKEND", "blob".to_owned()),
+            ("LEDGER_BLOB_ACCOUNT_URL", self.account_url().to_string()),
+            ("LEDGER_CONTAINER", container.to_owned()),
+            (
+                "SSL_CERT_FILE",
+                self.cert_path.to_string_lossy().into_owned(),
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
     }
 
     /// The server process's id (the benchmarks read its CPU time; the tests do not use it).
@@ -124,6 +145,7 @@ impl Azurite {
             watchdog,
             port,
             cert_pem,
+            cert_path: cert,
             _dir: dir,
         }
     }

@@ -5,33 +5,19 @@
 //! Functions host does and send it a Purview approval.
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
+use std::time::Duration;
 
 use serde_json::{Value, json};
-use uc_access::auth::local_issuer::{
-    self, LOCAL_AUDIENCE, LOCAL_PURVIEW_APP_ID, LOCAL_TENANT_ID, LocalCaller, LocalIssuer,
-};
+use uc_access::auth::local_issuer::{self, LOCAL_AUDIENCE, LocalCaller, LocalIssuer};
 use uc_access::ledger::{GrantState, LedgerStore, ListFilter};
 use uc_access::standin::{RunningStandIn, Seed, StandIn, demo};
 
+use crate::app::{App, app_settings};
 use crate::azurite::Azurite;
 use crate::blob::ledger_in;
 use crate::credential::{STORAGE_AUDIENCE, TestCredential};
 use crate::identity::{IdentityEndpoint, Minting};
-
-/// `uc-access serve` with the given settings (and nothing else from this environment); killed on drop.
-struct Served {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Everything one run needs: the caller-token issuer, the Databricks stand-in, the identity endpoint and
 /// a fresh ledger container on the shared Azurite.
@@ -42,7 +28,6 @@ struct World {
     standin: RunningStandIn,
     identity: IdentityEndpoint,
     container: String,
-    cert_file: std::path::PathBuf,
 }
 
 impl World {
@@ -61,10 +46,6 @@ impl World {
             .start(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
             .await
             .unwrap();
-        // The app trusts Azurite's self-signed certificate the way any process using the platform's
-        // roots can be told to: SSL_CERT_FILE.
-        let cert_file = dir.path().join("azurite.pem");
-        std::fs::write(&cert_file, &Azurite::shared().cert_pem).unwrap();
         Self {
             _dir: dir,
             issuer,
@@ -72,84 +53,21 @@ impl World {
             standin,
             identity: IdentityEndpoint::start(minting).await,
             container: format!("bin{}", uuid::Uuid::new_v4().simple()),
-            cert_file,
         }
     }
 
-    fn settings(&self) -> Vec<(String, String)> {
-        let standin = self.standin.base_url().trim_end_matches('/').to_owned();
-        let mut settings: Vec<(String, String)> = [
-            ("AUTH_TENANT_ID", LOCAL_TENANT_ID.to_string()),
-            ("AUTH_AUDIENCE", LOCAL_AUDIENCE.to_owned()),
-            (
-                "AUTH_OPENID_CONFIGURATION_URL",
-                local_issuer::openid_configuration_url(&self.issuer_base).to_string(),
-            ),
-            (
-                "PURVIEW_CALLBACK_ALLOWED_APP_IDS",
-                LOCAL_PURVIEW_APP_ID.to_string(),
-            ),
-            ("LEDGER_BACKEND", "blob".to_owned()),
-            (
-                "LEDGER_BLOB_ACCOUNT_URL",
-                Azurite::shared().account_url().to_string(),
-            ),
-            ("LEDGER_CONTAINER", self.container.clone()),
-            (
-                "SSL_CERT_FILE",
-                self.cert_file.to_string_lossy().into_owned(),
-            ),
-            ("DATABRICKS_HOST", standin.clone()),
-            ("DATABRICKS_ACCOUNT_HOST", standin),
-            ("DATABRICKS_ACCOUNT_ID", demo::ACCOUNT_ID.to_owned()),
-            ("DATABRICKS_AUTH_TYPE", "oauth-m2m".to_owned()),
-            ("DATABRICKS_CLIENT_ID", demo::PRODUCT_CLIENT_ID.to_owned()),
-            (
-                "DATABRICKS_CLIENT_SECRET",
-                demo::PRODUCT_CLIENT_SECRET.to_owned(),
-            ),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
+    /// The app as configured in Azure: its ledger in Blob Storage, its credential the managed identity.
+    async fn serve(&self) -> App {
+        let mut settings = app_settings(&self.issuer_base, self.standin.base_url());
+        settings.extend(Azurite::shared().app_settings(&self.container));
         settings.extend(self.identity.app_settings());
-        settings
-    }
-
-    async fn serve(&self) -> Served {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(env!("CARGO_BIN_EXE_uc-access"))
-            .arg("serve")
-            .env_clear()
-            .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
-            .envs(self.settings())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let served = Served {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let client = reqwest::Client::new();
-        loop {
-            if let Ok(r) = client.get(format!("{}/", served.base)).send().await {
-                let body = r.text().await.unwrap();
-                assert!(body.contains("\"ready\""), "not configured: {body}");
-                return served;
-            }
-            assert!(Instant::now() < deadline, "the binary never answered GET /");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let app = App::spawn(&settings, Stdio::null());
+        app.ready(&reqwest::Client::new()).await;
+        app
     }
 
     /// Purview's approval of Alice's request for `sales.reporting.customers`, approved by Carol.
-    async fn approve(&self, served: &Served) -> (u16, Value) {
+    async fn approve(&self, app: &App) -> (u16, Value) {
         let token = self
             .issuer
             .mint(
@@ -170,7 +88,7 @@ impl World {
             "duration": "P7D",
         });
         let r = reqwest::Client::new()
-            .post(format!("{}/api/purview-callback", served.base))
+            .post(format!("{}/api/purview-callback", app.base))
             .bearer_auth(token)
             .json(&body)
             .send()
@@ -191,9 +109,9 @@ impl World {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_records_an_approval_in_blob_storage_as_its_managed_identity() {
     let world = World::start(Minting::Storage).await;
-    let served = world.serve().await;
+    let app = world.serve().await;
 
-    let (status, answer) = world.approve(&served).await;
+    let (status, answer) = world.approve(&app).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["status"], "granted", "{answer}");
     assert!(world.patches() > 0, "Unity Catalog was not changed");
@@ -229,9 +147,9 @@ async fn without_a_storage_role_the_approval_is_refused_before_unity_catalog_is_
     // Azure Storage answers 403 to an identity without a data role; Azurite does the same to a token
     // for another audience.
     let world = World::start(Minting::WrongAudience).await;
-    let served = world.serve().await;
+    let app = world.serve().await;
 
-    let (status, answer) = world.approve(&served).await;
+    let (status, answer) = world.approve(&app).await;
     assert_eq!(status, 502, "{answer}");
     assert_eq!(answer["error"], "ledger_forbidden", "{answer}");
     assert!(

@@ -3,6 +3,9 @@
 
 #![allow(clippy::unwrap_used)] // tests panic on purpose with the failing value
 
+#[allow(dead_code)] // the benchmarks' figures (CPU, memory) are not read here
+#[path = "../common/app.rs"]
+mod app;
 mod azurite;
 mod binary;
 mod blob;
