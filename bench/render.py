@@ -121,6 +121,16 @@ def main():
         w(f"| 4 | revoke sweep: {sw['dueGrants']:,} due grants, {sw['tables']:,} tables, {sw['principals']:,} principals, stand-in limited to 25 requests/s | {secs:.1f} s wall; revoked {rep.get('revoked', '?')}, failed {rep.get('failed', '?')}, left for the next run {rep.get('deferred', 0)}; {sw['assignmentsLeft']} of the added assignments left | < 3 min | {verdict(secs < 180 and sw['status'] == 200 and not rep.get('deferred') and not sw['assignmentsLeft'], 'by %.0f s' % (secs - 180))} |")
         w(f"| 4 | sweep PATCH calls | {sw['patchCalls']:,} accepted ({sw['patchAttempts']:,} sent, {sw['throttled429']:,} answers 429 in all); one per grant would be {sw['dueGrants']:,} | ≤ {sw['securablesTouched']:,} securables touched | {verdict(ok_patch, '%d too many' % extra)} |")
         w(f"| 4, 5 | peak resident memory during the sweep | {mb(sw['peakRssKb'])} | < 64 MB | {verdict(peak_b < 64e6, 'by %.1f MB' % ((peak_b - 64e6) / 1e6))} |")
+    sb = r.get("sweepBlob")
+    if sb:
+        rep = sb.get("report") or {}
+        st = sb["storageRequests"]
+        per = st["total"] / max(rep.get("revoked") or 1, 1)
+        kinds = ", ".join(f"{v:,} {k}" for k, v in sorted(st["byKind"].items(), key=lambda kv: -kv[1]))
+        w(f"| 4 | revoke sweep with the **Blob ledger** (Azurite over HTTPS, managed identity): {sb['dueGrants']:,} due grants, {sb['principals']:,} principals of 10 grants (the shape above at 1/50: Azurite's tag queries see only a container's first 5,000 blobs), stand-in limited to 25 requests/s"
+          f" | {sb['seconds']:.1f} s wall (first `PATCH` after {sb['firstRequestAfterS']} s, last answered at {sb['lastRequestEndS']} s); revoked {rep.get('revoked', '?')}, failed {rep.get('failed', '?')}, left for the next run {rep.get('deferred', 0)}; {sb['assignmentsLeft']} of the added assignments left;"
+          f" {sb['patchCalls']:,} `PATCH` calls accepted for {sb['securablesTouched']:,} securables touched; app CPU {sb['appCpuSeconds']} s, Azurite {sb['azuriteCpuSeconds']} s (same cores); peak resident {mb(sb['peakRssKb'])} | | |")
+        w(f"| 4 | storage requests of that sweep | {st['total']:,}, **{per:.1f} per revoked grant**: {kinds}; storage tokens asked for: {sb['storageTokenRequests']} | | |")
     f = r.get("footprint")
     if f:
         w(f"| 5 | binary size (`benchmark` profile, stripped) | {f['binaryBytes']:,} bytes ({f['binaryBytes'] / 2**20:.1f} MiB) | | |")

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use futures::{StreamExt, TryStreamExt};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -27,7 +28,8 @@ use uc_access::domain::{
     EntraObjectId, GrantDuration, Principal, Privilege, PrivilegeSet, Securable, SecurableType,
 };
 use uc_access::ledger::{
-    GrantRecord, IdempotencyKey, LedgerStore, LocalLedger, NewGrant, SecurableChange, WorkspaceRef,
+    BlobLedger, BlobLedgerOptions, GrantRecord, IdempotencyKey, LedgerStore, LocalLedger, NewGrant,
+    SecurableChange, WorkspaceRef,
 };
 use uc_access::standin::privileges::SecurableKind;
 use uc_access::standin::{
@@ -73,6 +75,15 @@ fn main() {
         python: value("--python"),
         only: value("--only"),
         quick: args.iter().any(|a| a == "--quick"),
+        levels: value("--levels").map(|v| parse_levels(&v)),
+        delays_ms: value("--delays").map_or_else(
+            || vec![0, 20],
+            |v| {
+                v.split(',')
+                    .map(|d| d.parse().expect("--delays takes milliseconds, e.g. 0,20"))
+                    .collect()
+            },
+        ),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -87,6 +98,25 @@ struct Options {
     python: Option<String>,
     only: Option<String>,
     quick: bool,
+    /// `--levels 1:2000,16:1000`: concurrency and callbacks per level, instead of the standard ones (to
+    /// profile one level; such a run's figures are not the document's).
+    levels: Option<Vec<(usize, usize)>>,
+    /// `--delays 0`: the stand-in's simulated latencies for the throughput part (default 0 and 20 ms).
+    delays_ms: Vec<u64>,
+}
+
+fn parse_levels(text: &str) -> Vec<(usize, usize)> {
+    text.split(',')
+        .map(|level| {
+            let (c, n) = level
+                .split_once(':')
+                .expect("--levels takes CONCURRENCY:CALLBACKS[,...]");
+            (
+                c.parse().expect("a concurrency"),
+                n.parse().expect("a number of callbacks"),
+            )
+        })
+        .collect()
 }
 
 impl Options {
@@ -120,6 +150,10 @@ async fn run(options: Options) {
     if options.wants("sweep") {
         let figures = sweep(&options, &issuer, &scratch).await;
         results.insert("sweep".into(), figures);
+    }
+    if options.wants("blob-sweep") {
+        let figures = sweep_blob(&options, &issuer, &scratch).await;
+        results.insert("sweepBlob".into(), figures);
     }
     if options.wants("footprint") {
         results.insert(
@@ -524,7 +558,9 @@ fn pair(n: usize) -> (usize, usize) {
 }
 
 fn throughput_levels(options: &Options) -> Vec<(usize, usize)> {
-    if options.quick {
+    if let Some(levels) = &options.levels {
+        levels.clone()
+    } else if options.quick {
         vec![(1, 30), (16, 200), (128, 500)]
     } else {
         vec![(1, 150), (16, 1000), (128, 3000)]
@@ -535,7 +571,7 @@ async fn throughput(options: &Options, issuer: &Issuer) -> Value {
     let standin = start_standin(throughput_seed()).await;
     let state = standin.state().clone();
     let mut modes = serde_json::Map::new();
-    for latency_ms in [0_u64, 20] {
+    for &latency_ms in &options.delays_ms {
         state.reset();
         state.set_delay((latency_ms > 0).then(|| Duration::from_millis(latency_ms)));
         // The ledger folder on tmpfs: a flush per record on this disk (~3.8 ms, BENCHMARKS.md) would
@@ -774,6 +810,8 @@ fn waiting(
 const SWEEP_GRANTS: usize = 100_000;
 const SWEEP_PRINCIPALS: usize = 10_000;
 const SWEEP_TABLES: usize = 1_000;
+/// Principals (of 10 grants each) in the Blob sweep: 4,000 blobs, within what Azurite's tag queries see.
+const BLOB_SWEEP_PRINCIPALS: usize = 200;
 
 fn sweep_principal(p: usize) -> String {
     format!("p{p:05}@sweep.example")
@@ -794,13 +832,25 @@ fn sweep_grant_table(p: usize, k: usize) -> usize {
     (p * 7 + k * 101) % SWEEP_TABLES
 }
 
-async fn sweep(options: &Options, issuer: &Issuer, scratch: &Path) -> Value {
-    let grants_per_principal = if options.quick {
-        1
-    } else {
-        SWEEP_GRANTS / SWEEP_PRINCIPALS
-    };
-    let total = grants_per_principal * SWEEP_PRINCIPALS;
+/// The sweep's world: the stand-in holding every privilege the seeded records say uc-access added, and
+/// the securables those records touched.
+struct SweepWorld {
+    standin: RunningStandIn,
+    touched: BTreeSet<(String, String)>,
+    grants: usize,
+    principals: usize,
+}
+
+/// Seeds `principals` principals with `per_principal` active, expired grants each (on distinct tables)
+/// into the stand-in and into `ledger`, `in_flight` writes at a time. Each record's `added` holds exactly
+/// what a real first grant would have added (`USE_CATALOG`/`USE_SCHEMA` only on the principal's first
+/// grant under that catalog/schema).
+async fn sweep_world(
+    principals: usize,
+    per_principal: usize,
+    ledger: Arc<dyn LedgerStore>,
+    in_flight: usize,
+) -> SweepWorld {
     // The stand-in: the tables, the principals, and every privilege the ledger says uc-access added.
     let mut seed = Seed::demo();
     let owner = demo::CAROL.to_owned();
@@ -831,83 +881,71 @@ async fn sweep(options: &Options, issuer: &Issuer, scratch: &Path) -> Value {
             }
         }
     }
-    for p in 0..SWEEP_PRINCIPALS {
+    for p in 0..principals {
         let name = sweep_principal(p);
         seed.users.push(SeedUser {
             id: format!("{}", 8_000_000 + p),
             user_name: name.clone(),
             display_name: name,
             active: true,
-            external_id: Some(
-                uuid::Uuid::from_u128(0x5eee_0000_0000_4000_8000_0000_0000_0000 | p as u128)
-                    .to_string(),
-            ),
+            external_id: Some(sweep_requester(p).to_string()),
         });
     }
-    // The records, written with the library's own local ledger on tmpfs, then copied to the disk the
-    // app's ledger lives on (a flush per record would make seeding alone take minutes).
-    let staging = PathBuf::from("/dev/shm").join(format!("uc-access-sweep-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&staging);
-    let standin = {
-        let mut securables_touched: BTreeSet<(String, String)> = BTreeSet::new();
-        let mut records = Vec::with_capacity(total);
-        let now = OffsetDateTime::now_utc();
-        let requested = now - time::Duration::days(8);
-        // The stand-in's URL is needed in the records: start it with the seed built below.
-        let mut grants: BTreeMap<(String, String, String), BTreeSet<String>> = BTreeMap::new();
-        for p in 0..SWEEP_PRINCIPALS {
-            let principal = Principal::user(&sweep_principal(p)).unwrap();
-            let mut held: BTreeSet<String> = BTreeSet::new();
-            for k in 0..grants_per_principal {
-                let (c, s, t) = sweep_table(sweep_grant_table(p, k));
-                let mut added = Vec::new();
-                for (kind, name, privilege) in [
-                    ("catalog", &c, Privilege::UseCatalog),
-                    ("schema", &s, Privilege::UseSchema),
-                    ("table", &t, Privilege::Select),
-                ] {
-                    if held.insert(name.clone()) {
-                        let securable =
-                            Securable::parse(SecurableType::parse(kind).unwrap(), name).unwrap();
-                        added.push(SecurableChange {
-                            securable,
-                            privileges: PrivilegeSet::from([privilege]),
-                        });
-                        grants
-                            .entry((
-                                kind.to_owned(),
-                                name.clone(),
-                                principal.uc_name().to_owned(),
-                            ))
-                            .or_default()
-                            .insert(privilege.as_str().to_owned());
-                        securables_touched.insert((kind.to_owned(), name.clone()));
-                    }
+    let mut touched: BTreeSet<(String, String)> = BTreeSet::new();
+    let mut records = Vec::with_capacity(principals * per_principal);
+    // The stand-in's URL is needed in the records: start it with the seed built below.
+    let mut grants: BTreeMap<(String, String, String), BTreeSet<String>> = BTreeMap::new();
+    for p in 0..principals {
+        let principal = Principal::user(&sweep_principal(p)).unwrap();
+        let mut held: BTreeSet<String> = BTreeSet::new();
+        for k in 0..per_principal {
+            let (c, s, t) = sweep_table(sweep_grant_table(p, k));
+            let mut added = Vec::new();
+            for (kind, name, privilege) in [
+                ("catalog", &c, Privilege::UseCatalog),
+                ("schema", &s, Privilege::UseSchema),
+                ("table", &t, Privilege::Select),
+            ] {
+                if held.insert(name.clone()) {
+                    let securable =
+                        Securable::parse(SecurableType::parse(kind).unwrap(), name).unwrap();
+                    added.push(SecurableChange {
+                        securable,
+                        privileges: PrivilegeSet::from([privilege]),
+                    });
+                    grants
+                        .entry((
+                            kind.to_owned(),
+                            name.clone(),
+                            principal.uc_name().to_owned(),
+                        ))
+                        .or_default()
+                        .insert(privilege.as_str().to_owned());
+                    touched.insert((kind.to_owned(), name.clone()));
                 }
-                records.push((p, k, principal.clone(), t, added));
             }
+            records.push((p, k, principal.clone(), t, added));
         }
-        for ((kind, name, principal), privileges) in grants {
-            seed.grants.push(SeedGrant {
-                securable_type: kind,
-                full_name: name,
-                principal,
-                privileges: privileges.into_iter().collect(),
-            });
-        }
-        let standin = start_standin(seed).await;
-        let host = format!("{}/", standin.base_url().trim_end_matches('/'));
-        let ledger = LocalLedger::new(&staging);
-        let mut writes = Vec::new();
-        for (p, k, principal, table, added) in records {
+    }
+    for ((kind, name, principal), privileges) in grants {
+        seed.grants.push(SeedGrant {
+            securable_type: kind,
+            full_name: name,
+            principal,
+            privileges: privileges.into_iter().collect(),
+        });
+    }
+    let standin = start_standin(seed).await;
+    let host = format!("{}/", standin.base_url().trim_end_matches('/'));
+    let now = OffsetDateTime::now_utc();
+    let requested = now - time::Duration::days(8);
+    let grants = records.len();
+    futures::stream::iter(records)
+        .map(|(p, k, principal, table, added)| {
             let securable = Securable::parse(SecurableType::Table, &table).unwrap();
             let new = NewGrant {
                 idempotency_key: IdempotencyKey::parse(&format!("bench:sweep:{p}:{k}")).unwrap(),
-                requester: EntraObjectId::parse(
-                    &uuid::Uuid::from_u128(0x5eee_0000_0000_4000_8000_0000_0000_0000 | p as u128)
-                        .to_string(),
-                )
-                .unwrap(),
+                requester: EntraObjectId::parse(&sweep_requester(p).to_string()).unwrap(),
                 target: None,
                 principal,
                 workspace: WorkspaceRef {
@@ -925,18 +963,42 @@ async fn sweep(options: &Options, issuer: &Issuer, scratch: &Path) -> Value {
             record
                 .mark_active(added, requested + time::Duration::seconds(2))
                 .unwrap();
-            let ledger = ledger.clone();
-            writes.push(async move { ledger.create(record).await.map(|_| ()) });
-            if writes.len() == 256 {
-                futures::future::try_join_all(std::mem::take(&mut writes))
-                    .await
-                    .unwrap();
-            }
-        }
-        futures::future::try_join_all(writes).await.unwrap();
-        (standin, securables_touched)
+            let ledger = Arc::clone(&ledger);
+            async move { ledger.create(record).await.map(|_| ()) }
+        })
+        .buffer_unordered(in_flight)
+        .try_collect::<()>()
+        .await
+        .unwrap();
+    SweepWorld {
+        standin,
+        touched,
+        grants,
+        principals,
+    }
+}
+
+fn sweep_requester(p: usize) -> uuid::Uuid {
+    uuid::Uuid::from_u128(0x5eee_0000_0000_4000_8000_0000_0000_0000 | p as u128)
+}
+
+async fn sweep(options: &Options, issuer: &Issuer, scratch: &Path) -> Value {
+    let grants_per_principal = if options.quick {
+        1
+    } else {
+        SWEEP_GRANTS / SWEEP_PRINCIPALS
     };
-    let (standin, touched) = standin;
+    // The records, written with the library's own local ledger on tmpfs, then copied to the disk the
+    // app's ledger lives on (a flush per record would make seeding alone take minutes).
+    let staging = PathBuf::from("/dev/shm").join(format!("uc-access-sweep-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    let world = sweep_world(
+        SWEEP_PRINCIPALS,
+        grants_per_principal,
+        Arc::new(LocalLedger::new(&staging)),
+        256,
+    )
+    .await;
     let ledger_dir = scratch.join("sweep-ledger");
     let _ = std::fs::remove_dir_all(&ledger_dir);
     std::fs::create_dir_all(&ledger_dir).unwrap();
@@ -956,13 +1018,129 @@ async fn sweep(options: &Options, issuer: &Issuer, scratch: &Path) -> Value {
         .unwrap()
         .map(|e| e.unwrap().metadata().unwrap().len())
         .sum();
+    let app = spawn_app(&app_env(issuer, world.standin.base_url(), &ledger_dir));
+    let mut figures = run_sweep(&app, &world).await;
+    figures["ledgerBytes"] = json!(ledger_bytes);
+    figures
+}
 
-    let state = standin.state().clone();
-    let app = spawn_app(&app_env(issuer, standin.base_url(), &ledger_dir));
+/// The sweep with the Blob ledger (Azurite over HTTPS, the app on its managed identity): 200 principals
+/// with 10 grants each, the same shape as the local sweep at a fiftieth of its size. Azurite cannot go
+/// further: its Find Blobs by Tags only ever looks at the first 5,000 blobs of a container by name
+/// (BENCHMARKS.md), and each grant is two blobs (record and principal marker). Besides the local
+/// sweep's figures: the storage requests the app sent (counted from the Azure SDK's own request log)
+/// and Azurite's CPU time.
+async fn sweep_blob(options: &Options, issuer: &Issuer, scratch: &Path) -> Value {
+    let principals = if options.quick {
+        50
+    } else {
+        BLOB_SWEEP_PRINCIPALS
+    };
+    let azurite = Azurite::start();
+    let container = "uc-access-sweep";
+    let seeder = BlobLedger::new(
+        &azurite.account_url(),
+        container,
+        credential::TestCredential::new(),
+        BlobLedgerOptions {
+            transport: Some(azurite.transport()),
+        },
+    )
+    .unwrap();
+    let seeding = Instant::now();
+    let world = sweep_world(principals, 10, Arc::new(seeder), 32).await;
+    let seeding = seeding.elapsed();
+    let identity = IdentityEndpoint::start(Minting::Storage).await;
+    let mut env = app_settings(&issuer.base, world.standin.base_url());
+    env.extend(azurite.app_settings(container));
+    env.extend(identity.app_settings());
+    // The SDK logs every request it sends (each try) at debug level under this target.
+    env.push((
+        "RUST_LOG".to_owned(),
+        format!("info,{SDK_REQUEST_LOG}=debug"),
+    ));
+    let log_path = scratch.join("sweep-blob-app.log");
+    let app = App::spawn(&env, Stdio::from(std::fs::File::create(&log_path).unwrap()));
+    let azurite_before = cpu_time_of(&azurite.pid().to_string());
+    let mut figures = run_sweep(&app, &world).await;
+    let azurite_cpu = cpu_time_of(&azurite.pid().to_string()).saturating_sub(azurite_before);
+    drop(app);
+    assert_eq!(
+        figures["report"]["due"].as_u64(),
+        Some(world.grants as u64),
+        "the timer must find every seeded grant due (Azurite's tag queries see only a container's first 5,000 blobs)"
+    );
+    let storage = storage_requests(&std::fs::read_to_string(&log_path).unwrap(), &azurite);
+    figures["seedingSeconds"] = json!(round(seeding.as_secs_f64(), 1));
+    figures["azuriteCpuSeconds"] = json!(round(azurite_cpu.as_secs_f64(), 1));
+    figures["storageRequests"] = json!(storage);
+    figures["storageTokenRequests"] = json!(identity.requests().len());
+    figures
+}
+
+/// The target under which the Azure SDK logs each HTTP request (`==> Request: url: …, method: …`).
+const SDK_REQUEST_LOG: &str = "typespec_client_core::http::policies::logging";
+
+/// The storage requests in the app's log (JSON lines), by method and by kind: counted from the SDK's
+/// request log, keeping the requests to Azurite (not the identity endpoint's).
+fn storage_requests(log: &str, azurite: &Azurite) -> Value {
+    let prefix = format!("url: {}", azurite.account_url());
+    let mut by_method: BTreeMap<String, usize> = BTreeMap::new();
+    let mut by_kind: BTreeMap<String, usize> = BTreeMap::new();
+    let mut total = 0;
+    for line in log.lines() {
+        let Ok(entry) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        // The app's JSON log puts an event's message at the top level.
+        let message = entry["message"].as_str().unwrap_or_default();
+        let Some(request) = message.strip_prefix("==> Request: ") else {
+            continue;
+        };
+        if !request.starts_with(&prefix) {
+            continue;
+        }
+        total += 1;
+        let method = request
+            .split(", method: ")
+            .nth(1)
+            .and_then(|rest| rest.split(',').next())
+            .unwrap_or("?")
+            .to_owned();
+        // Blob names appear percent-encoded in the URL (`grants%2F<id>.json`).
+        let url = request
+            .split(", method: ")
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches("url: ")
+            .replace("%2F", "/");
+        let kind = if url.contains("comp=blobs") {
+            "find by tags"
+        } else if url.contains("comp=list") {
+            "list markers"
+        } else if url.contains("/by-principal/") {
+            "marker"
+        } else if url.contains("/grants/") {
+            "record"
+        } else {
+            "container"
+        };
+        let kind = format!("{kind} {method}");
+        *by_kind.entry(kind).or_default() += 1;
+        *by_method.entry(method).or_default() += 1;
+    }
+    json!({ "total": total, "byMethod": by_method, "byKind": by_kind })
+}
+
+/// Invokes the `revoke-expired` timer once, as the host would, with the stand-in admitting 25 requests
+/// per second, and measures it (BENCHMARKS.md, Method 4).
+async fn run_sweep(app: &App, world: &SweepWorld) -> Value {
+    let state = world.standin.state().clone();
     let client = client();
     app.ready(&client).await;
     state.clear_requests();
     state.set_rate_limit(Some(25));
+    let cpu_before = app.cpu_time();
     let started = Instant::now();
     let response = client
         .post(format!("{}/revoke-expired", app.base))
@@ -977,6 +1155,7 @@ async fn sweep(options: &Options, issuer: &Issuer, scratch: &Path) -> Value {
     let body: Value = response.json().await.unwrap_or(Value::Null);
     let wall = started.elapsed();
     let peak_kb = app.memory_kb("VmHWM");
+    let app_cpu = app.cpu_time().saturating_sub(cpu_before);
     state.set_rate_limit(None);
     let recorded = state.requests();
     // Where the time went: before the first Databricks request (listing and loading the first catalog),
@@ -1015,10 +1194,10 @@ async fn sweep(options: &Options, issuer: &Issuer, scratch: &Path) -> Value {
         .unwrap_or(0);
     let report = &body["ReturnValue"];
     json!({
-        "dueGrants": total,
-        "principals": SWEEP_PRINCIPALS,
+        "dueGrants": world.grants,
+        "principals": world.principals,
         "tables": SWEEP_TABLES,
-        "securablesTouched": touched.len(),
+        "securablesTouched": world.touched.len(),
         "status": status,
         "report": report,
         "seconds": round(wall.as_secs_f64(), 1),
@@ -1027,8 +1206,8 @@ async fn sweep(options: &Options, issuer: &Issuer, scratch: &Path) -> Value {
         "throttled429": throttled,
         "databricksRequests": recorded.len(),
         "peakRssKb": peak_kb,
+        "appCpuSeconds": round(app_cpu.as_secs_f64(), 1),
         "assignmentsLeft": left,
-        "ledgerBytes": ledger_bytes,
         "firstRequestAfterS": first_at.map(|d| round(d.as_secs_f64(), 1)),
         "lastRequestEndS": last_at.map(|d| round(d.as_secs_f64(), 1)),
         "pausesBetweenCatalogsS": round(ledger_pauses.as_secs_f64(), 1),

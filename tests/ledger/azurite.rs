@@ -71,6 +71,25 @@ impl Azurite {
         .collect()
     }
 
+    /// An HTTP client that trusts this server's certificate (and nothing else), with no decompression
+    /// and no redirects (the storage SDK expects raw bodies).
+    pub fn http_client(&self) -> reqwest::Client {
+        let cert = reqwest::Certificate::from_pem(self.cert_pem.as_bytes())
+            .expect("the test certificate parses");
+        reqwest::Client::builder()
+            .tls_certs_only([cert])
+            .no_gzip()
+            .no_deflate()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("an HTTP client")
+    }
+
+    /// [`Azurite::http_client`] as the Azure SDK's transport.
+    pub fn transport(&self) -> azure_core::http::Transport {
+        azure_core::http::Transport::new(std::sync::Arc::new(self.http_client()))
+    }
+
     /// The server process's id (the benchmarks read its CPU time; the tests do not use it).
     #[allow(dead_code)]
     pub fn pid(&self) -> u32 {

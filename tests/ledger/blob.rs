@@ -6,7 +6,6 @@ use std::sync::Arc;
 use azure_core::Bytes;
 
 use azure_core::http::ClientOptions;
-use azure_core::http::Transport;
 use azure_storage_blob::{BlobContainerClient, BlobContainerClientOptions};
 use uc_access::ledger::{BlobLedger, BlobLedgerOptions, LedgerError, LedgerStore};
 
@@ -14,20 +13,6 @@ use crate::azurite::Azurite;
 use crate::credential::TestCredential;
 use crate::fixtures::grant;
 use crate::suite::TestStore;
-
-/// A transport that trusts only the test certificate, with no decompression and no redirects (the
-/// storage SDK expects raw bodies).
-fn transport(azurite: &Azurite) -> Transport {
-    let cert = reqwest::Certificate::from_pem(azurite.cert_pem.as_bytes()).unwrap();
-    let client = reqwest::Client::builder()
-        .tls_certs_only([cert])
-        .no_gzip()
-        .no_deflate()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    Transport::new(Arc::new(client))
-}
 
 fn fresh_container() -> String {
     format!("t{}", uuid::Uuid::new_v4().simple())
@@ -45,7 +30,7 @@ pub(crate) fn ledger_in(container: &str, credential: Arc<TestCredential>) -> Blo
         container,
         credential,
         BlobLedgerOptions {
-            transport: Some(transport(azurite)),
+            transport: Some(azurite.transport()),
         },
     )
     .unwrap()
@@ -87,7 +72,7 @@ fn raw_container(container: &str) -> BlobContainerClient {
     url.path_segments_mut().unwrap().push(container);
     let options = BlobContainerClientOptions {
         client_options: ClientOptions {
-            transport: Some(transport(azurite)),
+            transport: Some(azurite.transport()),
             ..ClientOptions::default()
         },
         ..BlobContainerClientOptions::default()
@@ -219,4 +204,129 @@ async fn a_live_grant_the_tag_index_has_not_caught_up_with_is_still_found_for_it
         .await
         .unwrap();
     assert!(markers.is_empty(), "{markers:?}");
+}
+
+/// An HTTP client for the SDK that notes every request (method and path) before sending it on.
+#[derive(Debug)]
+struct Recording {
+    inner: Arc<dyn azure_core::http::HttpClient>,
+    seen: std::sync::Mutex<Vec<(String, String)>>,
+}
+
+#[async_trait::async_trait]
+impl azure_core::http::HttpClient for Recording {
+    async fn execute_request(
+        &self,
+        request: &azure_core::http::Request,
+    ) -> azure_core::Result<azure_core::http::AsyncRawResponse> {
+        self.seen.lock().unwrap().push((
+            request.method().to_string(),
+            request.url().path().to_owned(),
+        ));
+        self.inner.execute_request(request).await
+    }
+}
+
+impl Recording {
+    /// How many `method` requests named `id` (a record's blob or a marker).
+    fn count(&self, method: &str, id: uc_access::ledger::GrantId) -> usize {
+        let id = id.to_string();
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(m, path)| m.eq_ignore_ascii_case(method) && path.contains(&id))
+            .count()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweeps_lookup_does_not_download_the_grants_it_is_ending() {
+    use crate::fixtures::{active, alice, bob};
+    use std::collections::BTreeSet;
+    use uc_access::ledger::GrantState;
+
+    let azurite = Azurite::shared();
+    let recording = Arc::new(Recording {
+        inner: Arc::new(azurite.http_client()),
+        seen: std::sync::Mutex::new(Vec::new()),
+    });
+    let ledger = BlobLedger::new(
+        &azurite.account_url(),
+        &fresh_container(),
+        TestCredential::new(),
+        BlobLedgerOptions {
+            transport: Some(azure_core::http::Transport::new(recording.clone())),
+        },
+    )
+    .unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let mut ending = Vec::new();
+    for key in ["blob:ending:1", "blob:ending:2"] {
+        let stored = ledger
+            .create(active(key, alice(), now - time::Duration::days(2)))
+            .await
+            .unwrap();
+        let mut revoking = stored;
+        revoking
+            .record
+            .begin_revoke(now, now + time::Duration::minutes(1))
+            .unwrap();
+        ending.push(ledger.update(&revoking).await.unwrap().record.id);
+    }
+    let staying = ledger
+        .create(active("blob:staying", alice(), now))
+        .await
+        .unwrap()
+        .record;
+    let bobs = ledger
+        .create(active("blob:bob", bob(), now))
+        .await
+        .unwrap()
+        .record;
+
+    let found = ledger
+        .live_grants_sharing(
+            &staying.workspace.name,
+            &BTreeSet::from([staying.securable.catalog_name().as_str().to_owned()]),
+            &BTreeSet::from([alice()]),
+            &ending.iter().copied().collect(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        found.iter().map(|v| v.record.id).collect::<Vec<_>>(),
+        vec![staying.id]
+    );
+    assert_eq!(found[0].record.state, GrantState::Active);
+    for id in &ending {
+        assert_eq!(
+            recording.count("GET", *id),
+            0,
+            "a grant being ended is not downloaded by the lookup"
+        );
+    }
+    assert_eq!(
+        recording.count("GET", staying.id),
+        1,
+        "the staying grant is read once"
+    );
+    assert_eq!(
+        recording.count("GET", bobs.id),
+        0,
+        "another principal's grant is not read"
+    );
+
+    // Without exceptions the ending grants are read, and left out because they are revoking.
+    let all = ledger
+        .active_for_principal(&staying.workspace.name, &alice())
+        .await
+        .unwrap();
+    assert_eq!(
+        all.iter().map(|v| v.record.id).collect::<Vec<_>>(),
+        vec![staying.id]
+    );
+    for id in &ending {
+        assert_eq!(recording.count("GET", *id), 1);
+    }
 }
