@@ -48,7 +48,7 @@ mod credential;
 #[path = "../tests/ledger/identity.rs"]
 mod identity;
 
-use azurite::Azurite;
+use azurite::{Azurite, SDK_REQUEST_LOG};
 use identity::{IdentityEndpoint, Minting};
 
 // The app as a child process and its settings, shared with the black-box tests.
@@ -1078,42 +1078,13 @@ async fn sweep_blob(options: &Options, issuer: &Issuer, scratch: &Path) -> Value
     figures
 }
 
-/// The target under which the Azure SDK logs each HTTP request (`==> Request: url: …, method: …`).
-const SDK_REQUEST_LOG: &str = "typespec_client_core::http::policies::logging";
-
-/// The storage requests in the app's log (JSON lines), by method and by kind: counted from the SDK's
-/// request log, keeping the requests to Azurite (not the identity endpoint's).
+/// The storage requests in the app's log, by method and by kind (counted from the SDK's request log,
+/// keeping the requests to Azurite, not the identity endpoint's).
 fn storage_requests(log: &str, azurite: &Azurite) -> Value {
-    let prefix = format!("url: {}", azurite.account_url());
     let mut by_method: BTreeMap<String, usize> = BTreeMap::new();
     let mut by_kind: BTreeMap<String, usize> = BTreeMap::new();
-    let mut total = 0;
-    for line in log.lines() {
-        let Ok(entry) = serde_json::from_str::<Value>(line) else {
-            continue;
-        };
-        // The app's JSON log puts an event's message at the top level.
-        let message = entry["message"].as_str().unwrap_or_default();
-        let Some(request) = message.strip_prefix("==> Request: ") else {
-            continue;
-        };
-        if !request.starts_with(&prefix) {
-            continue;
-        }
-        total += 1;
-        let method = request
-            .split(", method: ")
-            .nth(1)
-            .and_then(|rest| rest.split(',').next())
-            .unwrap_or("?")
-            .to_owned();
-        // Blob names appear percent-encoded in the URL (`grants%2F<id>.json`).
-        let url = request
-            .split(", method: ")
-            .next()
-            .unwrap_or_default()
-            .trim_start_matches("url: ")
-            .replace("%2F", "/");
+    let requests = azurite.requests_in_log(log);
+    for (method, url) in &requests {
         let kind = if url.contains("comp=blobs") {
             "find by tags"
         } else if url.contains("comp=list") {
@@ -1125,11 +1096,10 @@ fn storage_requests(log: &str, azurite: &Azurite) -> Value {
         } else {
             "container"
         };
-        let kind = format!("{kind} {method}");
-        *by_kind.entry(kind).or_default() += 1;
-        *by_method.entry(method).or_default() += 1;
+        *by_kind.entry(format!("{kind} {method}")).or_default() += 1;
+        *by_method.entry(method.clone()).or_default() += 1;
     }
-    json!({ "total": total, "byMethod": by_method, "byKind": by_kind })
+    json!({ "total": requests.len(), "byMethod": by_method, "byKind": by_kind })
 }
 
 /// Invokes the `revoke-expired` timer once, as the host would, with the stand-in admitting 25 requests

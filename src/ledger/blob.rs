@@ -433,6 +433,11 @@ impl LedgerStore for BlobLedger {
         &self,
         current: &Versioned<GrantRecord>,
     ) -> Result<Versioned<GrantRecord>, LedgerError> {
+        // Only a reopen writes `pending` over a stored record: the grant was revoked, its marker deleted,
+        // and it is live again. The marker comes back first, as at creation.
+        if current.record.state == GrantState::Pending {
+            self.put_marker(&current.record).await?;
+        }
         let stored = self
             .write(&current.record, Condition::Matches(current.version.clone()))
             .await?;

@@ -219,26 +219,10 @@ pub async fn provision(
     check_not_approved_from_inside(ctx, request, &principal, deadline).await?;
 
     let key = idempotency_key(request, &decision.privileges);
-    let existing = recorded_for(ctx, request, &key).await?;
-    if let Some(existing) = &existing
-        && !same_request(&existing.record, request, &principal, &decision)
-    {
-        return Err(ProvisionError::KeyReused(existing.record.id.to_string()));
-    }
-    if let Some(existing) = &existing
-        && existing.record.state != GrantState::Revoked
-    {
-        return follow_existing(
-            ctx,
-            existing.clone(),
-            &principal,
-            &decision,
-            request,
-            deadline,
-        )
-        .await;
-    }
-
+    // The ledger is not asked first whether this request is recorded: a new approval (the common case)
+    // would pay a read that finds nothing. The record is created, conditionally, after planning; if one
+    // exists the create says so and it is read then (below). A repeated delivery thus reads Unity Catalog
+    // before finding its record, which changes nothing. A dry run never touches the ledger.
     let holdings = read_holdings(
         ctx.grants.as_ref(),
         workspace,
@@ -268,7 +252,7 @@ pub async fn provision(
     }
 
     // Write-ahead: the record exists before anything changes in Unity Catalog.
-    let new = NewGrant {
+    let new = || NewGrant {
         idempotency_key: key.clone(),
         requester: request.requester,
         target: request.target,
@@ -289,15 +273,25 @@ pub async fn provision(
             .collect(),
         source: request.source.as_str().to_owned(),
     };
-    let pending = match existing {
-        Some(mut revoked) => {
-            revoked
+    let pending = match ctx.ledger.create(GrantRecord::new(new(), now)).await {
+        Ok(v) => v,
+        Err(LedgerError::AlreadyExists { .. }) => {
+            let mut existing = ctx.ledger.get_by_key(&key).await?;
+            if !same_request(&existing.record, request, &principal, &decision) {
+                return Err(ProvisionError::KeyReused(existing.record.id.to_string()));
+            }
+            if existing.record.state != GrantState::Revoked {
+                return follow_existing(ctx, existing, &principal, &decision, request, deadline)
+                    .await;
+            }
+            // Approved again after it ended: the record is reopened with this plan.
+            existing
                 .record
-                .reopen(new, now)
+                .reopen(new(), now)
                 .map_err(|e| LedgerError::Other {
                     message: e.to_string(),
                 })?;
-            match ctx.ledger.update(&revoked).await {
+            match ctx.ledger.update(&existing).await {
                 Ok(v) => v,
                 Err(LedgerError::Conflict { .. }) => {
                     return wait_for_other(ctx, &key, &principal, &decision, deadline).await;
@@ -305,13 +299,7 @@ pub async fn provision(
                 Err(e) => return Err(e.into()),
             }
         }
-        None => match ctx.ledger.create(GrantRecord::new(new, now)).await {
-            Ok(v) => v,
-            Err(LedgerError::AlreadyExists { .. }) => {
-                return wait_for_other(ctx, &key, &principal, &decision, deadline).await;
-            }
-            Err(e) => return Err(e.into()),
-        },
+        Err(e) => return Err(e.into()),
     };
 
     let applied = apply_additions(

@@ -11,6 +11,11 @@ use std::time::{Duration, Instant};
 
 use rcgen::{CertificateParams, ExtendedKeyUsagePurpose, IsCa, KeyPair};
 
+/// The target under which the Azure SDK logs each HTTP request it sends (`==> Request: url: …, method:
+/// …`); an app started with `RUST_LOG=info,<this>=debug` shows every storage request in its log.
+#[allow(dead_code)]
+pub const SDK_REQUEST_LOG: &str = "typespec_client_core::http::policies::logging";
+
 /// How the project installs Azurite (npm `azurite`, pinned in package.json).
 const HOW_TO_INSTALL: &str =
     "run ./scripts/test (it installs the npm test tools from package.json and puts them on PATH)";
@@ -88,6 +93,24 @@ impl Azurite {
     /// [`Azurite::http_client`] as the Azure SDK's transport.
     pub fn transport(&self) -> azure_core::http::Transport {
         azure_core::http::Transport::new(std::sync::Arc::new(self.http_client()))
+    }
+
+    /// The requests an app sent to this server, in order, as its JSON log shows them: the Azure SDK logs
+    /// each request it sends (each try) at debug level under [`SDK_REQUEST_LOG`]. Each is the method and
+    /// the URL after the account (`/<container>/<blob>?<query>`, slashes in blob names decoded).
+    #[allow(dead_code)]
+    pub fn requests_in_log(&self, log: &str) -> Vec<(String, String)> {
+        let prefix = format!("==> Request: url: {}", self.account_url());
+        log.lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter_map(|entry| {
+                // The app's JSON log puts an event's message at the top level.
+                let message = entry["message"].as_str()?;
+                let (url, rest) = message.strip_prefix(&prefix)?.split_once(", method: ")?;
+                let method = rest.split(',').next()?;
+                Some((method.to_owned(), url.replace("%2F", "/")))
+            })
+            .collect()
     }
 
     /// The server process's id (the benchmarks read its CPU time; the tests do not use it).

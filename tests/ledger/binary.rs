@@ -14,7 +14,7 @@ use uc_access::ledger::{GrantState, LedgerStore, ListFilter};
 use uc_access::standin::{RunningStandIn, Seed, StandIn, demo};
 
 use crate::app::{App, app_settings};
-use crate::azurite::Azurite;
+use crate::azurite::{Azurite, SDK_REQUEST_LOG};
 use crate::blob::ledger_in;
 use crate::credential::{STORAGE_AUDIENCE, TestCredential};
 use crate::identity::{IdentityEndpoint, Minting};
@@ -58,10 +58,23 @@ impl World {
 
     /// The app as configured in Azure: its ledger in Blob Storage, its credential the managed identity.
     async fn serve(&self) -> App {
+        self.serve_with(Vec::new(), Stdio::null()).await
+    }
+
+    /// [`World::serve`], logging every storage request the SDK sends to `log` (JSON lines).
+    async fn serve_logging(&self, log: &std::path::Path) -> App {
+        let filter = format!("info,{SDK_REQUEST_LOG}=debug");
+        let out = Stdio::from(std::fs::File::create(log).unwrap());
+        self.serve_with(vec![("RUST_LOG".to_owned(), filter)], out)
+            .await
+    }
+
+    async fn serve_with(&self, extra: Vec<(String, String)>, stdout: Stdio) -> App {
         let mut settings = app_settings(&self.issuer_base, self.standin.base_url());
         settings.extend(Azurite::shared().app_settings(&self.container));
         settings.extend(self.identity.app_settings());
-        let app = App::spawn(&settings, Stdio::null());
+        settings.extend(extra);
+        let app = App::spawn(&settings, stdout);
         app.ready(&reqwest::Client::new()).await;
         app
     }
@@ -167,4 +180,49 @@ async fn without_a_storage_role_the_approval_is_refused_before_unity_catalog_is_
         .unwrap_or_default();
     assert!(records.is_empty(), "{records:?}");
     assert!(!world.identity.requests().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_approval_costs_three_storage_requests_and_a_repeated_one_reads_its_record() {
+    let world = World::start(Minting::Storage).await;
+    let log = world._dir.path().join("app.log");
+    let app = world.serve_logging(&log).await;
+
+    let (status, first) = world.approve(&app).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["status"], "granted", "{first}");
+    let azurite = Azurite::shared();
+    let id = first["grantId"].as_str().unwrap().to_owned();
+    let record = format!("/{}/grants/{id}.json", world.container);
+    let requests = azurite.requests_in_log(&std::fs::read_to_string(&log).unwrap());
+    // The container is looked for once per process, at first use, and created since it is missing.
+    let container = format!("/{}?restype=container", world.container);
+    let (checks, approval): (Vec<_>, Vec<_>) =
+        requests.iter().partition(|(_, url)| *url == container);
+    let checks: Vec<&str> = checks.iter().map(|(method, _)| method.as_str()).collect();
+    assert_eq!(checks, ["GET", "PUT"], "{requests:?}");
+    let shape: Vec<(&str, bool)> = approval
+        .iter()
+        .map(|(method, url)| (method.as_str(), url.starts_with(&record)))
+        .collect();
+    assert_eq!(
+        shape,
+        [("PUT", false), ("PUT", true), ("PUT", true)],
+        "the principal's marker, the record as pending, the record as active; no read: {approval:?}"
+    );
+    assert!(approval[0].1.contains("/by-principal/"), "{approval:?}");
+
+    // The same delivery again: the create is refused, the record read, the first answer given.
+    let patches = world.patches();
+    let (status, second) = world.approve(&app).await;
+    assert_eq!(status, 200, "{second}");
+    assert_eq!(second["grantId"], first["grantId"]);
+    assert_eq!(world.patches(), patches, "no second PATCH");
+    let requests = azurite.requests_in_log(&std::fs::read_to_string(&log).unwrap());
+    let again: Vec<&str> = requests[requests.len() - 3..]
+        .iter()
+        .filter(|(_, url)| url.starts_with(&record))
+        .map(|(method, _)| method.as_str())
+        .collect();
+    assert_eq!(again, ["PUT", "GET"], "{requests:?}");
 }

@@ -204,6 +204,36 @@ async fn a_live_grant_the_tag_index_has_not_caught_up_with_is_still_found_for_it
         .await
         .unwrap();
     assert!(markers.is_empty(), "{markers:?}");
+
+    // Approved again under the same key: the reopened record gets its marker back, so it is found for its
+    // principal while the tag index has not caught up with it either.
+    let mut reopened = revoked.clone();
+    reopened
+        .record
+        .reopen(
+            crate::fixtures::new_grant(
+                "blob:lag",
+                record.principal.clone(),
+                record.securable.clone(),
+            ),
+            now,
+        )
+        .unwrap();
+    ledger.update(&reopened).await.unwrap();
+    raw.blob_client(&format!("grants/{}.json", record.id))
+        .set_tags(BlobTags::from(HashMap::new()).try_into().unwrap(), None)
+        .await
+        .unwrap();
+    let live = ledger
+        .active_for_principal(&record.workspace.name, &record.principal)
+        .await
+        .unwrap();
+    assert_eq!(
+        live.len(),
+        1,
+        "the reopened grant is found through its marker"
+    );
+    assert_eq!(live[0].record.state, GrantState::Pending);
 }
 
 /// An HTTP client for the SDK that notes every request (method and path) before sending it on.

@@ -22,13 +22,9 @@ pub fn table(full_name: &str) -> Securable {
     Securable::parse(SecurableType::Table, full_name).unwrap()
 }
 
-/// A pending record for `principal` on `securable` in workspace `prod`, requested at `requested_at`.
-pub fn grant_at(
-    key: &str,
-    principal: Principal,
-    securable: Securable,
-    requested_at: OffsetDateTime,
-) -> GrantRecord {
+/// What an approval of `principal` on `securable` in workspace `prod` records (`USE_*` on the parents and
+/// `SELECT` planned).
+pub fn new_grant(key: &str, principal: Principal, securable: Securable) -> NewGrant {
     let plan: Vec<SecurableChange> = securable
         .lineage()
         .into_iter()
@@ -41,25 +37,32 @@ pub fn grant_at(
             securable: s,
         })
         .collect();
-    GrantRecord::new(
-        NewGrant {
-            idempotency_key: IdempotencyKey::parse(key).unwrap(),
-            requester: EntraObjectId::parse("a1b2c3d4-0000-4000-8000-00000000000f").unwrap(),
-            target: None,
-            principal,
-            workspace: WorkspaceRef {
-                name: "prod".into(),
-                host: "adb-1234567890123456.7.azuredatabricks.net".into(),
-            },
-            securable,
-            requested_privileges: [Privilege::Select].into(),
-            duration: GrantDuration::days(1).unwrap(),
-            plan,
-            approvers: vec!["owner@contoso.com".into()],
-            source: "purview-callback".into(),
+    NewGrant {
+        idempotency_key: IdempotencyKey::parse(key).unwrap(),
+        requester: EntraObjectId::parse("a1b2c3d4-0000-4000-8000-00000000000f").unwrap(),
+        target: None,
+        principal,
+        workspace: WorkspaceRef {
+            name: "prod".into(),
+            host: "adb-1234567890123456.7.azuredatabricks.net".into(),
         },
-        requested_at,
-    )
+        securable,
+        requested_privileges: [Privilege::Select].into(),
+        duration: GrantDuration::days(1).unwrap(),
+        plan,
+        approvers: vec!["owner@contoso.com".into()],
+        source: "purview-callback".into(),
+    }
+}
+
+/// A pending record for `principal` on `securable` in workspace `prod`, requested at `requested_at`.
+pub fn grant_at(
+    key: &str,
+    principal: Principal,
+    securable: Securable,
+    requested_at: OffsetDateTime,
+) -> GrantRecord {
+    GrantRecord::new(new_grant(key, principal, securable), requested_at)
 }
 
 /// A record requested a minute before [`NOW`] (fresh, so not a stale pending one).
