@@ -200,13 +200,23 @@ fn write_temp(dir: &Path, bytes: &[u8]) -> Result<PathBuf, LedgerError> {
 
 /// [`write_temp`], leaving the flush to the caller when `sync` is false (a batch flushes once).
 fn write_temp_with(dir: &Path, bytes: &[u8], sync: bool) -> Result<PathBuf, LedgerError> {
-    std::fs::create_dir_all(dir).map_err(|e| io_error(dir, &e))?;
     let temp = dir.join(format!(".tmp-{}", uuid::Uuid::new_v4()));
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&temp)
-        .map_err(|e| io_error(&temp, &e))?;
+    let open = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)
+    };
+    // The folder is made when a write finds it missing (the first one, or after someone removed it), not
+    // checked before every write: that was a path walk per write, 2 % of the app's CPU per approval.
+    let mut file = match open() {
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            std::fs::create_dir_all(dir).map_err(|e| io_error(dir, &e))?;
+            open()
+        }
+        opened => opened,
+    }
+    .map_err(|e| io_error(&temp, &e))?;
     file.write_all(bytes)
         .and_then(|()| if sync { file.sync_all() } else { Ok(()) })
         .map_err(|e| io_error(&temp, &e))?;

@@ -37,6 +37,25 @@ async fn a_record_is_one_readable_json_file_and_no_temporary_files_remain() {
 }
 
 #[tokio::test]
+async fn the_folder_is_made_at_the_first_write_and_again_if_it_is_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("nested").join("ledger");
+    let ledger = LocalLedger::new(&folder);
+    let first = grant("local:first");
+    ledger.create(first.clone()).await.unwrap();
+    assert!(folder.join(format!("{}.json", first.id)).is_file());
+
+    std::fs::remove_dir_all(dir.path().join("nested")).unwrap();
+    let second = grant("local:second");
+    ledger.create(second.clone()).await.unwrap();
+    assert_eq!(ledger.get(second.id).await.unwrap().record, second);
+    assert!(matches!(
+        ledger.get(first.id).await,
+        Err(LedgerError::NotFound { .. })
+    ));
+}
+
+#[tokio::test]
 async fn a_damaged_file_is_reported_as_corrupt_not_as_missing() {
     let dir = tempfile::tempdir().unwrap();
     let ledger = LocalLedger::new(dir.path());
