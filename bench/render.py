@@ -71,6 +71,9 @@ def main():
     if s:
         ready = s["readyMs"]["median"]
         w(f"| 1 | process start → first answer on `GET /` (median of {s['runs']}) | {ready:.2f} ms (min {s['readyMs']['min']:.2f}, p90 {s['readyMs']['p90']:.2f}) | < 20 ms | {verdict(ready < 20, 'by %.1f ms' % (ready - 20))} |")
+        az = s.get("readyAzureShapeMs")
+        if az:
+            w(f"| 1 | the same in the shape the app has in Azure (Blob ledger and Databricks through the managed identity, the platform's root certificates; median of {s['runs']}) | {az['median']:.2f} ms (p90 {az['p90']:.2f}) | < 20 ms | {verdict(az['median'] < 20, 'by %.1f ms' % (az['median'] - 20))} |")
         w(f"| 1 | process start → first successful callback (a cold grant, median) | {s['firstGrantMs']['median']:.2f} ms (p90 {s['firstGrantMs']['p90']:.2f}) | | |")
         py = s["python"]
         if py["runs"]:

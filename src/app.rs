@@ -72,8 +72,8 @@ pub enum BuildError {
 /// Both refuse redirects; the key set's requests carry their own timeout.
 pub fn outbound_clients(
     settings: &Settings,
+    http: reqwest::Client,
 ) -> Result<(Authenticator, Option<DatabricksClients>), crate::databricks::DatabricksError> {
-    let http = crate::databricks::Transport::default_http();
     let clients = settings
         .databricks
         .as_ref()
@@ -86,11 +86,12 @@ pub fn outbound_clients(
 }
 
 impl Services {
-    /// Builds every client from the settings. Nothing is fetched here: keys, tokens and secrets are
-    /// loaded on first use, so the process is ready for the host at once.
-    pub fn build(settings: &Settings) -> Result<Self, BuildError> {
-        let (auth, clients) = outbound_clients(settings)?;
-        let ledger = crate::ledger::open(&settings.ledger)?;
+    /// Builds every client from the settings, all sending over `http` (the process's one client,
+    /// [`crate::outbound`]). Nothing is fetched here: keys, tokens and secrets are loaded on first use,
+    /// so the process is ready for the host at once.
+    pub fn build(settings: &Settings, http: reqwest::Client) -> Result<Self, BuildError> {
+        let ledger = crate::ledger::open(&settings.ledger, &http)?;
+        let (auth, clients) = outbound_clients(settings, http)?;
         Ok(Self::assemble(
             settings,
             auth,

@@ -11,6 +11,7 @@ pub mod functions;
 pub mod host;
 pub mod ledger;
 pub mod local;
+pub mod outbound;
 pub mod planning;
 pub mod policy;
 pub mod secrets;

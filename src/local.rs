@@ -101,10 +101,11 @@ impl LocalRun {
         let env = local_env(env, &standin_url, data_dir);
         let auth = local_issuer::local_auth_settings(&base_url, &http_function_names());
         let settings = Settings::with_auth(&env, auth)?;
-        let (auth, clients) = app::outbound_clients(&settings)?;
+        let http = crate::outbound::http_client();
+        let ledger = crate::ledger::open(&settings.ledger, &http)?;
+        let (auth, clients) = app::outbound_clients(&settings, http)?;
         let clients = clients
             .ok_or_else(|| anyhow::anyhow!("the local run always has Databricks settings"))?;
-        let ledger = crate::ledger::open(&settings.ledger)?;
         let services = Services::assemble(&settings, auth, Some(clients), ledger, clock);
         let state = AppState::new(services);
         let services = state.services.clone();

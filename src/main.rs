@@ -141,7 +141,9 @@ async fn serve(env: Env) -> anyhow::Result<()> {
     let app = Application::bind(server.addr).await?;
     // Secrets from Key Vault (when KEY_VAULT_URL is set) become settings; an unreadable one leaves the
     // process up, answering 503 with the secret's name and the fix, like a missing setting.
-    let from_vault = match with_vault_secrets(env).await? {
+    // One HTTP client for every outbound call of the process (uc_access::outbound).
+    let http = uc_access::outbound::http_client();
+    let from_vault = match with_vault_secrets(env, &http).await? {
         Ok(from_vault) => from_vault,
         Err(e) => {
             tracing::error!(error = %e, "a secret could not be read from Key Vault; every function answers 503");
@@ -155,7 +157,7 @@ async fn serve(env: Env) -> anyhow::Result<()> {
         Ok(mut settings) => {
             // From here on the secrets are read through Key Vault's cache: rotations need no restart.
             from_vault.keep_live(&mut settings);
-            router(AppState::new(Services::build(&settings)?))
+            router(AppState::new(Services::build(&settings, http)?))
         }
         // A required setting is absent: stay up, answer every invocation with 503 naming it.
         Err(missing) if missing.is_missing() => {
@@ -183,7 +185,13 @@ async fn run_doctor(
         uc_access::functions::doctor::run(&run.services).await
     } else {
         match Settings::from_env(&env) {
-            Ok(settings) => uc_access::functions::doctor::run(&Services::build(&settings)?).await,
+            Ok(settings) => {
+                uc_access::functions::doctor::run(&Services::build(
+                    &settings,
+                    uc_access::outbound::http_client(),
+                )?)
+                .await
+            }
             // Nothing else can be checked without settings: report the one that stopped them.
             Err(e) => Report::new(vec![Check::settings(Err(&e))]),
         }

@@ -467,7 +467,8 @@ async fn the_router_serves_every_documented_operation_and_only_those() {
         ("LEDGER_DIR", &*ledger.path().to_string_lossy()),
     ]);
     let settings = Settings::from_env(&env).unwrap();
-    let services = uc_access::app::Services::build(&settings).unwrap();
+    let services =
+        uc_access::app::Services::build(&settings, uc_access::outbound::http_client()).unwrap();
     let router = uc_access::app::router(uc_access::app::AppState::new(services));
     let call = |method: &str, path: &str| {
         let router = router.clone();

@@ -205,9 +205,12 @@ impl World {
         let base = url::Url::parse("http://127.0.0.1:9").unwrap();
         let settings =
             Settings::with_auth(&env, local_auth_settings(&base, &http_function_names())).unwrap();
-        let (auth, clients) = uc_access::app::outbound_clients(&settings).unwrap();
+        let (auth, clients) =
+            uc_access::app::outbound_clients(&settings, uc_access::outbound::http_client())
+                .unwrap();
         let ledger = Arc::new(FlakyLedger {
-            inner: uc_access::ledger::open(&settings.ledger).unwrap(),
+            inner: uc_access::ledger::open(&settings.ledger, &uc_access::outbound::http_client())
+                .unwrap(),
             failing_writes: AtomicU32::new(0),
         });
         let skew = Arc::new(AtomicI64::new(0));

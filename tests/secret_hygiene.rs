@@ -149,12 +149,13 @@ async fn no_secret_token_or_password_reaches_a_log_line_or_an_answer() {
     let clock: Clock = Arc::new(move || {
         OffsetDateTime::now_utc() + time::Duration::seconds(clock_skew.load(Ordering::SeqCst))
     });
-    let (auth, clients) = app::outbound_clients(&settings).unwrap();
+    let (auth, clients) =
+        app::outbound_clients(&settings, uc_access::outbound::http_client()).unwrap();
     let services = Services::assemble(
         &settings,
         auth,
         clients,
-        uc_access::ledger::open(&settings.ledger).unwrap(),
+        uc_access::ledger::open(&settings.ledger, &uc_access::outbound::http_client()).unwrap(),
         clock,
     );
     let issuer = LocalIssuer::load_or_create(&dir.path().join("issuer"), &base_url).unwrap();

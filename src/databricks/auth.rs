@@ -7,7 +7,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use azure_identity::{ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId};
 use url::Url;
 
 use super::error::DatabricksError;
@@ -246,20 +245,21 @@ impl DatabricksAuth {
         };
         Ok(match &settings.auth {
             AuthSettings::Pat { token } => Self::shared(Arc::new(StaticToken::new(token.clone()))),
-            AuthSettings::AzureMsi { client_id } => {
-                let options = ManagedIdentityCredentialOptions {
-                    user_assigned_id: client_id.clone().map(UserAssignedId::ClientId),
-                    ..Default::default()
-                };
-                entra(ManagedIdentityCredential::new(Some(options)).map_err(setup_error)?)
-            }
+            AuthSettings::AzureMsi { client_id } => entra(
+                crate::outbound::managed_identity(client_id.clone(), &http).map_err(setup_error)?,
+            ),
             AuthSettings::AzureClientSecret {
                 tenant_id,
                 client_id,
                 client_secret,
             } => Self::shared(Arc::new(
-                EntraClientSecretSource::new(tenant_id, client_id, client_secret.clone())
-                    .map_err(setup_error)?,
+                EntraClientSecretSource::new(
+                    tenant_id,
+                    client_id,
+                    client_secret.clone(),
+                    http.clone(),
+                )
+                .map_err(setup_error)?,
             )),
             AuthSettings::OAuthM2m {
                 client_id,

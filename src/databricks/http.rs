@@ -120,17 +120,9 @@ impl Transport {
         }
     }
 
-    /// The process's reqwest client, for Databricks and the caller tokens' key set
-    /// (`app::outbound_clients`): no redirects (an API redirect is a misconfigured host, and following it
-    /// would send the token elsewhere; key material must come from the configured origin), a connect
-    /// timeout.
+    /// A client as the process makes it ([`crate::outbound::http_client`]).
     pub fn default_http() -> reqwest::Client {
-        reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(5))
-            .user_agent(concat!("uc-access/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .expect("a reqwest client with static settings always builds")
+        crate::outbound::http_client()
     }
 
     pub fn http(&self) -> &reqwest::Client {

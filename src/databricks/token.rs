@@ -253,6 +253,8 @@ pub struct EntraClientSecretSource {
     tenant_id: String,
     client_id: String,
     secret: LiveSecret,
+    /// The process's client ([`crate::outbound`]): a rebuilt credential sends over it too.
+    http: reqwest::Client,
     built: tokio::sync::Mutex<(SecretString, EntraTokenSource)>,
 }
 
@@ -267,18 +269,21 @@ impl fmt::Debug for EntraClientSecretSource {
 }
 
 impl EntraClientSecretSource {
-    /// Builds the credential for the secret known now; fails when the SDK refuses the tenant or id.
+    /// Builds the credential for the secret known now, sending over `http`; fails when the SDK refuses
+    /// the tenant or id.
     pub fn new(
         tenant_id: &str,
         client_id: &str,
         secret: LiveSecret,
+        http: reqwest::Client,
     ) -> Result<Self, azure_core::Error> {
         let initial = secret.last_known();
-        let source = Self::credential(tenant_id, client_id, &initial)?;
+        let source = Self::credential(tenant_id, client_id, &initial, &http)?;
         Ok(Self {
             tenant_id: tenant_id.to_owned(),
             client_id: client_id.to_owned(),
             secret,
+            http,
             built: tokio::sync::Mutex::new((initial, source)),
         })
     }
@@ -287,12 +292,15 @@ impl EntraClientSecretSource {
         tenant_id: &str,
         client_id: &str,
         secret: &SecretString,
+        http: &reqwest::Client,
     ) -> Result<EntraTokenSource, azure_core::Error> {
         let credential = azure_identity::ClientSecretCredential::new(
             tenant_id,
             client_id.to_owned(),
             secret.expose_secret().to_owned().into(),
-            None,
+            Some(azure_identity::ClientSecretCredentialOptions {
+                client_options: crate::outbound::azure_client_options(http),
+            }),
         )?;
         Ok(EntraTokenSource::new(credential))
     }
@@ -301,12 +309,10 @@ impl EntraClientSecretSource {
     async fn source_for(&self, secret: &SecretString) -> Result<EntraTokenSource, DatabricksError> {
         let mut built = self.built.lock().await;
         if built.0.expose_secret() != secret.expose_secret() {
-            let source =
-                Self::credential(&self.tenant_id, &self.client_id, secret).map_err(|e| {
-                    DatabricksError::Unauthenticated {
-                        detail: format!("cannot set up the Entra ID credential: {e}"),
-                        upstream: None,
-                    }
+            let source = Self::credential(&self.tenant_id, &self.client_id, secret, &self.http)
+                .map_err(|e| DatabricksError::Unauthenticated {
+                    detail: format!("cannot set up the Entra ID credential: {e}"),
+                    upstream: None,
                 })?;
             tracing::info!(client_id = %self.client_id, "Entra ID credential rebuilt for a rotated client secret");
             *built = (secret.clone(), source);

@@ -15,7 +15,6 @@ use azure_core::Bytes;
 use azure_core::credentials::TokenCredential;
 use azure_core::error::ErrorKind;
 use azure_core::http::{ClientOptions, StatusCode, Transport, Url};
-use azure_identity::{ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId};
 use azure_storage_blob::models::BlobContainerClientListBlobsOptions;
 use azure_storage_blob::models::{BlobClientDownloadOptions, BlobClientUploadOptions};
 use azure_storage_blob::{BlobContainerClient, BlobContainerClientOptions};
@@ -109,17 +108,17 @@ impl BlobLedger {
         })
     }
 
-    /// The ledger the settings describe, authenticated as the app's managed identity.
-    pub fn from_settings(settings: &BlobSettings) -> Result<Self, LedgerError> {
-        let options = ManagedIdentityCredentialOptions {
-            user_assigned_id: settings
-                .managed_identity_client_id
-                .clone()
-                .map(UserAssignedId::ClientId),
-            ..ManagedIdentityCredentialOptions::default()
-        };
-        let credential =
-            ManagedIdentityCredential::new(Some(options)).map_err(|e| LedgerError::Other {
+    /// The ledger the settings describe, authenticated as the app's managed identity; the client and
+    /// its credential send over `http` (the process's one client, [`crate::outbound`]).
+    pub fn from_settings(
+        settings: &BlobSettings,
+        http: &reqwest::Client,
+    ) -> Result<Self, LedgerError> {
+        let credential = crate::outbound::managed_identity(
+            settings.managed_identity_client_id.clone(),
+            http,
+        )
+        .map_err(|e| LedgerError::Other {
                 message: format!(
                     "cannot set up the managed identity credential (setting ARM_CLIENT_ID / AZURE_CLIENT_ID): {e}"
                 ),
@@ -128,7 +127,9 @@ impl BlobLedger {
             &settings.account_url,
             &settings.container,
             credential,
-            BlobLedgerOptions::default(),
+            BlobLedgerOptions {
+                transport: Some(crate::outbound::azure_transport(http)),
+            },
         )
     }
 

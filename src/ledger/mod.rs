@@ -232,10 +232,14 @@ pub trait LedgerStore: Send + Sync + std::fmt::Debug {
 pub const PRINCIPAL_CONCURRENCY: usize = 4;
 
 /// Opens the ledger the settings describe (the Blob backend with the app's managed identity in Azure).
-pub fn open(settings: &LedgerSettings) -> Result<Arc<dyn LedgerStore>, LedgerError> {
+/// The Blob backend sends over `http` (the process's one client, [`crate::outbound`]).
+pub fn open(
+    settings: &LedgerSettings,
+    http: &reqwest::Client,
+) -> Result<Arc<dyn LedgerStore>, LedgerError> {
     Ok(match &settings.backend {
         LedgerBackend::Local { dir } => Arc::new(LocalLedger::new(dir)),
-        LedgerBackend::Blob(blob) => Arc::new(BlobLedger::from_settings(blob)?),
+        LedgerBackend::Blob(blob) => Arc::new(BlobLedger::from_settings(blob, http)?),
     })
 }
 

@@ -117,7 +117,11 @@ impl FromVault {
 }
 
 /// Returns `env` with the needed secrets read from Key Vault, or `env` unchanged without a vault.
-pub async fn with_vault_secrets(env: Env) -> Result<Result<FromVault, InjectError>, SettingsError> {
+/// Key Vault is reached over `http` (the process's one client, [`crate::outbound`]).
+pub async fn with_vault_secrets(
+    env: Env,
+    http: &reqwest::Client,
+) -> Result<Result<FromVault, InjectError>, SettingsError> {
     let settings = SecretsSettings::from_env(&env)?;
     if !settings.uses_key_vault() {
         return Ok(Ok(FromVault {
@@ -125,7 +129,7 @@ pub async fn with_vault_secrets(env: Env) -> Result<Result<FromVault, InjectErro
             secrets: Vec::new(),
         }));
     }
-    let secrets = match AppSecrets::from_settings(&settings, &env) {
+    let secrets = match AppSecrets::from_settings(&settings, &env, http) {
         Ok(s) => s,
         Err(e) => return Err(SettingsError::new(super::KEY_VAULT_URL, e.to_string())),
     };
@@ -220,7 +224,10 @@ mod tests {
     #[tokio::test]
     async fn without_a_vault_the_environment_is_unchanged() {
         let env = Env::from_pairs([("A", "1")]);
-        let out = with_vault_secrets(env).await.unwrap().unwrap();
+        let out = with_vault_secrets(env, &crate::outbound::http_client())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(out.env.get("A"), Some("1"));
         assert!(out.secrets.is_empty());
     }
@@ -229,7 +236,10 @@ mod tests {
     async fn a_bad_vault_url_names_the_setting() {
         let env = Env::from_pairs([("KEY_VAULT_URL", "http://vault.example")]);
         assert_eq!(
-            with_vault_secrets(env).await.unwrap_err().key,
+            with_vault_secrets(env, &crate::outbound::http_client())
+                .await
+                .unwrap_err()
+                .key,
             "KEY_VAULT_URL"
         );
     }

@@ -12,7 +12,6 @@ use azure_core::error::ErrorKind;
 use azure_core::http::headers::RETRY_AFTER;
 use azure_core::http::policies::{RetryHeaders, RetryPolicy};
 use azure_core::http::{ClientOptions, RawResponse, RetryOptions, StatusCode, Transport};
-use azure_identity::{ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId};
 use azure_security_keyvault_secrets::{SecretClient, SecretClientOptions};
 use secrecy::SecretString;
 use url::Url;
@@ -143,21 +142,25 @@ impl KeyVaultSecrets {
     }
 
     /// A client authenticated as the app's managed identity: the user-assigned one with `client_id`
-    /// (`ARM_CLIENT_ID` / `AZURE_CLIENT_ID`), or the system-assigned one when `None`.
+    /// (`ARM_CLIENT_ID` / `AZURE_CLIENT_ID`), or the system-assigned one when `None`. The client and its
+    /// credential send over `http` (the process's one client, [`crate::outbound`]), whatever
+    /// `options.transport` says.
     pub fn with_managed_identity(
         vault_url: &Url,
         client_id: Option<String>,
+        http: &reqwest::Client,
         options: KeyVaultOptions,
     ) -> Result<Self, SecretError> {
-        let credential = ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions {
-            user_assigned_id: client_id.map(UserAssignedId::ClientId),
-            ..ManagedIdentityCredentialOptions::default()
-        }))
-        .map_err(|e| SecretError::Setup {
-            detail: format!(
-                "cannot set up the managed identity credential (ARM_CLIENT_ID / AZURE_CLIENT_ID): {e}"
-            ),
-        })?;
+        let credential =
+            crate::outbound::managed_identity(client_id, http).map_err(|e| SecretError::Setup {
+                detail: format!(
+                    "cannot set up the managed identity credential (ARM_CLIENT_ID / AZURE_CLIENT_ID): {e}"
+                ),
+            })?;
+        let options = KeyVaultOptions {
+            transport: Some(crate::outbound::azure_transport(http)),
+            ..options
+        };
         Self::new(vault_url, credential, options)
     }
 

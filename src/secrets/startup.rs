@@ -21,10 +21,12 @@ const PURVIEW_CALLBACK_BASIC_USERNAME: &str = "PURVIEW_CALLBACK_BASIC_USERNAME";
 const DATABRICKS_CLIENT_SECRET_VAR: &str = "DATABRICKS_CLIENT_SECRET";
 const PURVIEW_CALLBACK_BASIC_PASSWORD_VAR: &str = "PURVIEW_CALLBACK_BASIC_PASSWORD";
 
-/// The store the settings describe: Key Vault behind the TTL cache, or the environment.
+/// The store the settings describe: Key Vault behind the TTL cache (sending over `http`, the process's
+/// one client, [`crate::outbound`]), or the environment.
 pub fn build_store(
     settings: &SecretsSettings,
     env: &Env,
+    http: &reqwest::Client,
 ) -> Result<Arc<dyn SecretStore>, SecretError> {
     Ok(match &settings.source {
         SecretSource::KeyVault {
@@ -34,6 +36,7 @@ pub fn build_store(
             let vault = KeyVaultSecrets::with_managed_identity(
                 vault_url,
                 managed_identity_client_id.clone(),
+                http,
                 KeyVaultOptions::default(),
             )?;
             Arc::new(CachedSecrets::new(vault, settings.cache))
@@ -62,8 +65,15 @@ pub struct AppSecrets {
 
 impl AppSecrets {
     /// Builds the store and the handles. Sends nothing.
-    pub fn from_settings(settings: &SecretsSettings, env: &Env) -> Result<Self, SecretError> {
-        Ok(Self::with_store(build_store(settings, env)?, settings))
+    pub fn from_settings(
+        settings: &SecretsSettings,
+        env: &Env,
+        http: &reqwest::Client,
+    ) -> Result<Self, SecretError> {
+        Ok(Self::with_store(
+            build_store(settings, env, http)?,
+            settings,
+        ))
     }
 
     /// Handles on a given store (tests, the local run).
@@ -141,11 +151,15 @@ mod tests {
     #[tokio::test]
     async fn basic_passwords_are_read_only_when_a_username_is_set() {
         let env = Env::from_pairs([("PURVIEW_CALLBACK_BASIC_PASSWORD", "pw")]);
-        let secrets = AppSecrets::from_settings(&settings(&env), &env).unwrap();
+        let secrets =
+            AppSecrets::from_settings(&settings(&env), &env, &crate::outbound::http_client())
+                .unwrap();
         assert!(secrets.basic_passwords(&env).await.unwrap().is_empty());
 
         let env = env.with(PURVIEW_CALLBACK_BASIC_USERNAME, "purview");
-        let secrets = AppSecrets::from_settings(&settings(&env), &env).unwrap();
+        let secrets =
+            AppSecrets::from_settings(&settings(&env), &env, &crate::outbound::http_client())
+                .unwrap();
         let passwords = secrets.basic_passwords(&env).await.unwrap();
         assert_eq!(passwords[PURVIEW_CALLBACK].expose_secret(), "pw");
         assert!(!secrets.from_key_vault());
@@ -160,7 +174,9 @@ mod tests {
             ("UC_ACCESS_SECRET_PURVIEW_BASIC_PASSWORD", "pv-basic"),
             ("PV_BASIC", "from-the-store"),
         ]);
-        let secrets = AppSecrets::from_settings(&settings(&env), &env).unwrap();
+        let secrets =
+            AppSecrets::from_settings(&settings(&env), &env, &crate::outbound::http_client())
+                .unwrap();
         let passwords = secrets.basic_passwords(&env).await.unwrap();
         let auth = crate::auth::AuthSettings::from_env_with_basic_passwords(
             &env,
@@ -184,7 +200,9 @@ mod tests {
             ("UC_ACCESS_SECRET_DATABRICKS_CLIENT_SECRET", "my-dbx-secret"),
             ("DATABRICKS_CLIENT_SECRET", "dbx"),
         ]);
-        let secrets = AppSecrets::from_settings(&settings(&env), &env).unwrap();
+        let secrets =
+            AppSecrets::from_settings(&settings(&env), &env, &crate::outbound::http_client())
+                .unwrap();
         let value = secrets.databricks_client_secret().await.unwrap();
         assert_eq!(value.expose_secret(), "dbx");
     }
@@ -192,7 +210,9 @@ mod tests {
     #[tokio::test]
     async fn a_key_vault_store_is_built_without_any_request() {
         let env = Env::from_pairs([("KEY_VAULT_URL", "https://kv-uc.vault.azure.net/")]);
-        let secrets = AppSecrets::from_settings(&settings(&env), &env).unwrap();
+        let secrets =
+            AppSecrets::from_settings(&settings(&env), &env, &crate::outbound::http_client())
+                .unwrap();
         assert!(secrets.from_key_vault());
         let printed = format!("{secrets:?}");
         assert!(printed.contains("databricks-client-secret"), "{printed}");

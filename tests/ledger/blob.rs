@@ -360,3 +360,40 @@ async fn the_sweeps_lookup_does_not_download_the_grants_it_is_ending() {
         assert_eq!(recording.count("GET", *id), 1);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ledger_from_settings_and_its_credential_send_over_the_client_they_are_given() {
+    use uc_access::ledger::BlobSettings;
+
+    let proxy = crate::proxy::RecordingProxy::start().await;
+    let settings = BlobSettings {
+        account_url: url::Url::parse("https://uclegder.blob.core.windows.net").unwrap(),
+        container: "uc-access-ledger".into(),
+        managed_identity_client_id: None,
+    };
+    let ledger = BlobLedger::from_settings(&settings, &proxy.client()).unwrap();
+    // The read cannot succeed (the proxy refuses every tunnel) and the SDK would retry it for a minute:
+    // it runs only until the proxy has seen both requests.
+    let read = tokio::spawn(async move { ledger.get(grant("blob:proxy").id).await });
+    let seen = |lines: &[String]| lines.iter().any(|l| l.starts_with("CONNECT"));
+    let waited = std::time::Instant::now();
+    while !seen(&proxy.lines()) && waited.elapsed() < std::time::Duration::from_secs(20) {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    read.abort();
+    let lines = proxy.lines();
+    // The managed identity's token (from the instance metadata service here: the test sets no App
+    // Service identity endpoint), then the storage request, both through the given client.
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("GET http://169.254.169.254/metadata/identity/oauth2/token")),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("CONNECT uclegder.blob.core.windows.net:443")),
+        "{lines:?}"
+    );
+}

@@ -78,7 +78,11 @@ async fn the_ledger_opened_from_local_settings_keeps_records_in_ledger_dir() {
         ("LEDGER_BACKEND", "local"),
         ("LEDGER_DIR", dir.path().to_str().unwrap()),
     ]);
-    let store = open(&LedgerSettings::from_env(&env).unwrap()).unwrap();
+    let store = open(
+        &LedgerSettings::from_env(&env).unwrap(),
+        &uc_access::outbound::http_client(),
+    )
+    .unwrap();
     let record = grant("local:settings");
     store.create(record.clone()).await.unwrap();
     assert!(dir.path().join(format!("{}.json", record.id)).is_file());

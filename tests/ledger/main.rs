@@ -13,6 +13,8 @@ mod credential;
 mod fixtures;
 mod identity;
 mod local;
+#[path = "../common/proxy.rs"]
+mod proxy;
 mod suite;
 
 /// Generates one `#[tokio::test]` per suite case, each on a fresh store from `$make`.

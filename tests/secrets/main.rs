@@ -5,6 +5,8 @@
 #![allow(clippy::unwrap_used)] // tests panic on purpose with the failing value
 
 mod fake;
+#[path = "../common/proxy.rs"]
+mod proxy;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -319,8 +321,32 @@ fn the_managed_identity_store_is_built_without_a_request() {
     let store = KeyVaultSecrets::with_managed_identity(
         &Url::parse(VAULT).unwrap(),
         Some("11111111-1111-1111-1111-111111111111".to_owned()),
+        &uc_access::outbound::http_client(),
         KeyVaultOptions::default(),
     )
     .unwrap();
     assert_eq!(store.vault(), VAULT);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_managed_identity_fetches_its_tokens_over_the_client_it_is_given() {
+    // Key Vault, the Blob ledger and Databricks (`azure-msi`) build their credential with this; in the
+    // app the client is the process's one HTTP client (uc_access::outbound), not one of the SDK's own.
+    use azure_core::credentials::TokenCredential;
+
+    let proxy = proxy::RecordingProxy::start().await;
+    let credential = uc_access::outbound::managed_identity(None, &proxy.client()).unwrap();
+    let token = credential
+        .get_token(&["https://vault.azure.net/.default"], None)
+        .await
+        .unwrap();
+    assert_eq!(token.token.secret(), "a-token-from-the-recording-proxy");
+    let lines = proxy.lines();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    // No App Service identity endpoint is set here, so the SDK asks the instance metadata service.
+    assert!(
+        lines[0].starts_with("GET http://169.254.169.254/metadata/identity/oauth2/token"),
+        "{lines:?}"
+    );
+    assert!(lines[0].contains("resource=https"), "{lines:?}");
 }
