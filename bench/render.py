@@ -63,7 +63,9 @@ def main():
     w = out.append
     w(f"Measured {now} by `scripts/bench`{' --quick (smoke run: fewer runs, a smaller sweep)' if a.quick else ''}"
       f" on {machine()}. The command took {a.total_seconds // 60} min {a.total_seconds % 60} s"
-      f" ({a.build_seconds} s of it building).")
+      f" ({a.build_seconds} s of it building)."
+      + (f" Host speed control (SHA-256 of 128 MiB on one thread, median of 5; lower is faster): {r['hostControlBeforeMs']:.0f} ms before the runs,"
+         f" {r['hostControlAfterMs']:.0f} ms after." if "hostControlBeforeMs" in r else ""))
     w("")
     w("| # | figure | measured | target | verdict |")
     w("|---|---|---|---|---|")

@@ -134,6 +134,9 @@ async fn run(options: Options) {
     let mut results = serde_json::Map::new();
     results.insert("binary".into(), json!(BINARY));
     let issuer = Issuer::start(&scratch).await;
+    // A fixed CPU-bound workload, timed before and after the parts: the host's speed during this run, to
+    // compare runs by (the cores are shared with other tenants' work).
+    results.insert("hostControlBeforeMs".into(), json!(host_control()));
 
     if options.wants("startup") {
         let figures = startup(&options, &issuer, &scratch).await;
@@ -161,11 +164,25 @@ async fn run(options: Options) {
             json!({ "binaryBytes": std::fs::metadata(BINARY).unwrap().len() }),
         );
     }
+    results.insert("hostControlAfterMs".into(), json!(host_control()));
     let text = serde_json::to_string_pretty(&Value::Object(results)).unwrap();
     println!("{text}");
     if let Some(out) = &options.out {
         std::fs::write(out, text).unwrap();
     }
+}
+
+/// The median of 5 timings of SHA-256 over the same 128 MiB (one thread), in milliseconds.
+fn host_control() -> f64 {
+    let block = "uc-access host control ".repeat(128 * 1024 * 1024 / 24);
+    let mut times: Vec<f64> = (0..5)
+        .map(|_| {
+            let started = Instant::now();
+            std::hint::black_box(uc_access::ledger::hash_hex(&[std::hint::black_box(&block)]));
+            ms(started.elapsed())
+        })
+        .collect();
+    round(median(&mut times), 1)
 }
 
 // ---------------------------------------------------------------------------------------------------
