@@ -65,7 +65,9 @@ def main():
       f" on {machine()}. The command took {a.total_seconds // 60} min {a.total_seconds % 60} s"
       f" ({a.build_seconds} s of it building)."
       + (f" Host speed control (SHA-256 of 128 MiB on one thread, median of 5; lower is faster): {r['hostControlBeforeMs']:.0f} ms before the runs,"
-         f" {r['hostControlAfterMs']:.0f} ms after." if "hostControlBeforeMs" in r else ""))
+         f" {r['hostControlAfterMs']:.0f} ms after." if "hostControlBeforeMs" in r else "")
+      + (f" Kernel control (10,000 one-byte round trips over loopback TCP, median of 3): {r['hostLoopbackBeforeMs']:.0f} ms before,"
+         f" {r['hostLoopbackAfterMs']:.0f} ms after." if "hostLoopbackBeforeMs" in r else ""))
     w("")
     w("| # | figure | measured | target | verdict |")
     w("|---|---|---|---|---|")

@@ -137,6 +137,7 @@ async fn run(options: Options) {
     // A fixed CPU-bound workload, timed before and after the parts: the host's speed during this run, to
     // compare runs by (the cores are shared with other tenants' work).
     results.insert("hostControlBeforeMs".into(), json!(host_control()));
+    results.insert("hostLoopbackBeforeMs".into(), json!(host_loopback()));
 
     if options.wants("startup") {
         let figures = startup(&options, &issuer, &scratch).await;
@@ -165,6 +166,7 @@ async fn run(options: Options) {
         );
     }
     results.insert("hostControlAfterMs".into(), json!(host_control()));
+    results.insert("hostLoopbackAfterMs".into(), json!(host_loopback()));
     let text = serde_json::to_string_pretty(&Value::Object(results)).unwrap();
     println!("{text}");
     if let Some(out) = &options.out {
@@ -180,6 +182,40 @@ fn host_control() -> f64 {
             let started = Instant::now();
             std::hint::black_box(uc_access::ledger::hash_hex(&[std::hint::black_box(&block)]));
             ms(started.elapsed())
+        })
+        .collect();
+    round(median(&mut times), 1)
+}
+
+/// The kernel's share of the host's speed, which the CPU control above does not show: 10,000 one-byte
+/// round trips over loopback TCP between two threads (what the app's exchanges with the stand-in cost the
+/// kernel), median of 3, in milliseconds.
+fn host_loopback() -> f64 {
+    use std::io::{Read, Write};
+    let mut times: Vec<f64> = (0..3)
+        .map(|_| {
+            let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+            let addr = listener.local_addr().unwrap();
+            let echo = std::thread::spawn(move || {
+                let (mut peer, _) = listener.accept().unwrap();
+                peer.set_nodelay(true).unwrap();
+                let mut byte = [0_u8; 1];
+                while peer.read_exact(&mut byte).is_ok() {
+                    peer.write_all(&byte).unwrap();
+                }
+            });
+            let mut stream = std::net::TcpStream::connect(addr).unwrap();
+            stream.set_nodelay(true).unwrap();
+            let mut byte = [7_u8; 1];
+            let started = Instant::now();
+            for _ in 0..10_000 {
+                stream.write_all(&byte).unwrap();
+                stream.read_exact(&mut byte).unwrap();
+            }
+            let took = ms(started.elapsed());
+            drop(stream);
+            echo.join().unwrap();
+            took
         })
         .collect();
     round(median(&mut times), 1)
