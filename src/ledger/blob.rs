@@ -24,7 +24,7 @@ use tokio::sync::OnceCell;
 use super::settings::BlobSettings;
 use super::{
     DueGroup, DueGroups, DueQuery, GrantId, GrantRecord, GrantState, LedgerError, LedgerStore,
-    ListFilter, PRINCIPAL_CONCURRENCY, Versioned, sort_due, sort_listed, tags,
+    ListFilter, Versioned, sort_due, sort_listed, tags,
 };
 use crate::domain::Principal;
 
@@ -194,45 +194,6 @@ impl BlobLedger {
             .iter()
             .filter_map(|n| n.strip_prefix(prefix))
             .filter_map(|id| GrantId::parse(id).ok())
-            .collect())
-    }
-
-    /// The live grants (`pending` or `active`) of `principal` in `workspace`, except `except`: the ids the
-    /// tag index finds joined with those the principal's markers name (listed together), each read.
-    async fn live_of_principal(
-        &self,
-        workspace: &str,
-        principal: &Principal,
-        except: &BTreeSet<GrantId>,
-    ) -> Result<Vec<Versioned<GrantRecord>>, LedgerError> {
-        self.ensure_container().await?;
-        let filter = ListFilter::of_principal(workspace, principal);
-        let (query, prefix) = (
-            tags::list_query(&filter),
-            Self::principal_prefix(workspace, principal),
-        );
-        let (tagged, marked) =
-            futures::try_join!(self.find_names(&query), self.marked_ids(&prefix))?;
-        // A name that is not a record's (none should match the query) is read all the same.
-        let names: BTreeSet<String> = tagged
-            .into_iter()
-            .filter(|name| id_of(name).is_none_or(|id| !except.contains(&id)))
-            .chain(
-                marked
-                    .into_iter()
-                    .filter(|id| !except.contains(id))
-                    .map(Self::blob_name),
-            )
-            .collect();
-        let read: Vec<Option<Versioned<GrantRecord>>> = futures::stream::iter(names)
-            .map(|name| async move { self.read(&name).await })
-            .buffer_unordered(READ_CONCURRENCY)
-            .try_collect()
-            .await?;
-        Ok(read
-            .into_iter()
-            .flatten()
-            .filter(|v| filter.matches(&v.record) && v.record.state.keeps_access())
             .collect())
     }
 
@@ -494,36 +455,50 @@ impl LedgerStore for BlobLedger {
         principal: &Principal,
     ) -> Result<Vec<Versioned<GrantRecord>>, LedgerError> {
         let mut live = self
-            .live_of_principal(workspace, principal, &BTreeSet::new())
+            .active_for_principal_except(workspace, principal, &BTreeSet::new())
             .await?;
         sort_listed(&mut live);
         Ok(live)
     }
 
-    /// As the default, but the grants in `except` (the ones the sweep is ending, which it has just read
-    /// and marked) are not downloaded again only to be dropped: two reads fewer per revoked grant, since
-    /// the sweep looks its principals up twice.
-    async fn live_grants_sharing(
+    /// The ids the tag index finds joined with those the principal's markers name (listed together), each
+    /// read unless it is in `except`: the sweep, which looks its principals up twice with the grants it is
+    /// ending in `except`, does not download those again only to drop them (two reads per revoked grant).
+    async fn active_for_principal_except(
         &self,
         workspace: &str,
-        catalogs: &BTreeSet<String>,
-        principals: &BTreeSet<Principal>,
+        principal: &Principal,
         except: &BTreeSet<GrantId>,
     ) -> Result<Vec<Versioned<GrantRecord>>, LedgerError> {
-        let answers: Vec<Vec<Versioned<GrantRecord>>> = futures::stream::iter(principals.clone())
-            .map(|principal| async move {
-                Ok::<_, LedgerError>(
-                    self.live_of_principal(workspace, &principal, except)
-                        .await?
-                        .into_iter()
-                        .filter(|v| catalogs.contains(v.record.securable.catalog_name().as_str()))
-                        .collect(),
-                )
-            })
-            .buffer_unordered(PRINCIPAL_CONCURRENCY)
+        self.ensure_container().await?;
+        let filter = ListFilter::of_principal(workspace, principal);
+        let (query, prefix) = (
+            tags::list_query(&filter),
+            Self::principal_prefix(workspace, principal),
+        );
+        let (tagged, marked) =
+            futures::try_join!(self.find_names(&query), self.marked_ids(&prefix))?;
+        // A name that is not a record's (none should match the query) is read all the same.
+        let names: BTreeSet<String> = tagged
+            .into_iter()
+            .filter(|name| id_of(name).is_none_or(|id| !except.contains(&id)))
+            .chain(
+                marked
+                    .into_iter()
+                    .filter(|id| !except.contains(id))
+                    .map(Self::blob_name),
+            )
+            .collect();
+        let read: Vec<Option<Versioned<GrantRecord>>> = futures::stream::iter(names)
+            .map(|name| async move { self.read(&name).await })
+            .buffer_unordered(READ_CONCURRENCY)
             .try_collect()
             .await?;
-        Ok(answers.into_iter().flatten().collect())
+        Ok(read
+            .into_iter()
+            .flatten()
+            .filter(|v| filter.matches(&v.record) && v.record.state.keeps_access())
+            .collect())
     }
 
     async fn probe(&self) -> Result<String, LedgerError> {

@@ -194,11 +194,28 @@ pub trait LedgerStore: Send + Sync + std::fmt::Debug {
             .collect())
     }
 
+    /// [`LedgerStore::active_for_principal`] without the grants in `except` (ones the caller already
+    /// holds, such as those the sweep is ending), in no particular order. By default they are read and
+    /// dropped; a backend that can leave them out before reading them does.
+    async fn active_for_principal_except(
+        &self,
+        workspace: &str,
+        principal: &Principal,
+        except: &BTreeSet<GrantId>,
+    ) -> Result<Vec<Versioned<GrantRecord>>, LedgerError> {
+        Ok(self
+            .active_for_principal(workspace, principal)
+            .await?
+            .into_iter()
+            .filter(|v| !except.contains(&v.record.id))
+            .collect())
+    }
+
     /// The live grants (`pending` or `active`) of any of `principals` in `workspace` on a securable in one
     /// of `catalogs`, except the grants in `except`: what the revoke planner must keep access for when
     /// the `except` grants end (grants in other catalogs share no securable with them). By default the
     /// principals are looked up [`PRINCIPAL_CONCURRENCY`] at a time with
-    /// [`LedgerStore::active_for_principal`]; backends that must read every record to answer (the local
+    /// [`LedgerStore::active_for_principal_except`]; backends that must read every record to answer (the local
     /// folder) read them once for all principals instead.
     async fn live_grants_sharing(
         &self,
@@ -210,13 +227,10 @@ pub trait LedgerStore: Send + Sync + std::fmt::Debug {
         let answers: Vec<Vec<Versioned<GrantRecord>>> = futures::stream::iter(principals.clone())
             .map(|principal| async move {
                 Ok::<_, LedgerError>(
-                    self.active_for_principal(workspace, &principal)
+                    self.active_for_principal_except(workspace, &principal, except)
                         .await?
                         .into_iter()
-                        .filter(|v| {
-                            !except.contains(&v.record.id)
-                                && catalogs.contains(v.record.securable.catalog_name().as_str())
-                        })
+                        .filter(|v| catalogs.contains(v.record.securable.catalog_name().as_str()))
                         .collect(),
                 )
             })
