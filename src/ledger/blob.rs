@@ -379,9 +379,23 @@ impl LedgerStore for BlobLedger {
     async fn create(&self, record: GrantRecord) -> Result<Versioned<GrantRecord>, LedgerError> {
         self.ensure_container().await?;
         // Marker first: a record is never findable by tags before its marker exists. A marker left by
-        // a create that then failed names a record that is absent (or a duplicate's): harmless.
+        // a create that then failed for another reason names an absent record: harmless.
         self.put_marker(&record).await?;
-        self.write(&record, Condition::Absent).await
+        match self.write(&record, Condition::Absent).await {
+            Err(LedgerError::AlreadyExists { id }) => {
+                // The key names a record already. The marker just written is that record's own if it is
+                // this principal's in this workspace (a repeated delivery); otherwise the key was reused
+                // for another request, which is refused, and the marker would name someone else's
+                // grant: it goes, so a refused create leaves nothing behind. One read, on this path only.
+                if let Ok(Some(stored)) = self.read(&Self::blob_name(id)).await
+                    && Self::marker_name(&stored.record) != Self::marker_name(&record)
+                {
+                    self.drop_marker(&record).await;
+                }
+                Err(LedgerError::AlreadyExists { id })
+            }
+            written => written,
+        }
     }
 
     async fn get(&self, id: GrantId) -> Result<Versioned<GrantRecord>, LedgerError> {

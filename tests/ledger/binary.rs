@@ -22,7 +22,7 @@ use crate::identity::{IdentityEndpoint, Minting};
 /// Everything one run needs: the caller-token issuer, the Databricks stand-in, the identity endpoint and
 /// a fresh ledger container on the shared Azurite.
 struct World {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     issuer: LocalIssuer,
     issuer_base: url::Url,
     standin: RunningStandIn,
@@ -47,7 +47,7 @@ impl World {
             .await
             .unwrap();
         Self {
-            _dir: dir,
+            dir,
             issuer,
             issuer_base,
             standin,
@@ -156,7 +156,7 @@ async fn the_binary_records_an_approval_in_blob_storage_as_its_managed_identity(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn without_a_storage_role_the_approval_is_refused_before_unity_catalog_is_touched() {
+async fn without_a_storage_role_the_approval_is_refused_before_unity_catalog_is_changed() {
     // Azure Storage answers 403 to an identity without a data role; Azurite does the same to a token
     // for another audience.
     let world = World::start(Minting::WrongAudience).await;
@@ -185,7 +185,7 @@ async fn without_a_storage_role_the_approval_is_refused_before_unity_catalog_is_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_approval_costs_three_storage_requests_and_a_repeated_one_reads_its_record() {
     let world = World::start(Minting::Storage).await;
-    let log = world._dir.path().join("app.log");
+    let log = world.dir.path().join("app.log");
     let app = world.serve_logging(&log).await;
 
     let (status, first) = world.approve(&app).await;
@@ -212,17 +212,18 @@ async fn a_new_approval_costs_three_storage_requests_and_a_repeated_one_reads_it
     );
     assert!(approval[0].1.contains("/by-principal/"), "{approval:?}");
 
-    // The same delivery again: the create is refused, the record read, the first answer given.
+    // The same delivery again: the create is refused, the record read (by the ledger, to check the marker
+    // it wrote is this record's, then by the approval, to answer), the first answer given.
     let patches = world.patches();
     let (status, second) = world.approve(&app).await;
     assert_eq!(status, 200, "{second}");
     assert_eq!(second["grantId"], first["grantId"]);
     assert_eq!(world.patches(), patches, "no second PATCH");
     let requests = azurite.requests_in_log(&std::fs::read_to_string(&log).unwrap());
-    let again: Vec<&str> = requests[requests.len() - 3..]
+    let again: Vec<&str> = requests[requests.len() - 4..]
         .iter()
         .filter(|(_, url)| url.starts_with(&record))
         .map(|(method, _)| method.as_str())
         .collect();
-    assert_eq!(again, ["PUT", "GET"], "{requests:?}");
+    assert_eq!(again, ["PUT", "GET", "GET"], "{requests:?}");
 }

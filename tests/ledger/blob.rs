@@ -397,3 +397,43 @@ async fn the_ledger_from_settings_and_its_credential_send_over_the_client_they_a
         "{lines:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_refused_for_a_key_of_another_principal_leaves_no_marker_behind() {
+    use azure_storage_blob::models::BlobContainerClientListBlobsOptions;
+    use futures::TryStreamExt;
+
+    let container = fresh_container();
+    let ledger = ledger_in(&container, TestCredential::new());
+    let now = time::OffsetDateTime::now_utc();
+    let alices = crate::fixtures::active("blob:reused", crate::fixtures::alice(), now);
+    ledger.create(alices.clone()).await.unwrap();
+    let markers = || async {
+        raw_container(&container)
+            .list_blobs(Some(BlobContainerClientListBlobsOptions {
+                prefix: Some("by-principal/".into()),
+                ..Default::default()
+            }))
+            .unwrap()
+            .try_collect::<Vec<_>>()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter_map(|b| b.name)
+            .collect::<Vec<_>>()
+    };
+    let before = markers().await;
+    assert_eq!(before.len(), 1, "{before:?}");
+
+    // The same key for Bob (a key reused for another request): refused, and nothing is left under Bob.
+    let bobs = crate::fixtures::active("blob:reused", crate::fixtures::bob(), now);
+    assert_eq!(bobs.id, alices.id, "the id derives from the key");
+    let err = ledger.create(bobs).await.unwrap_err();
+    assert!(matches!(err, LedgerError::AlreadyExists { .. }), "{err:?}");
+    assert_eq!(markers().await, before);
+
+    // A repeated delivery of Alice's own keeps her marker.
+    let err = ledger.create(alices).await.unwrap_err();
+    assert!(matches!(err, LedgerError::AlreadyExists { .. }), "{err:?}");
+    assert_eq!(markers().await, before);
+}
