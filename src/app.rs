@@ -67,9 +67,8 @@ pub enum BuildError {
 }
 
 /// The clients that call out — the caller tokens' authenticator (its key set) and, when configured, the
-/// Databricks clients — over one HTTP client: building a client loads the platform's root certificates (a
-/// few milliseconds of the start-up each time, BENCHMARKS.md), and one client keeps one connection pool.
-/// Both refuse redirects; the key set's requests carry their own timeout.
+/// Databricks clients — over `http`, the process's one client ([`crate::outbound`], which says why one).
+/// The key set's requests carry their own timeout.
 pub fn outbound_clients(
     settings: &Settings,
     http: reqwest::Client,

@@ -230,7 +230,7 @@ async fn our_client_sees_what_the_sdk_saw(
         secrecy::SecretString::from(demo::PRODUCT_TOKEN),
     ))));
     let transport = Transport::new(
-        Transport::default_http(),
+        uc_access::outbound::http_client(),
         RetryPolicy::default(),
         Duration::from_secs(5),
     );

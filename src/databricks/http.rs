@@ -120,11 +120,6 @@ impl Transport {
         }
     }
 
-    /// A client as the process makes it ([`crate::outbound::http_client`]).
-    pub fn default_http() -> reqwest::Client {
-        crate::outbound::http_client()
-    }
-
     pub fn http(&self) -> &reqwest::Client {
         &self.http
     }

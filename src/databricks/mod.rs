@@ -57,7 +57,7 @@ pub struct DatabricksClients {
 }
 
 impl DatabricksClients {
-    /// The clients for `settings` over `http` ([`Transport::default_http`], shared with the process's
+    /// The clients for `settings` over `http` ([`crate::outbound::http_client`], shared with the process's
     /// other outbound calls: `app::outbound_clients`).
     pub fn from_settings(
         settings: &DatabricksSettings,

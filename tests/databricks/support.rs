@@ -42,7 +42,11 @@ impl World {
             max_attempts: 4,
             ..RetryPolicy::default()
         };
-        let transport = Transport::new(Transport::default_http(), retry, Duration::from_secs(5));
+        let transport = Transport::new(
+            uc_access::outbound::http_client(),
+            retry,
+            Duration::from_secs(5),
+        );
         let clients = DatabricksClients::new(
             transport,
             auth,
