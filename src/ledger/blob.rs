@@ -133,6 +133,46 @@ impl BlobLedger {
         )
     }
 
+    /// The ids the tag index finds for the principal joined with those its markers name, each read unless
+    /// it is in `except`, keeping the records whose state `keep` accepts.
+    async fn for_principal(
+        &self,
+        workspace: &str,
+        principal: &Principal,
+        except: &BTreeSet<GrantId>,
+        keep: impl Fn(GrantState) -> bool,
+    ) -> Result<Vec<Versioned<GrantRecord>>, LedgerError> {
+        self.ensure_container().await?;
+        let filter = ListFilter::of_principal(workspace, principal);
+        let (query, prefix) = (
+            tags::list_query(&filter),
+            Self::principal_prefix(workspace, principal),
+        );
+        let (tagged, marked) =
+            futures::try_join!(self.find_names(&query), self.marked_ids(&prefix))?;
+        // A name that is not a record's (none should match the query) is read all the same.
+        let names: BTreeSet<String> = tagged
+            .into_iter()
+            .filter(|name| id_of(name).is_none_or(|id| !except.contains(&id)))
+            .chain(
+                marked
+                    .into_iter()
+                    .filter(|id| !except.contains(id))
+                    .map(Self::blob_name),
+            )
+            .collect();
+        let read: Vec<Option<Versioned<GrantRecord>>> = futures::stream::iter(names)
+            .map(|name| async move { self.read(&name).await })
+            .buffer_unordered(READ_CONCURRENCY)
+            .try_collect()
+            .await?;
+        Ok(read
+            .into_iter()
+            .flatten()
+            .filter(|v| filter.matches(&v.record) && keep(v.record.state))
+            .collect())
+    }
+
     fn blob_name(id: GrantId) -> String {
         format!("grants/{id}.json")
     }
@@ -484,37 +524,22 @@ impl LedgerStore for BlobLedger {
         principal: &Principal,
         except: &BTreeSet<GrantId>,
     ) -> Result<Vec<Versioned<GrantRecord>>, LedgerError> {
-        self.ensure_container().await?;
-        let filter = ListFilter::of_principal(workspace, principal);
-        let (query, prefix) = (
-            tags::list_query(&filter),
-            Self::principal_prefix(workspace, principal),
-        );
-        let (tagged, marked) =
-            futures::try_join!(self.find_names(&query), self.marked_ids(&prefix))?;
-        // A name that is not a record's (none should match the query) is read all the same.
-        let names: BTreeSet<String> = tagged
-            .into_iter()
-            .filter(|name| id_of(name).is_none_or(|id| !except.contains(&id)))
-            .chain(
-                marked
-                    .into_iter()
-                    .filter(|id| !except.contains(id))
-                    .map(Self::blob_name),
-            )
-            .collect();
-        let read: Vec<Option<Versioned<GrantRecord>>> = futures::stream::iter(names)
-            .map(|name| async move { self.read(&name).await })
-            .buffer_unordered(READ_CONCURRENCY)
-            .try_collect()
-            .await?;
-        Ok(read
-            .into_iter()
-            .flatten()
-            .filter(|v| filter.matches(&v.record) && v.record.state.keeps_access())
-            .collect())
+        self.for_principal(workspace, principal, except, GrantState::keeps_access)
+            .await
     }
 
+    /// The same lookup, keeping every state but `revoked` (revoked records drop their marker; the tag
+    /// query finds the older ones).
+    async fn unrevoked_for_principal(
+        &self,
+        workspace: &str,
+        principal: &Principal,
+    ) -> Result<Vec<Versioned<GrantRecord>>, LedgerError> {
+        self.for_principal(workspace, principal, &BTreeSet::new(), |s| {
+            s != GrantState::Revoked
+        })
+        .await
+    }
     async fn probe(&self) -> Result<String, LedgerError> {
         self.ensure_container().await?;
         let name = format!("probes/doctor-{}.json", uuid::Uuid::new_v4());

@@ -194,6 +194,23 @@ pub trait LedgerStore: Send + Sync + std::fmt::Debug {
             .collect())
     }
 
+    /// Every grant of `principal` in `workspace` that is not revoked (`pending`, `active`, `revoking`,
+    /// `failed`): what uc-access's records claim of what the principal holds, which planning must tell
+    /// apart from what the principal holds of its own. Backends answer from a strongly consistent
+    /// source where they have one, so a grant recorded a moment ago is not missed.
+    async fn unrevoked_for_principal(
+        &self,
+        workspace: &str,
+        principal: &Principal,
+    ) -> Result<Vec<Versioned<GrantRecord>>, LedgerError> {
+        Ok(self
+            .list(&ListFilter::of_principal(workspace, principal))
+            .await?
+            .into_iter()
+            .filter(|v| v.record.state != GrantState::Revoked)
+            .collect())
+    }
+
     /// [`LedgerStore::active_for_principal`] without the grants in `except` (ones the caller already
     /// holds, such as those the sweep is ending), in no particular order. By default they are read and
     /// dropped; a backend that can leave them out before reading them does.

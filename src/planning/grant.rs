@@ -7,6 +7,13 @@
 //! `MANAGE` and `EXTERNAL_USE_SCHEMA`, which it never includes. Privileges that arrive through group
 //! membership are deliberately *not* counted: membership can change at any time, and the approval is
 //! for this principal, so uc-access grants (and later revokes) its own direct grant.
+//!
+//! What uc-access itself added for other approvals counts differently from what the principal held
+//! otherwise (see [`Facts`]): a grant keeps only what it would have added itself — its own privileges on
+//! its own securable and `USE_*` on its parents — so it never leans on a broader privilege that another
+//! uc-access grant added and that goes when that grant ends. Only the *exact* privilege another live
+//! uc-access grant holds on the same securable (typically the shared `USE_CATALOG`) counts as held: the
+//! revoke hands it over to this grant when the other ends.
 
 use std::collections::BTreeMap;
 
@@ -16,6 +23,80 @@ use crate::domain::{Principal, Privilege, PrivilegeSet, Securable, SecurableType
 
 /// What the principal holds directly, per securable (absent = nothing).
 pub type Holdings = BTreeMap<Securable, PrivilegeSet>;
+
+/// What planning knows of one principal: its direct holdings in Unity Catalog, and which of them
+/// uc-access's own records claim.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Facts {
+    /// Direct holdings, as read from Unity Catalog.
+    pub held: Holdings,
+    /// What records of uc-access that are not revoked (live or ending) say they added: never coverage
+    /// by inheritance, since it goes when those grants end.
+    pub claimed: Holdings,
+    /// Of `claimed`, what grants that stay (`pending`, `active`) claim: held exactly, it is shared with
+    /// them (and handed over when they end).
+    pub claimed_live: Holdings,
+}
+
+impl Facts {
+    /// Holdings no uc-access record claims: everything counts as the principal's own.
+    pub fn unclaimed(held: Holdings) -> Self {
+        Self {
+            held,
+            ..Self::default()
+        }
+    }
+
+    /// Adds the claims of one record (`live`: a grant that stays).
+    pub fn claim<'a>(
+        &mut self,
+        changes: impl IntoIterator<Item = (&'a Securable, &'a PrivilegeSet)>,
+        live: bool,
+    ) {
+        for (securable, privileges) in changes {
+            self.claimed
+                .entry(securable.clone())
+                .or_default()
+                .extend(privileges.iter().copied());
+            if live {
+                self.claimed_live
+                    .entry(securable.clone())
+                    .or_default()
+                    .extend(privileges.iter().copied());
+            }
+        }
+    }
+
+    fn holds(map: &Holdings, securable: &Securable, privilege: Privilege) -> bool {
+        map.get(securable).is_some_and(|p| p.contains(&privilege))
+    }
+
+    /// What the principal holds that no uc-access record claims.
+    pub fn foreign(&self) -> Holdings {
+        self.held
+            .iter()
+            .filter_map(|(s, held)| {
+                let rest: PrivilegeSet = match self.claimed.get(s) {
+                    Some(claimed) => held.difference(claimed).copied().collect(),
+                    None => held.clone(),
+                };
+                (!rest.is_empty()).then(|| (s.clone(), rest))
+            })
+            .collect()
+    }
+
+    /// Whether `privilege` on `securable` is already held in a way this grant may rely on: through what
+    /// the principal holds of its own (directly or inherited from a parent, `ALL_PRIVILEGES` included),
+    /// or exactly as a live uc-access grant holds it.
+    pub fn covers(&self, securable: &Securable, privilege: Privilege) -> bool {
+        if Self::holds(&self.held, securable, privilege)
+            && Self::holds(&self.claimed_live, securable, privilege)
+        {
+            return true;
+        }
+        is_covered(&self.foreign(), securable, privilege)
+    }
+}
 
 /// Privileges to add on one securable.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -97,14 +178,17 @@ pub fn plan_grant(
     principal: &Principal,
     target: &Securable,
     privileges: &PrivilegeSet,
-    holdings: &Holdings,
+    facts: &Facts,
 ) -> GrantPlan {
+    let foreign = facts.foreign();
     let mut changes = Vec::new();
     let mut already_held = Vec::new();
     for (securable, wanted) in needed(target, privileges) {
-        let (held, missing): (PrivilegeSet, PrivilegeSet) = wanted
-            .into_iter()
-            .partition(|p| is_covered(holdings, &securable, *p));
+        let (held, missing): (PrivilegeSet, PrivilegeSet) = wanted.into_iter().partition(|p| {
+            (Facts::holds(&facts.held, &securable, *p)
+                && Facts::holds(&facts.claimed_live, &securable, *p))
+                || is_covered(&foreign, &securable, *p)
+        });
         if !missing.is_empty() {
             changes.push(PlannedChange {
                 securable: securable.clone(),
@@ -157,7 +241,7 @@ mod tests {
 
     #[test]
     fn a_principal_with_nothing_gets_use_catalog_use_schema_and_select() {
-        let plan = plan_grant(&alice(), &table(), &set(&[Select]), &Holdings::new());
+        let plan = plan_grant(&alice(), &table(), &set(&[Select]), &Facts::default());
         assert_eq!(
             changes(&plan),
             vec![
@@ -172,7 +256,12 @@ mod tests {
     #[test]
     fn privileges_already_held_are_not_added_again_and_are_reported() {
         let holdings = Holdings::from([(s(SecurableType::Catalog, "main"), set(&[UseCatalog]))]);
-        let plan = plan_grant(&alice(), &table(), &set(&[Select]), &holdings);
+        let plan = plan_grant(
+            &alice(),
+            &table(),
+            &set(&[Select]),
+            &Facts::unclaimed(holdings),
+        );
         assert_eq!(changes(&plan)[0].0, "main.sales");
         assert_eq!(plan.already_held.len(), 1);
         assert_eq!(plan.already_held[0].securable.full_name(), "main");
@@ -187,7 +276,12 @@ mod tests {
             ),
             (s(SecurableType::Schema, "main.sales"), set(&[Select])),
         ]);
-        let plan = plan_grant(&alice(), &table(), &set(&[Select]), &holdings);
+        let plan = plan_grant(
+            &alice(),
+            &table(),
+            &set(&[Select]),
+            &Facts::unclaimed(holdings),
+        );
         assert!(plan.is_noop(), "{:?}", plan.changes);
         assert_eq!(plan.already_held.len(), 3);
     }
@@ -195,7 +289,12 @@ mod tests {
     #[test]
     fn all_privileges_covers_select_but_never_manage() {
         let holdings = Holdings::from([(s(SecurableType::Catalog, "main"), set(&[AllPrivileges]))]);
-        let plan = plan_grant(&alice(), &table(), &set(&[Select, Manage]), &holdings);
+        let plan = plan_grant(
+            &alice(),
+            &table(),
+            &set(&[Select, Manage]),
+            &Facts::unclaimed(holdings),
+        );
         assert_eq!(
             changes(&plan),
             vec![("main.sales.orders".into(), vec!["MANAGE"])]
@@ -211,14 +310,19 @@ mod tests {
             ),
             (s(SecurableType::Catalog, "other"), set(&[UseCatalog])),
         ]);
-        let plan = plan_grant(&alice(), &table(), &set(&[Select]), &holdings);
+        let plan = plan_grant(
+            &alice(),
+            &table(),
+            &set(&[Select]),
+            &Facts::unclaimed(holdings),
+        );
         assert_eq!(plan.changes.len(), 3);
     }
 
     #[test]
     fn a_schema_grant_needs_use_catalog_and_use_schema_on_the_schema() {
         let schema = s(SecurableType::Schema, "main.sales");
-        let plan = plan_grant(&alice(), &schema, &set(&[Select]), &Holdings::new());
+        let plan = plan_grant(&alice(), &schema, &set(&[Select]), &Facts::default());
         assert_eq!(
             changes(&plan),
             vec![
@@ -231,7 +335,7 @@ mod tests {
     #[test]
     fn a_catalog_grant_includes_use_catalog_and_use_schema_on_the_catalog() {
         let catalog = s(SecurableType::Catalog, "main");
-        let plan = plan_grant(&alice(), &catalog, &set(&[Select]), &Holdings::new());
+        let plan = plan_grant(&alice(), &catalog, &set(&[Select]), &Facts::default());
         assert_eq!(
             changes(&plan),
             vec![("main".into(), vec!["SELECT", "USE_CATALOG", "USE_SCHEMA"])]
@@ -244,10 +348,96 @@ mod tests {
             &alice(),
             &table(),
             &set(&[Select, Modify]),
-            &Holdings::new(),
+            &Facts::default(),
         );
         let added = plan.added();
         assert_eq!(added.len(), 3);
         assert_eq!(added[&table()], set(&[Modify, Select]));
+    }
+
+    fn claimed(held: Holdings, live: bool) -> Facts {
+        let mut facts = Facts::unclaimed(held.clone());
+        facts.claim(held.iter(), live);
+        facts
+    }
+
+    #[test]
+    fn a_broader_privilege_that_uc_access_added_for_another_grant_does_not_count_as_held() {
+        // Another approval of Alice's added SELECT on the whole schema: it goes when that one ends,
+        // so this table grant adds its own SELECT on the table.
+        let held = Holdings::from([
+            (s(SecurableType::Catalog, "main"), set(&[UseCatalog])),
+            (
+                s(SecurableType::Schema, "main.sales"),
+                set(&[Select, UseSchema]),
+            ),
+        ]);
+        for live in [true, false] {
+            let plan = plan_grant(
+                &alice(),
+                &table(),
+                &set(&[Select]),
+                &claimed(held.clone(), live),
+            );
+            let expected_use = if live {
+                vec![("main.sales.orders".to_owned(), vec!["SELECT"])]
+            } else {
+                // Claimed only by grants that are ending: even the exact USE_* are this grant's own.
+                vec![
+                    ("main".to_owned(), vec!["USE_CATALOG"]),
+                    ("main.sales".to_owned(), vec!["USE_SCHEMA"]),
+                    ("main.sales.orders".to_owned(), vec!["SELECT"]),
+                ]
+            };
+            assert_eq!(changes(&plan), expected_use, "live: {live}");
+        }
+    }
+
+    #[test]
+    fn all_privileges_that_uc_access_added_does_not_cover_select() {
+        let held = Holdings::from([(table(), set(&[AllPrivileges]))]);
+        let mut facts = claimed(held, true);
+        facts
+            .held
+            .insert(s(SecurableType::Catalog, "main"), set(&[UseCatalog]));
+        facts
+            .held
+            .insert(s(SecurableType::Schema, "main.sales"), set(&[UseSchema]));
+        let plan = plan_grant(&alice(), &table(), &set(&[Select]), &facts);
+        assert_eq!(
+            changes(&plan),
+            vec![("main.sales.orders".into(), vec!["SELECT"])]
+        );
+    }
+
+    #[test]
+    fn the_exact_privilege_a_live_uc_access_grant_holds_is_shared() {
+        let held = Holdings::from([
+            (s(SecurableType::Catalog, "main"), set(&[UseCatalog])),
+            (s(SecurableType::Schema, "main.sales"), set(&[UseSchema])),
+            (table(), set(&[Select])),
+        ]);
+        let plan = plan_grant(&alice(), &table(), &set(&[Select]), &claimed(held, true));
+        assert!(plan.is_noop(), "{:?}", plan.changes);
+    }
+
+    #[test]
+    fn what_the_principal_holds_of_its_own_still_covers_by_inheritance() {
+        // The catalog-wide SELECT was there before uc-access; the USE_SCHEMA was added by uc-access.
+        let mut facts = Facts::unclaimed(Holdings::from([
+            (
+                s(SecurableType::Catalog, "main"),
+                set(&[Select, UseCatalog]),
+            ),
+            (s(SecurableType::Schema, "main.sales"), set(&[UseSchema])),
+        ]));
+        facts.claim(
+            [(&s(SecurableType::Schema, "main.sales"), &set(&[UseSchema]))],
+            true,
+        );
+        let plan = plan_grant(&alice(), &table(), &set(&[Select]), &facts);
+        assert!(plan.is_noop(), "{:?}", plan.changes);
+        assert!(facts.covers(&table(), Select));
+        assert!(!facts.covers(&table(), Modify));
     }
 }

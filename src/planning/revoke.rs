@@ -1,17 +1,21 @@
 //! Revocation planning: which privileges to remove when grants end, batched into one change per
 //! securable carrying every principal's removals.
 //!
-//! Two rules keep the product's promise. Only privileges a grant *added* are ever removed (what the
-//! principal held before uc-access acted is never touched). And a privilege that another still-active
-//! grant of the same principal in the same workspace needs — typically the shared `USE_CATALOG` /
-//! `USE_SCHEMA` on a parent — is kept and handed over to that grant, so that it is removed when the last
-//! grant needing it ends.
+//! Three rules keep the product's promise. Only privileges a grant *added* are ever removed (what the
+//! principal held before uc-access acted is never touched). A privilege that another still-active grant
+//! of the same principal in the same workspace needs *exactly* — the same privilege on the same
+//! securable, typically the shared `USE_CATALOG` / `USE_SCHEMA` on a parent — is kept and handed over to
+//! that grant, so that it is removed when the last grant needing it ends. And a grant never inherits a
+//! broader privilege: when a staying grant's need was met only through what an ending grant added on a
+//! parent (its schema-wide `SELECT`, an `ALL_PRIVILEGES`), the plan gives the staying grant its own
+//! narrow privilege (a [`Substitution`], added before the broad one is removed) instead of handing the
+//! broad one over.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::domain::{Principal, Privilege, PrivilegeSet, Securable};
-use crate::planning::grant::{PlannedChange, is_covered, needed};
+use crate::planning::grant::{Holdings, PlannedChange, is_covered, needed};
 
 /// A grant that is ending (expired or revoked early) and what it added.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,7 +27,7 @@ pub struct Ending<I> {
     pub added: Vec<PlannedChange>,
 }
 
-/// A grant that stays active, and what it needs on its target's lineage.
+/// A grant that stays active, what it needs on its target's lineage, and what its record claims.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Staying<I> {
     pub id: I,
@@ -31,6 +35,16 @@ pub struct Staying<I> {
     pub principal: Principal,
     pub target: Securable,
     pub privileges: PrivilegeSet,
+    /// What the record says it added, or plans to add (`added` and, while pending, `plan`).
+    pub claims: Holdings,
+}
+
+impl<I> Staying<I> {
+    fn claims_exactly(&self, securable: &Securable, privilege: Privilege) -> bool {
+        self.claims
+            .get(securable)
+            .is_some_and(|p| p.contains(&privilege))
+    }
 }
 
 /// One change on one securable, for every principal that loses something there.
@@ -41,7 +55,7 @@ pub struct SecurableRemoval {
     pub removals: BTreeMap<Principal, PrivilegeSet>,
 }
 
-/// Privileges an ending grant added that a staying grant still needs: they move to the staying grant.
+/// Privileges an ending grant added that a staying grant needs exactly: they move to the staying grant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Handover<I> {
     pub from: I,
@@ -50,18 +64,35 @@ pub struct Handover<I> {
     pub privileges: PrivilegeSet,
 }
 
+/// A staying grant's own narrow privilege, to be added (and claimed by it) before removals that take away
+/// the broader privilege its need was met through until now. Whether it must really be added depends on
+/// what else the principal holds, which the caller reads first (see [`crate::planning::grant::Facts`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Substitution<I> {
+    pub to: I,
+    pub workspace: String,
+    pub principal: Principal,
+    pub securable: Securable,
+    pub privileges: PrivilegeSet,
+    /// The removals (index in the plan's `removals`, and the privilege they take) that may only go
+    /// once this is in place.
+    pub protects: Vec<(usize, Privilege)>,
+}
+
 /// The whole plan for one timer run (or one early revoke).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RevocationPlan<I> {
     /// One entry per (workspace, securable), in a stable order.
     pub removals: Vec<SecurableRemoval>,
     pub handovers: Vec<Handover<I>>,
+    pub substitutions: Vec<Substitution<I>>,
     /// Per ending grant: the changes in `removals` (by index) that remove something on its behalf, so a
     /// failed change can be traced to the grants it leaves unrevoked.
     pub removed_by_grant: BTreeMap<I, Vec<usize>>,
 }
 
-/// Plans the removals for `ending` grants, keeping what any of `staying` still needs.
+/// Plans the removals for `ending` grants, keeping what any of `staying` needs exactly and planning the
+/// narrow substitutes of what they relied on through a broader privilege.
 ///
 /// `staying` must hold every active grant of the ending grants' principals that is not itself ending.
 pub fn plan_revocation<'e, I: Ord + Clone + 'e>(
@@ -85,6 +116,10 @@ pub fn plan_revocation<'e, I: Ord + Clone + 'e>(
     type Key<'a> = (&'a str, &'a Securable);
     let mut removals: BTreeMap<Key<'e>, BTreeMap<&'e Principal, PrivilegeSet>> = BTreeMap::new();
     let mut handovers = Vec::new();
+    // (staying grant, securable) → (privileges, protected (removal key, privilege)).
+    type Substitutes<'a, 'e, I> =
+        BTreeMap<(&'a I, &'a Securable), (&'a Staying<I>, PrivilegeSet, Vec<(Key<'e>, Privilege)>)>;
+    let mut substitutes: Substitutes<'_, 'e, I> = BTreeMap::new();
     let mut removed_on: Vec<(&'e I, Vec<Key<'e>>)> = Vec::new();
 
     for grant in ending {
@@ -93,28 +128,39 @@ pub fn plan_revocation<'e, I: Ord + Clone + 'e>(
             .unwrap_or(&no_needs);
         let mut removed_here = Vec::new();
         for change in &grant.added {
+            let key = (&*grant.workspace, &change.securable);
             let mut remove = PrivilegeSet::new();
             for privilege in &change.add {
-                let heir = needs.iter().find(|(s, needed_on, needed_privs)| {
-                    s.workspace == grant.workspace
-                        && s.principal == grant.principal
-                        && relies_on(needed_on, needed_privs, &change.securable, *privilege)
+                let heir = needs.iter().find(|(_, needed_on, needed_privs)| {
+                    *needed_on == change.securable && needed_privs.contains(privilege)
                 });
-                match heir {
-                    Some((s, _, _)) => push_handover(
+                if let Some((s, _, _)) = heir {
+                    push_handover(
                         &mut handovers,
                         &grant.id,
                         &s.id,
                         &change.securable,
                         *privilege,
-                    ),
-                    None => {
-                        remove.insert(*privilege);
+                    );
+                    continue;
+                }
+                remove.insert(*privilege);
+                // Needs of staying grants that this broader privilege met: each gets its own.
+                for (s, needed_on, needed_privs) in needs {
+                    for wanted in needed_privs {
+                        if relies_on(needed_on, *wanted, &change.securable, *privilege)
+                            && !s.claims_exactly(needed_on, *wanted)
+                        {
+                            let entry = substitutes
+                                .entry((&s.id, needed_on))
+                                .or_insert_with(|| (s, PrivilegeSet::new(), Vec::new()));
+                            entry.1.insert(*wanted);
+                            entry.2.push((key, *privilege));
+                        }
                     }
                 }
             }
             if !remove.is_empty() {
-                let key = (&*grant.workspace, &change.securable);
                 removals
                     .entry(key)
                     .or_default()
@@ -133,6 +179,23 @@ pub fn plan_revocation<'e, I: Ord + Clone + 'e>(
         .into_iter()
         .map(|(id, keys)| (id.clone(), keys.iter().map(|k| index[k]).collect()))
         .collect();
+    let substitutions = substitutes
+        .into_iter()
+        .map(|((_, securable), (s, privileges, protects))| {
+            let mut protects: Vec<(usize, Privilege)> =
+                protects.into_iter().map(|(k, p)| (index[&k], p)).collect();
+            protects.sort();
+            protects.dedup();
+            Substitution {
+                to: s.id.clone(),
+                workspace: s.workspace.to_string(),
+                principal: s.principal.clone(),
+                securable: securable.clone(),
+                privileges,
+                protects,
+            }
+        })
+        .collect();
     RevocationPlan {
         removals: removals
             .into_iter()
@@ -146,17 +209,18 @@ pub fn plan_revocation<'e, I: Ord + Clone + 'e>(
             })
             .collect(),
         handovers,
+        substitutions,
         removed_by_grant,
     }
 }
 
-/// A privilege a revocation removed that a grant unknown to its plan needs: to be added back and handed
-/// over to that grant.
+/// A privilege a grant unknown to the plan needs, which one of the plan's removals took away (or took
+/// away the broader privilege it was met through): to be added for that grant and claimed by it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Restoration<I> {
     pub to: I,
-    /// The index of the removal in the plan's `removals` that took it away.
-    pub removal: usize,
+    /// The indices of the removals in the plan's `removals` that took away what it relied on.
+    pub removals: Vec<usize>,
     pub workspace: String,
     pub securable: Securable,
     pub principal: Principal,
@@ -166,14 +230,15 @@ pub struct Restoration<I> {
 /// What `newcomers` need of the plan's removals that went through (`removed[i]` says whether removal
 /// `i` did): live grants of the ending grants' principals that the plan did not know about, because
 /// they were approved after it was made. Such an approval may have read Unity Catalog before the
-/// removals and counted on a parent privilege (or the table's own) as already held, so it did not add
-/// it; without a restoration it would be left without it.
-pub fn restorations<I: Clone>(
+/// removals and counted on a privilege as already held, so it did not add it; without a restoration it
+/// would be left without it. What is restored is always the newcomer's *own* need (the privilege on its
+/// own securable or the `USE_*` on a parent), never the broader privilege that was removed.
+pub fn restorations<I: Clone + Ord>(
     plan: &RevocationPlan<I>,
     removed: &[bool],
     newcomers: &[Staying<I>],
 ) -> Vec<Restoration<I>> {
-    let mut out: Vec<Restoration<I>> = Vec::new();
+    let mut out: BTreeMap<(I, Securable), Restoration<I>> = BTreeMap::new();
     for n in newcomers {
         let needs = needed(&n.target, &n.privileges);
         for (i, r) in plan.removals.iter().enumerate() {
@@ -183,42 +248,47 @@ pub fn restorations<I: Clone>(
             let Some(taken) = r.removals.get(&n.principal) else {
                 continue;
             };
-            let wanted: PrivilegeSet = taken
-                .iter()
-                .copied()
-                .filter(|p| {
-                    needs
+            for (on, privs) in &needs {
+                for wanted in privs {
+                    // Even a need the newcomer claims itself: it may have added it just before the
+                    // removal took it away again. The caller reads what is held before adding.
+                    if !taken
                         .iter()
-                        .any(|(on, privs)| relies_on(on, privs, &r.securable, *p))
-                })
-                .collect();
-            if !wanted.is_empty() {
-                out.push(Restoration {
-                    to: n.id.clone(),
-                    removal: i,
-                    workspace: r.workspace.clone(),
-                    securable: r.securable.clone(),
-                    principal: n.principal.clone(),
-                    privileges: wanted,
-                });
+                        .any(|p| relies_on(on, *wanted, &r.securable, *p))
+                    {
+                        continue;
+                    }
+                    let entry =
+                        out.entry((n.id.clone(), on.clone()))
+                            .or_insert_with(|| Restoration {
+                                to: n.id.clone(),
+                                removals: Vec::new(),
+                                workspace: r.workspace.clone(),
+                                securable: on.clone(),
+                                principal: n.principal.clone(),
+                                privileges: PrivilegeSet::new(),
+                            });
+                    entry.privileges.insert(*wanted);
+                    if !entry.removals.contains(&i) {
+                        entry.removals.push(i);
+                    }
+                }
             }
         }
     }
-    out
+    out.into_values().collect()
 }
 
-/// Whether a need for `needed_privs` on `needed_on` relies on `privilege` held on `held_on`: the held
-/// privilege covers one of the needed ones on the needed securable (directly or by inheritance).
+/// Whether a need for `wanted` on `needed_on` is met by `privilege` held on `held_on` (directly or by
+/// inheritance, `ALL_PRIVILEGES` included).
 fn relies_on(
     needed_on: &Securable,
-    needed_privs: &PrivilegeSet,
+    wanted: Privilege,
     held_on: &Securable,
     privilege: Privilege,
 ) -> bool {
     let holdings = BTreeMap::from([(held_on.clone(), PrivilegeSet::from([privilege]))]);
-    needed_privs
-        .iter()
-        .any(|p| is_covered(&holdings, needed_on, *p))
+    is_covered(&holdings, needed_on, wanted)
 }
 
 fn push_handover<I: Ord + Clone>(
@@ -264,7 +334,7 @@ mod tests {
             &user(who),
             &s(SecurableType::Table, table),
             &select(),
-            &Holdings::new(),
+            &Default::default(),
         );
         Ending {
             id,
@@ -280,6 +350,7 @@ mod tests {
             principal: user(who),
             target: s(SecurableType::Table, table),
             privileges: select(),
+            claims: Holdings::new(),
         }
     }
     fn removed(plan: &RevocationPlan<u32>) -> Vec<(String, String, Vec<&'static str>)> {
@@ -429,6 +500,152 @@ mod tests {
         assert_eq!(
             change.securable,
             s(SecurableType::Table, "main.sales.orders")
+        );
+    }
+
+    fn staying_on(id: u32, who: &str, kind: SecurableType, name: &str) -> Staying<u32> {
+        let target = s(kind, name);
+        let claims = plan_grant(&user(who), &target, &select(), &Default::default()).added();
+        Staying {
+            id,
+            workspace: "ws".into(),
+            principal: user(who),
+            target,
+            privileges: select(),
+            claims,
+        }
+    }
+
+    fn ending_on(id: u32, who: &str, kind: SecurableType, name: &str) -> Ending<u32> {
+        let plan = plan_grant(&user(who), &s(kind, name), &select(), &Default::default());
+        Ending {
+            id,
+            workspace: "ws".into(),
+            principal: user(who),
+            added: plan.changes,
+        }
+    }
+
+    #[test]
+    fn a_schema_wide_select_is_never_handed_over_to_a_table_grant_inside_it() {
+        // The schema grant added USE_CATALOG, and SELECT + USE_SCHEMA on the schema; the table grant,
+        // approved while it was live, found its parents held and added only what it lacked.
+        let mut table = staying_on(2, "a@x.com", SecurableType::Table, "main.sales.orders");
+        table.claims = Holdings::new();
+        let plan = plan_revocation(
+            &[ending_on(1, "a@x.com", SecurableType::Schema, "main.sales")],
+            &[table],
+        );
+        // The USE_* the table grant needs exactly are handed over; the schema-wide SELECT is removed…
+        assert_eq!(
+            removed(&plan),
+            vec![("main.sales".into(), "a@x.com".into(), vec!["SELECT"])]
+        );
+        let handed: Vec<(String, Vec<&str>)> = plan
+            .handovers
+            .iter()
+            .map(|h| {
+                (
+                    h.securable.full_name(),
+                    h.privileges.iter().map(|p| p.as_str()).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            handed,
+            vec![
+                ("main".to_owned(), vec!["USE_CATALOG"]),
+                ("main.sales".to_owned(), vec!["USE_SCHEMA"])
+            ]
+        );
+        // …after the table grant gets its own SELECT on the table.
+        assert_eq!(plan.substitutions.len(), 1);
+        let sub = &plan.substitutions[0];
+        assert_eq!(
+            (sub.to, sub.securable.full_name()),
+            (2, "main.sales.orders".to_owned())
+        );
+        assert_eq!(sub.privileges, select());
+        assert_eq!(sub.protects, vec![(0, Select)]);
+    }
+
+    #[test]
+    fn a_table_grant_that_already_has_its_own_select_needs_no_substitute() {
+        let plan = plan_revocation(
+            &[ending_on(1, "a@x.com", SecurableType::Catalog, "main")],
+            &[staying_on(
+                2,
+                "a@x.com",
+                SecurableType::Table,
+                "main.sales.orders",
+            )],
+        );
+        assert!(plan.substitutions.is_empty(), "{:?}", plan.substitutions);
+        // The catalog grant's USE_CATALOG is shared exactly; its SELECT and USE_SCHEMA go.
+        assert_eq!(
+            removed(&plan),
+            vec![(
+                "main".into(),
+                "a@x.com".into(),
+                vec!["SELECT", "USE_SCHEMA"]
+            )]
+        );
+    }
+
+    #[test]
+    fn all_privileges_on_the_same_table_is_replaced_by_the_staying_grants_select() {
+        let table = s(SecurableType::Table, "main.sales.orders");
+        let all = PrivilegeSet::from([AllPrivileges]);
+        let broad = Ending {
+            id: 1,
+            workspace: "ws".into(),
+            principal: user("a@x.com"),
+            added: vec![PlannedChange {
+                securable: table.clone(),
+                add: all,
+            }],
+        };
+        let mut narrow = staying_on(2, "a@x.com", SecurableType::Table, "main.sales.orders");
+        narrow.claims.remove(&table);
+        let plan = plan_revocation(&[broad], &[narrow]);
+        assert_eq!(
+            removed(&plan),
+            vec![(
+                "main.sales.orders".into(),
+                "a@x.com".into(),
+                vec!["ALL_PRIVILEGES"]
+            )]
+        );
+        assert_eq!(plan.substitutions.len(), 1);
+        assert_eq!(plan.substitutions[0].securable, table);
+        assert_eq!(plan.substitutions[0].privileges, select());
+    }
+
+    #[test]
+    fn a_newcomer_gets_back_its_own_narrow_privilege_not_the_broad_one_that_was_removed() {
+        let plan = plan_revocation(
+            &[ending_on(1, "a@x.com", SecurableType::Schema, "main.sales")],
+            &[],
+        );
+        let every = vec![true; plan.removals.len()];
+        let mut newcomer = staying_on(3, "a@x.com", SecurableType::Table, "main.sales.orders");
+        newcomer.claims = Holdings::new();
+        let restored: Vec<(String, Vec<&str>)> = restorations(&plan, &every, &[newcomer])
+            .iter()
+            .map(|r| {
+                (
+                    r.securable.full_name(),
+                    r.privileges.iter().map(|p| p.as_str()).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            restored,
+            vec![
+                ("main".to_owned(), vec!["USE_CATALOG"]),
+                ("main.sales".to_owned(), vec!["USE_SCHEMA"]),
+                ("main.sales.orders".to_owned(), vec!["SELECT"]),
+            ]
         );
     }
 }

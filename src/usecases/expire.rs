@@ -21,10 +21,8 @@ use crate::domain::{Principal, PrivilegeSet, Securable};
 use crate::ledger::{
     DueGroup, DueQuery, GrantId, GrantRecord, GrantState, LedgerError, SecurableChange, Versioned,
 };
-use crate::planning::grant::PlannedChange;
-use crate::planning::revoke::{
-    Ending, Restoration, RevocationPlan, Staying, plan_revocation, restorations,
-};
+use crate::planning::grant::{Facts, Holdings, PlannedChange};
+use crate::planning::revoke::{Ending, RevocationPlan, Staying, plan_revocation, restorations};
 
 /// After this many failed attempts a grant's revoke raises an alert-worthy log event.
 pub const ALERT_AFTER_ATTEMPTS: u32 = 3;
@@ -520,7 +518,40 @@ async fn finish_revoke(
         m.ending.added = Vec::new();
     }
 
-    // 3. One PATCH per securable; remember which failed (by the removal's index in the plan).
+    let names = names_of(&marked);
+    // 3. Staying grants whose need was met only through a broader privilege that goes now get their
+    //    own narrow one first (claimed in their record, then added); where that fails, the broad one
+    //    stays for that principal and the ending grants behind it are retried.
+    let mut held_back: BTreeMap<(usize, Principal), String> = BTreeMap::new();
+    let mut kept_back: BTreeMap<(usize, Principal), PrivilegeSet> = BTreeMap::new();
+    if !plan.substitutions.is_empty() {
+        let needs: Vec<Need> = plan
+            .substitutions
+            .iter()
+            .map(|sub| Need {
+                to: sub.to,
+                host: sub.workspace.clone(),
+                principal: sub.principal.clone(),
+                securable: sub.securable.clone(),
+                privileges: sub.privileges.clone(),
+            })
+            .collect();
+        let results = secure_needs(ctx, &names, &needs, deadline, &mut outcome).await;
+        for (sub, result) in plan.substitutions.iter().zip(results) {
+            if let Err(e) = result {
+                tracing::warn!(grant = %sub.to, securable = %sub.securable, error = %e, "a staying grant's own privilege could not be put in place; the broader one it relies on stays for now");
+                for (i, privilege) in &sub.protects {
+                    held_back.insert((*i, sub.principal.clone()), e.clone());
+                    kept_back
+                        .entry((*i, sub.principal.clone()))
+                        .or_default()
+                        .insert(*privilege);
+                }
+            }
+        }
+    }
+
+    // 4. One PATCH per securable; remember which failed (by the removal's index in the plan).
     let mut failed_on: Vec<Option<String>> = vec![None; plan.removals.len()];
     for (i, removal) in plan.removals.iter().enumerate() {
         let changes: Vec<PermissionsChange> = removal
@@ -530,10 +561,17 @@ async fn finish_revoke(
                 |(principal, privileges): (&Principal, &PrivilegeSet)| PermissionsChange {
                     principal: principal.clone(),
                     add: PrivilegeSet::new(),
-                    remove: privileges.clone(),
+                    remove: match kept_back.get(&(i, principal.clone())) {
+                        Some(kept) => privileges.difference(kept).copied().collect(),
+                        None => privileges.clone(),
+                    },
                 },
             )
+            .filter(|c| !c.remove.is_empty())
             .collect();
+        if changes.is_empty() {
+            continue;
+        }
         let result = patch(
             ctx,
             &removal.workspace,
@@ -548,13 +586,13 @@ async fn finish_revoke(
         }
     }
 
-    // 3a. Grants approved since step 1 (an approval writes its record before it reads Unity Catalog, so
+    // 4a. Grants approved since step 1 (an approval writes its record before it reads Unity Catalog, so
     //     one that counted on a privilege removed in step 3 is in the ledger by now): add back what they
     //     need, and hand it over to them.
     let removed: Vec<bool> = failed_on.iter().map(Option::is_none).collect();
     let rescue_failed = restore_for_newcomers(
         ctx,
-        &lookups,
+        (&lookups, &names),
         &known,
         &plan,
         &removed,
@@ -565,7 +603,7 @@ async fn finish_revoke(
     drop(lookups);
     drop(known);
 
-    // 3b. Delta Sharing grants: SELECT on the share, the table from the share (state-based).
+    // 4b. Delta Sharing grants: SELECT on the share, the table from the share (state-based).
     let shared: Vec<Versioned<GrantRecord>> = marked
         .iter()
         .filter_map(|m| m.record.as_deref())
@@ -575,25 +613,34 @@ async fn finish_revoke(
     let unshare_failed = super::unshare::unshare(ctx, &shared, deadline).await;
     drop(shared);
 
-    // 4. Hand over what staying grants still need, so they remove it when they end.
+    // 5. Hand over what staying grants still need exactly, so they remove it when they end.
     let mut handover_failed: BTreeMap<GrantId, String> = BTreeMap::new();
     for h in &plan.handovers {
         outcome.kept += h.privileges.len() as u64;
-        if let Err(e) = hand_over(ctx, h.to, &h.securable, &h.privileges).await {
-            handover_failed.insert(h.from, format!("handover to {} failed: {e}", h.to));
+        match hand_over(ctx, h.to, &h.securable, &h.privileges).await {
+            Ok(true) => {}
+            // It ended meanwhile: retry the ending grant, whose next plan removes the privilege.
+            Ok(false) => {
+                handover_failed.insert(h.from, format!("grant {} ended during the handover", h.to));
+            }
+            Err(e) => {
+                handover_failed.insert(h.from, format!("handover to {} failed: {e}", h.to));
+            }
         }
     }
 
-    // 5. Close each ending grant, or schedule its retry.
+    // 6. Close each ending grant, or schedule its retry.
     let error_of = |m: &Marked| {
         plan.removed_by_grant
             .get(&m.id)
             .into_iter()
             .flatten()
             .find_map(|&i| {
+                let key = (i, m.ending.principal.clone());
                 failed_on[i]
                     .clone()
-                    .or_else(|| rescue_failed.get(&(i, m.ending.principal.clone())).cloned())
+                    .or_else(|| held_back.get(&key).cloned())
+                    .or_else(|| rescue_failed.get(&key).cloned())
             })
             .or_else(|| handover_failed.get(&m.id).cloned())
             .or_else(|| unshare_failed.get(&m.id).cloned())
@@ -618,12 +665,16 @@ async fn live_others(
             .ledger
             .live_grants_sharing(workspace, catalogs, principals, except)
             .await?;
-        found.extend(others.into_iter().map(|o| Staying {
-            id: o.record.id,
-            workspace: o.record.workspace.host.into(),
-            principal: o.record.principal,
-            target: o.record.securable,
-            privileges: o.record.requested_privileges,
+        found.extend(others.into_iter().map(|o| {
+            let claims = claims_of(&o.record);
+            Staying {
+                id: o.record.id,
+                workspace: o.record.workspace.host.into(),
+                principal: o.record.principal,
+                target: o.record.securable,
+                privileges: o.record.requested_privileges,
+                claims,
+            }
         }));
     }
     Ok(found)
@@ -646,15 +697,15 @@ async fn patch(
 }
 
 /// Looks for live grants of the wave's principals that are not `known` (approved after step 1 of
-/// [`finish_revoke`]) and gives back to each what it relies on of what the plan's `removed` changes
-/// took: one `PATCH` per securable adding it again, then a handover to the grant's record. Answers,
-/// per (removal index, principal), why a handover failed: the ending grants behind that removal are
-/// then retried, and the retry, seeing the new grant, hands the privilege over. A failed add-back
-/// cannot be fixed by a retry of the ending grant: it is logged as an alert and the new grant's id
-/// goes into the run's `alerts`.
+/// [`finish_revoke`]) and puts in place for each its own privilege that it relied on and the plan's
+/// `removed` changes took away (directly, or a broader privilege it was met through), claimed in its
+/// record first ([`secure_needs`]). Answers, per (removal index, principal), why that failed: the ending
+/// grants behind the removal are then retried, and the retry, seeing the new grant as staying, plans
+/// the same substitution again. A failure is also logged as an alert and the new grant's id goes into
+/// the run's `alerts`, since its principal lacks access until then.
 async fn restore_for_newcomers(
     ctx: &Context,
-    lookups: &Lookups,
+    (lookups, names): (&Lookups, &BTreeMap<String, String>),
     known: &BTreeSet<GrantId>,
     plan: &RevocationPlan<GrantId>,
     removed: &[bool],
@@ -694,58 +745,37 @@ async fn restore_for_newcomers(
         }
     };
     let restorations = restorations(plan, removed, &newcomers);
-    // One `PATCH` per securable, every principal's additions in it.
-    let mut per_securable: BTreeMap<(&str, &Securable), Vec<&Restoration<GrantId>>> =
-        BTreeMap::new();
-    for r in &restorations {
-        per_securable
-            .entry((r.workspace.as_str(), &r.securable))
-            .or_default()
-            .push(r);
-    }
-    for ((workspace, securable), group) in per_securable {
-        let mut adds: BTreeMap<&Principal, PrivilegeSet> = BTreeMap::new();
-        for r in &group {
-            adds.entry(&r.principal)
-                .or_default()
-                .extend(r.privileges.iter().copied());
-        }
-        let changes: Vec<PermissionsChange> = adds
-            .into_iter()
-            .map(|(principal, add)| PermissionsChange {
-                principal: principal.clone(),
-                add,
-                remove: PrivilegeSet::new(),
-            })
-            .collect();
-        let added = patch(ctx, workspace, securable, &changes, deadline).await;
-        for r in group {
-            match &added {
-                Ok(()) => {
-                    tracing::warn!(
-                        grant = %r.to,
-                        securable = %r.securable,
-                        privileges = ?r.privileges,
-                        "a grant approved while this run revoked another of its principal's grants relied on what was removed: added back and handed over"
-                    );
-                    outcome.kept += r.privileges.len() as u64;
-                    if let Err(e) = hand_over(ctx, r.to, &r.securable, &r.privileges).await {
-                        failed.insert(
-                            (r.removal, r.principal.clone()),
-                            format!("handover to {} failed: {e}", r.to),
-                        );
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(
-                        alert = "restore_failed",
-                        grant = %r.to,
-                        securable = %r.securable,
-                        privileges = ?r.privileges,
-                        error = %e,
-                        "a grant approved during this revoke relied on a removed privilege, which could not be added back: its principal lacks it until the grant is approved again"
-                    );
-                    outcome.alerts.push(r.to.to_string());
+    let needs: Vec<Need> = restorations
+        .iter()
+        .map(|r| Need {
+            to: r.to,
+            host: r.workspace.clone(),
+            principal: r.principal.clone(),
+            securable: r.securable.clone(),
+            privileges: r.privileges.clone(),
+        })
+        .collect();
+    let results = secure_needs(ctx, names, &needs, deadline, outcome).await;
+    for (r, result) in restorations.iter().zip(results) {
+        match result {
+            Ok(()) => tracing::warn!(
+                grant = %r.to,
+                securable = %r.securable,
+                privileges = ?r.privileges,
+                "a grant approved while this run revoked another of its principal's grants relied on what was removed: its own privilege is in place and claimed by it"
+            ),
+            Err(e) => {
+                tracing::error!(
+                    alert = "restore_failed",
+                    grant = %r.to,
+                    securable = %r.securable,
+                    privileges = ?r.privileges,
+                    error = %e,
+                    "a grant approved during this revoke relied on a removed privilege, which could not be put back: its principal lacks it until the grant is approved again"
+                );
+                outcome.alerts.push(r.to.to_string());
+                for i in &r.removals {
+                    failed.insert((*i, r.principal.clone()), e.clone());
                 }
             }
         }
@@ -851,14 +881,19 @@ async fn close(
 }
 
 /// Adds `privileges` on `securable` to the `added` of grant `to` (with a few retries on conflicts).
+/// Answers `false`, changing nothing, when that grant no longer keeps access (it is ending or ended):
+/// a privilege claimed by a grant that is being revoked could outlive it.
 async fn hand_over(
     ctx: &Context,
     to: GrantId,
     securable: &Securable,
     privileges: &PrivilegeSet,
-) -> Result<(), LedgerError> {
+) -> Result<bool, LedgerError> {
     for _ in 0..5 {
         let mut v = ctx.ledger.get(to).await?;
+        if !v.record.state.keeps_access() {
+            return Ok(false);
+        }
         match v
             .record
             .added
@@ -872,12 +907,160 @@ async fn hand_over(
             }),
         }
         match ctx.ledger.update(&v).await {
-            Ok(_) => return Ok(()),
+            Ok(_) => return Ok(true),
             Err(LedgerError::Conflict { .. }) => continue,
             Err(e) => return Err(e),
         }
     }
     Err(LedgerError::Conflict { id: to })
+}
+
+/// What the records of uc-access claim of a principal's holdings: `added`, and the `plan` while pending.
+pub(super) fn claims_of(record: &GrantRecord) -> Holdings {
+    let mut claims = Holdings::new();
+    let pending = record.state == GrantState::Pending;
+    let planned = record.plan.iter().filter(|_| pending);
+    for c in record.added.iter().chain(planned) {
+        claims
+            .entry(c.securable.clone())
+            .or_default()
+            .extend(c.privileges.iter().copied());
+    }
+    claims
+}
+
+/// A staying grant's own privilege that must be in place: a substitute for a broader one that goes, or
+/// what a grant approved during the revoke relied on.
+struct Need {
+    to: GrantId,
+    /// The workspace host (as the ledger records it).
+    host: String,
+    principal: Principal,
+    securable: Securable,
+    privileges: PrivilegeSet,
+}
+
+/// The configured workspace name of each host among the marked grants (the ledger is queried by name).
+fn names_of(marked: &[Marked]) -> BTreeMap<String, String> {
+    marked
+        .iter()
+        .map(|m| (m.scope.host.to_string(), m.scope.workspace_name.clone()))
+        .collect()
+}
+
+/// Puts `needs` in place, each answered on its own (same order). Per principal, reads what it holds on
+/// the needs' lineage and what uc-access's records claim of it; a need already met in a way its grant
+/// may rely on (see [`crate::planning::grant::Facts`]) is left as it is. The rest is first claimed in
+/// the grant's record (so a crash leaves no privilege without a record), then added, one `PATCH` per
+/// securable. A grant that no longer keeps access needs nothing.
+async fn secure_needs(
+    ctx: &Context,
+    names: &BTreeMap<String, String>,
+    needs: &[Need],
+    deadline: Deadline,
+    outcome: &mut RevokeOutcome,
+) -> Vec<Result<(), String>> {
+    let mut results: Vec<Result<(), String>> = vec![Ok(()); needs.len()];
+    let mut by_principal: BTreeMap<(&str, &Principal), Vec<usize>> = BTreeMap::new();
+    for (i, n) in needs.iter().enumerate() {
+        by_principal
+            .entry((n.host.as_str(), &n.principal))
+            .or_default()
+            .push(i);
+    }
+    // (host, securable) → what to add, per principal, and the needs behind it.
+    let mut adds: BTreeMap<(&str, &Securable), BTreeMap<&Principal, PrivilegeSet>> =
+        BTreeMap::new();
+    let mut behind: BTreeMap<(&str, &Securable), Vec<usize>> = BTreeMap::new();
+    for ((host, principal), indices) in by_principal {
+        let facts = match facts_on(ctx, names, host, principal, needs, &indices, deadline).await {
+            Ok(f) => f,
+            Err(e) => {
+                for i in indices {
+                    results[i] = Err(e.clone());
+                }
+                continue;
+            }
+        };
+        for i in indices {
+            let n = &needs[i];
+            let missing: PrivilegeSet = n
+                .privileges
+                .iter()
+                .copied()
+                .filter(|p| !facts.covers(&n.securable, *p))
+                .collect();
+            if missing.is_empty() {
+                continue;
+            }
+            match hand_over(ctx, n.to, &n.securable, &missing).await {
+                Ok(true) => {
+                    outcome.kept += missing.len() as u64;
+                    adds.entry((host, &n.securable))
+                        .or_default()
+                        .entry(principal)
+                        .or_default()
+                        .extend(missing);
+                    behind.entry((host, &n.securable)).or_default().push(i);
+                }
+                Ok(false) => {}
+                Err(e) => results[i] = Err(format!("could not claim it for grant {}: {e}", n.to)),
+            }
+        }
+    }
+    for ((host, securable), per_principal) in adds {
+        let changes: Vec<PermissionsChange> = per_principal
+            .into_iter()
+            .map(|(principal, add)| PermissionsChange {
+                principal: principal.clone(),
+                add,
+                remove: PrivilegeSet::new(),
+            })
+            .collect();
+        if let Err(e) = patch(ctx, host, securable, &changes, deadline).await {
+            for i in behind.remove(&(host, securable)).unwrap_or_default() {
+                results[i] = Err(e.clone());
+            }
+        }
+    }
+    results
+}
+
+/// What one principal holds on the lineage of `needs[indices]`, and what uc-access's records claim of it.
+async fn facts_on(
+    ctx: &Context,
+    names: &BTreeMap<String, String>,
+    host: &str,
+    principal: &Principal,
+    needs: &[Need],
+    indices: &[usize],
+    deadline: Deadline,
+) -> Result<Facts, String> {
+    let url = Url::parse(host).map_err(|e| format!("bad workspace host in the ledger: {e}"))?;
+    let name = names
+        .get(host)
+        .ok_or_else(|| format!("no workspace name known for {host}"))?;
+    let securables: BTreeSet<&Securable> = indices.iter().map(|i| &needs[*i].securable).collect();
+    let mut held = Holdings::new();
+    for securable in securables {
+        let found = read_holdings(ctx.grants.as_ref(), &url, principal, securable, deadline)
+            .await
+            .map_err(|e| e.to_string())?;
+        for (s, privileges) in found {
+            held.entry(s).or_default().extend(privileges);
+        }
+    }
+    let mut facts = Facts::unclaimed(held);
+    let records = ctx
+        .ledger
+        .unrevoked_for_principal(name, principal)
+        .await
+        .map_err(|e| format!("ledger unavailable: {e}"))?;
+    for v in records {
+        let claims = claims_of(&v.record);
+        facts.claim(claims.iter(), v.record.state.keeps_access());
+    }
+    Ok(facts)
 }
 
 /// Why an early revoke was refused.

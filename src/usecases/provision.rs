@@ -21,7 +21,7 @@ use crate::ledger::{
     GrantRecord, GrantState, IdempotencyKey, LedgerError, NewGrant, SecurableChange, ShareGrant,
     Versioned, WorkspaceRef as LedgerWorkspace,
 };
-use crate::planning::grant::{GrantPlan, plan_grant};
+use crate::planning::grant::{Facts, GrantPlan, Holdings, plan_grant};
 use crate::planning::share::NameTaken;
 use crate::policy::{self, Decision, Denial};
 use crate::usecases::resolve::ResolveError;
@@ -231,11 +231,12 @@ pub async fn provision(
         deadline,
     )
     .await?;
+    let facts = facts_for(ctx, &request.workspace.name, &principal.principal, holdings).await?;
     let plan = plan_grant(
         &principal.principal,
         &request.securable,
         &decision.privileges,
-        &holdings,
+        &facts,
     );
     let already_held: Vec<SecurableChange> = plan.already_held.iter().map(Into::into).collect();
     if request.dry_run {
@@ -332,6 +333,34 @@ pub async fn provision(
         }
         Err(partial) => Err(undo_partial(ctx, pending, partial, &principal).await),
     }
+}
+
+/// What planning knows of the principal: its direct holdings, and which of them uc-access's own records
+/// (of any approval not yet revoked) claim. The ledger is asked only when Unity Catalog shows something
+/// held on the lineage: a principal holding nothing there has nothing to tell apart.
+pub(super) async fn facts_for(
+    ctx: &Context,
+    workspace: &str,
+    principal: &crate::domain::Principal,
+    held: Holdings,
+) -> Result<Facts, LedgerError> {
+    let mut facts = Facts::unclaimed(held);
+    if facts.held.is_empty() {
+        return Ok(facts);
+    }
+    for v in ctx
+        .ledger
+        .unrevoked_for_principal(workspace, principal)
+        .await?
+    {
+        let r = &v.record;
+        let live = r.state.keeps_access();
+        facts.claim(r.added.iter().map(|c| (&c.securable, &c.privileges)), live);
+        if r.state == GrantState::Pending {
+            facts.claim(r.plan.iter().map(|c| (&c.securable, &c.privileges)), live);
+        }
+    }
+    Ok(facts)
 }
 
 /// Marks the record active with what was added (and, for Delta Sharing, what was shared); on a conflict

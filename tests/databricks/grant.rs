@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use uc_access::domain::{Principal, Privilege, PrivilegeSet, Securable, SecurableType};
-use uc_access::planning::grant::plan_grant;
+use uc_access::planning::grant::{Facts, plan_grant};
 use uc_access::standin::{Seed, demo};
 use uc_access::usecases::apply::{apply_additions, read_holdings};
 
@@ -31,7 +31,7 @@ async fn holdings_are_read_on_the_table_and_its_parents() {
     .await
     .unwrap();
     assert_eq!(holdings.len(), 3);
-    let plan = plan_grant(&bob, &orders(), &select(), &holdings);
+    let plan = plan_grant(&bob, &orders(), &select(), &Facts::unclaimed(holdings));
     assert!(
         plan.is_noop(),
         "bob already holds everything: {:?}",
@@ -48,7 +48,7 @@ async fn a_plan_applied_adds_exactly_the_missing_privileges() {
     let holdings = read_holdings(grants, &ws, &alice, &orders(), deadline())
         .await
         .unwrap();
-    let plan = plan_grant(&alice, &orders(), &select(), &holdings);
+    let plan = plan_grant(&alice, &orders(), &select(), &Facts::unclaimed(holdings));
     assert_eq!(plan.changes.len(), 3);
 
     let applied = apply_additions(grants, &ws, &alice, &plan.changes, deadline())
@@ -59,7 +59,7 @@ async fn a_plan_applied_adds_exactly_the_missing_privileges() {
     let after = read_holdings(grants, &ws, &alice, &orders(), deadline())
         .await
         .unwrap();
-    assert!(plan_grant(&alice, &orders(), &select(), &after).is_noop());
+    assert!(plan_grant(&alice, &orders(), &select(), &Facts::unclaimed(after)).is_noop());
     // Bob's pre-existing grants are untouched.
     let bob = Principal::user(demo::BOB).unwrap();
     let bobs = read_holdings(grants, &ws, &bob, &orders(), deadline())

@@ -16,3 +16,4 @@ mod self_approval;
 mod support;
 mod sweep;
 mod tokens;
+mod trust;

@@ -243,3 +243,45 @@ impl GrantsApi for HookedGrants {
         self.inner.effective(w, s, p, d).await
     }
 }
+
+impl World {
+    /// A change made by hand by an administrator (Carol, a metastore admin), through the permissions
+    /// API as any admin would make it: what uc-access did not do and must never undo.
+    pub async fn admin_patch(
+        &self,
+        kind: &str,
+        full_name: &str,
+        principal: &str,
+        add: &[&str],
+        remove: &[&str],
+    ) {
+        let url = format!(
+            "{}/api/2.1/unity-catalog/permissions/{kind}/{full_name}",
+            self.standin.base_url().trim_end_matches('/')
+        );
+        let answer = uc_access::outbound::http_client()
+            .patch(url)
+            .bearer_auth(demo::ADMIN_TOKEN)
+            .json(&serde_json::json!({
+                "changes": [{"principal": principal, "add": add, "remove": remove}]
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            answer.status().is_success(),
+            "admin PATCH: {}",
+            answer.status()
+        );
+    }
+
+    /// What `principal` holds directly on a securable, as the stand-in really holds it.
+    pub fn holds(&self, principal: &str, kind: &str, full_name: &str) -> Vec<String> {
+        self.standin
+            .state()
+            .grants_on(kind, full_name)
+            .get(principal)
+            .cloned()
+            .unwrap_or_default()
+    }
+}

@@ -1,0 +1,326 @@
+//! The trust defects of issue 18, each against the stand-in with the real use cases, the oracle being
+//! what Unity Catalog (the stand-in's state) holds compared with what the approvals justify.
+//!
+//! Broad privileges never outlive their approval: a grant keeps only what it would have added itself,
+//! its own privileges on its own securable and `USE_*` on its parents.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use uc_access::domain::{GrantDuration, Privilege, Securable, SecurableType};
+use uc_access::ledger::{GrantRecord, GrantState};
+use uc_access::policy::Policy;
+use uc_access::standin::{Seed, demo};
+use uc_access::usecases::Context;
+use uc_access::usecases::expire::sweep;
+use uc_access::usecases::provision::provision;
+
+use crate::support::{HookedGrants, World, all_records, deadline, skewed_clock};
+
+/// Catalog, schema and table grants of SELECT and MODIFY.
+fn wide_policy() -> Policy {
+    Policy::from_toml(
+        r#"
+        [securables.catalog]
+        privileges = ["SELECT", "MODIFY"]
+        [securables.schema]
+        privileges = ["SELECT", "MODIFY"]
+        [securables.table]
+        privileges = ["SELECT", "MODIFY"]
+        "#,
+    )
+    .unwrap()
+}
+
+struct Trust {
+    world: World,
+    ctx: Context,
+    skew: Arc<AtomicI64>,
+    _dir: tempfile::TempDir,
+}
+
+impl Trust {
+    async fn start() -> Self {
+        let world = World::start(Seed::demo(), false).await;
+        let dir = tempfile::tempdir().unwrap();
+        let skew = Arc::new(AtomicI64::new(0));
+        let ctx = Context {
+            clock: skewed_clock(skew.clone()),
+            ..world.context(dir.path(), wide_policy())
+        };
+        Self {
+            world,
+            ctx,
+            skew,
+            _dir: dir,
+        }
+    }
+
+    /// Alice is approved for `privileges` on `kind name` for `duration`; answers the status.
+    async fn approve(
+        &self,
+        kind: SecurableType,
+        name: &str,
+        privileges: &[Privilege],
+        duration: &str,
+    ) -> String {
+        self.approve_in(&self.ctx, kind, name, privileges, duration)
+            .await
+    }
+
+    async fn approve_in(
+        &self,
+        ctx: &Context,
+        kind: SecurableType,
+        name: &str,
+        privileges: &[Privilege],
+        duration: &str,
+    ) -> String {
+        let mut request = self.world.table_request(duration);
+        request.securable = Securable::parse(kind, name).unwrap();
+        request.privileges = Some(privileges.iter().copied().collect());
+        request.duration = Some(GrantDuration::parse(duration).unwrap());
+        let outcome = provision(ctx, &request, deadline()).await.unwrap();
+        outcome.status.as_str().to_owned()
+    }
+
+    async fn advance_and_sweep(&self, seconds: i64) {
+        self.skew.fetch_add(seconds, Ordering::SeqCst);
+        let report = sweep(&self.ctx, self.ctx.now(), deadline()).await.unwrap();
+        assert_eq!(report.failed, 0, "{report:?}");
+    }
+
+    fn alice(&self, kind: &str, name: &str) -> Vec<String> {
+        self.world.holds(demo::ALICE, kind, name)
+    }
+
+    async fn record_on(&self, name: &str) -> GrantRecord {
+        all_records(self.ctx.ledger.as_ref())
+            .await
+            .into_iter()
+            .find(|r| r.securable.full_name() == name && r.state != GrantState::Revoked)
+            .unwrap_or_else(|| panic!("no live record on {name}"))
+    }
+}
+
+fn claimed(record: &GrantRecord) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = record
+        .added
+        .iter()
+        .flat_map(|c| {
+            c.privileges
+                .iter()
+                .map(move |p| (c.securable.full_name(), p.as_str().to_owned()))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = items
+        .iter()
+        .map(|(s, p)| ((*s).to_owned(), (*p).to_owned()))
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn a_table_grant_inside_a_schema_grant_adds_its_own_select_and_keeps_only_that_when_the_schema_grant_ends()
+ {
+    let t = Trust::start().await;
+    use Privilege::Select;
+    assert_eq!(
+        t.approve(SecurableType::Schema, "sales.raw", &[Select], "PT1M")
+            .await,
+        "granted"
+    );
+    // The schema-wide SELECT is uc-access's own, for another approval: not "already granted".
+    assert_eq!(
+        t.approve(SecurableType::Table, "sales.raw.events", &[Select], "P7D")
+            .await,
+        "granted"
+    );
+    assert_eq!(t.alice("table", "sales.raw.events"), vec!["SELECT"]);
+
+    t.advance_and_sweep(120).await;
+    // What the table approval justifies, and nothing more.
+    assert_eq!(t.alice("schema", "sales.raw"), vec!["USE_SCHEMA"]);
+    assert_eq!(t.alice("table", "sales.raw.events"), vec!["SELECT"]);
+    assert_eq!(t.alice("catalog", "sales"), vec!["USE_CATALOG"]);
+    let table = t.record_on("sales.raw.events").await;
+    assert_eq!(
+        claimed(&table),
+        pairs(&[
+            ("sales", "USE_CATALOG"),
+            ("sales.raw", "USE_SCHEMA"),
+            ("sales.raw.events", "SELECT")
+        ])
+    );
+
+    t.advance_and_sweep(8 * 24 * 3600).await;
+    for (kind, name) in [
+        ("catalog", "sales"),
+        ("schema", "sales.raw"),
+        ("table", "sales.raw.events"),
+    ] {
+        assert!(
+            t.alice(kind, name).is_empty(),
+            "{kind} {name}: {:?}",
+            t.alice(kind, name)
+        );
+    }
+    t.world.assert_bob_untouched();
+}
+
+#[tokio::test]
+async fn when_a_catalog_grant_of_select_and_modify_ends_a_table_grant_keeps_exactly_its_own_privileges()
+ {
+    let t = Trust::start().await;
+    use Privilege::{Modify, Select};
+    t.approve(SecurableType::Catalog, "sales", &[Select, Modify], "PT1M")
+        .await;
+    assert_eq!(
+        t.approve(
+            SecurableType::Table,
+            "sales.reporting.orders",
+            &[Select],
+            "P7D"
+        )
+        .await,
+        "granted"
+    );
+    t.advance_and_sweep(120).await;
+    assert_eq!(t.alice("catalog", "sales"), vec!["USE_CATALOG"]);
+    assert_eq!(t.alice("schema", "sales.reporting"), vec!["USE_SCHEMA"]);
+    assert_eq!(t.alice("table", "sales.reporting.orders"), vec!["SELECT"]);
+    let table = t.record_on("sales.reporting.orders").await;
+    assert_eq!(
+        claimed(&table),
+        pairs(&[
+            ("sales", "USE_CATALOG"),
+            ("sales.reporting", "USE_SCHEMA"),
+            ("sales.reporting.orders", "SELECT")
+        ])
+    );
+}
+
+#[tokio::test]
+async fn a_grant_that_relied_on_a_broader_one_gets_its_own_privileges_before_the_broad_ones_go() {
+    // A ledger written by an earlier release: the table grant recorded only what it found missing
+    // while the schema grant gave SELECT and MODIFY on the whole schema, and relied on those.
+    let t = Trust::start().await;
+    use Privilege::{Modify, Select};
+    t.approve(
+        SecurableType::Schema,
+        "sales.raw",
+        &[Select, Modify],
+        "PT1M",
+    )
+    .await;
+    t.approve(
+        SecurableType::Table,
+        "sales.raw.events",
+        &[Select, Modify],
+        "P7D",
+    )
+    .await;
+    t.world
+        .admin_patch(
+            "table",
+            "sales.raw.events",
+            demo::ALICE,
+            &[],
+            &["SELECT", "MODIFY"],
+        )
+        .await;
+    let mut table = t
+        .ctx
+        .ledger
+        .get(t.record_on("sales.raw.events").await.id)
+        .await
+        .unwrap();
+    table
+        .record
+        .added
+        .retain(|c| c.securable.securable_type() != SecurableType::Table);
+    t.ctx.ledger.update(&table).await.unwrap();
+
+    // Every removal must find the table's own privileges already in place.
+    let seen: Arc<Mutex<Vec<Vec<String>>>> = Arc::default();
+    let log = seen.clone();
+    let state = t.world.standin.state().clone();
+    let hooked = Context {
+        grants: Arc::new(HookedGrants::new(t.ctx.grants.clone(), move |changes| {
+            if changes.iter().any(|c| !c.remove.is_empty()) {
+                let held = state
+                    .grants_on("table", "sales.raw.events")
+                    .get(demo::ALICE)
+                    .cloned()
+                    .unwrap_or_default();
+                log.lock().unwrap().push(held);
+            }
+            Box::pin(async {})
+        })),
+        clock: t.ctx.clock.clone(),
+        ..t.world.context(t._dir.path(), wide_policy())
+    };
+    t.skew.fetch_add(120, Ordering::SeqCst);
+    let report = sweep(&hooked, hooked.now(), deadline()).await.unwrap();
+    assert_eq!((report.revoked, report.failed), (1, 0), "{report:?}");
+    let seen = seen.lock().unwrap().clone();
+    assert!(!seen.is_empty());
+    for held in seen {
+        assert_eq!(
+            held,
+            vec!["MODIFY", "SELECT"],
+            "a removal ran before the substitute was in place"
+        );
+    }
+    assert_eq!(t.alice("schema", "sales.raw"), vec!["USE_SCHEMA"]);
+    assert_eq!(
+        t.alice("table", "sales.raw.events"),
+        vec!["MODIFY", "SELECT"]
+    );
+    let table = t.record_on("sales.raw.events").await;
+    assert!(
+        claimed(&table).contains(&("sales.raw.events".to_owned(), "SELECT".to_owned()))
+            && claimed(&table).contains(&("sales.raw.events".to_owned(), "MODIFY".to_owned())),
+        "the substitute is the table grant's own: {table:?}"
+    );
+    // And it goes with the table grant.
+    t.advance_and_sweep(8 * 24 * 3600).await;
+    assert!(t.alice("table", "sales.raw.events").is_empty());
+    assert!(t.alice("schema", "sales.raw").is_empty());
+}
+
+#[tokio::test]
+async fn a_privilege_the_principal_held_before_covers_a_grant_and_is_never_claimed() {
+    // Alice was given SELECT on the whole schema by hand: that is hers, and a table approval inside it
+    // needs only the USE_* it lacks.
+    let t = Trust::start().await;
+    t.world
+        .admin_patch(
+            "schema",
+            "sales.raw",
+            demo::ALICE,
+            &["SELECT", "USE_SCHEMA"],
+            &[],
+        )
+        .await;
+    let status = t
+        .approve(
+            SecurableType::Table,
+            "sales.raw.events",
+            &[Privilege::Select],
+            "PT1M",
+        )
+        .await;
+    assert_eq!(status, "granted");
+    let table = t.record_on("sales.raw.events").await;
+    assert_eq!(claimed(&table), pairs(&[("sales", "USE_CATALOG")]));
+    t.advance_and_sweep(120).await;
+    assert_eq!(t.alice("schema", "sales.raw"), vec!["SELECT", "USE_SCHEMA"]);
+    assert!(t.alice("catalog", "sales").is_empty());
+}
