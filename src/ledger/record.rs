@@ -366,7 +366,22 @@ impl GrantRecord {
         self.state = GrantState::Active;
         // Merge, never replace: while this grant was pending, an ending sibling may have handed over
         // privileges it still needs (see `usecases::expire`); losing them would leave them unrevoked.
-        for change in added {
+        self.merge_added(added);
+        self.applied_at = Some(now);
+        self.expires_at = Some(now + self.duration.as_duration());
+        self.next_attempt_at = None;
+        self.last_error = None;
+        self.log(now, EventKind::Applied, "");
+        Ok(())
+    }
+
+    /// Adds `changes` to what this grant claims to have added. `added` is only ever merged into, never
+    /// replaced: a privilege dropped from it would stay in Unity Catalog with no record to remove it.
+    pub fn merge_added(&mut self, changes: impl IntoIterator<Item = SecurableChange>) {
+        for change in changes {
+            if change.privileges.is_empty() {
+                continue;
+            }
             match self
                 .added
                 .iter_mut()
@@ -376,12 +391,6 @@ impl GrantRecord {
                 None => self.added.push(change),
             }
         }
-        self.applied_at = Some(now);
-        self.expires_at = Some(now + self.duration.as_duration());
-        self.next_attempt_at = None;
-        self.last_error = None;
-        self.log(now, EventKind::Applied, "");
-        Ok(())
     }
 
     /// Moves an `active` grant's expiry later (a repeated approval that extends it).

@@ -261,31 +261,28 @@ async fn reconcile_pending(
             return Reconciled::Skipped;
         }
     };
-    let present: Vec<SecurableChange> = record
-        .record
-        .plan
-        .iter()
-        .map(|c| SecurableChange {
-            securable: c.securable.clone(),
-            privileges: c
-                .privileges
-                .intersection(holdings.get(&c.securable).unwrap_or(&PrivilegeSet::new()))
-                .copied()
-                .collect(),
-        })
-        .filter(|c| !c.privileges.is_empty())
-        .collect();
-    let complete = record.record.plan.iter().all(|c| {
+    // The plan's changes are sent one at a time, outermost first, and the first that fails stops the
+    // rest; each `PATCH` adds its privileges together. So only the changes before the first that is not
+    // wholly present can have been sent: a privilege of the plan found after it was granted by someone
+    // else meanwhile (by hand, say) and is not rolled back.
+    let fully_present = |c: &&SecurableChange| {
         holdings
             .get(&c.securable)
             .is_some_and(|held| c.privileges.is_subset(held))
-    });
-    if complete {
+    };
+    let sent: Vec<SecurableChange> = record
+        .record
+        .plan
+        .iter()
+        .take_while(fully_present)
+        .cloned()
+        .collect();
+    if sent.len() == record.record.plan.len() {
         // The changes were made right after the record was written (the caller may already have been
         // told `granted`): count the duration from then, not from this run, so access never lasts longer
         // than the answer said.
         let applied_at = record.record.requested_at.min(now);
-        if record.record.mark_active(present, applied_at).is_ok()
+        if record.record.mark_active(sent, applied_at).is_ok()
             && ctx.ledger.update(&record).await.is_ok()
         {
             tracing::info!(grant = %record.record.id, "stale pending grant found applied: now active");
@@ -293,7 +290,9 @@ async fn reconcile_pending(
         }
         return Reconciled::Skipped;
     }
-    record.record.added = present;
+    // Merged, never replaced: what a revoke handed over to this grant while it was pending stays
+    // claimed, and the roll-back (the revoke planner) decides what of it can go.
+    record.record.merge_added(sent);
     Reconciled::RollBack(Box::new(record))
 }
 
@@ -894,18 +893,10 @@ async fn hand_over(
         if !v.record.state.keeps_access() {
             return Ok(false);
         }
-        match v
-            .record
-            .added
-            .iter_mut()
-            .find(|c| &c.securable == securable)
-        {
-            Some(c) => c.privileges.extend(privileges.iter().copied()),
-            None => v.record.added.push(SecurableChange {
-                securable: securable.clone(),
-                privileges: privileges.clone(),
-            }),
-        }
+        v.record.merge_added([SecurableChange {
+            securable: securable.clone(),
+            privileges: privileges.clone(),
+        }]);
         match ctx.ledger.update(&v).await {
             Ok(_) => return Ok(true),
             Err(LedgerError::Conflict { .. }) => continue,

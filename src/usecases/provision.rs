@@ -331,7 +331,7 @@ pub async fn provision(
                 sharing: None,
             })
         }
-        Err(partial) => Err(undo_partial(ctx, pending, partial, &principal).await),
+        Err(partial) => Err(undo_partial(ctx, pending, partial).await),
     }
 }
 
@@ -396,55 +396,29 @@ pub(super) async fn mark_active(
     current.record
 }
 
-/// A plan failed part-way: record what was added, try to remove it at once so nothing is half-applied
-/// when the caller hears the error, and leave the rest to the timer.
+/// A plan failed part-way: record what was (or may have been) added, then end the grant at once with
+/// the timer's own revoke so nothing is half-applied when the caller hears the error; if that revoke
+/// fails too, the record stays `failed` and the timer retries it.
+///
+/// `added` is merged, never replaced: a revoke may have handed this pending grant privileges it needs,
+/// and those must stay claimed. Going through the revoke planner (rather than removing `added`
+/// directly) keeps what another live grant of the principal shares exactly.
 async fn undo_partial(
     ctx: &Context,
     mut pending: Versioned<GrantRecord>,
     partial: PartialApply,
-    principal: &DirectoryEntry,
 ) -> ProvisionError {
     let now = ctx.now();
-    pending.record.added = partial.applied.iter().map(|a| (&a.change).into()).collect();
+    pending
+        .record
+        .merge_added(partial.applied.iter().map(|a| (&a.change).into()));
     let message = partial.error.to_string();
     let retry_at = now + time::Duration::minutes(1);
     if pending.record.mark_failed(&message, now, retry_at).is_ok()
         && let Ok(stored) = ctx.ledger.update(&pending).await
     {
-        pending = stored;
-    }
-    if !pending.record.added.is_empty() {
-        // Best effort within this request; the failed record is due for the timer either way.
-        let host = pending.record.workspace.host.clone();
-        if let Ok(url) = url::Url::parse(&host) {
-            let deadline = Deadline::after(Duration::from_secs(5));
-            let mut undone = true;
-            for change in pending.record.added.iter().rev() {
-                let removal = [crate::databricks::PermissionsChange {
-                    principal: principal.principal.clone(),
-                    add: PrivilegeSet::new(),
-                    remove: change.privileges.clone(),
-                }];
-                if ctx
-                    .grants
-                    .update(&url, &change.securable, &removal, deadline)
-                    .await
-                    .is_err()
-                {
-                    undone = false;
-                    break;
-                }
-            }
-            if undone
-                && pending
-                    .record
-                    .begin_revoke(ctx.now(), ctx.now() + time::Duration::minutes(1))
-                    .is_ok()
-                && pending.record.mark_revoked(ctx.now()).is_ok()
-            {
-                let _ = ctx.ledger.update(&pending).await;
-            }
-        }
+        let deadline = Deadline::after(Duration::from_secs(5));
+        let _ = super::expire::revoke_grants(ctx, vec![stored], ctx.now(), deadline).await;
     }
     partial.error.into()
 }

@@ -324,3 +324,185 @@ async fn a_privilege_the_principal_held_before_covers_a_grant_and_is_never_claim
     assert_eq!(t.alice("schema", "sales.raw"), vec!["SELECT", "USE_SCHEMA"]);
     assert!(t.alice("catalog", "sales").is_empty());
 }
+
+// ---- Handed-over privileges stay in the books on every failure path ----
+
+/// A pending record written as an approval that died would have left it, claiming `added` and
+/// planning `plan`, requested 20 minutes ago.
+async fn crashed_pending(
+    t: &Trust,
+    added: &[(SecurableType, &str, &str)],
+    plan: &[(SecurableType, &str, &str)],
+) -> uc_access::ledger::GrantId {
+    use uc_access::ledger::{IdempotencyKey, NewGrant, SecurableChange, WorkspaceRef};
+    let change = |(kind, name, p): &(SecurableType, &str, &str)| SecurableChange {
+        securable: Securable::parse(*kind, name).unwrap(),
+        privileges: [Privilege::parse(p).unwrap()].into_iter().collect(),
+    };
+    let request = t.world.table_request("P1D");
+    let new = NewGrant {
+        idempotency_key: IdempotencyKey::parse("caller:test:crashed").unwrap(),
+        requester: request.requester,
+        target: None,
+        principal: uc_access::domain::Principal::user(demo::ALICE).unwrap(),
+        workspace: WorkspaceRef {
+            name: "default".into(),
+            host: t.world.workspace().to_string(),
+        },
+        securable: request.securable.clone(),
+        requested_privileges: [Privilege::Select].into_iter().collect(),
+        duration: GrantDuration::parse("P1D").unwrap(),
+        plan: plan.iter().map(change).collect(),
+        approvers: vec![demo::CAROL_ENTRA_ID.into()],
+        source: "purview-callback".into(),
+    };
+    let requested = t.ctx.now() - time::Duration::minutes(20);
+    let mut created = t
+        .ctx
+        .ledger
+        .create(GrantRecord::new(new, requested))
+        .await
+        .unwrap();
+    created.record.added = added.iter().map(change).collect();
+    t.ctx.ledger.update(&created).await.unwrap().record.id
+}
+
+#[tokio::test]
+async fn a_pending_grant_rolled_back_after_a_crash_still_removes_what_was_handed_over_to_it() {
+    let t = Trust::start().await;
+    // The parents were handed over to the pending orders grant by a revoke; its own SELECT was never
+    // sent. The roll-back must remove the parents too.
+    t.world
+        .admin_patch("catalog", "sales", demo::ALICE, &["USE_CATALOG"], &[])
+        .await;
+    t.world
+        .admin_patch(
+            "schema",
+            "sales.reporting",
+            demo::ALICE,
+            &["USE_SCHEMA"],
+            &[],
+        )
+        .await;
+    let id = crashed_pending(
+        &t,
+        &[
+            (SecurableType::Catalog, "sales", "USE_CATALOG"),
+            (SecurableType::Schema, "sales.reporting", "USE_SCHEMA"),
+        ],
+        &[(SecurableType::Table, "sales.reporting.orders", "SELECT")],
+    )
+    .await;
+    t.advance_and_sweep(0).await;
+    assert_eq!(
+        t.ctx.ledger.get(id).await.unwrap().record.state,
+        GrantState::Revoked
+    );
+    assert!(
+        t.alice("catalog", "sales").is_empty(),
+        "{:?}",
+        t.alice("catalog", "sales")
+    );
+    assert!(t.alice("schema", "sales.reporting").is_empty());
+    t.world.assert_bob_untouched();
+}
+
+#[tokio::test]
+async fn the_roll_back_of_a_crashed_grant_leaves_a_privilege_of_its_plan_that_it_never_sent() {
+    let t = Trust::start().await;
+    // The approval sent USE_CATALOG and died before USE_SCHEMA; meanwhile an administrator granted
+    // Alice SELECT on the table by hand. Only what the grant could have sent is rolled back.
+    t.world
+        .admin_patch("catalog", "sales", demo::ALICE, &["USE_CATALOG"], &[])
+        .await;
+    t.world
+        .admin_patch(
+            "table",
+            "sales.reporting.orders",
+            demo::ALICE,
+            &["SELECT"],
+            &[],
+        )
+        .await;
+    crashed_pending(
+        &t,
+        &[],
+        &[
+            (SecurableType::Catalog, "sales", "USE_CATALOG"),
+            (SecurableType::Schema, "sales.reporting", "USE_SCHEMA"),
+            (SecurableType::Table, "sales.reporting.orders", "SELECT"),
+        ],
+    )
+    .await;
+    t.advance_and_sweep(0).await;
+    assert!(t.alice("catalog", "sales").is_empty());
+    assert_eq!(t.alice("table", "sales.reporting.orders"), vec!["SELECT"]);
+}
+
+#[tokio::test]
+async fn a_grant_whose_changes_fail_after_a_handover_removes_what_was_handed_over() {
+    use uc_access::standin::{Fault, FaultKind};
+    let t = Trust::start().await;
+    t.approve(
+        SecurableType::Table,
+        "sales.reporting.orders",
+        &[Privilege::Select],
+        "PT1M",
+    )
+    .await;
+    t.skew.fetch_add(120, Ordering::SeqCst);
+    // Alice's customers approval shares the parents of her orders grant; just before its PATCH, the
+    // timer ends the orders grant (handing the parents over to the pending one), and then every PATCH
+    // of the approval fails.
+    let sweeper = t.world.context(t._dir.path(), wide_policy());
+    let sweeper = Context {
+        clock: t.ctx.clock.clone(),
+        ..sweeper
+    };
+    let sweeper = Arc::new(sweeper);
+    let state = t.world.standin.state().clone();
+    let once = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let approver = Context {
+        grants: Arc::new(HookedGrants::new(t.ctx.grants.clone(), move |changes| {
+            let adds = changes.iter().any(|c| !c.add.is_empty());
+            let first = adds && !once.swap(true, Ordering::SeqCst);
+            let (sweeper, state) = (sweeper.clone(), state.clone());
+            Box::pin(async move {
+                if first {
+                    let report = sweep(&sweeper, sweeper.now(), deadline()).await.unwrap();
+                    assert_eq!(report.revoked, 1, "{report:?}");
+                    state.inject(
+                        Fault::new(
+                            FaultKind::Unavailable {
+                                retry_after_secs: Some(0),
+                            },
+                            4,
+                        )
+                        .on_method("PATCH"),
+                    );
+                }
+            })
+        })),
+        clock: t.ctx.clock.clone(),
+        ..t.world.context(t._dir.path(), wide_policy())
+    };
+    let mut request = t.world.table_request("P1D");
+    request.securable =
+        Securable::parse(SecurableType::Table, "sales.reporting.customers").unwrap();
+    assert!(provision(&approver, &request, deadline()).await.is_err());
+    // Whatever the undo did not finish, the timer does.
+    t.advance_and_sweep(600).await;
+    for (kind, name) in [
+        ("catalog", "sales"),
+        ("schema", "sales.reporting"),
+        ("table", "sales.reporting.customers"),
+        ("table", "sales.reporting.orders"),
+    ] {
+        assert!(
+            t.alice(kind, name).is_empty(),
+            "{kind} {name}: {:?}",
+            t.alice(kind, name)
+        );
+    }
+    t.world.assert_bob_untouched();
+}
