@@ -1037,6 +1037,7 @@ async fn sweep_world(
                 plan: added.clone(),
                 approvers: vec![demo::CAROL_ENTRA_ID.into()],
                 source: "purview-callback".into(),
+                approval_id: None,
             };
             let mut record = GrantRecord::new(new, requested);
             record

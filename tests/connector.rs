@@ -364,6 +364,7 @@ fn pending_record() -> GrantRecord {
             plan: vec![change],
             approvers: vec![CAROL_OID.to_owned()],
             source: "purview-callback".to_owned(),
+            approval_id: None,
         },
         now,
     )
@@ -385,6 +386,7 @@ fn complete_record() -> GrantRecord {
         .mark_revoked(datetime!(2030-01-08 09:00:02 UTC))
         .unwrap();
     record.target = Some(oid(BOB_OID));
+    record.note_approval("approval-1".to_owned());
     record.set_sharing(ShareGrant::new(
         "uc_access_sales_reporting_orders".to_owned(),
         "uc_access_5b1f2e3d_4c5b_4a69_8e7f_0a1b2c3d4e5f".to_owned(),

@@ -9,7 +9,7 @@ use crate::domain::{
     SecurableType, WorkspaceRef, Workspaces,
 };
 
-pub const FIELDS: [&str; 9] = [
+pub const FIELDS: [&str; 10] = [
     "principal",
     "securable",
     "workspace",
@@ -17,6 +17,7 @@ pub const FIELDS: [&str; 9] = [
     "privileges",
     "duration",
     "idempotencyKey",
+    "approvalId",
     "dryRun",
     "provisioning",
 ];
@@ -53,6 +54,7 @@ pub fn parse(
         approval: Approval {
             outcome: ApprovalOutcome::Approved,
             approvers: vec![caller],
+            id: f.opt_key("approvalId")?,
         },
         idempotency_key: f.opt_key("idempotencyKey")?,
         dry_run: f.opt_bool("dryRun")?.unwrap_or(false),

@@ -14,7 +14,7 @@ use crate::domain::{
 /// Most approvers accepted in one body (a workflow assigns a handful).
 pub const MAX_APPROVERS: usize = 50;
 
-pub const FIELDS: [&str; 10] = [
+pub const FIELDS: [&str; 11] = [
     "requestorId",
     "recipientId",
     "assetQualifiedName",
@@ -23,6 +23,7 @@ pub const FIELDS: [&str; 10] = [
     "privileges",
     "duration",
     "idempotencyKey",
+    "approvalId",
     "dryRun",
     "provisioning",
 ];
@@ -54,7 +55,11 @@ pub fn parse(body: &[u8], workspaces: &Workspaces) -> Result<AccessRequest, Body
         privileges: f.opt_privileges("privileges", securable_type)?,
         securable: asset.securable,
         duration: f.opt_duration("duration")?,
-        approval: Approval { outcome, approvers },
+        approval: Approval {
+            outcome,
+            approvers,
+            id: f.opt_key("approvalId")?,
+        },
         idempotency_key: f.opt_key("idempotencyKey")?,
         dry_run: f.opt_bool("dryRun")?.unwrap_or(false),
         provisioning: f.opt_mode("provisioning")?,

@@ -56,6 +56,11 @@ pub struct Approval {
     pub outcome: ApprovalOutcome,
     /// Entra object ids of the approvers (for `grant-access`: the operator who called).
     pub approvers: Vec<EntraObjectId>,
+    /// The approval's (or the workflow run's) own identity, when the workflow can send one: it tells a
+    /// re-delivery of this approval from a new approval of the same request (see
+    /// docs/callback-contract.md, "Re-deliveries").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<RequestKey>,
 }
 
 /// A caller-supplied idempotency key: printable ASCII, bounded.

@@ -129,6 +129,9 @@ pub fn provision_error(e: &ProvisionError) -> ApiError {
             "idempotency_key_reused",
             e.to_string(),
         ),
+        ProvisionError::ApprovalEnded { .. } => {
+            ApiError::new(StatusCode::CONFLICT, "approval_ended", e.to_string())
+        }
         ProvisionError::NameTaken(taken) => {
             ApiError::new(StatusCode::CONFLICT, taken.code(), e.to_string())
         }

@@ -24,9 +24,9 @@ pub use ids::{GrantId, IdempotencyKey, KeyError, MAX_KEY_LEN, hash_hex};
 pub use local::LocalLedger;
 pub use query::{DEFAULT_STALE_PENDING_AFTER, DueQuery, ListFilter};
 pub use record::{
-    DIRECT_SCHEMA_VERSION, EventKind, GrantEvent, GrantRecord, GrantState, MAX_DETAIL_CHARS,
-    NewGrant, SCHEMA_VERSION, SHARING_SCHEMA_VERSION, SecurableChange, ShareGrant, TransitionError,
-    VENDED_CREDENTIAL_LIFETIME, WorkspaceRef,
+    DIRECT_SCHEMA_VERSION, Delivery, EventKind, GrantEvent, GrantRecord, GrantState,
+    MAX_APPROVAL_IDS, MAX_DETAIL_CHARS, NewGrant, SCHEMA_VERSION, SHARING_SCHEMA_VERSION,
+    SecurableChange, ShareGrant, TransitionError, VENDED_CREDENTIAL_LIFETIME, WorkspaceRef,
 };
 pub use settings::{
     BlobSettings, DEFAULT_CONTAINER, DEFAULT_LEDGER_DIR, LedgerBackend, LedgerSettings,

@@ -29,6 +29,25 @@ pub const VENDED_CREDENTIAL_LIFETIME: Duration = Duration::hours(1);
 /// the record.
 pub const MAX_DETAIL_CHARS: usize = 1000;
 
+/// How many approval ids a record remembers (a record is renewed a handful of times in its life).
+pub const MAX_APPROVAL_IDS: usize = 64;
+
+/// How a delivery of a request relates to the record its idempotency key names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Another delivery of the approval this record stands for: answer from the record, change nothing.
+    Same,
+    /// A new approval of the same request: it may renew the grant, or open a new cycle of an ended one.
+    New,
+    /// A re-delivery of an approval whose access has ended (expired or revoked early): it never
+    /// restores access. `until` is when the same request counts as a new approval again (`None`: never,
+    /// the approval named itself by id).
+    Ended {
+        until: Option<OffsetDateTime>,
+        early: bool,
+    },
+}
+
 /// Where a grant is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -182,6 +201,8 @@ pub struct NewGrant {
     pub approvers: Vec<String>,
     /// Which entry point recorded it (`purview-callback`, `grant-access`, …).
     pub source: String,
+    /// The approval's own id, when the workflow sent one (`approvalId`).
+    pub approval_id: Option<String>,
 }
 
 /// One approval's grant. Holds names, ids and times only: never a token, a secret or a request body.
@@ -217,6 +238,10 @@ pub struct GrantRecord {
     pub access_ends_by: Option<OffsetDateTime>,
     #[serde(default)]
     pub approvers: Vec<String>,
+    /// The ids of the approvals (`approvalId`) this record has stood for, oldest first, at most
+    /// [`MAX_APPROVAL_IDS`]: a delivery naming one of them is a re-delivery, never a new approval.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvals: Vec<String>,
     pub source: String,
     #[serde(default)]
     pub attempts: u32,
@@ -272,6 +297,7 @@ impl GrantRecord {
             revoked_at: None,
             access_ends_by: None,
             approvers: grant.approvers,
+            approvals: grant.approval_id.into_iter().collect(),
             source: grant.source,
             attempts: 0,
             last_error: None,
@@ -339,6 +365,9 @@ impl GrantRecord {
         self.plan = grant.plan;
         self.approvers = grant.approvers;
         self.source = grant.source;
+        if let Some(id) = grant.approval_id {
+            self.note_approval(id);
+        }
         self.added = Vec::new();
         self.state = GrantState::Pending;
         self.requested_at = now;
@@ -393,11 +422,80 @@ impl GrantRecord {
         }
     }
 
-    /// Moves an `active` grant's expiry later (a repeated approval that extends it).
+    /// Remembers an approval id (once; the oldest are forgotten past [`MAX_APPROVAL_IDS`]).
+    pub fn note_approval(&mut self, id: String) {
+        if self.approvals.contains(&id) {
+            return;
+        }
+        self.approvals.push(id);
+        if self.approvals.len() > MAX_APPROVAL_IDS {
+            self.approvals.remove(0);
+        }
+    }
+
+    /// When this record last took an approval: its first delivery, a reopening or a renewal.
+    pub fn last_approved_at(&self) -> OffsetDateTime {
+        self.events
+            .iter()
+            .rev()
+            .find(|e| {
+                matches!(
+                    e.kind,
+                    EventKind::Recorded | EventKind::Reopened | EventKind::Extended
+                )
+            })
+            .map_or(self.requested_at, |e| e.at)
+    }
+
+    /// How a delivery naming `approval_id` (if the workflow sent one) at `now` relates to this record.
+    ///
+    /// With ids on both sides the id decides. Without, deliveries within `window` of the record's last
+    /// approval are taken as one approval (workflow retries, a replayed body within a token's life),
+    /// and after an early revoke the same request stays refused until the revoked grant's own expiry.
+    /// A grant that never gave access in its current cycle (its apply failed and was undone) may be
+    /// delivered again: that is the workflow's retry, and it gets the grant.
+    pub fn delivery(
+        &self,
+        approval_id: Option<&str>,
+        now: OffsetDateTime,
+        window: Duration,
+    ) -> Delivery {
+        let by_id = approval_id.filter(|_| !self.approvals.is_empty());
+        let last = self.last_approved_at();
+        let same = match by_id {
+            Some(id) => self.approvals.iter().any(|a| a == id),
+            None => now - last < window,
+        };
+        if self.state != GrantState::Revoked {
+            return if same { Delivery::Same } else { Delivery::New };
+        }
+        if self.applied_at.is_none() {
+            return Delivery::New;
+        }
+        let early_until = self
+            .expires_at
+            .filter(|e| self.revoked_at.is_some_and(|r| r < *e));
+        let early = early_until.is_some();
+        match (same, by_id) {
+            (true, Some(_)) => Delivery::Ended { until: None, early },
+            (true, None) => Delivery::Ended {
+                until: Some(early_until.map_or(last + window, |e| e.max(last + window))),
+                early,
+            },
+            (false, None) if early_until.is_some_and(|e| now < e) => Delivery::Ended {
+                until: early_until,
+                early,
+            },
+            (false, _) => Delivery::New,
+        }
+    }
+
+    /// Moves an `active` grant's expiry later (a new approval of the same request that extends it).
     pub fn extend(
         &mut self,
         expires_at: OffsetDateTime,
         now: OffsetDateTime,
+        approval_id: Option<String>,
     ) -> Result<(), TransitionError> {
         if self.state != GrantState::Active {
             return Err(self.refuse(GrantState::Active));
@@ -406,6 +504,9 @@ impl GrantRecord {
             return Err(TransitionError::NotLater { id: self.id });
         }
         self.expires_at = Some(expires_at);
+        if let Some(id) = approval_id {
+            self.note_approval(id);
+        }
         self.log(now, EventKind::Extended, "");
         Ok(())
     }

@@ -3,30 +3,32 @@ use time::macros::datetime;
 use super::*;
 use crate::domain::{Privilege, SecurableType};
 
-fn record() -> GrantRecord {
+fn new_grant() -> NewGrant {
     let table = Securable::parse(SecurableType::Table, "main.sales.orders").unwrap();
-    GrantRecord::new(
-        NewGrant {
-            idempotency_key: IdempotencyKey::parse("purview:run-1").unwrap(),
-            requester: EntraObjectId::parse("a1b2c3d4-0000-4000-8000-00000000000f").unwrap(),
-            target: None,
-            principal: Principal::user("alice@contoso.com").unwrap(),
-            workspace: WorkspaceRef {
-                name: "prod".into(),
-                host: "adb-1.2.azuredatabricks.net".into(),
-            },
-            securable: table.clone(),
-            requested_privileges: [Privilege::Select].into(),
-            duration: GrantDuration::days(30).unwrap(),
-            plan: vec![SecurableChange {
-                securable: table,
-                privileges: [Privilege::Select].into(),
-            }],
-            approvers: vec!["owner@contoso.com".into()],
-            source: "purview-callback".into(),
+    NewGrant {
+        idempotency_key: IdempotencyKey::parse("purview:run-1").unwrap(),
+        requester: EntraObjectId::parse("a1b2c3d4-0000-4000-8000-00000000000f").unwrap(),
+        target: None,
+        principal: Principal::user("alice@contoso.com").unwrap(),
+        workspace: WorkspaceRef {
+            name: "prod".into(),
+            host: "adb-1.2.azuredatabricks.net".into(),
         },
-        datetime!(2025-01-01 08:00 UTC),
-    )
+        securable: table.clone(),
+        requested_privileges: [Privilege::Select].into(),
+        duration: GrantDuration::days(30).unwrap(),
+        plan: vec![SecurableChange {
+            securable: table,
+            privileges: [Privilege::Select].into(),
+        }],
+        approvers: vec!["owner@contoso.com".into()],
+        source: "purview-callback".into(),
+        approval_id: None,
+    }
+}
+
+fn record() -> GrantRecord {
+    GrantRecord::new(new_grant(), datetime!(2025-01-01 08:00 UTC))
 }
 
 const NOW: time::OffsetDateTime = datetime!(2025-01-01 08:00:05 UTC);
@@ -113,10 +115,11 @@ fn an_extension_must_move_the_expiry_later() {
     r.mark_active(vec![], NOW).unwrap();
     let current = r.expires_at.unwrap();
     assert!(matches!(
-        r.extend(current, NOW),
+        r.extend(current, NOW, None),
         Err(TransitionError::NotLater { .. })
     ));
-    r.extend(current + time::Duration::days(1), NOW).unwrap();
+    r.extend(current + time::Duration::days(1), NOW, None)
+        .unwrap();
     assert_eq!(r.expires_at, Some(current + time::Duration::days(1)));
 }
 
@@ -143,4 +146,54 @@ fn a_record_whose_id_does_not_match_its_key_fails_the_integrity_check() {
     let mut newer = record();
     newer.schema_version = SCHEMA_VERSION + 1;
     assert!(newer.check_integrity().is_err());
+}
+
+#[test]
+fn deliveries_are_told_apart_by_approval_id_or_by_the_window() {
+    use crate::ledger::Delivery;
+    let window = Duration::hours(2);
+    let mut grant = NewGrant {
+        approval_id: Some("a1".into()),
+        ..new_grant()
+    };
+    let mut r = GrantRecord::new(grant.clone(), NOW);
+    r.mark_active(r.plan.clone(), NOW).unwrap();
+    let later = NOW + Duration::hours(3);
+    assert_eq!(r.delivery(Some("a1"), later, window), Delivery::Same);
+    assert_eq!(r.delivery(Some("a2"), NOW, window), Delivery::New);
+    assert_eq!(
+        r.delivery(None, NOW + Duration::minutes(30), window),
+        Delivery::Same
+    );
+    assert_eq!(r.delivery(None, later, window), Delivery::New);
+
+    // Revoked early, a day into seven.
+    let revoked_at = NOW + Duration::days(1);
+    r.begin_revoke(revoked_at, revoked_at).unwrap();
+    r.mark_revoked(revoked_at).unwrap();
+    assert_eq!(
+        r.delivery(Some("a1"), NOW + Duration::days(30), window),
+        Delivery::Ended {
+            until: None,
+            early: true
+        }
+    );
+    assert_eq!(r.delivery(Some("a2"), revoked_at, window), Delivery::New);
+    let expiry = r.expires_at.unwrap();
+    assert_eq!(
+        r.delivery(None, revoked_at, window),
+        Delivery::Ended {
+            until: Some(expiry),
+            early: true
+        }
+    );
+    assert_eq!(r.delivery(None, expiry, window), Delivery::New);
+
+    // An apply that failed and was undone: the workflow's retry gets the grant.
+    grant.approval_id = None;
+    let mut undone = GrantRecord::new(grant, NOW);
+    undone.mark_failed("503", NOW, NOW).unwrap();
+    undone.begin_revoke(NOW, NOW).unwrap();
+    undone.mark_revoked(NOW).unwrap();
+    assert_eq!(undone.delivery(None, NOW, window), Delivery::New);
 }

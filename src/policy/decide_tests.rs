@@ -41,6 +41,7 @@ fn request() -> AccessRequest {
         privileges: None,
         duration: None,
         approval: Approval {
+            id: None,
             outcome: ApprovalOutcome::Approved,
             approvers: vec![oid(OWNER)],
         },

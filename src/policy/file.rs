@@ -118,6 +118,7 @@ struct ProvisioningSection {
 struct DurationsSection {
     default: Option<Spanned<GrantDuration>>,
     maximum: Option<Spanned<GrantDuration>>,
+    redelivery: Option<Spanned<GrantDuration>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -239,6 +240,11 @@ fn build(source: &str, file: PolicyFile) -> Result<Policy, PolicyError> {
         deny: patterns(source, "names.deny", file.names.deny)?,
         default_duration,
         maximum_duration,
+        redelivery_window: file
+            .durations
+            .redelivery
+            .as_ref()
+            .map_or(defaults.redelivery_window, |d| *d.get_ref()),
         principals: principals(source, file.principals)?,
         allow_requests_for_others: file
             .allow_requests_for_others
@@ -280,6 +286,21 @@ fn privilege_set(
     let mut set = PrivilegeSet::new();
     for privilege in list.get_ref() {
         let p = *privilege.get_ref();
+        if matches!(p, Privilege::AllPrivileges | Privilege::Manage) {
+            return Err(PolicyError::at(
+                source,
+                &privilege.span(),
+                field,
+                format!(
+                    "{p} may never be granted through uc-access: {}; list the privileges the requests need instead",
+                    if p == Privilege::Manage {
+                        "it lets the grantee grant and revoke others' access"
+                    } else {
+                        "it includes privileges Databricks adds later, and MANAGE-like rights on what it covers"
+                    }
+                ),
+            ));
+        }
         if !p.valid_on(kind) {
             return Err(PolicyError::at(
                 source,

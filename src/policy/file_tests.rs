@@ -284,3 +284,34 @@ fn a_missing_file_is_refused_naming_it() {
         "{e}"
     );
 }
+
+#[test]
+fn all_privileges_and_manage_are_refused_on_every_type_naming_the_field() {
+    for kind in ["table", "schema", "catalog"] {
+        for privilege in ["ALL_PRIVILEGES", "MANAGE", "all privileges"] {
+            let e = error(&format!(
+                "[securables.{kind}]\nprivileges = [\"SELECT\", \"{privilege}\"]\n"
+            ));
+            assert_eq!(
+                e.field.as_deref(),
+                Some(format!("securables.{kind}.privileges").as_str())
+            );
+            assert!(e.problem.contains("never"), "{e}");
+        }
+    }
+}
+
+#[test]
+fn the_redelivery_window_defaults_to_two_hours_and_can_be_set() {
+    assert_eq!(
+        Policy::default().redelivery_window(),
+        time::Duration::hours(2)
+    );
+    let p = Policy::from_toml("[durations]\nredelivery = \"P1D\"\n").unwrap();
+    assert_eq!(p.redelivery_window(), time::Duration::days(1));
+    assert!(
+        error("[durations]\nredelivery = \"P1M\"\n")
+            .to_string()
+            .contains("redelivery")
+    );
+}

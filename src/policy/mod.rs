@@ -120,6 +120,7 @@ pub struct Policy {
     deny: Patterns,
     default_duration: GrantDuration,
     maximum_duration: GrantDuration,
+    redelivery_window: GrantDuration,
     principals: PrincipalRules,
     allow_requests_for_others: bool,
     block_self_approval: bool,
@@ -130,6 +131,10 @@ pub struct Policy {
 pub const DEFAULT_DURATION_DAYS: i64 = 30;
 /// Longest grant the default policy allows.
 pub const MAXIMUM_DURATION_DAYS: i64 = 90;
+/// How long identical deliveries without an approval id count as one approval, by default: longer than
+/// an Entra access token lives by default (60 to 90 minutes, Microsoft Learn, "Configurable token
+/// lifetimes"), so a body replayed with its token, and every workflow retry, falls inside it.
+pub const REDELIVERY_WINDOW_MINUTES: i64 = 120;
 
 impl Default for Policy {
     /// The safe default: tables only, `SELECT` only, 30 days unless asked, 90 at most, no name
@@ -144,6 +149,8 @@ impl Default for Policy {
                 .expect("30 days is within the duration bounds"),
             maximum_duration: GrantDuration::days(MAXIMUM_DURATION_DAYS)
                 .expect("90 days is within the duration bounds"),
+            redelivery_window: GrantDuration::from_seconds(REDELIVERY_WINDOW_MINUTES * 60)
+                .expect("two hours is within the duration bounds"),
             principals: PrincipalRules::default(),
             allow_requests_for_others: true,
             block_self_approval: true,
@@ -218,6 +225,13 @@ impl Policy {
 
     pub fn default_duration(&self) -> GrantDuration {
         self.default_duration
+    }
+
+    /// How long identical deliveries that carry no approval id count as one approval
+    /// (`durations.redelivery`): a duplicate within it changes nothing, and a re-delivery of an approval
+    /// that has ended is refused within it.
+    pub fn redelivery_window(&self) -> time::Duration {
+        self.redelivery_window.as_duration()
     }
 
     /// The expiry of an active grant approved again: the later of the current expiry and

@@ -18,8 +18,8 @@ use crate::domain::{
     AccessRequest, PrincipalKind, PrincipalStatus, PrivilegeSet, ProvisioningMode,
 };
 use crate::ledger::{
-    GrantRecord, GrantState, IdempotencyKey, LedgerError, NewGrant, SecurableChange, ShareGrant,
-    Versioned, WorkspaceRef as LedgerWorkspace,
+    Delivery, GrantRecord, GrantState, IdempotencyKey, LedgerError, NewGrant, SecurableChange,
+    ShareGrant, Versioned, WorkspaceRef as LedgerWorkspace,
 };
 use crate::planning::grant::{Facts, GrantPlan, Holdings, plan_grant};
 use crate::planning::share::NameTaken;
@@ -27,9 +27,6 @@ use crate::policy::{self, Decision, Denial};
 use crate::usecases::resolve::ResolveError;
 use crate::usecases::share::ShareOutcome;
 
-/// A second delivery of one approval within this window is a duplicate (same answer, nothing changes);
-/// after it, the same request is a renewal that may extend the expiry.
-pub const DUPLICATE_WINDOW: time::Duration = time::Duration::minutes(10);
 /// How often a duplicate looks again at a grant another delivery is applying.
 const IN_FLIGHT_POLL: Duration = Duration::from_millis(100);
 
@@ -89,11 +86,19 @@ pub enum ProvisionError {
     /// Another delivery of this approval is still being applied, or being undone.
     #[error("{0}")]
     Busy(String),
-    /// The caller's idempotency key already names a different request.
+    /// The caller's idempotency key already names a different request (the grant's id, for the log
+    /// only: the answer never shows another request's grant).
     #[error(
-        "idempotencyKey already belongs to grant {0}, a request for another principal, securable or privileges; use a new key"
+        "idempotencyKey already belongs to a request for another principal, securable or privileges; use a new key"
     )]
     KeyReused(String),
+    /// A re-delivery of an approval whose access has ended: it never restores access.
+    #[error("{}", ended_message(*.until, *.early))]
+    ApprovalEnded {
+        grant: String,
+        until: Option<time::OffsetDateTime>,
+        early: bool,
+    },
     /// Delta Sharing: the share or recipient name is taken by something uc-access did not create.
     #[error(transparent)]
     NameTaken(#[from] NameTaken),
@@ -108,6 +113,26 @@ impl ProvisionError {
             Self::Busy(_) => true,
             _ => false,
         }
+    }
+}
+
+fn ended_message(until: Option<time::OffsetDateTime>, early: bool) -> String {
+    let how = if early {
+        "was revoked early by an operator"
+    } else {
+        "has ended"
+    };
+    match until {
+        Some(t) => format!(
+            "the access this approval gave {how}, and delivering the approval again does not restore it; the same request is accepted as a new approval from {}, or sooner with a new approvalId",
+            t.replace_nanosecond(0)
+                .unwrap_or(t)
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default()
+        ),
+        None => format!(
+            "the access this approval (approvalId) gave {how}, and delivering it again does not restore it; a new approval needs a new approvalId"
+        ),
     }
 }
 
@@ -130,7 +155,14 @@ pub fn idempotency_key_for_mode(
     mode: ProvisioningMode,
 ) -> IdempotencyKey {
     let raw = match &request.idempotency_key {
-        Some(k) => format!("caller:{}:{}", request.source.as_str(), k.as_str()),
+        // A caller's key is scoped to who asked (for `grant-access`, the calling operator): two callers
+        // choosing the same key are two requests, and neither learns of the other's.
+        Some(k) => format!(
+            "caller:v2:{}:{}:{}",
+            request.source.as_str(),
+            request.requester,
+            k.as_str()
+        ),
         None => {
             let privileges: Vec<&str> = privileges.iter().map(|p| p.as_str()).collect();
             let target = request.target.map(|t| t.to_string()).unwrap_or_default();
@@ -273,6 +305,7 @@ pub async fn provision(
             .map(ToString::to_string)
             .collect(),
         source: request.source.as_str().to_owned(),
+        approval_id: approval_id(request),
     };
     let pending = match ctx.ledger.create(GrantRecord::new(new(), now)).await {
         Ok(v) => v,
@@ -285,6 +318,7 @@ pub async fn provision(
                 return follow_existing(ctx, existing, &principal, &decision, request, deadline)
                     .await;
             }
+            refuse_ended(ctx, &existing.record, request)?;
             // Approved again after it ended: the record is reopened with this plan.
             existing
                 .record
@@ -423,6 +457,44 @@ async fn undo_partial(
     partial.error.into()
 }
 
+/// The approval id the request carries, as the record keeps it.
+pub(super) fn approval_id(request: &AccessRequest) -> Option<String> {
+    request.approval.id.as_ref().map(|k| k.as_str().to_owned())
+}
+
+/// How this delivery relates to `record` (see [`GrantRecord::delivery`]).
+pub(super) fn delivery_of(
+    ctx: &Context,
+    record: &GrantRecord,
+    request: &AccessRequest,
+) -> Delivery {
+    record.delivery(
+        request.approval.id.as_ref().map(|k| k.as_str()),
+        ctx.now(),
+        ctx.policy.redelivery_window(),
+    )
+}
+
+/// A revoked record may only be reopened by a new approval: a re-delivery of the one that ended is
+/// refused, and nothing changes.
+pub(super) fn refuse_ended(
+    ctx: &Context,
+    record: &GrantRecord,
+    request: &AccessRequest,
+) -> Result<(), ProvisionError> {
+    match delivery_of(ctx, record, request) {
+        Delivery::Ended { until, early } => {
+            tracing::info!(grant = %record.id, early, "a re-delivery of an ended approval was refused");
+            Err(ProvisionError::ApprovalEnded {
+                grant: record.id.to_string(),
+                until,
+                early,
+            })
+        }
+        Delivery::Same | Delivery::New => Ok(()),
+    }
+}
+
 /// The record already made for this request's idempotency key, if any. A dry run always plans from what
 /// Unity Catalog holds now, whatever the ledger says: it sees none.
 pub(super) async fn recorded_for(
@@ -464,21 +536,9 @@ pub(super) async fn follow_existing(
             GrantState::Active => {
                 let now = ctx.now();
                 let current = existing.record.expires_at.unwrap_or(now);
-                let last_approved = existing
-                    .record
-                    .events
-                    .iter()
-                    .rev()
-                    .find(|e| {
-                        matches!(
-                            e.kind,
-                            crate::ledger::EventKind::Applied | crate::ledger::EventKind::Extended
-                        )
-                    })
-                    .map(|e| e.at)
-                    .unwrap_or(existing.record.requested_at);
                 let renewal = ctx.policy.renewal_expiry(current, decision.duration, now);
-                let duplicate = now - last_approved < DUPLICATE_WINDOW;
+                // Another delivery of the same approval never extends it: only a new approval does.
+                let duplicate = delivery_of(ctx, &existing.record, request) == Delivery::Same;
                 if duplicate || renewal <= current || request.dry_run {
                     return Ok(answer_existing(
                         existing.record,
@@ -489,7 +549,7 @@ pub(super) async fn follow_existing(
                 }
                 existing
                     .record
-                    .extend(renewal, now)
+                    .extend(renewal, now, approval_id(request))
                     .map_err(|e| LedgerError::Other {
                         message: e.to_string(),
                     })?;

@@ -187,7 +187,7 @@ pub async fn provision_share(
     {
         let outcome =
             follow_existing(ctx, existing.clone(), &entry, &decision, request, deadline).await?;
-        return Ok(answer_existing_share(ctx, outcome, deadline).await);
+        return Ok(answer_existing_share(ctx, outcome, request, deadline).await);
     }
 
     let expires_at = now + decision.duration.as_duration();
@@ -249,10 +249,12 @@ pub async fn provision_share(
             .map(ToString::to_string)
             .collect(),
         source: request.source.as_str().to_owned(),
+        approval_id: super::provision::approval_id(request),
     };
     let sharing = ShareGrant::new(share.clone(), recipient.uc_name().to_owned(), object_id);
     let pending = match existing {
         Some(mut revoked) => {
+            super::provision::refuse_ended(ctx, &revoked.record, request)?;
             revoked
                 .record
                 .reopen(new, now)
@@ -279,7 +281,7 @@ pub async fn provision_share(
                     let current = ctx.ledger.get_by_key(&key).await?;
                     let outcome =
                         follow_existing(ctx, current, &entry, &decision, request, deadline).await?;
-                    return Ok(answer_existing_share(ctx, outcome, deadline).await);
+                    return Ok(answer_existing_share(ctx, outcome, request, deadline).await);
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -525,7 +527,12 @@ async fn undo(
 
 /// A duplicate or renewal of a sharing grant: the first delivery's status and a fresh read of the
 /// activation link (links are credentials, never kept in the ledger).
-async fn answer_existing_share(ctx: &Context, mut outcome: Outcome, deadline: Deadline) -> Outcome {
+async fn answer_existing_share(
+    ctx: &Context,
+    mut outcome: Outcome,
+    request: &AccessRequest,
+    deadline: Deadline,
+) -> Outcome {
     let Some(record) = &outcome.record else {
         return outcome;
     };
@@ -534,17 +541,8 @@ async fn answer_existing_share(ctx: &Context, mut outcome: Outcome, deadline: De
     };
     if outcome.status == Status::AlreadyGranted && sharing.granted_select {
         // `provision::answer_existing` reads `added`, which sharing grants leave empty.
-        let duplicate = record
-            .events
-            .iter()
-            .rev()
-            .find(|e| {
-                matches!(
-                    e.kind,
-                    crate::ledger::EventKind::Applied | crate::ledger::EventKind::Extended
-                )
-            })
-            .is_some_and(|e| ctx.now() - e.at < super::provision::DUPLICATE_WINDOW);
+        let duplicate =
+            super::provision::delivery_of(ctx, record, request) == crate::ledger::Delivery::Same;
         if duplicate {
             outcome.status = Status::Granted;
         }

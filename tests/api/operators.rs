@@ -160,3 +160,116 @@ async fn resolve_principal_answers_the_grant_name_kind_and_status() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(json["error"], "workspace_local_group");
 }
+
+#[tokio::test]
+async fn a_purview_callback_delivered_again_after_an_early_revoke_is_refused_with_409_and_changes_nothing()
+ {
+    let app = TestApp::spawn().await;
+    let purview = app.token("purview");
+    let operator = app.token("operator");
+    let body = crate::helpers::callback_body(json!({"duration": "P7D"}));
+    let (status, granted) = app
+        .post("/api/purview-callback", Some(&purview), body.clone())
+        .await;
+    assert_eq!(status, StatusCode::OK, "{granted}");
+    let grant_id = granted["grantId"].as_str().unwrap().to_owned();
+    let (status, _) = app
+        .post(
+            "/api/revoke-access",
+            Some(&operator),
+            json!({"grantId": grant_id}).to_string(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let patches = app.patches();
+
+    // A Purview retry, a replayed body, the same body with another duration: none restores access.
+    for again in [
+        body.clone(),
+        crate::helpers::callback_body(json!({"duration": "PT8H"})),
+    ] {
+        app.advance(time::Duration::hours(3));
+        let (status, refused) = app
+            .post("/api/purview-callback", Some(&purview), again)
+            .await;
+        assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+        assert_eq!(refused["error"], "approval_ended");
+        assert!(
+            refused["message"]
+                .as_str()
+                .unwrap()
+                .contains("revoked early"),
+            "{refused}"
+        );
+        assert!(!refused.to_string().contains(&grant_id), "{refused}");
+    }
+    assert!(
+        app.held("table", "sales.reporting.orders", demo::ALICE)
+            .is_empty()
+    );
+    assert_eq!(app.patches(), patches, "nothing was sent to Unity Catalog");
+
+    // After the revoked grant's own expiry, the same request is a new approval.
+    app.advance(time::Duration::days(7));
+    let (status, renewed) = app
+        .post("/api/purview-callback", Some(&purview), body)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{renewed}");
+    assert_eq!(renewed["status"], "granted");
+}
+
+#[tokio::test]
+async fn two_operators_choosing_the_same_idempotency_key_make_two_grants_and_learn_nothing_of_each_other()
+ {
+    let app = TestApp::spawn().await;
+    let first = app.token("operator");
+    let second = app.token(&format!(
+        "user:6f1c2d3e-4b5a-4c69-8d7e-9f0a1b2c3d4e:{}",
+        uc_access::auth::local_issuer::OPERATOR_ROLE
+    ));
+    let body = |who: &str, table: &str| {
+        json!({
+            "principal": {"userName": who},
+            "securable": {"type": "table", "fullName": table},
+            "duration": "PT8H",
+            "idempotencyKey": "change-1234"
+        })
+        .to_string()
+    };
+    let (status, a) = app
+        .post(
+            "/api/grant-access",
+            Some(&first),
+            body(demo::ALICE, "sales.reporting.customers"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{a}");
+    let (status, b) = app
+        .post(
+            "/api/grant-access",
+            Some(&second),
+            body(demo::ALICE, "sales.raw.events"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{b}");
+    assert_eq!(b["status"], "granted");
+    assert_ne!(a["grantId"], b["grantId"]);
+    assert_eq!(
+        app.held("table", "sales.raw.events", demo::ALICE),
+        vec!["SELECT"]
+    );
+    // The same operator reusing its key for another request is refused, without the other grant's id.
+    let (status, reused) = app
+        .post(
+            "/api/grant-access",
+            Some(&first),
+            body(demo::ALICE, "sales.raw.events"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{reused}");
+    assert_eq!(reused["error"], "idempotency_key_reused");
+    assert!(
+        !reused.to_string().contains(a["grantId"].as_str().unwrap()),
+        "{reused}"
+    );
+}

@@ -100,6 +100,7 @@ impl World {
             privileges: None,
             duration: Some(GrantDuration::parse(duration).unwrap()),
             approval: Approval {
+                id: None,
                 outcome: ApprovalOutcome::Approved,
                 approvers: vec![EntraObjectId::parse(demo::CAROL_ENTRA_ID).unwrap()],
             },

@@ -55,6 +55,7 @@ fn record(key: &str, who: &str, table: &str, added: Vec<SecurableChange>, host: 
         plan: added,
         approvers: vec![demo::CAROL_ENTRA_ID.into()],
         source: "purview-callback".into(),
+        approval_id: None,
     }
 }
 

@@ -355,6 +355,7 @@ async fn crashed_pending(
         plan: plan.iter().map(change).collect(),
         approvers: vec![demo::CAROL_ENTRA_ID.into()],
         source: "purview-callback".into(),
+        approval_id: None,
     };
     let requested = t.ctx.now() - time::Duration::minutes(20);
     let mut created = t
@@ -505,4 +506,120 @@ async fn a_grant_whose_changes_fail_after_a_handover_removes_what_was_handed_ove
         );
     }
     t.world.assert_bob_untouched();
+}
+
+// ---- An ended approval is never restored by delivering it again ----
+
+impl Trust {
+    /// Alice's orders request, delivered with `approval_id` (when given) for `duration`.
+    async fn deliver(
+        &self,
+        duration: &str,
+        approval_id: Option<&str>,
+    ) -> Result<
+        uc_access::usecases::provision::Outcome,
+        uc_access::usecases::provision::ProvisionError,
+    > {
+        let mut request = self.world.table_request(duration);
+        request.approval.id =
+            approval_id.map(|id| uc_access::domain::RequestKey::parse(id).unwrap());
+        provision(&self.ctx, &request, deadline()).await
+    }
+
+    fn orders_held(&self) -> Vec<String> {
+        self.alice("table", "sales.reporting.orders")
+    }
+}
+
+fn ended(
+    result: Result<
+        uc_access::usecases::provision::Outcome,
+        uc_access::usecases::provision::ProvisionError,
+    >,
+) -> (Option<time::OffsetDateTime>, bool) {
+    match result {
+        Err(uc_access::usecases::provision::ProvisionError::ApprovalEnded {
+            until, early, ..
+        }) => (until, early),
+        other => panic!("expected the re-delivery to be refused, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_approval_delivered_again_after_its_expiry_does_not_give_the_access_back() {
+    let t = Trust::start().await;
+    t.deliver("PT1M", None).await.unwrap();
+    t.advance_and_sweep(120).await;
+    assert!(t.orders_held().is_empty());
+    // A late workflow retry, or the body replayed with a token that is still valid.
+    let (until, early) = ended(t.deliver("PT1M", None).await);
+    assert!(!early);
+    assert!(until.unwrap() > t.ctx.now());
+    assert!(t.orders_held().is_empty());
+    // Once the re-delivery window is over, the same request is a new approval.
+    t.skew.fetch_add(2 * 3600, Ordering::SeqCst);
+    let outcome = t.deliver("PT1M", None).await.unwrap();
+    assert_eq!(outcome.status.as_str(), "granted");
+    assert_eq!(t.orders_held(), vec!["SELECT"]);
+}
+
+#[tokio::test]
+async fn a_delivery_of_a_live_approval_never_extends_it() {
+    let t = Trust::start().await;
+    let first = t.deliver("PT1H", None).await.unwrap();
+    let expires = first.record.unwrap().expires_at.unwrap();
+    t.skew.fetch_add(30 * 60, Ordering::SeqCst);
+    let again = t.deliver("PT1H", None).await.unwrap();
+    assert_ne!(again.status.as_str(), "extended");
+    assert_eq!(again.record.unwrap().expires_at.unwrap(), expires);
+}
+
+#[tokio::test]
+async fn with_approval_ids_an_old_approval_never_comes_back_and_a_new_one_works_at_once() {
+    let t = Trust::start().await;
+    let first = t.deliver("P7D", Some("approval-1")).await.unwrap();
+    let id = first.record.unwrap().id;
+    uc_access::usecases::expire::revoke_now(&t.ctx, id, deadline())
+        .await
+        .unwrap();
+    assert!(t.orders_held().is_empty());
+    // The revoked approval, however late and with whatever duration: refused for good.
+    for (wait, duration) in [(60, "P7D"), (30 * 24 * 3600, "PT8H")] {
+        t.skew.fetch_add(wait, Ordering::SeqCst);
+        let (until, early) = ended(t.deliver(duration, Some("approval-1")).await);
+        assert_eq!((until, early), (None, true));
+        assert!(t.orders_held().is_empty());
+    }
+    // A new approval of the same request opens it again at once…
+    let second = t.deliver("P7D", Some("approval-2")).await.unwrap();
+    assert_eq!(second.status.as_str(), "granted");
+    assert_eq!(t.orders_held(), vec!["SELECT"]);
+    // …and a delivery of the first one while the second is live changes nothing.
+    let expires = second.record.unwrap().expires_at;
+    t.skew.fetch_add(3 * 24 * 3600, Ordering::SeqCst);
+    let old = t.deliver("P7D", Some("approval-1")).await.unwrap();
+    assert_eq!(old.record.unwrap().expires_at, expires);
+    // A third approval renews it.
+    let third = t.deliver("P7D", Some("approval-3")).await.unwrap();
+    assert_eq!(third.status.as_str(), "extended");
+}
+
+#[tokio::test]
+async fn a_workflow_retry_after_a_failed_apply_still_gets_the_grant() {
+    use uc_access::standin::{Fault, FaultKind};
+    let t = Trust::start().await;
+    t.world.standin.state().inject(
+        Fault::new(
+            FaultKind::Unavailable {
+                retry_after_secs: Some(0),
+            },
+            4,
+        )
+        .on_method("PATCH"),
+    );
+    assert!(t.deliver("P1D", None).await.is_err());
+    assert!(t.orders_held().is_empty());
+    let retried = t.deliver("P1D", None).await.unwrap();
+    assert_eq!(retried.status.as_str(), "granted");
+    assert_eq!(t.orders_held(), vec!["SELECT"]);
 }

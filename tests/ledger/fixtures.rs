@@ -52,6 +52,7 @@ pub fn new_grant(key: &str, principal: Principal, securable: Securable) -> NewGr
         plan,
         approvers: vec!["owner@contoso.com".into()],
         source: "purview-callback".into(),
+        approval_id: None,
     }
 }
 
