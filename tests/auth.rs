@@ -23,7 +23,8 @@ use uuid::Uuid;
 
 use uc_access::auth::local_issuer::{self, LocalCaller, LocalIssuer};
 use uc_access::auth::{
-    AllowedBy, AuthError, AuthSettings, Authenticator, BasicCredentials, Caller, FunctionAccess,
+    AllowedBy, AuthError, AuthSettings, Authenticator, BasicCredentials, Caller, Callers,
+    FunctionAccess,
 };
 
 const TENANT: Uuid = Uuid::from_u128(0x3f2a1b4c_5d6e_4f70_8a9b_0c1d2e3f4a5b);
@@ -126,6 +127,7 @@ impl Harness {
         ));
         let mut grant = FunctionAccess::default();
         grant.allowed_roles.insert(OPERATOR.to_owned());
+        grant.callers = Callers::People;
         let mut settings = AuthSettings::new(TENANT, vec![APP_ID_URI.to_owned()], openid)
             .with_function("purview-callback", purview)
             .with_function("grant-access", grant);
@@ -262,6 +264,119 @@ async fn a_delegated_token_with_an_allowed_role_is_accepted_as_a_user() {
     assert_eq!(user.allowed_by, AllowedBy::Role(OPERATOR.to_owned()));
     assert_eq!(user.scopes, vec!["user_impersonation"]);
     assert_eq!(user.display_name.as_deref(), Some("ana@contoso.example"));
+}
+
+/// Settings where the connector's client id is listed as an application and `OPERATOR` as a role, on
+/// both a function for people (`grant-access`) and one for services (`purview-callback`): the
+/// configuration that used to let every user of the connector in.
+fn connector_listed_everywhere(h: &Harness) -> Authenticator {
+    let both = |callers| {
+        let mut access = FunctionAccess::default();
+        access.allowed_app_ids.insert(CONNECTOR_APP);
+        access.allowed_roles.insert(OPERATOR.to_owned());
+        access.callers = callers;
+        access
+    };
+    let settings = h
+        .settings()
+        .with_function("grant-access", both(Callers::People))
+        .with_function("purview-callback", both(Callers::Services));
+    Authenticator::new(settings).unwrap()
+}
+
+#[tokio::test]
+async fn an_app_id_entry_admits_only_app_only_tokens_never_a_person_signed_in_through_that_app() {
+    let h = Harness::start().await;
+    let auth = connector_listed_everywhere(&h);
+
+    // A person signed in through the listed client, with no allowed role: the app-id entry is not theirs.
+    let person = h.signer.sign_claims(&user_claims(&["Reader"])).unwrap();
+    assert_eq!(
+        refusal(&auth, "grant-access", &bearer(&person)).await,
+        AuthError::AppIdRequiresAppOnlyToken
+    );
+    // The same when the token says it is a user's through `idtyp` only, or contradicts itself.
+    let mut idtyp_user = app_claims(CONNECTOR_APP);
+    idtyp_user["idtyp"] = json!("user");
+    let mut scp_and_app = app_claims(CONNECTOR_APP);
+    scp_and_app["scp"] = json!("user_impersonation");
+    let mut empty_scp = app_claims(CONNECTOR_APP);
+    empty_scp["scp"] = json!("");
+    for claims in [idtyp_user, scp_and_app, empty_scp] {
+        let token = h.signer.sign_claims(&claims).unwrap();
+        assert_eq!(
+            refusal(&auth, "grant-access", &bearer(&token)).await,
+            AuthError::AppIdRequiresAppOnlyToken,
+            "{claims}"
+        );
+    }
+
+    // The application's own tokens still pass: v2 with `idtyp: app`, and v1 without `idtyp`.
+    let app_only = h.signer.sign_claims(&app_claims(CONNECTOR_APP)).unwrap();
+    let caller = auth
+        .authenticate("grant-access", &bearer(&app_only))
+        .await
+        .unwrap();
+    assert_eq!(caller.kind(), "application");
+    let mut v1 = app_claims(CONNECTOR_APP);
+    let map = v1.as_object_mut().unwrap();
+    map.remove("azp");
+    map.remove("idtyp");
+    map.insert("appid".into(), json!(CONNECTOR_APP));
+    map.insert("ver".into(), json!("1.0"));
+    map.insert(
+        "iss".into(),
+        json!(format!("https://sts.windows.net/{TENANT}/")),
+    );
+    let v1 = h.signer.sign_claims(&v1).unwrap();
+    let Caller::Application(app) = auth
+        .authenticate("grant-access", &bearer(&v1))
+        .await
+        .unwrap()
+    else {
+        panic!("a v1 app-only token is an application")
+    };
+    assert_eq!(app.allowed_by, AllowedBy::AppId);
+
+    // A person with an allowed role gets in on a function for people, by the role, as a user.
+    let operator = h.signer.sign_claims(&user_claims(&[OPERATOR])).unwrap();
+    let Caller::User(user) = auth
+        .authenticate("grant-access", &bearer(&operator))
+        .await
+        .unwrap()
+    else {
+        panic!("a delegated token is a user")
+    };
+    assert_eq!(user.allowed_by, AllowedBy::Role(OPERATOR.to_owned()));
+}
+
+#[tokio::test]
+async fn a_delegated_token_is_refused_on_the_purview_callback_whatever_role_or_client_it_has() {
+    let h = Harness::start().await;
+    let auth = connector_listed_everywhere(&h);
+    let mut idtyp_user = user_claims(&[OPERATOR]);
+    idtyp_user.as_object_mut().unwrap().remove("scp");
+    idtyp_user["idtyp"] = json!("user");
+    for claims in [user_claims(&[OPERATOR]), user_claims(&[]), idtyp_user] {
+        let token = h.signer.sign_claims(&claims).unwrap();
+        assert_eq!(
+            refusal(&auth, "purview-callback", &bearer(&token)).await,
+            AuthError::DelegatedTokenNotAccepted,
+            "{claims}"
+        );
+    }
+    // An application holding the role as an application permission (an app-only token) still may.
+    let mut app_with_role = app_claims(STRANGER_APP);
+    app_with_role["roles"] = json!([OPERATOR]);
+    let token = h.signer.sign_claims(&app_with_role).unwrap();
+    let Caller::Application(app) = auth
+        .authenticate("purview-callback", &bearer(&token))
+        .await
+        .unwrap()
+    else {
+        panic!("an app-only token is an application")
+    };
+    assert_eq!(app.allowed_by, AllowedBy::Role(OPERATOR.to_owned()));
 }
 
 #[tokio::test]
@@ -613,15 +728,31 @@ async fn local_issuer_tokens_pass_the_same_authenticator_over_http() {
             .is_ok()
     );
 
-    for (function, who) in [
-        ("grant-access", "purview".to_owned()),
-        ("purview-callback", "operator".to_owned()),
-        ("purview-callback", format!("app:{STRANGER_APP}")),
-        ("grant-access", format!("user:{USER_OID}")),
+    for (function, who, expected) in [
+        (
+            "grant-access",
+            "purview".to_owned(),
+            AuthError::CallerNotAllowed,
+        ),
+        (
+            "purview-callback",
+            "operator".to_owned(),
+            AuthError::DelegatedTokenNotAccepted,
+        ),
+        (
+            "purview-callback",
+            format!("app:{STRANGER_APP}"),
+            AuthError::CallerNotAllowed,
+        ),
+        (
+            "grant-access",
+            format!("user:{USER_OID}"),
+            AuthError::CallerNotAllowed,
+        ),
     ] {
         assert_eq!(
             refusal(&auth, function, &bearer(&mint(&who))).await,
-            AuthError::CallerNotAllowed,
+            expected,
             "{who} on {function}"
         );
     }

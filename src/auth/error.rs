@@ -32,6 +32,11 @@ pub enum AuthError {
     MissingClaim,
     /// The token is valid but its application and roles are not allowed to call this function.
     CallerNotAllowed,
+    /// A delegated (user) token on a function that serves applications only (`purview-callback`).
+    DelegatedTokenNotAccepted,
+    /// A delegated token whose client application is on the function's app-id list: that list admits the
+    /// application's own app-only tokens, never a person signed in through it.
+    AppIdRequiresAppOnlyToken,
     /// HTTP Basic credentials that are malformed or do not match.
     InvalidBasicCredentials,
     /// HTTP Basic sent to a function that does not accept it.
@@ -42,7 +47,7 @@ pub enum AuthError {
 
 impl AuthError {
     /// Every reason, for documentation and exhaustive tests.
-    pub const ALL: [AuthError; 15] = [
+    pub const ALL: [AuthError; 17] = [
         AuthError::MissingCredentials,
         AuthError::MalformedToken,
         AuthError::UnsupportedAlgorithm,
@@ -55,6 +60,8 @@ impl AuthError {
         AuthError::WrongTenant,
         AuthError::MissingClaim,
         AuthError::CallerNotAllowed,
+        AuthError::DelegatedTokenNotAccepted,
+        AuthError::AppIdRequiresAppOnlyToken,
         AuthError::InvalidBasicCredentials,
         AuthError::BasicNotEnabled,
         AuthError::KeySetUnavailable,
@@ -75,6 +82,8 @@ impl AuthError {
             AuthError::WrongTenant => "wrong_tenant",
             AuthError::MissingClaim => "missing_claim",
             AuthError::CallerNotAllowed => "caller_not_allowed",
+            AuthError::DelegatedTokenNotAccepted => "delegated_token_not_accepted",
+            AuthError::AppIdRequiresAppOnlyToken => "app_id_requires_app_only_token",
             AuthError::InvalidBasicCredentials => "invalid_basic_credentials",
             AuthError::BasicNotEnabled => "basic_not_enabled",
             AuthError::KeySetUnavailable => "key_set_unavailable",
@@ -98,6 +107,12 @@ impl AuthError {
             AuthError::WrongTenant => "The bearer token belongs to another tenant.",
             AuthError::MissingClaim => "The bearer token lacks a required claim.",
             AuthError::CallerNotAllowed => "The caller is not allowed to call this function.",
+            AuthError::DelegatedTokenNotAccepted => {
+                "This function accepts only an application's own (app-only) token, not a token issued for a signed-in person."
+            }
+            AuthError::AppIdRequiresAppOnlyToken => {
+                "The calling application is allowed only with its own app-only token; a person signed in through it needs an allowed app role."
+            }
             AuthError::InvalidBasicCredentials => "The Basic credentials are not valid.",
             AuthError::BasicNotEnabled => "Basic authentication is not enabled for this function.",
             AuthError::KeySetUnavailable => {

@@ -24,7 +24,7 @@ pub use workspaces::{
 use crate::auth::AuthSettings;
 use crate::databricks::DatabricksSettings;
 use crate::domain::Workspaces;
-use crate::functions::http_function_names;
+use crate::functions::http_functions;
 use crate::ledger::LedgerSettings;
 use crate::policy::Policy;
 
@@ -78,7 +78,7 @@ impl Settings {
 
     /// Reads every setting; caller authentication settings are required.
     pub fn from_env(env: &Env) -> Result<Self, SettingsError> {
-        let auth = AuthSettings::from_env(env, &http_function_names())?;
+        let auth = AuthSettings::from_env(env, &http_functions())?;
         Self::with_auth(env, auth)
     }
 

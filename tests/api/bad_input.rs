@@ -766,10 +766,11 @@ async fn credentials_for_another_function_audience_or_time_are_refused_before_th
         ),
     ] {
         // The confused deputy: a token valid for one function replayed on another.
-        let wrong_caller = if path == CALLBACK {
-            &operator
+        // On the callback the operator's token is a person's: refused as a delegated token.
+        let (wrong_caller, refused_as) = if path == CALLBACK {
+            (&operator, "delegated_token_not_accepted")
         } else {
-            &purview
+            (&purview, "caller_not_allowed")
         };
         cases.push(
             Case::post(
@@ -778,7 +779,7 @@ async fn credentials_for_another_function_audience_or_time_are_refused_before_th
                 wrong_caller,
                 good.clone(),
             )
-            .expect(StatusCode::UNAUTHORIZED, "caller_not_allowed"),
+            .expect(StatusCode::UNAUTHORIZED, refused_as),
         );
         cases.push(
             Case::post(

@@ -81,7 +81,8 @@ async fn an_operator_token_is_not_allowed_on_the_purview_callback() {
         .post(PATH, Some(&app.token("operator")), callback_body(json!({})))
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert_eq!(json["error"], "caller_not_allowed");
+    // A person's delegated token, refused as such: the callback serves Purview's service principal only.
+    assert_eq!(json["error"], "delegated_token_not_accepted");
 }
 
 #[tokio::test]
