@@ -681,6 +681,37 @@ async fn basic_credentials_are_checked_only_where_enabled() {
 }
 
 #[tokio::test]
+async fn an_empty_basic_password_lets_no_basic_caller_in_while_bearer_tokens_still_work() {
+    let h = Harness::start().await;
+    let mut settings = h.settings();
+    settings.set_basic_credentials(
+        "purview-callback",
+        BasicCredentials::new("purview", SecretString::from("")),
+    );
+    let auth = Authenticator::new(settings).unwrap();
+    for sent in [
+        "purview:",
+        "purview: ",
+        "purview:correct horse battery",
+        ":",
+    ] {
+        let err = refusal(&auth, "purview-callback", &basic(sent)).await;
+        assert_eq!(err, AuthError::BasicNotConfigured, "{sent}");
+        assert_eq!(err.reason_code(), "not_configured");
+        assert!(
+            err.is_retryable(),
+            "an operator's fix makes the same call work"
+        );
+    }
+    let token = h.signer.sign_claims(&app_claims(PURVIEW_APP)).unwrap();
+    assert!(
+        auth.authenticate("purview-callback", &bearer(&token))
+            .await
+            .is_ok()
+    );
+}
+
+#[tokio::test]
 async fn local_issuer_tokens_pass_the_same_authenticator_over_http() {
     let dir = TempDir::new().unwrap();
     let keys = dir.path().join(".uc-access/local-issuer");

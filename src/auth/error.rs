@@ -1,5 +1,5 @@
 //! Why a caller was refused: a closed set of reason codes with a safe message each, and no HTTP status
-//! (the edge maps them: 401 for all but `key_set_unavailable`, which is 503).
+//! (the edge maps them: 401 for all but the retryable ones, which are 503).
 
 /// The reason an HTTP caller was not authenticated or not allowed.
 ///
@@ -41,13 +41,16 @@ pub enum AuthError {
     InvalidBasicCredentials,
     /// HTTP Basic sent to a function that does not accept it.
     BasicNotEnabled,
+    /// HTTP Basic is enabled on the function but the password it holds now is empty or blank (a Key Vault
+    /// secret rotated to an empty value): no Basic caller is let in until an operator sets one.
+    BasicNotConfigured,
     /// The tenant's signing keys could not be fetched; the caller may retry.
     KeySetUnavailable,
 }
 
 impl AuthError {
     /// Every reason, for documentation and exhaustive tests.
-    pub const ALL: [AuthError; 17] = [
+    pub const ALL: [AuthError; 18] = [
         AuthError::MissingCredentials,
         AuthError::MalformedToken,
         AuthError::UnsupportedAlgorithm,
@@ -64,6 +67,7 @@ impl AuthError {
         AuthError::AppIdRequiresAppOnlyToken,
         AuthError::InvalidBasicCredentials,
         AuthError::BasicNotEnabled,
+        AuthError::BasicNotConfigured,
         AuthError::KeySetUnavailable,
     ];
 
@@ -86,6 +90,8 @@ impl AuthError {
             AuthError::AppIdRequiresAppOnlyToken => "app_id_requires_app_only_token",
             AuthError::InvalidBasicCredentials => "invalid_basic_credentials",
             AuthError::BasicNotEnabled => "basic_not_enabled",
+            // The code every settings problem answers with: the caller cannot fix it, an operator must.
+            AuthError::BasicNotConfigured => "not_configured",
             AuthError::KeySetUnavailable => "key_set_unavailable",
         }
     }
@@ -115,15 +121,22 @@ impl AuthError {
             }
             AuthError::InvalidBasicCredentials => "The Basic credentials are not valid.",
             AuthError::BasicNotEnabled => "Basic authentication is not enabled for this function.",
+            AuthError::BasicNotConfigured => {
+                "Basic authentication for this function has an empty password configured, so no Basic credentials are accepted until an operator sets one."
+            }
             AuthError::KeySetUnavailable => {
                 "The signing keys could not be loaded; try again shortly."
             }
         }
     }
 
-    /// Whether the same request may succeed later without the caller changing anything.
+    /// Whether the same request may succeed later without the caller changing anything (once the keys can
+    /// be fetched, or an operator has fixed the configuration).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, AuthError::KeySetUnavailable)
+        matches!(
+            self,
+            AuthError::KeySetUnavailable | AuthError::BasicNotConfigured
+        )
     }
 }
 
@@ -133,7 +146,7 @@ mod tests {
     use std::collections::HashSet;
 
     #[test]
-    fn reason_codes_are_unique_snake_case_and_only_key_set_unavailable_is_retryable() {
+    fn reason_codes_are_unique_snake_case_and_only_outages_and_misconfiguration_are_retryable() {
         let codes: HashSet<_> = AuthError::ALL.iter().map(|e| e.reason_code()).collect();
         assert_eq!(codes.len(), AuthError::ALL.len());
         for e in AuthError::ALL {
@@ -144,7 +157,10 @@ mod tests {
             );
             assert_eq!(
                 e.is_retryable(),
-                e == AuthError::KeySetUnavailable,
+                matches!(
+                    e,
+                    AuthError::KeySetUnavailable | AuthError::BasicNotConfigured
+                ),
                 "{code}"
             );
             assert!(!e.message().is_empty());

@@ -271,6 +271,13 @@ fn function_access(
                 // RFC 7617: the user-id cannot contain a colon, or the header could not be split.
                 return Err(SettingsError::new(&user_key, "must not contain ':'"));
             }
+            // Only a supplied value can be blank here (the environment counts blank as unset).
+            if super::basic::is_blank(&password) {
+                return Err(SettingsError::new(
+                    &password_key,
+                    "is empty: an empty Basic password would let anyone who sends the username in; set a real password (or unset the username to turn Basic off)",
+                ));
+            }
             Some(BasicCredentials::new(username, password))
         }
         (Some(_), None) => {
@@ -440,6 +447,29 @@ mod tests {
             basic.password.current().await.expose_secret(),
             "from-key-vault"
         );
+    }
+
+    #[test]
+    fn an_empty_or_blank_basic_password_supplied_by_the_vault_is_a_settings_error_naming_the_key() {
+        let env = base().with("PURVIEW_CALLBACK_BASIC_USERNAME", "purview");
+        for supplied in ["", "   ", "\t"] {
+            let passwords =
+                BTreeMap::from([("purview-callback".to_owned(), SecretString::from(supplied))]);
+            let err = AuthSettings::from_env_with_basic_passwords(
+                &env,
+                &[("purview-callback", Callers::Services)],
+                passwords,
+            )
+            .unwrap_err();
+            assert_eq!(err.key, "PURVIEW_CALLBACK_BASIC_PASSWORD", "{supplied:?}");
+            assert!(err.problem.contains("empty"), "{err}");
+            assert!(!err.is_missing(), "a bad value stops the start: {err}");
+        }
+        // A blank value in the environment counts as unset: the same key is named.
+        let env = env.with("PURVIEW_CALLBACK_BASIC_PASSWORD", "  ");
+        let err =
+            AuthSettings::from_env(&env, &[("purview-callback", Callers::Services)]).unwrap_err();
+        assert_eq!(err.key, "PURVIEW_CALLBACK_BASIC_PASSWORD");
     }
 
     #[test]
