@@ -558,11 +558,11 @@ async fn an_unknown_key_id_is_refetched_once_and_forged_ids_cannot_force_more_fe
         AuthError::UnknownSigningKey
     );
     assert_eq!(h.idp.jwks_hits.load(Ordering::SeqCst), 2, "one refetch");
+    // Within the interval no refetch is made, so nothing can say the key is unknown: retry later.
     for _ in 0..5 {
-        assert_eq!(
-            refusal(&auth, "purview-callback", &bearer(&unknown)).await,
-            AuthError::UnknownSigningKey
-        );
+        let err = refusal(&auth, "purview-callback", &bearer(&unknown)).await;
+        assert_eq!(err, AuthError::SigningKeyNotYetKnown);
+        assert!(err.is_retryable());
     }
     assert_eq!(h.idp.jwks_hits.load(Ordering::SeqCst), 2, "rate-limited");
     // Known keys keep working from the cache meanwhile.
@@ -570,6 +570,127 @@ async fn an_unknown_key_id_is_refetched_once_and_forged_ids_cannot_force_more_fe
         .await
         .unwrap();
     assert_eq!(h.idp.jwks_hits.load(Ordering::SeqCst), 2);
+}
+
+/// A short refetch interval, so the tests can wait it out.
+const REFETCH_INTERVAL: Duration = Duration::from_secs(2);
+
+fn with_short_refetch_interval(h: &Harness) -> Authenticator {
+    let mut settings = h.settings();
+    settings.key_refresh.min_refetch_interval = REFETCH_INTERVAL;
+    Authenticator::new(settings).unwrap()
+}
+
+/// A token naming a key id the tenant never published (the signature is never reached).
+fn forged_kid(kid: &str) -> String {
+    forged(
+        json!({"alg": "RS256", "typ": "JWT", "kid": kid}),
+        &app_claims(PURVIEW_APP),
+        Some(b"not checked"),
+    )
+}
+
+#[tokio::test]
+async fn a_key_rollover_just_after_a_forged_kid_refetch_is_retryable_then_accepted_once_a_refetch_is_allowed()
+ {
+    let h = Harness::start().await;
+    let auth = with_short_refetch_interval(&h);
+    let old = h.signer.sign_claims(&app_claims(PURVIEW_APP)).unwrap();
+    auth.authenticate("purview-callback", &bearer(&old))
+        .await
+        .unwrap();
+    // A forged key id spends the refetch the interval allows, before Entra publishes its new key.
+    assert_eq!(
+        refusal(
+            &auth,
+            "purview-callback",
+            &bearer(&forged_kid("attacker-1"))
+        )
+        .await,
+        AuthError::UnknownSigningKey
+    );
+    assert_eq!(h.idp.jwks_hits.load(Ordering::SeqCst), 2);
+
+    h.rotate_to_include_the_second_key();
+    let new = h.rotated.sign_claims(&app_claims(PURVIEW_APP)).unwrap();
+    let err = refusal(&auth, "purview-callback", &bearer(&new)).await;
+    assert_eq!(err, AuthError::SigningKeyNotYetKnown, "not a final 401");
+    assert!(err.is_retryable());
+    let wait = auth.retry_after(err).unwrap();
+    assert!(
+        wait >= Duration::from_secs(1) && wait <= REFETCH_INTERVAL,
+        "{wait:?}"
+    );
+    assert_eq!(h.idp.jwks_hits.load(Ordering::SeqCst), 2, "still held back");
+
+    // The caller retries after the wait: the refetch is allowed now and finds the new key.
+    tokio::time::sleep(wait).await;
+    let caller = auth
+        .authenticate("purview-callback", &bearer(&new))
+        .await
+        .unwrap();
+    assert_eq!(caller.app_id(), Some(PURVIEW_APP));
+    assert_eq!(h.idp.jwks_hits.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn forged_key_ids_cause_at_most_one_key_set_fetch_per_refetch_interval() {
+    let h = Harness::start().await;
+    let auth = Arc::new(with_short_refetch_interval(&h));
+    let good = h.signer.sign_claims(&app_claims(PURVIEW_APP)).unwrap();
+    auth.authenticate("purview-callback", &bearer(&good))
+        .await
+        .unwrap();
+    let burst = |round: usize| {
+        let tasks: Vec<_> = (0..24)
+            .map(|i| {
+                let (auth, headers) = (auth.clone(), bearer(&forged_kid(&format!("r{round}-{i}"))));
+                tokio::spawn(async move { auth.authenticate("purview-callback", &headers).await })
+            })
+            .collect();
+        async move {
+            for t in tasks {
+                let err = t.await.unwrap().unwrap_err();
+                assert!(
+                    matches!(
+                        err,
+                        AuthError::UnknownSigningKey | AuthError::SigningKeyNotYetKnown
+                    ),
+                    "{err:?}"
+                );
+            }
+        }
+    };
+
+    for round in 0..2 {
+        let before = h.idp.jwks_hits.load(Ordering::SeqCst);
+        burst(round).await;
+        // Once the refetch of this interval is spent, every other forged id is held back, not fetched.
+        for i in 0..10 {
+            assert_eq!(
+                refusal(
+                    &auth,
+                    "purview-callback",
+                    &bearer(&forged_kid(&format!("s{round}-{i}")))
+                )
+                .await,
+                AuthError::SigningKeyNotYetKnown
+            );
+        }
+        assert_eq!(
+            h.idp.jwks_hits.load(Ordering::SeqCst),
+            before + 1,
+            "round {round}: one fetch for 34 forged key ids"
+        );
+        // Known keys keep working from the cache meanwhile, without a fetch.
+        auth.authenticate("purview-callback", &bearer(&good))
+            .await
+            .unwrap();
+        assert_eq!(h.idp.jwks_hits.load(Ordering::SeqCst), before + 1);
+        if round == 0 {
+            tokio::time::sleep(REFETCH_INTERVAL).await;
+        }
+    }
 }
 
 #[tokio::test]

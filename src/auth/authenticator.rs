@@ -44,6 +44,21 @@ impl Authenticator {
         &self.settings
     }
 
+    /// How long a caller refused with the retryable `error` should wait before trying again, when this
+    /// authenticator knows: for [`AuthError::SigningKeyNotYetKnown`], the time left until a refetch of the
+    /// key set is allowed (at least a second, so the retry does not arrive before it).
+    pub fn retry_after(&self, error: AuthError) -> Option<std::time::Duration> {
+        match error {
+            AuthError::SigningKeyNotYetKnown => Some(
+                self.keys
+                    .unknown_kid_refetch_wait()
+                    .unwrap_or_default()
+                    .max(std::time::Duration::from_secs(1)),
+            ),
+            _ => None,
+        }
+    }
+
     /// Authenticates the caller of `function` (its folder name, e.g. `purview-callback`) and checks it is
     /// allowed there. Refusals are logged at warn with the detail; the token itself is never logged.
     #[tracing::instrument(name = "authenticate", skip_all, fields(function = %function))]

@@ -109,6 +109,12 @@ pub(crate) async fn verify(
         .ok_or_else(|| Refusal::new(AuthError::MalformedToken, "header has no kid"))?;
     let (snapshot, key) = keys.key_for(&kid).await.map_err(|e| match e {
         KeyError::Unknown => Refusal::new(AuthError::UnknownSigningKey, format!("kid {kid:?}")),
+        KeyError::RefetchHeldBack { retry_after } => Refusal::new(
+            AuthError::SigningKeyNotYetKnown,
+            format!(
+                "kid {kid:?} not in the cached key set; next refetch allowed in {retry_after:?}"
+            ),
+        ),
         KeyError::Unavailable(detail) => Refusal::new(AuthError::KeySetUnavailable, detail),
     })?;
 

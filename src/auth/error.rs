@@ -14,8 +14,11 @@ pub enum AuthError {
     MalformedToken,
     /// The token is signed with anything but RS256 (`none`, HS256, ...).
     UnsupportedAlgorithm,
-    /// The token's key id is not in the tenant's key set, even after a refetch.
+    /// The token's key id is not in the tenant's key set, fetched after the token arrived.
     UnknownSigningKey,
+    /// The token's key id is not in the cached key set, and a refetch is held back by the rate limit: the
+    /// key may be new (a rollover), so the caller should retry after the wait.
+    SigningKeyNotYetKnown,
     /// The signature does not verify against the key named by the token.
     InvalidSignature,
     /// `exp` is in the past (beyond the allowed clock skew).
@@ -50,11 +53,12 @@ pub enum AuthError {
 
 impl AuthError {
     /// Every reason, for documentation and exhaustive tests.
-    pub const ALL: [AuthError; 18] = [
+    pub const ALL: [AuthError; 19] = [
         AuthError::MissingCredentials,
         AuthError::MalformedToken,
         AuthError::UnsupportedAlgorithm,
         AuthError::UnknownSigningKey,
+        AuthError::SigningKeyNotYetKnown,
         AuthError::InvalidSignature,
         AuthError::TokenExpired,
         AuthError::TokenNotYetValid,
@@ -78,6 +82,7 @@ impl AuthError {
             AuthError::MalformedToken => "malformed_token",
             AuthError::UnsupportedAlgorithm => "unsupported_algorithm",
             AuthError::UnknownSigningKey => "unknown_signing_key",
+            AuthError::SigningKeyNotYetKnown => "signing_key_not_yet_known",
             AuthError::InvalidSignature => "invalid_signature",
             AuthError::TokenExpired => "token_expired",
             AuthError::TokenNotYetValid => "token_not_yet_valid",
@@ -104,6 +109,9 @@ impl AuthError {
             AuthError::UnsupportedAlgorithm => "The bearer token must be signed with RS256.",
             AuthError::UnknownSigningKey => {
                 "The bearer token names a signing key that is not trusted."
+            }
+            AuthError::SigningKeyNotYetKnown => {
+                "The bearer token names a signing key that is not loaded yet; try again after the time in Retry-After."
             }
             AuthError::InvalidSignature => "The bearer token's signature is not valid.",
             AuthError::TokenExpired => "The bearer token has expired.",
@@ -135,7 +143,9 @@ impl AuthError {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            AuthError::KeySetUnavailable | AuthError::BasicNotConfigured
+            AuthError::KeySetUnavailable
+                | AuthError::SigningKeyNotYetKnown
+                | AuthError::BasicNotConfigured
         )
     }
 }
@@ -159,7 +169,9 @@ mod tests {
                 e.is_retryable(),
                 matches!(
                     e,
-                    AuthError::KeySetUnavailable | AuthError::BasicNotConfigured
+                    AuthError::KeySetUnavailable
+                        | AuthError::SigningKeyNotYetKnown
+                        | AuthError::BasicNotConfigured
                 ),
                 "{code}"
             );

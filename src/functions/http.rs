@@ -2,6 +2,8 @@
 //! authenticate the caller (before reading the body), check the content type, read the body within the
 //! limit. Then each function parses the body into its own types.
 
+use std::time::Duration;
+
 use axum::body::{Body, Bytes, to_bytes};
 use axum::http::{HeaderMap, header};
 
@@ -28,7 +30,7 @@ pub async fn accept(
         .auth
         .authenticate(function, headers)
         .await
-        .map_err(|e| auth_error(e, function))?;
+        .map_err(|e| auth_error(e, function, services.auth.retry_after(e)))?;
     check_content_type(headers)?;
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -67,9 +69,10 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
 }
 
 /// 401 with the reason code for every refusal of `function`'s caller; 503 for the retryable ones: the
-/// signing keys could not be fetched, or Basic is misconfigured (then the message names the setting, like
-/// every other `not_configured` answer).
-pub fn auth_error(e: AuthError, function: &str) -> ApiError {
+/// signing keys could not be fetched or a new key is not loaded yet (`Retry-After`: `retry_after` rounded
+/// up, or 5 s), or Basic is misconfigured (then the message names the setting, like every other
+/// `not_configured` answer).
+pub fn auth_error(e: AuthError, function: &str, retry_after: Option<Duration>) -> ApiError {
     match e {
         AuthError::BasicNotConfigured => ApiError::unavailable(
             e.reason_code(),
@@ -79,11 +82,16 @@ pub fn auth_error(e: AuthError, function: &str) -> ApiError {
             ),
         )
         .with_retry_after(60),
-        e if e.is_retryable() => {
-            ApiError::unavailable(e.reason_code(), e.message()).with_retry_after(5)
-        }
+        e if e.is_retryable() => ApiError::unavailable(e.reason_code(), e.message())
+            .with_retry_after(retry_after.map_or(5, whole_seconds_up)),
         e => ApiError::unauthenticated(e.reason_code(), e.message()),
     }
+}
+
+/// A wait in whole seconds, rounded up and at least one: a `Retry-After` that ends before the wait would
+/// only bring the same answer again.
+fn whole_seconds_up(wait: Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
 }
 
 #[cfg(test)]
@@ -121,7 +129,7 @@ mod tests {
     #[test]
     fn every_auth_refusal_is_401_except_the_retryable_ones_which_are_503() {
         for e in AuthError::ALL {
-            let api = auth_error(e, "purview-callback");
+            let api = auth_error(e, "purview-callback", None);
             assert_eq!(api.code, e.reason_code());
             if e.is_retryable() {
                 assert_eq!(api.status.as_u16(), 503);
@@ -133,8 +141,23 @@ mod tests {
     }
 
     #[test]
+    fn a_signing_key_not_yet_known_is_a_503_whose_retry_after_is_the_wait_rounded_up() {
+        for (wait, seconds) in [
+            (Duration::from_millis(12_300), 13),
+            (Duration::from_secs(7), 7),
+            (Duration::from_millis(1), 1),
+            (Duration::ZERO, 1),
+        ] {
+            let api = auth_error(AuthError::SigningKeyNotYetKnown, "grant-access", Some(wait));
+            assert_eq!(api.status.as_u16(), 503);
+            assert_eq!(api.code, "signing_key_not_yet_known");
+            assert_eq!(api.retry_after, Some(seconds), "{wait:?}");
+        }
+    }
+
+    #[test]
     fn an_empty_basic_password_answers_503_not_configured_naming_the_setting() {
-        let api = auth_error(AuthError::BasicNotConfigured, "purview-callback");
+        let api = auth_error(AuthError::BasicNotConfigured, "purview-callback", None);
         assert_eq!(api.status.as_u16(), 503);
         assert_eq!(api.code, "not_configured");
         assert!(

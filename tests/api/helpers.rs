@@ -199,6 +199,8 @@ pub fn fixture(path: &str) -> String {
 pub struct RawAnswer {
     pub status: StatusCode,
     pub content_type: Option<String>,
+    /// The `Retry-After` header, when the answer has one.
+    pub retry_after: Option<String>,
     pub text: String,
 }
 
@@ -235,9 +237,15 @@ impl TestApp {
             .get("content-type")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         RawAnswer {
             status,
             content_type,
+            retry_after,
             text: resp.text().await.unwrap(),
         }
     }
