@@ -13,7 +13,7 @@ use std::time::Duration;
 pub use env::{Env, SettingsError};
 pub use governed::{GOVERNED_CATALOGS, GovernedCatalog, GovernedCatalogs, GovernedSource};
 pub use schedule::{DEFAULT_SCHEDULE, REVOKE_SCHEDULE, RevokeSchedule};
-pub use server::{DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT, ServerSettings};
+pub use server::{BIND_ADDRESS, DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT, Exposure, ServerSettings};
 pub use sharing::{
     DEFAULT_RECIPIENT_NAME, DEFAULT_SHARE_NAME, RECIPIENT_NAME, SHARE_NAME, ShareNaming,
 };
