@@ -28,7 +28,7 @@ use crate::functions::{
 use crate::host::timer::TimerInfo;
 use crate::host::{InvocationRequest, InvocationResponse, http_bridge};
 use crate::ledger::LedgerStore;
-use crate::settings::{GovernedCatalogs, Settings, SettingsError};
+use crate::settings::{GovernedCatalogs, ServerSettings, Settings, SettingsError};
 use crate::telemetry::{self, INVOCATION_ID_HEADER};
 use crate::usecases::resolve::Resolver;
 use crate::usecases::{Clock, Context, system_clock};
@@ -38,6 +38,8 @@ use crate::usecases::{Clock, Context, system_clock};
 pub struct Services {
     pub auth: Authenticator,
     pub max_body_bytes: usize,
+    /// Where the handler listens and who may send it invocation payloads (the router and the doctor).
+    pub server: ServerSettings,
     /// How long a request may spend waiting on Databricks (retries included).
     pub time_budget: Duration,
     pub workspaces: Workspaces,
@@ -133,6 +135,7 @@ impl Services {
         Self {
             auth,
             max_body_bytes: settings.server.max_body_bytes,
+            server: settings.server.clone(),
             time_budget: settings.time_budget,
             workspaces: settings.workspaces.clone(),
             governed_catalogs: settings.governed_catalogs.clone(),
@@ -184,9 +187,12 @@ impl AppState {
 }
 
 /// Builds the router: readiness at `/`, forwarded HTTP functions at `/api/<name>`, and the invocation
-/// payload protocol at `/<name>` (timers, and HTTP functions when forwarding is off).
+/// payload protocol at `/<name>` (timers, and HTTP functions when forwarding is off). Invocation payloads
+/// carry no caller credentials, so those routes answer only the peers the settings admit (the host, over
+/// loopback): serve the router with its connection info ([`Application::serve`] does).
 pub fn router(state: AppState) -> Router {
     let api = api_router(state.clone());
+    let peers = state.services.server.invocation_peers;
     let bridge = Router::new()
         .route(
             &format!("/{REVOKE_EXPIRED}"),
@@ -205,8 +211,8 @@ pub fn router(state: AppState) -> Router {
             ),
         );
     }
-    api.merge(bridge)
-        .merge(invocations)
+    let host_only = middleware::from_fn_with_state(peers, crate::host::peer::host_only);
+    api.merge(bridge.merge(invocations).route_layer(host_only))
         .route("/", get(readiness))
         .fallback(|| async { ApiError::not_found() })
         .layer(middleware::from_fn(telemetry::request_context))
@@ -405,8 +411,12 @@ impl Application {
         let listener = self.listener.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);
         });
-        axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await
+        // The peer address is what tells the host's invocations (over loopback) from anyone else's.
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
     }
 }

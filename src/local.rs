@@ -100,7 +100,10 @@ impl LocalRun {
 
         let env = local_env(env, &standin_url, data_dir);
         let auth = local_issuer::local_auth_settings(&base_url, &http_function_names());
-        let settings = Settings::with_auth(&env, auth)?;
+        let mut settings = Settings::with_auth(&env, auth)?;
+        // The local run listens where it bound (loopback, any port), whatever UC_ACCESS_BIND_ADDRESS says;
+        // the doctor reports this address.
+        settings.server.addr = app.local_addr()?;
         let http = crate::outbound::http_client();
         let ledger = crate::ledger::open(&settings.ledger, &http)?;
         let (auth, clients) = app::outbound_clients(&settings, http)?;

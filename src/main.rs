@@ -139,6 +139,10 @@ async fn serve(env: Env) -> anyhow::Result<()> {
     let server = ServerSettings::from_env(&env)?;
     // Bind before anything else: the host polls GET / and waits for any answer.
     let app = Application::bind(server.addr).await?;
+    // The host reaches us over loopback; anything wider is worth a line in every start's log.
+    if let Some(warning) = server.exposure_warning() {
+        tracing::warn!(alert = "listener_beyond_loopback", exposure = ?server.exposure(), "{warning}");
+    }
     // Secrets from Key Vault (when KEY_VAULT_URL is set) become settings; an unreadable one leaves the
     // process up, answering 503 with the secret's name and the fix, like a missing setting.
     // One HTTP client for every outbound call of the process (uc_access::outbound).

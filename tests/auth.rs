@@ -23,7 +23,8 @@ use uuid::Uuid;
 
 use uc_access::auth::local_issuer::{self, LocalCaller, LocalIssuer};
 use uc_access::auth::{
-    AllowedBy, AuthError, AuthSettings, Authenticator, BasicCredentials, Caller, FunctionAccess,
+    AllowedBy, AuthError, AuthSettings, Authenticator, BasicCredentials, Caller, Callers,
+    FunctionAccess,
 };
 
 const TENANT: Uuid = Uuid::from_u128(0x3f2a1b4c_5d6e_4f70_8a9b_0c1d2e3f4a5b);
@@ -126,6 +127,7 @@ impl Harness {
         ));
         let mut grant = FunctionAccess::default();
         grant.allowed_roles.insert(OPERATOR.to_owned());
+        grant.callers = Callers::People;
         let mut settings = AuthSettings::new(TENANT, vec![APP_ID_URI.to_owned()], openid)
             .with_function("purview-callback", purview)
             .with_function("grant-access", grant);
@@ -262,6 +264,119 @@ async fn a_delegated_token_with_an_allowed_role_is_accepted_as_a_user() {
     assert_eq!(user.allowed_by, AllowedBy::Role(OPERATOR.to_owned()));
     assert_eq!(user.scopes, vec!["user_impersonation"]);
     assert_eq!(user.display_name.as_deref(), Some("ana@contoso.example"));
+}
+
+/// Settings where the connector's client id is listed as an application and `OPERATOR` as a role, on
+/// both a function for people (`grant-access`) and one for services (`purview-callback`): the
+/// configuration that used to let every user of the connector in.
+fn connector_listed_everywhere(h: &Harness) -> Authenticator {
+    let both = |callers| {
+        let mut access = FunctionAccess::default();
+        access.allowed_app_ids.insert(CONNECTOR_APP);
+        access.allowed_roles.insert(OPERATOR.to_owned());
+        access.callers = callers;
+        access
+    };
+    let settings = h
+        .settings()
+        .with_function("grant-access", both(Callers::People))
+        .with_function("purview-callback", both(Callers::Services));
+    Authenticator::new(settings).unwrap()
+}
+
+#[tokio::test]
+async fn an_app_id_entry_admits_only_app_only_tokens_never_a_person_signed_in_through_that_app() {
+    let h = Harness::start().await;
+    let auth = connector_listed_everywhere(&h);
+
+    // A person signed in through the listed client, with no allowed role: the app-id entry is not theirs.
+    let person = h.signer.sign_claims(&user_claims(&["Reader"])).unwrap();
+    assert_eq!(
+        refusal(&auth, "grant-access", &bearer(&person)).await,
+        AuthError::AppIdRequiresAppOnlyToken
+    );
+    // The same when the token says it is a user's through `idtyp` only, or contradicts itself.
+    let mut idtyp_user = app_claims(CONNECTOR_APP);
+    idtyp_user["idtyp"] = json!("user");
+    let mut scp_and_app = app_claims(CONNECTOR_APP);
+    scp_and_app["scp"] = json!("user_impersonation");
+    let mut empty_scp = app_claims(CONNECTOR_APP);
+    empty_scp["scp"] = json!("");
+    for claims in [idtyp_user, scp_and_app, empty_scp] {
+        let token = h.signer.sign_claims(&claims).unwrap();
+        assert_eq!(
+            refusal(&auth, "grant-access", &bearer(&token)).await,
+            AuthError::AppIdRequiresAppOnlyToken,
+            "{claims}"
+        );
+    }
+
+    // The application's own tokens still pass: v2 with `idtyp: app`, and v1 without `idtyp`.
+    let app_only = h.signer.sign_claims(&app_claims(CONNECTOR_APP)).unwrap();
+    let caller = auth
+        .authenticate("grant-access", &bearer(&app_only))
+        .await
+        .unwrap();
+    assert_eq!(caller.kind(), "application");
+    let mut v1 = app_claims(CONNECTOR_APP);
+    let map = v1.as_object_mut().unwrap();
+    map.remove("azp");
+    map.remove("idtyp");
+    map.insert("appid".into(), json!(CONNECTOR_APP));
+    map.insert("ver".into(), json!("1.0"));
+    map.insert(
+        "iss".into(),
+        json!(format!("https://sts.windows.net/{TENANT}/")),
+    );
+    let v1 = h.signer.sign_claims(&v1).unwrap();
+    let Caller::Application(app) = auth
+        .authenticate("grant-access", &bearer(&v1))
+        .await
+        .unwrap()
+    else {
+        panic!("a v1 app-only token is an application")
+    };
+    assert_eq!(app.allowed_by, AllowedBy::AppId);
+
+    // A person with an allowed role gets in on a function for people, by the role, as a user.
+    let operator = h.signer.sign_claims(&user_claims(&[OPERATOR])).unwrap();
+    let Caller::User(user) = auth
+        .authenticate("grant-access", &bearer(&operator))
+        .await
+        .unwrap()
+    else {
+        panic!("a delegated token is a user")
+    };
+    assert_eq!(user.allowed_by, AllowedBy::Role(OPERATOR.to_owned()));
+}
+
+#[tokio::test]
+async fn a_delegated_token_is_refused_on_the_purview_callback_whatever_role_or_client_it_has() {
+    let h = Harness::start().await;
+    let auth = connector_listed_everywhere(&h);
+    let mut idtyp_user = user_claims(&[OPERATOR]);
+    idtyp_user.as_object_mut().unwrap().remove("scp");
+    idtyp_user["idtyp"] = json!("user");
+    for claims in [user_claims(&[OPERATOR]), user_claims(&[]), idtyp_user] {
+        let token = h.signer.sign_claims(&claims).unwrap();
+        assert_eq!(
+            refusal(&auth, "purview-callback", &bearer(&token)).await,
+            AuthError::DelegatedTokenNotAccepted,
+            "{claims}"
+        );
+    }
+    // An application holding the role as an application permission (an app-only token) still may.
+    let mut app_with_role = app_claims(STRANGER_APP);
+    app_with_role["roles"] = json!([OPERATOR]);
+    let token = h.signer.sign_claims(&app_with_role).unwrap();
+    let Caller::Application(app) = auth
+        .authenticate("purview-callback", &bearer(&token))
+        .await
+        .unwrap()
+    else {
+        panic!("an app-only token is an application")
+    };
+    assert_eq!(app.allowed_by, AllowedBy::Role(OPERATOR.to_owned()));
 }
 
 #[tokio::test]
@@ -443,11 +558,11 @@ async fn an_unknown_key_id_is_refetched_once_and_forged_ids_cannot_force_more_fe
         AuthError::UnknownSigningKey
     );
     assert_eq!(h.idp.jwks_hits.load(Ordering::SeqCst), 2, "one refetch");
+    // Within the interval no refetch is made, so nothing can say the key is unknown: retry later.
     for _ in 0..5 {
-        assert_eq!(
-            refusal(&auth, "purview-callback", &bearer(&unknown)).await,
-            AuthError::UnknownSigningKey
-        );
+        let err = refusal(&auth, "purview-callback", &bearer(&unknown)).await;
+        assert_eq!(err, AuthError::SigningKeyNotYetKnown);
+        assert!(err.is_retryable());
     }
     assert_eq!(h.idp.jwks_hits.load(Ordering::SeqCst), 2, "rate-limited");
     // Known keys keep working from the cache meanwhile.
@@ -455,6 +570,127 @@ async fn an_unknown_key_id_is_refetched_once_and_forged_ids_cannot_force_more_fe
         .await
         .unwrap();
     assert_eq!(h.idp.jwks_hits.load(Ordering::SeqCst), 2);
+}
+
+/// A short refetch interval, so the tests can wait it out.
+const REFETCH_INTERVAL: Duration = Duration::from_secs(2);
+
+fn with_short_refetch_interval(h: &Harness) -> Authenticator {
+    let mut settings = h.settings();
+    settings.key_refresh.min_refetch_interval = REFETCH_INTERVAL;
+    Authenticator::new(settings).unwrap()
+}
+
+/// A token naming a key id the tenant never published (the signature is never reached).
+fn forged_kid(kid: &str) -> String {
+    forged(
+        json!({"alg": "RS256", "typ": "JWT", "kid": kid}),
+        &app_claims(PURVIEW_APP),
+        Some(b"not checked"),
+    )
+}
+
+#[tokio::test]
+async fn a_key_rollover_just_after_a_forged_kid_refetch_is_retryable_then_accepted_once_a_refetch_is_allowed()
+ {
+    let h = Harness::start().await;
+    let auth = with_short_refetch_interval(&h);
+    let old = h.signer.sign_claims(&app_claims(PURVIEW_APP)).unwrap();
+    auth.authenticate("purview-callback", &bearer(&old))
+        .await
+        .unwrap();
+    // A forged key id spends the refetch the interval allows, before Entra publishes its new key.
+    assert_eq!(
+        refusal(
+            &auth,
+            "purview-callback",
+            &bearer(&forged_kid("attacker-1"))
+        )
+        .await,
+        AuthError::UnknownSigningKey
+    );
+    assert_eq!(h.idp.jwks_hits.load(Ordering::SeqCst), 2);
+
+    h.rotate_to_include_the_second_key();
+    let new = h.rotated.sign_claims(&app_claims(PURVIEW_APP)).unwrap();
+    let err = refusal(&auth, "purview-callback", &bearer(&new)).await;
+    assert_eq!(err, AuthError::SigningKeyNotYetKnown, "not a final 401");
+    assert!(err.is_retryable());
+    let wait = auth.retry_after(err).unwrap();
+    assert!(
+        wait >= Duration::from_secs(1) && wait <= REFETCH_INTERVAL,
+        "{wait:?}"
+    );
+    assert_eq!(h.idp.jwks_hits.load(Ordering::SeqCst), 2, "still held back");
+
+    // The caller retries after the wait: the refetch is allowed now and finds the new key.
+    tokio::time::sleep(wait).await;
+    let caller = auth
+        .authenticate("purview-callback", &bearer(&new))
+        .await
+        .unwrap();
+    assert_eq!(caller.app_id(), Some(PURVIEW_APP));
+    assert_eq!(h.idp.jwks_hits.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn forged_key_ids_cause_at_most_one_key_set_fetch_per_refetch_interval() {
+    let h = Harness::start().await;
+    let auth = Arc::new(with_short_refetch_interval(&h));
+    let good = h.signer.sign_claims(&app_claims(PURVIEW_APP)).unwrap();
+    auth.authenticate("purview-callback", &bearer(&good))
+        .await
+        .unwrap();
+    let burst = |round: usize| {
+        let tasks: Vec<_> = (0..24)
+            .map(|i| {
+                let (auth, headers) = (auth.clone(), bearer(&forged_kid(&format!("r{round}-{i}"))));
+                tokio::spawn(async move { auth.authenticate("purview-callback", &headers).await })
+            })
+            .collect();
+        async move {
+            for t in tasks {
+                let err = t.await.unwrap().unwrap_err();
+                assert!(
+                    matches!(
+                        err,
+                        AuthError::UnknownSigningKey | AuthError::SigningKeyNotYetKnown
+                    ),
+                    "{err:?}"
+                );
+            }
+        }
+    };
+
+    for round in 0..2 {
+        let before = h.idp.jwks_hits.load(Ordering::SeqCst);
+        burst(round).await;
+        // Once the refetch of this interval is spent, every other forged id is held back, not fetched.
+        for i in 0..10 {
+            assert_eq!(
+                refusal(
+                    &auth,
+                    "purview-callback",
+                    &bearer(&forged_kid(&format!("s{round}-{i}")))
+                )
+                .await,
+                AuthError::SigningKeyNotYetKnown
+            );
+        }
+        assert_eq!(
+            h.idp.jwks_hits.load(Ordering::SeqCst),
+            before + 1,
+            "round {round}: one fetch for 34 forged key ids"
+        );
+        // Known keys keep working from the cache meanwhile, without a fetch.
+        auth.authenticate("purview-callback", &bearer(&good))
+            .await
+            .unwrap();
+        assert_eq!(h.idp.jwks_hits.load(Ordering::SeqCst), before + 1);
+        if round == 0 {
+            tokio::time::sleep(REFETCH_INTERVAL).await;
+        }
+    }
 }
 
 #[tokio::test]
@@ -566,6 +802,37 @@ async fn basic_credentials_are_checked_only_where_enabled() {
 }
 
 #[tokio::test]
+async fn an_empty_basic_password_lets_no_basic_caller_in_while_bearer_tokens_still_work() {
+    let h = Harness::start().await;
+    let mut settings = h.settings();
+    settings.set_basic_credentials(
+        "purview-callback",
+        BasicCredentials::new("purview", SecretString::from("")),
+    );
+    let auth = Authenticator::new(settings).unwrap();
+    for sent in [
+        "purview:",
+        "purview: ",
+        "purview:correct horse battery",
+        ":",
+    ] {
+        let err = refusal(&auth, "purview-callback", &basic(sent)).await;
+        assert_eq!(err, AuthError::BasicNotConfigured, "{sent}");
+        assert_eq!(err.reason_code(), "not_configured");
+        assert!(
+            err.is_retryable(),
+            "an operator's fix makes the same call work"
+        );
+    }
+    let token = h.signer.sign_claims(&app_claims(PURVIEW_APP)).unwrap();
+    assert!(
+        auth.authenticate("purview-callback", &bearer(&token))
+            .await
+            .is_ok()
+    );
+}
+
+#[tokio::test]
 async fn local_issuer_tokens_pass_the_same_authenticator_over_http() {
     let dir = TempDir::new().unwrap();
     let keys = dir.path().join(".uc-access/local-issuer");
@@ -613,15 +880,31 @@ async fn local_issuer_tokens_pass_the_same_authenticator_over_http() {
             .is_ok()
     );
 
-    for (function, who) in [
-        ("grant-access", "purview".to_owned()),
-        ("purview-callback", "operator".to_owned()),
-        ("purview-callback", format!("app:{STRANGER_APP}")),
-        ("grant-access", format!("user:{USER_OID}")),
+    for (function, who, expected) in [
+        (
+            "grant-access",
+            "purview".to_owned(),
+            AuthError::CallerNotAllowed,
+        ),
+        (
+            "purview-callback",
+            "operator".to_owned(),
+            AuthError::DelegatedTokenNotAccepted,
+        ),
+        (
+            "purview-callback",
+            format!("app:{STRANGER_APP}"),
+            AuthError::CallerNotAllowed,
+        ),
+        (
+            "grant-access",
+            format!("user:{USER_OID}"),
+            AuthError::CallerNotAllowed,
+        ),
     ] {
         assert_eq!(
             refusal(&auth, function, &bearer(&mint(&who))).await,
-            AuthError::CallerNotAllowed,
+            expected,
             "{who} on {function}"
         );
     }

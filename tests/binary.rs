@@ -326,3 +326,55 @@ fn doctor_without_settings_exits_non_zero_and_names_the_missing_one() {
     assert!(stdout.contains("FAIL settings"), "{stdout}");
     assert!(stdout.contains("fix: set "), "{stdout}");
 }
+
+#[test]
+fn bound_beyond_loopback_the_binary_warns_at_start_and_still_answers_the_hosts_timer_over_loopback()
+{
+    use std::io::Read;
+
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_uc-access"))
+        .arg("serve")
+        .env_clear()
+        .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
+        .env("UC_ACCESS_BIND_ADDRESS", "0.0.0.0")
+        .envs(configured(dir.path()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while blocking_get(&format!("{base}/")).is_err() {
+        assert!(Instant::now() < deadline, "the binary never answered GET /");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The host's own path still works: a real loopback connection, its peer read from the socket.
+    let (status, json) = blocking_post(
+        &format!("{base}/revoke-expired"),
+        fixture("host/timer-with-schedule-status.json"),
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(status, 200, "{json}");
+
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    let warning = stdout
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find(|line| line["alert"] == "listener_beyond_loopback")
+        .unwrap_or_else(|| panic!("no start-up warning in:\n{stdout}"));
+    assert_eq!(warning["level"], "WARN", "{warning}");
+    let message = warning["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("0.0.0.0:{port}")) && message.contains("refused with 403"),
+        "{message}"
+    );
+}

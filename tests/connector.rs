@@ -90,7 +90,7 @@ fn http_functions() -> BTreeSet<(String, String)> {
     FUNCTIONS
         .iter()
         .filter_map(|f| match f.trigger {
-            Trigger::Http { methods } => Some(
+            Trigger::Http { methods, .. } => Some(
                 methods
                     .iter()
                     .map(|m| (format!("/api/{}", f.name), m.to_ascii_lowercase()))

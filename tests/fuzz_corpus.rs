@@ -74,7 +74,7 @@ fn every_crash_found_so_far_stays_fixed() {
 #[test]
 fn the_unsigned_token_checks_accept_a_well_formed_token_and_name_what_is_wrong() {
     use base64::Engine;
-    use uc_access::auth::{AuthError, check_unsigned};
+    use uc_access::auth::{AuthError, TokenKind, check_unsigned};
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let tenant = uuid::Uuid::from_u128(0x10ca1000_0000_4000_8000_000000000000);
     let token = |header: &str, claims: serde_json::Value| {
@@ -97,6 +97,16 @@ fn the_unsigned_token_checks_accept_a_well_formed_token_and_name_what_is_wrong()
     assert_eq!(ok.kid, "k1");
     assert_eq!(ok.app_id.to_string(), app);
     assert_eq!(ok.roles, vec!["R"]);
+    assert_eq!(ok.kind, TokenKind::AppOnly);
+    let person = check_unsigned(
+        &token(
+            rs256,
+            serde_json::json!({"tid": tenant.to_string(), "azp": app, "scp": "user_impersonation"}),
+        ),
+        tenant,
+    )
+    .unwrap();
+    assert_eq!(person.kind, TokenKind::Delegated);
     for (header, claims, error) in [
         (
             r#"{"alg":"none","kid":"k1"}"#,

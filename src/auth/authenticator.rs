@@ -4,10 +4,10 @@
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 
-use super::bearer::{self, Refusal, VerifiedToken};
+use super::bearer::{self, Refusal, TokenKind, VerifiedToken};
 use super::caller::{AllowedBy, ApplicationCaller, BasicCaller, Caller, UserCaller};
 use super::keys::KeyStore;
-use super::settings::{AuthSettings, FunctionAccess};
+use super::settings::{AuthSettings, Callers, FunctionAccess};
 use super::{AuthError, basic};
 
 /// Validates callers against the settings; holds the cached signing keys. Build once, share (`Arc`).
@@ -42,6 +42,21 @@ impl Authenticator {
 
     pub fn settings(&self) -> &AuthSettings {
         &self.settings
+    }
+
+    /// How long a caller refused with the retryable `error` should wait before trying again, when this
+    /// authenticator knows: for [`AuthError::SigningKeyNotYetKnown`], the time left until a refetch of the
+    /// key set is allowed (at least a second, so the retry does not arrive before it).
+    pub fn retry_after(&self, error: AuthError) -> Option<std::time::Duration> {
+        match error {
+            AuthError::SigningKeyNotYetKnown => Some(
+                self.keys
+                    .unknown_kid_refetch_wait()
+                    .unwrap_or_default()
+                    .max(std::time::Duration::from_secs(1)),
+            ),
+            _ => None,
+        }
     }
 
     /// Authenticates the caller of `function` (its folder name, e.g. `purview-callback`) and checks it is
@@ -116,40 +131,63 @@ impl Authenticator {
     }
 }
 
-/// The allow-list decision: the application is listed, or one of the token's roles is.
+/// The allow-list decision. An app-id entry admits only that application's app-only tokens; a role
+/// admits an app-only token, or a person's delegated token on a function meant for people. A delegated
+/// token never reaches a function for services, whatever it holds.
 fn allow(token: VerifiedToken, access: &FunctionAccess) -> Result<Caller, Refusal> {
-    let allowed_by = if access.allowed_app_ids.contains(&token.app_id) {
-        AllowedBy::AppId
-    } else if let Some(role) = token
-        .roles
-        .iter()
-        .find(|r| access.allowed_roles.contains(r.as_str()))
-    {
-        AllowedBy::Role(role.clone())
-    } else {
+    let delegated = token.kind == TokenKind::Delegated;
+    if delegated && access.callers == Callers::Services {
         return Err(Refusal {
-            error: AuthError::CallerNotAllowed,
+            error: AuthError::DelegatedTokenNotAccepted,
             detail: format!(
-                "app {} with roles {:?} is not on the allow-list",
-                token.app_id, token.roles
+                "delegated token through app {} on a function for services",
+                token.app_id
             ),
         });
+    }
+    let app_listed = access.allowed_app_ids.contains(&token.app_id);
+    let role = token
+        .roles
+        .iter()
+        .find(|r| access.allowed_roles.contains(r.as_str()));
+    let allowed_by = match (app_listed && !delegated, role) {
+        (true, _) => AllowedBy::AppId,
+        (false, Some(role)) => AllowedBy::Role(role.clone()),
+        (false, None) if app_listed => {
+            return Err(Refusal {
+                error: AuthError::AppIdRequiresAppOnlyToken,
+                detail: format!(
+                    "app {} is listed, but this is a delegated token with roles {:?}",
+                    token.app_id, token.roles
+                ),
+            });
+        }
+        (false, None) => {
+            return Err(Refusal {
+                error: AuthError::CallerNotAllowed,
+                detail: format!(
+                    "{} token of app {} with roles {:?} is not on the allow-list",
+                    if delegated { "delegated" } else { "app-only" },
+                    token.app_id,
+                    token.roles
+                ),
+            });
+        }
     };
-    // Delegated tokens carry `scp`; app-only tokens never do.
-    Ok(if token.scopes.is_empty() {
-        Caller::Application(ApplicationCaller {
-            app_id: token.app_id,
-            object_id: token.object_id,
-            roles: token.roles,
-            allowed_by,
-        })
-    } else {
+    Ok(if delegated {
         Caller::User(UserCaller {
             app_id: token.app_id,
             object_id: token.object_id,
             display_name: token.display_name,
             roles: token.roles,
             scopes: token.scopes,
+            allowed_by,
+        })
+    } else {
+        Caller::Application(ApplicationCaller {
+            app_id: token.app_id,
+            object_id: token.object_id,
+            roles: token.roles,
             allowed_by,
         })
     })

@@ -26,18 +26,41 @@ pub async fn check(encoded: &str, expected: &BasicCredentials) -> Result<String,
     // Compare fixed-length digests so neither the content nor the length of the secret leaks through
     // timing; evaluate both comparisons before combining them so a wrong username takes as long.
     let user_ok = same_digest(username, &expected.username);
-    let current = expected.password.current().await;
+    // An empty password is no credential: whoever sends `user:` would match it. Settings refuse one at
+    // start; this catches a value that became empty later (a Key Vault secret rotated to nothing). The
+    // vault is read again (rate-limited, right username only) in case an operator has fixed it since.
+    let mut current = expected.password.current().await;
+    if is_blank(&current) {
+        let fixed = if bool::from(user_ok) {
+            expected.password.reload_after_refusal(&current).await
+        } else {
+            None
+        };
+        match fixed {
+            Some(value) if !is_blank(&value) => current = value,
+            _ => return Err(AuthError::BasicNotConfigured),
+        }
+    }
     let password_ok = same_digest(password, current.expose_secret());
     if bool::from(user_ok & password_ok) {
         return Ok(username.to_owned());
     }
     if bool::from(user_ok)
         && let Some(rotated) = expected.password.reload_after_refusal(&current).await
-        && bool::from(same_digest(password, rotated.expose_secret()))
     {
-        return Ok(username.to_owned());
+        if is_blank(&rotated) {
+            return Err(AuthError::BasicNotConfigured);
+        }
+        if bool::from(same_digest(password, rotated.expose_secret())) {
+            return Ok(username.to_owned());
+        }
     }
     Err(AuthError::InvalidBasicCredentials)
+}
+
+/// Whether a configured password is empty or only whitespace, so that it must never be compared.
+pub(crate) fn is_blank(password: &secrecy::SecretString) -> bool {
+    password.expose_secret().trim().is_empty()
 }
 
 fn same_digest(given: &str, expected: &str) -> subtle::Choice {
@@ -99,6 +122,24 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn an_empty_or_blank_configured_password_refuses_every_basic_caller() {
+        for configured in ["", " ", "\t \n"] {
+            let c = BasicCredentials::new("purview", SecretString::from(configured));
+            for sent in [
+                "purview:".to_owned(),
+                format!("purview:{configured}"),
+                "purview:anything".to_owned(),
+            ] {
+                assert_eq!(
+                    check(&encode(&sent), &c).await,
+                    Err(AuthError::BasicNotConfigured),
+                    "configured {configured:?}, sent {sent:?}"
+                );
+            }
+        }
+    }
+
     /// A vault whose value the test rotates, counting reads.
     #[derive(Debug)]
     struct Vault {
@@ -147,5 +188,45 @@ mod tests {
             let _ = check(&encode("purview:guess"), &creds).await;
         }
         assert!(*vault.reads.lock().unwrap() <= reads + 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_password_rotated_to_empty_in_the_vault_refuses_basic_instead_of_matching_an_empty_one()
+     {
+        let vault = Arc::new(Vault {
+            value: Mutex::new("old".into()),
+            reads: Mutex::new(0),
+        });
+        let cached = CachedSecrets::new(
+            vault.clone(),
+            CachePolicy::new(Duration::from_secs(3600), Duration::ZERO),
+        );
+        let secret = SecretRef::new(Arc::new(cached), SecretName::parse("pv-basic").unwrap());
+        let creds = BasicCredentials::rotating("purview", LiveSecret::stored("old".into(), secret));
+        assert!(check(&encode("purview:old"), &creds).await.is_ok());
+
+        // Someone empties the secret. A caller sending an empty password makes the vault be re-read (the
+        // username matched), and what it finds is refused as a configuration, not compared.
+        *vault.value.lock().unwrap() = String::new();
+        assert_eq!(
+            check(&encode("purview:"), &creds).await,
+            Err(AuthError::BasicNotConfigured)
+        );
+        // From then on every Basic caller is refused, the old password included, until a real one is set.
+        for sent in ["purview:", "purview:old", "purview: ", "someone:old"] {
+            assert_eq!(
+                check(&encode(sent), &creds).await,
+                Err(AuthError::BasicNotConfigured),
+                "{sent}"
+            );
+        }
+        // The fix is picked up at the next re-read the interval allows, not only when the cache expires.
+        tokio::time::advance(crate::secrets::MIN_RELOAD_INTERVAL).await;
+        *vault.value.lock().unwrap() = "new".into();
+        assert!(check(&encode("purview:new"), &creds).await.is_ok());
+        assert_eq!(
+            check(&encode("purview:"), &creds).await,
+            Err(AuthError::InvalidBasicCredentials)
+        );
     }
 }

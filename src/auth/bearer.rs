@@ -47,13 +47,39 @@ pub(crate) struct IdentityClaims {
     pub oid: Option<String>,
     #[serde(default)]
     pub roles: Vec<String>,
+    /// Delegated scopes: only in tokens a person obtained through a client (user tokens).
     pub scp: Option<String>,
+    /// The token type, an optional claim: `app` in app-only tokens; `user` (or `device`) in the others
+    /// only when the API asks for it (`include_user_token`).
+    pub idtyp: Option<String>,
     pub upn: Option<String>,
     pub preferred_username: Option<String>,
 }
 
+/// Whether a token speaks for an application itself or for a person signed in through one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    /// Client credentials: no `scp`, and `idtyp` is `app` when present.
+    AppOnly,
+    /// Anything else: `scp` present, or an `idtyp` other than `app` (a person, a device).
+    Delegated,
+}
+
+impl TokenKind {
+    /// Entra marks a user token by `scp` (only user tokens carry it) and, when the API asked for it, by
+    /// `idtyp`; an app-only token has neither a scope nor an `idtyp` other than `app`. A token that
+    /// contradicts itself (`scp` with `idtyp: app`) counts as delegated, the kind that is allowed less.
+    fn of(scp: Option<&str>, idtyp: Option<&str>) -> Self {
+        match (scp, idtyp) {
+            (None, None | Some("app")) => TokenKind::AppOnly,
+            _ => TokenKind::Delegated,
+        }
+    }
+}
+
 /// A token whose signature and claims are valid for this tenant and audience.
 pub(crate) struct VerifiedToken {
+    pub kind: TokenKind,
     pub app_id: Uuid,
     pub object_id: Option<Uuid>,
     pub roles: Vec<String>,
@@ -83,6 +109,12 @@ pub(crate) async fn verify(
         .ok_or_else(|| Refusal::new(AuthError::MalformedToken, "header has no kid"))?;
     let (snapshot, key) = keys.key_for(&kid).await.map_err(|e| match e {
         KeyError::Unknown => Refusal::new(AuthError::UnknownSigningKey, format!("kid {kid:?}")),
+        KeyError::RefetchHeldBack { retry_after } => Refusal::new(
+            AuthError::SigningKeyNotYetKnown,
+            format!(
+                "kid {kid:?} not in the cached key set; next refetch allowed in {retry_after:?}"
+            ),
+        ),
         KeyError::Unavailable(detail) => Refusal::new(AuthError::KeySetUnavailable, detail),
     })?;
 
@@ -131,6 +163,7 @@ fn identity(claims: IdentityClaims, tenant: Uuid) -> Result<VerifiedToken, Refus
         .map(|s| s.split_whitespace().map(str::to_owned).collect())
         .unwrap_or_default();
     Ok(VerifiedToken {
+        kind: TokenKind::of(claims.scp.as_deref(), claims.idtyp.as_deref()),
         app_id,
         object_id,
         roles: claims.roles,
@@ -143,6 +176,7 @@ fn identity(claims: IdentityClaims, tenant: Uuid) -> Result<VerifiedToken, Refus
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnsignedIdentity {
     pub kid: String,
+    pub kind: TokenKind,
     pub app_id: Uuid,
     pub object_id: Option<Uuid>,
     pub roles: Vec<String>,
@@ -171,6 +205,7 @@ pub fn check_unsigned(token: &str, tenant: Uuid) -> Result<UnsignedIdentity, Aut
     let token = identity(claims, tenant).map_err(|r| r.error)?;
     Ok(UnsignedIdentity {
         kid,
+        kind: token.kind,
         app_id: token.app_id,
         object_id: token.object_id,
         roles: token.roles,
@@ -212,5 +247,40 @@ fn map_jwt_error(kind: &ErrorKind) -> AuthError {
             AuthError::UnsupportedAlgorithm
         }
         _ => AuthError::MalformedToken,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_is_app_only_only_without_scp_and_with_idtyp_app_or_none() {
+        let cases = [
+            (None, None, TokenKind::AppOnly),
+            (None, Some("app"), TokenKind::AppOnly),
+            (Some("user_impersonation"), None, TokenKind::Delegated),
+            (Some(""), None, TokenKind::Delegated),
+            (None, Some("user"), TokenKind::Delegated),
+            (None, Some("device"), TokenKind::Delegated),
+            (None, Some("APP"), TokenKind::Delegated),
+            (
+                Some("user_impersonation"),
+                Some("app"),
+                TokenKind::Delegated,
+            ),
+            (
+                Some("user_impersonation"),
+                Some("user"),
+                TokenKind::Delegated,
+            ),
+        ];
+        for (scp, idtyp, expected) in cases {
+            assert_eq!(
+                TokenKind::of(scp, idtyp),
+                expected,
+                "scp {scp:?} idtyp {idtyp:?}"
+            );
+        }
     }
 }

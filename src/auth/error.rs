@@ -1,5 +1,5 @@
 //! Why a caller was refused: a closed set of reason codes with a safe message each, and no HTTP status
-//! (the edge maps them: 401 for all but `key_set_unavailable`, which is 503).
+//! (the edge maps them: 401 for all but the retryable ones, which are 503).
 
 /// The reason an HTTP caller was not authenticated or not allowed.
 ///
@@ -14,8 +14,11 @@ pub enum AuthError {
     MalformedToken,
     /// The token is signed with anything but RS256 (`none`, HS256, ...).
     UnsupportedAlgorithm,
-    /// The token's key id is not in the tenant's key set, even after a refetch.
+    /// The token's key id is not in the tenant's key set, fetched after the token arrived.
     UnknownSigningKey,
+    /// The token's key id is not in the cached key set, and a refetch is held back by the rate limit: the
+    /// key may be new (a rollover), so the caller should retry after the wait.
+    SigningKeyNotYetKnown,
     /// The signature does not verify against the key named by the token.
     InvalidSignature,
     /// `exp` is in the past (beyond the allowed clock skew).
@@ -32,21 +35,30 @@ pub enum AuthError {
     MissingClaim,
     /// The token is valid but its application and roles are not allowed to call this function.
     CallerNotAllowed,
+    /// A delegated (user) token on a function that serves applications only (`purview-callback`).
+    DelegatedTokenNotAccepted,
+    /// A delegated token whose client application is on the function's app-id list: that list admits the
+    /// application's own app-only tokens, never a person signed in through it.
+    AppIdRequiresAppOnlyToken,
     /// HTTP Basic credentials that are malformed or do not match.
     InvalidBasicCredentials,
     /// HTTP Basic sent to a function that does not accept it.
     BasicNotEnabled,
+    /// HTTP Basic is enabled on the function but the password it holds now is empty or blank (a Key Vault
+    /// secret rotated to an empty value): no Basic caller is let in until an operator sets one.
+    BasicNotConfigured,
     /// The tenant's signing keys could not be fetched; the caller may retry.
     KeySetUnavailable,
 }
 
 impl AuthError {
     /// Every reason, for documentation and exhaustive tests.
-    pub const ALL: [AuthError; 15] = [
+    pub const ALL: [AuthError; 19] = [
         AuthError::MissingCredentials,
         AuthError::MalformedToken,
         AuthError::UnsupportedAlgorithm,
         AuthError::UnknownSigningKey,
+        AuthError::SigningKeyNotYetKnown,
         AuthError::InvalidSignature,
         AuthError::TokenExpired,
         AuthError::TokenNotYetValid,
@@ -55,8 +67,11 @@ impl AuthError {
         AuthError::WrongTenant,
         AuthError::MissingClaim,
         AuthError::CallerNotAllowed,
+        AuthError::DelegatedTokenNotAccepted,
+        AuthError::AppIdRequiresAppOnlyToken,
         AuthError::InvalidBasicCredentials,
         AuthError::BasicNotEnabled,
+        AuthError::BasicNotConfigured,
         AuthError::KeySetUnavailable,
     ];
 
@@ -67,6 +82,7 @@ impl AuthError {
             AuthError::MalformedToken => "malformed_token",
             AuthError::UnsupportedAlgorithm => "unsupported_algorithm",
             AuthError::UnknownSigningKey => "unknown_signing_key",
+            AuthError::SigningKeyNotYetKnown => "signing_key_not_yet_known",
             AuthError::InvalidSignature => "invalid_signature",
             AuthError::TokenExpired => "token_expired",
             AuthError::TokenNotYetValid => "token_not_yet_valid",
@@ -75,8 +91,12 @@ impl AuthError {
             AuthError::WrongTenant => "wrong_tenant",
             AuthError::MissingClaim => "missing_claim",
             AuthError::CallerNotAllowed => "caller_not_allowed",
+            AuthError::DelegatedTokenNotAccepted => "delegated_token_not_accepted",
+            AuthError::AppIdRequiresAppOnlyToken => "app_id_requires_app_only_token",
             AuthError::InvalidBasicCredentials => "invalid_basic_credentials",
             AuthError::BasicNotEnabled => "basic_not_enabled",
+            // The code every settings problem answers with: the caller cannot fix it, an operator must.
+            AuthError::BasicNotConfigured => "not_configured",
             AuthError::KeySetUnavailable => "key_set_unavailable",
         }
     }
@@ -90,6 +110,9 @@ impl AuthError {
             AuthError::UnknownSigningKey => {
                 "The bearer token names a signing key that is not trusted."
             }
+            AuthError::SigningKeyNotYetKnown => {
+                "The bearer token names a signing key that is not loaded yet; try again after the time in Retry-After."
+            }
             AuthError::InvalidSignature => "The bearer token's signature is not valid.",
             AuthError::TokenExpired => "The bearer token has expired.",
             AuthError::TokenNotYetValid => "The bearer token is not valid yet.",
@@ -98,17 +121,32 @@ impl AuthError {
             AuthError::WrongTenant => "The bearer token belongs to another tenant.",
             AuthError::MissingClaim => "The bearer token lacks a required claim.",
             AuthError::CallerNotAllowed => "The caller is not allowed to call this function.",
+            AuthError::DelegatedTokenNotAccepted => {
+                "This function accepts only an application's own (app-only) token, not a token issued for a signed-in person."
+            }
+            AuthError::AppIdRequiresAppOnlyToken => {
+                "The calling application is allowed only with its own app-only token; a person signed in through it needs an allowed app role."
+            }
             AuthError::InvalidBasicCredentials => "The Basic credentials are not valid.",
             AuthError::BasicNotEnabled => "Basic authentication is not enabled for this function.",
+            AuthError::BasicNotConfigured => {
+                "Basic authentication for this function has an empty password configured, so no Basic credentials are accepted until an operator sets one."
+            }
             AuthError::KeySetUnavailable => {
                 "The signing keys could not be loaded; try again shortly."
             }
         }
     }
 
-    /// Whether the same request may succeed later without the caller changing anything.
+    /// Whether the same request may succeed later without the caller changing anything (once the keys can
+    /// be fetched, or an operator has fixed the configuration).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, AuthError::KeySetUnavailable)
+        matches!(
+            self,
+            AuthError::KeySetUnavailable
+                | AuthError::SigningKeyNotYetKnown
+                | AuthError::BasicNotConfigured
+        )
     }
 }
 
@@ -118,7 +156,7 @@ mod tests {
     use std::collections::HashSet;
 
     #[test]
-    fn reason_codes_are_unique_snake_case_and_only_key_set_unavailable_is_retryable() {
+    fn reason_codes_are_unique_snake_case_and_only_outages_and_misconfiguration_are_retryable() {
         let codes: HashSet<_> = AuthError::ALL.iter().map(|e| e.reason_code()).collect();
         assert_eq!(codes.len(), AuthError::ALL.len());
         for e in AuthError::ALL {
@@ -129,7 +167,12 @@ mod tests {
             );
             assert_eq!(
                 e.is_retryable(),
-                e == AuthError::KeySetUnavailable,
+                matches!(
+                    e,
+                    AuthError::KeySetUnavailable
+                        | AuthError::SigningKeyNotYetKnown
+                        | AuthError::BasicNotConfigured
+                ),
                 "{code}"
             );
             assert!(!e.message().is_empty());

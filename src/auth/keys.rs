@@ -1,9 +1,14 @@
 //! The tenant's signing keys: fetched from the OpenID configuration's `jwks_uri`, cached, refreshed when
 //! old, and refetched once (single-flight, rate-limited) when a token names a key id we do not know.
+//!
+//! The rate limit is what keeps forged key ids from making us a fetch amplifier, but it must not turn a
+//! real key rollover into final refusals: while a refetch is held back, an unknown key id is answered
+//! "not known yet, retry after the wait" rather than "unknown". Only a key set fetched after the token
+//! arrived can say a key id is unknown.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
-use std::time::Instant;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
 use jsonwebtoken::DecodingKey;
 use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, PublicKeyUse};
@@ -16,8 +21,11 @@ use super::settings::{KeyRefreshPolicy, is_acceptable_key_url};
 /// Why a key could not be produced for a key id.
 #[derive(Debug)]
 pub(crate) enum KeyError {
-    /// The key set was loaded but does not contain the key id (and no refetch was due).
+    /// A key set fetched after the token arrived does not contain the key id.
     Unknown,
+    /// The key id is not in the cached set, and a refetch for an unknown key id happened less than the
+    /// minimum interval ago, so none is made now. The key may be genuinely new: retry after `retry_after`.
+    RefetchHeldBack { retry_after: Duration },
     /// The key set could not be loaded; the detail is for the log.
     Unavailable(String),
 }
@@ -34,7 +42,6 @@ pub(crate) struct KeySnapshot {
 
 #[derive(Debug, Default)]
 struct RefreshState {
-    last_unknown_kid_refetch: Option<Instant>,
     last_failed_attempt: Option<Instant>,
     generation: u64,
 }
@@ -48,6 +55,9 @@ pub(crate) struct KeyStore {
     current: RwLock<Option<Arc<KeySnapshot>>>,
     // Held across the fetch so concurrent requests wait for one fetch instead of starting their own.
     refresh: tokio::sync::Mutex<RefreshState>,
+    /// When an unknown key id last made us refetch. Written only while `refresh` is held; readable without
+    /// it, so a refusal can say how long until the next refetch (`Retry-After`) without waiting for a fetch.
+    last_unknown_kid_refetch: Mutex<Option<Instant>>,
 }
 
 #[derive(Deserialize)]
@@ -75,7 +85,22 @@ impl KeyStore {
             policy,
             current: RwLock::new(None),
             refresh: tokio::sync::Mutex::new(RefreshState::default()),
+            last_unknown_kid_refetch: Mutex::new(None),
         }
+    }
+
+    /// How long until an unknown key id may make us refetch again; `None` when it may now.
+    pub(crate) fn unknown_kid_refetch_wait(&self) -> Option<Duration> {
+        let last = *self
+            .last_unknown_kid_refetch
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        last.map(|at| {
+            self.policy
+                .min_refetch_interval
+                .saturating_sub(at.elapsed())
+        })
+        .filter(|wait| !wait.is_zero())
     }
 
     fn snapshot(&self) -> Option<Arc<KeySnapshot>> {
@@ -146,17 +171,19 @@ impl KeyStore {
         seen_generation: u64,
     ) -> Result<Arc<KeySnapshot>, KeyError> {
         let mut state = self.refresh.lock().await;
+        // Someone fetched since this token arrived: that set is as current as one we would fetch now.
         if let Some(s) = self.snapshot()
             && s.generation != seen_generation
         {
             return Ok(s);
         }
-        if let Some(last) = state.last_unknown_kid_refetch
-            && last.elapsed() < self.policy.min_refetch_interval
-        {
-            return Err(KeyError::Unknown);
+        if let Some(retry_after) = self.unknown_kid_refetch_wait() {
+            return Err(KeyError::RefetchHeldBack { retry_after });
         }
-        state.last_unknown_kid_refetch = Some(Instant::now());
+        *self
+            .last_unknown_kid_refetch
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
         self.fetch_and_store(&mut state)
             .await
             .map_err(KeyError::Unavailable)

@@ -12,10 +12,10 @@ mod settings;
 
 pub use authenticator::Authenticator;
 pub use basic::check as check_basic;
-pub use bearer::{UnsignedIdentity, check_unsigned};
+pub use bearer::{TokenKind, UnsignedIdentity, check_unsigned};
 pub use caller::{AllowedBy, ApplicationCaller, BasicCaller, Caller, UserCaller};
 pub use error::AuthError;
 pub use settings::{
-    AuthSettings, BasicCredentials, DEFAULT_CLOCK_SKEW_SECONDS, FunctionAccess, KeyRefreshPolicy,
-    default_openid_configuration_url, setting_prefix,
+    AuthSettings, BasicCredentials, Callers, DEFAULT_CLOCK_SKEW_SECONDS, FunctionAccess,
+    KeyRefreshPolicy, default_openid_configuration_url, setting_prefix,
 };

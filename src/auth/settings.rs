@@ -58,13 +58,32 @@ impl Default for KeyRefreshPolicy {
     }
 }
 
+/// Whom a function serves, which decides whether a person's delegated token may call it at all.
+///
+/// The default is [`Callers::Services`]: a function nobody marked as meant for people refuses delegated
+/// tokens, whatever roles the person holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Callers {
+    /// Services only, with app-only tokens (`purview-callback`: Purview's HTTP action always authenticates
+    /// as a service principal). A delegated token is refused.
+    #[default]
+    Services,
+    /// People too (the operator functions, which the Power Automate connector calls with delegated user
+    /// tokens): an app role assigned to the person lets a delegated token in.
+    People,
+}
+
 /// Who may call one function. Empty means nobody (deny by default).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FunctionAccess {
-    /// Client ids whose tokens are accepted (e.g. the service principal of Purview's credential).
+    /// Client ids whose **app-only** tokens are accepted (e.g. the service principal of Purview's
+    /// credential). A person signed in through a listed client gets nothing from this list.
     pub allowed_app_ids: BTreeSet<Uuid>,
-    /// App roles any one of which lets a token in (e.g. people using the Power Automate connector).
+    /// App roles any one of which lets a token in: an application's app-only token, or, on a function for
+    /// [`Callers::People`], a person's delegated token.
     pub allowed_roles: BTreeSet<String>,
+    /// Whether delegated tokens may call this function at all.
+    pub callers: Callers,
     /// HTTP Basic credentials, when this function accepts them (Purview's *Basic* option).
     pub basic: Option<BasicCredentials>,
 }
@@ -148,8 +167,9 @@ impl AuthSettings {
         }
     }
 
-    /// Reads the settings for `functions` (e.g. `["purview-callback", "grant-access"]`) from `env`.
-    pub fn from_env(env: &Env, functions: &[&str]) -> Result<Self, SettingsError> {
+    /// Reads the settings for `functions` (each a name, e.g. `purview-callback`, and whom it serves) from
+    /// `env`.
+    pub fn from_env(env: &Env, functions: &[(&str, Callers)]) -> Result<Self, SettingsError> {
         Self::from_env_with_basic_passwords(env, functions, BTreeMap::new())
     }
 
@@ -157,7 +177,7 @@ impl AuthSettings {
     /// Vault) per function name; a supplied password wins over `<FUNCTION>_BASIC_PASSWORD`.
     pub fn from_env_with_basic_passwords(
         env: &Env,
-        functions: &[&str],
+        functions: &[(&str, Callers)],
         mut passwords: BTreeMap<String, SecretString>,
     ) -> Result<Self, SettingsError> {
         let tenant_id = parse_guid(TENANT_ID, env.required(TENANT_ID)?)?;
@@ -190,9 +210,10 @@ impl AuthSettings {
 
         let mut settings = Self::new(tenant_id, audiences, openid_configuration_url);
         settings.clock_skew = Duration::from_secs(skew);
-        for function in functions {
-            let access = function_access(env, function, passwords.remove(*function))?;
-            settings.functions.insert((*function).to_owned(), access);
+        for &(function, callers) in functions {
+            let mut access = function_access(env, function, passwords.remove(function))?;
+            access.callers = callers;
+            settings.functions.insert(function.to_owned(), access);
         }
         if let Some(unknown) = passwords.keys().next() {
             return Err(SettingsError::new(
@@ -250,6 +271,13 @@ fn function_access(
                 // RFC 7617: the user-id cannot contain a colon, or the header could not be split.
                 return Err(SettingsError::new(&user_key, "must not contain ':'"));
             }
+            // Only a supplied value can be blank here (the environment counts blank as unset).
+            if super::basic::is_blank(&password) {
+                return Err(SettingsError::new(
+                    &password_key,
+                    "is empty: an empty Basic password would let anyone who sends the username in; set a real password (or unset the username to turn Basic off)",
+                ));
+            }
             Some(BasicCredentials::new(username, password))
         }
         (Some(_), None) => {
@@ -268,6 +296,7 @@ fn function_access(
     Ok(FunctionAccess {
         allowed_app_ids,
         allowed_roles,
+        callers: Callers::Services,
         basic,
     })
 }
@@ -297,7 +326,8 @@ mod tests {
 
     #[test]
     fn minimal_settings_default_the_openid_url_and_skew_and_allow_nobody() {
-        let s = AuthSettings::from_env(&base(), &["purview-callback"]).unwrap();
+        let s =
+            AuthSettings::from_env(&base(), &[("purview-callback", Callers::Services)]).unwrap();
         assert_eq!(s.audiences, vec!["api://uc-access", "0000-client"]);
         assert_eq!(
             s.openid_configuration_url.as_str(),
@@ -319,7 +349,14 @@ mod tests {
             "GRANT_ACCESS_ALLOWED_ROLES",
             "UcAccess.Operator;UcAccess.Admin",
         );
-        let s = AuthSettings::from_env(&env, &["purview-callback", "grant-access"]).unwrap();
+        let s = AuthSettings::from_env(
+            &env,
+            &[
+                ("purview-callback", Callers::Services),
+                ("grant-access", Callers::People),
+            ],
+        )
+        .unwrap();
         let purview = s.function("purview-callback").unwrap();
         assert!(
             purview
@@ -327,9 +364,11 @@ mod tests {
                 .contains(&Uuid::parse_str(APP).unwrap())
         );
         assert!(purview.allowed_roles.is_empty());
+        assert_eq!(purview.callers, Callers::Services);
         let grant = s.function("grant-access").unwrap();
         assert!(grant.allowed_roles.contains("UcAccess.Admin"));
         assert!(grant.allowed_app_ids.is_empty());
+        assert_eq!(grant.callers, Callers::People);
     }
 
     #[test]
@@ -367,7 +406,8 @@ mod tests {
             ),
         ];
         for (env, key) in cases {
-            let err = AuthSettings::from_env(&env, &["purview-callback"]).unwrap_err();
+            let err = AuthSettings::from_env(&env, &[("purview-callback", Callers::Services)])
+                .unwrap_err();
             assert_eq!(err.key, key, "{err}");
         }
         let err = AuthSettings::from_env(&Env::default(), &[]).unwrap_err();
@@ -390,8 +430,12 @@ mod tests {
             "purview-callback".to_owned(),
             SecretString::from("from-key-vault"),
         )]);
-        let s = AuthSettings::from_env_with_basic_passwords(&env, &["purview-callback"], passwords)
-            .unwrap();
+        let s = AuthSettings::from_env_with_basic_passwords(
+            &env,
+            &[("purview-callback", Callers::Services)],
+            passwords,
+        )
+        .unwrap();
         let basic = s
             .function("purview-callback")
             .unwrap()
@@ -406,11 +450,34 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_or_blank_basic_password_supplied_by_the_vault_is_a_settings_error_naming_the_key() {
+        let env = base().with("PURVIEW_CALLBACK_BASIC_USERNAME", "purview");
+        for supplied in ["", "   ", "\t"] {
+            let passwords =
+                BTreeMap::from([("purview-callback".to_owned(), SecretString::from(supplied))]);
+            let err = AuthSettings::from_env_with_basic_passwords(
+                &env,
+                &[("purview-callback", Callers::Services)],
+                passwords,
+            )
+            .unwrap_err();
+            assert_eq!(err.key, "PURVIEW_CALLBACK_BASIC_PASSWORD", "{supplied:?}");
+            assert!(err.problem.contains("empty"), "{err}");
+            assert!(!err.is_missing(), "a bad value stops the start: {err}");
+        }
+        // A blank value in the environment counts as unset: the same key is named.
+        let env = env.with("PURVIEW_CALLBACK_BASIC_PASSWORD", "  ");
+        let err =
+            AuthSettings::from_env(&env, &[("purview-callback", Callers::Services)]).unwrap_err();
+        assert_eq!(err.key, "PURVIEW_CALLBACK_BASIC_PASSWORD");
+    }
+
+    #[test]
     fn debug_output_never_shows_the_basic_password() {
         let env = base()
             .with("PURVIEW_CALLBACK_BASIC_USERNAME", "purview")
             .with("PURVIEW_CALLBACK_BASIC_PASSWORD", "hunter2-very-secret");
-        let s = AuthSettings::from_env(&env, &["purview-callback"]).unwrap();
+        let s = AuthSettings::from_env(&env, &[("purview-callback", Callers::Services)]).unwrap();
         let printed = format!("{s:?}");
         assert!(printed.contains("purview"));
         assert!(!printed.contains("hunter2"), "{printed}");

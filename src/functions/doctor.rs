@@ -21,6 +21,7 @@ const CHECK_BUDGET: Duration = Duration::from_secs(10);
 /// The doctor over the parts `services` serves with.
 pub fn doctor(services: &Services) -> Doctor<'_> {
     Doctor {
+        server: &services.server,
         databricks: services.databricks(),
         workspaces: &services.workspaces,
         governed: &services.governed_catalogs,

@@ -2,11 +2,13 @@
 //! authenticate the caller (before reading the body), check the content type, read the body within the
 //! limit. Then each function parses the body into its own types.
 
+use std::time::Duration;
+
 use axum::body::{Body, Bytes, to_bytes};
 use axum::http::{HeaderMap, header};
 
 use crate::app::Services;
-use crate::auth::{AuthError, Caller};
+use crate::auth::{AuthError, Caller, setting_prefix};
 use crate::error::ApiError;
 
 /// A caller who got through, and the body they sent.
@@ -28,7 +30,7 @@ pub async fn accept(
         .auth
         .authenticate(function, headers)
         .await
-        .map_err(auth_error)?;
+        .map_err(|e| auth_error(e, function, services.auth.retry_after(e)))?;
     check_content_type(headers)?;
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -66,13 +68,30 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-/// 401 with the reason code for every refusal; 503 when the signing keys could not be fetched.
-pub fn auth_error(e: AuthError) -> ApiError {
-    if e.is_retryable() {
-        ApiError::unavailable(e.reason_code(), e.message()).with_retry_after(5)
-    } else {
-        ApiError::unauthenticated(e.reason_code(), e.message())
+/// 401 with the reason code for every refusal of `function`'s caller; 503 for the retryable ones: the
+/// signing keys could not be fetched or a new key is not loaded yet (`Retry-After`: `retry_after` rounded
+/// up, or 5 s), or Basic is misconfigured (then the message names the setting, like every other
+/// `not_configured` answer).
+pub fn auth_error(e: AuthError, function: &str, retry_after: Option<Duration>) -> ApiError {
+    match e {
+        AuthError::BasicNotConfigured => ApiError::unavailable(
+            e.reason_code(),
+            format!(
+                "uc-access is not configured: setting {}_BASIC_PASSWORD (or the Key Vault secret it comes from) is empty, so Basic authentication is refused; bearer tokens still work",
+                setting_prefix(function)
+            ),
+        )
+        .with_retry_after(60),
+        e if e.is_retryable() => ApiError::unavailable(e.reason_code(), e.message())
+            .with_retry_after(retry_after.map_or(5, whole_seconds_up)),
+        e => ApiError::unauthenticated(e.reason_code(), e.message()),
     }
+}
+
+/// A wait in whole seconds, rounded up and at least one: a `Retry-After` that ends before the wait would
+/// only bring the same answer again.
+fn whole_seconds_up(wait: Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
 }
 
 #[cfg(test)]
@@ -108,15 +127,44 @@ mod tests {
     }
 
     #[test]
-    fn every_auth_refusal_is_401_except_an_unreachable_key_set() {
+    fn every_auth_refusal_is_401_except_the_retryable_ones_which_are_503() {
         for e in AuthError::ALL {
-            let api = auth_error(e);
+            let api = auth_error(e, "purview-callback", None);
+            assert_eq!(api.code, e.reason_code());
             if e.is_retryable() {
                 assert_eq!(api.status.as_u16(), 503);
+                assert!(api.retry_after.is_some());
             } else {
                 assert_eq!(api.status.as_u16(), 401);
-                assert_eq!(api.code, e.reason_code());
             }
         }
+    }
+
+    #[test]
+    fn a_signing_key_not_yet_known_is_a_503_whose_retry_after_is_the_wait_rounded_up() {
+        for (wait, seconds) in [
+            (Duration::from_millis(12_300), 13),
+            (Duration::from_secs(7), 7),
+            (Duration::from_millis(1), 1),
+            (Duration::ZERO, 1),
+        ] {
+            let api = auth_error(AuthError::SigningKeyNotYetKnown, "grant-access", Some(wait));
+            assert_eq!(api.status.as_u16(), 503);
+            assert_eq!(api.code, "signing_key_not_yet_known");
+            assert_eq!(api.retry_after, Some(seconds), "{wait:?}");
+        }
+    }
+
+    #[test]
+    fn an_empty_basic_password_answers_503_not_configured_naming_the_setting() {
+        let api = auth_error(AuthError::BasicNotConfigured, "purview-callback", None);
+        assert_eq!(api.status.as_u16(), 503);
+        assert_eq!(api.code, "not_configured");
+        assert!(
+            api.message.contains("PURVIEW_CALLBACK_BASIC_PASSWORD"),
+            "{}",
+            api.message
+        );
+        assert_eq!(api.retry_after, Some(60));
     }
 }

@@ -12,11 +12,17 @@ pub mod resolve_principal;
 pub mod revoke_access;
 pub mod revoke_expired;
 
+use crate::auth::Callers;
+
 /// How the Functions host triggers a function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trigger {
-    /// HTTP trigger (`authLevel: function`), forwarded to `/api/<name>`.
-    Http { methods: &'static [&'static str] },
+    /// HTTP trigger (`authLevel: function`), forwarded to `/api/<name>`. `callers` says whom it serves:
+    /// only a function for people accepts a person's delegated token.
+    Http {
+        methods: &'static [&'static str],
+        callers: Callers,
+    },
     /// Timer trigger on the NCRONTAB schedule held by the named app setting.
     Timer { schedule_setting: &'static str },
 }
@@ -40,27 +46,46 @@ pub const DOCTOR: &str = "doctor";
 pub const FUNCTIONS: &[FunctionSpec] = &[
     FunctionSpec {
         name: PURVIEW_CALLBACK,
-        trigger: Trigger::Http { methods: &["post"] },
+        // Purview's HTTP action authenticates as a service principal only (app-only tokens).
+        trigger: Trigger::Http {
+            methods: &["post"],
+            callers: Callers::Services,
+        },
     },
     FunctionSpec {
         name: RESOLVE_PRINCIPAL,
-        trigger: Trigger::Http { methods: &["post"] },
+        trigger: Trigger::Http {
+            methods: &["post"],
+            callers: Callers::People,
+        },
     },
     FunctionSpec {
         name: GRANT_ACCESS,
-        trigger: Trigger::Http { methods: &["post"] },
+        trigger: Trigger::Http {
+            methods: &["post"],
+            callers: Callers::People,
+        },
     },
     FunctionSpec {
         name: REVOKE_ACCESS,
-        trigger: Trigger::Http { methods: &["post"] },
+        trigger: Trigger::Http {
+            methods: &["post"],
+            callers: Callers::People,
+        },
     },
     FunctionSpec {
         name: LIST_GRANTS,
-        trigger: Trigger::Http { methods: &["get"] },
+        trigger: Trigger::Http {
+            methods: &["get"],
+            callers: Callers::People,
+        },
     },
     FunctionSpec {
         name: DOCTOR,
-        trigger: Trigger::Http { methods: &["get"] },
+        trigger: Trigger::Http {
+            methods: &["get"],
+            callers: Callers::People,
+        },
     },
     FunctionSpec {
         name: REVOKE_EXPIRED,
@@ -72,9 +97,16 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
 
 /// The names of the HTTP-triggered functions (the ones callers authenticate to).
 pub fn http_function_names() -> Vec<&'static str> {
+    http_functions().into_iter().map(|(name, _)| name).collect()
+}
+
+/// The HTTP-triggered functions with whom each serves (what the caller settings are read for).
+pub fn http_functions() -> Vec<(&'static str, Callers)> {
     FUNCTIONS
         .iter()
-        .filter(|f| matches!(f.trigger, Trigger::Http { .. }))
-        .map(|f| f.name)
+        .filter_map(|f| match f.trigger {
+            Trigger::Http { callers, .. } => Some((f.name, callers)),
+            Trigger::Timer { .. } => None,
+        })
         .collect()
 }

@@ -4,9 +4,11 @@
 //!
 //! HTTP functions are normally forwarded unchanged (`enableForwardingHttpRequest`) to `/api/<function>`;
 //! when forwarding is off, the host wraps the request in the invocation payload instead, and
-//! [`http_bridge`] replays it through the very same router so both paths share one core.
+//! [`http_bridge`] replays it through the very same router so both paths share one core. Invocation
+//! payloads are accepted from the host's side of loopback only ([`peer`]).
 
 pub mod http_bridge;
+pub mod peer;
 pub mod timer;
 
 use serde::{Deserialize, Serialize};

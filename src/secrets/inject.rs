@@ -118,6 +118,10 @@ impl FromVault {
 
 /// Returns `env` with the needed secrets read from Key Vault, or `env` unchanged without a vault.
 /// Key Vault is reached over `http` (the process's one client, [`crate::outbound`]).
+///
+/// A secret that Key Vault holds but that is empty (or only whitespace) is a settings error naming the
+/// setting it stands for: an empty Basic password would let in anyone who sends the username, and an
+/// empty client secret can never work, so the process does not start with one.
 pub async fn with_vault_secrets(
     env: Env,
     http: &reqwest::Client,
@@ -133,7 +137,15 @@ pub async fn with_vault_secrets(
         Ok(s) => s,
         Err(e) => return Err(SettingsError::new(super::KEY_VAULT_URL, e.to_string())),
     };
-    let mut env = env;
+    read_needed(env, &secrets, &settings_vault(&settings)).await
+}
+
+/// The part of [`with_vault_secrets`] after the store is built: reads each needed secret from `secrets`.
+async fn read_needed(
+    mut env: Env,
+    secrets: &AppSecrets,
+    vault: &str,
+) -> Result<Result<FromVault, InjectError>, SettingsError> {
     let mut read_secrets = Vec::new();
     for (key, kind) in needed(&env) {
         let (what, handle) = match kind {
@@ -150,11 +162,21 @@ pub async fn with_vault_secrets(
             .await
             .unwrap_or_else(|_| {
                 Err(SecretError::Unavailable {
-                    vault: settings_vault(&settings),
+                    vault: vault.to_owned(),
                     detail: format!("no answer within {}s", STARTUP_BUDGET.as_secs()),
                 })
             });
         match read {
+            Ok(value) if value.expose_secret().trim().is_empty() => {
+                return Err(SettingsError::new(
+                    key,
+                    format!(
+                        "{what} read from Key Vault secret {:?} is empty; store the real value there \
+                         (an empty secret is never accepted as a credential)",
+                        handle.name().as_str()
+                    ),
+                ));
+            }
             Ok(value) => {
                 tracing::info!(secret = %handle.name(), setting = key, "secret read from Key Vault");
                 env = env.with(key, value.expose_secret());
@@ -242,6 +264,53 @@ mod tests {
                 .key,
             "KEY_VAULT_URL"
         );
+    }
+
+    #[tokio::test]
+    async fn an_empty_secret_read_from_key_vault_at_start_is_a_settings_error_naming_the_setting() {
+        use std::sync::Arc;
+
+        let env = Env::from_pairs([("PURVIEW_CALLBACK_BASIC_USERNAME", "purview")]);
+        let settings = SecretsSettings::from_env(&env).unwrap();
+        for stored in ["", "  \n"] {
+            let store: Arc<dyn crate::secrets::SecretStore> = Arc::new(Holding(stored));
+            let secrets = AppSecrets::with_store(store, &settings);
+            let err = read_needed(env.clone(), &secrets, "https://kv.example/")
+                .await
+                .unwrap_err();
+            assert_eq!(err.key, "PURVIEW_CALLBACK_BASIC_PASSWORD", "{stored:?}");
+            assert!(
+                err.problem.contains("empty")
+                    && err
+                        .problem
+                        .contains(settings.purview_basic_password.as_str()),
+                "{err}"
+            );
+            assert!(!err.is_missing(), "the start stops: {err}");
+        }
+        // A real value goes into the settings as before.
+        let store: Arc<dyn crate::secrets::SecretStore> = Arc::new(Holding("s3cret"));
+        let secrets = AppSecrets::with_store(store, &settings);
+        let from_vault = read_needed(env, &secrets, "https://kv.example/")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            from_vault.env.get("PURVIEW_CALLBACK_BASIC_PASSWORD"),
+            Some("s3cret")
+        );
+    }
+
+    /// A stand-in for Key Vault holding one value for every secret, an empty one included (Key Vault
+    /// hands out what it holds; the environment store would count a blank variable as unset).
+    #[derive(Debug)]
+    struct Holding(&'static str);
+
+    #[async_trait::async_trait]
+    impl crate::secrets::SecretStore for Holding {
+        async fn get(&self, _name: &str) -> Result<secrecy::SecretString, SecretError> {
+            Ok(secrecy::SecretString::from(self.0))
+        }
     }
 
     #[test]

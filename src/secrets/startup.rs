@@ -180,7 +180,7 @@ mod tests {
         let passwords = secrets.basic_passwords(&env).await.unwrap();
         let auth = crate::auth::AuthSettings::from_env_with_basic_passwords(
             &env,
-            &[PURVIEW_CALLBACK],
+            &[(PURVIEW_CALLBACK, crate::auth::Callers::Services)],
             passwords,
         )
         .unwrap();

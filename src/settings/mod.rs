@@ -13,7 +13,7 @@ use std::time::Duration;
 pub use env::{Env, SettingsError};
 pub use governed::{GOVERNED_CATALOGS, GovernedCatalog, GovernedCatalogs, GovernedSource};
 pub use schedule::{DEFAULT_SCHEDULE, REVOKE_SCHEDULE, RevokeSchedule};
-pub use server::{DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT, ServerSettings};
+pub use server::{BIND_ADDRESS, DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT, Exposure, ServerSettings};
 pub use sharing::{
     DEFAULT_RECIPIENT_NAME, DEFAULT_SHARE_NAME, RECIPIENT_NAME, SHARE_NAME, ShareNaming,
 };
@@ -24,7 +24,7 @@ pub use workspaces::{
 use crate::auth::AuthSettings;
 use crate::databricks::DatabricksSettings;
 use crate::domain::Workspaces;
-use crate::functions::http_function_names;
+use crate::functions::http_functions;
 use crate::ledger::LedgerSettings;
 use crate::policy::Policy;
 
@@ -78,7 +78,7 @@ impl Settings {
 
     /// Reads every setting; caller authentication settings are required.
     pub fn from_env(env: &Env) -> Result<Self, SettingsError> {
-        let auth = AuthSettings::from_env(env, &http_function_names())?;
+        let auth = AuthSettings::from_env(env, &http_functions())?;
         Self::with_auth(env, auth)
     }
 

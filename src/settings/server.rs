@@ -1,8 +1,12 @@
-//! Where the handler listens and how much it accepts.
+//! Where the handler listens, how much it accepts, and who may send it invocation payloads.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use super::{Env, SettingsError};
+use crate::host::peer::{ALLOW_REMOTE_INVOCATIONS, InvocationPeers, is_loopback};
+
+/// Where the handler listens.
+pub const BIND_ADDRESS: &str = "UC_ACCESS_BIND_ADDRESS";
 
 /// The port when the Functions host did not set one (a local run): the port `func start` uses, so local
 /// URLs look like the deployed ones (`http://127.0.0.1:7071/api/purview-callback`).
@@ -14,6 +18,23 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
 pub struct ServerSettings {
     pub addr: SocketAddr,
     pub max_body_bytes: usize,
+    /// Who may send invocation payloads (`POST /<function>`): loopback peers unless
+    /// `UC_ACCESS_ALLOW_REMOTE_INVOCATIONS` is set.
+    pub invocation_peers: InvocationPeers,
+}
+
+/// What the listener exposes beyond the Functions host (the start-up warning and the doctor's check).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exposure {
+    /// Bound to a loopback address: only processes on this machine (the host) can connect.
+    Loopback,
+    /// Bound beyond loopback; invocation payloads from other addresses are refused, `/api/<function>`
+    /// authenticates every caller itself, but callers who reach the port directly skip the host's
+    /// function key.
+    Guarded,
+    /// Bound beyond loopback with `UC_ACCESS_ALLOW_REMOTE_INVOCATIONS`: anyone who reaches the port can
+    /// start a revoke run or send requests through the invocation bridge.
+    Open,
 }
 
 impl ServerSettings {
@@ -27,7 +48,7 @@ impl ServerSettings {
                     .parse()
                     .map_err(|_| SettingsError::new(key, format!("{raw:?} is not a TCP port")))?,
             };
-        let ip: IpAddr = env.parse_or("UC_ACCESS_BIND_ADDRESS", IpAddr::V4(Ipv4Addr::LOCALHOST))?;
+        let ip: IpAddr = env.parse_or(BIND_ADDRESS, IpAddr::V4(Ipv4Addr::LOCALHOST))?;
         let max_body_bytes = env.parse_or("UC_ACCESS_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)?;
         if !(1024..=1024 * 1024).contains(&max_body_bytes) {
             return Err(SettingsError::new(
@@ -35,10 +56,44 @@ impl ServerSettings {
                 "must be between 1024 and 1048576",
             ));
         }
+        let invocation_peers = if env.flag(ALLOW_REMOTE_INVOCATIONS, false)? {
+            InvocationPeers::Anyone
+        } else {
+            InvocationPeers::LoopbackOnly
+        };
         Ok(Self {
             addr: SocketAddr::new(ip, port),
             max_body_bytes,
+            invocation_peers,
         })
+    }
+
+    /// What listening on [`ServerSettings::addr`] exposes.
+    pub fn exposure(&self) -> Exposure {
+        match (is_loopback(self.addr.ip()), self.invocation_peers) {
+            (true, _) => Exposure::Loopback,
+            (false, InvocationPeers::LoopbackOnly) => Exposure::Guarded,
+            (false, InvocationPeers::Anyone) => Exposure::Open,
+        }
+    }
+
+    /// What to warn about at start (and what the doctor reports), when the listener is reachable beyond
+    /// loopback; `None` on loopback.
+    pub fn exposure_warning(&self) -> Option<String> {
+        let addr = self.addr;
+        match self.exposure() {
+            Exposure::Loopback => None,
+            Exposure::Guarded => Some(format!(
+                "listening on {addr}, beyond loopback ({BIND_ADDRESS}): invocation payloads (POST /<function>) from other \
+                 addresses are refused with 403, and /api/<function> authenticates every caller, but a caller who \
+                 reaches this port directly skips the Functions host's key"
+            )),
+            Exposure::Open => Some(format!(
+                "listening on {addr}, beyond loopback ({BIND_ADDRESS}), with {ALLOW_REMOTE_INVOCATIONS}=true: anyone who \
+                 reaches this port can start a revoke-expired run or send requests through POST /<function>, which \
+                 carry no caller authentication"
+            )),
+        }
     }
 }
 
@@ -57,6 +112,44 @@ mod tests {
         assert_eq!(s.addr.port(), 4002);
         let s = ServerSettings::from_env(&Env::default()).unwrap();
         assert_eq!(s.addr.port(), DEFAULT_PORT);
+    }
+
+    #[test]
+    fn invocation_payloads_are_for_loopback_peers_unless_remote_ones_are_allowed() {
+        let s = ServerSettings::from_env(&Env::default()).unwrap();
+        assert_eq!(s.invocation_peers, InvocationPeers::LoopbackOnly);
+        assert_eq!(s.exposure(), Exposure::Loopback);
+        assert_eq!(s.exposure_warning(), None);
+
+        let anywhere = Env::from_pairs([(BIND_ADDRESS, "0.0.0.0")]);
+        let s = ServerSettings::from_env(&anywhere).unwrap();
+        assert_eq!(s.exposure(), Exposure::Guarded);
+        let warning = s.exposure_warning().unwrap();
+        assert!(
+            warning.contains("0.0.0.0:7071") && warning.contains("refused with 403"),
+            "{warning}"
+        );
+
+        let open = anywhere.with(ALLOW_REMOTE_INVOCATIONS, "true");
+        let s = ServerSettings::from_env(&open).unwrap();
+        assert_eq!(s.invocation_peers, InvocationPeers::Anyone);
+        assert_eq!(s.exposure(), Exposure::Open);
+        assert!(
+            s.exposure_warning().unwrap().contains("anyone who reaches"),
+            "{s:?}"
+        );
+
+        // Allowing remote peers on a loopback listener exposes nothing more.
+        let s = ServerSettings::from_env(&Env::from_pairs([
+            (BIND_ADDRESS, "::1"),
+            (ALLOW_REMOTE_INVOCATIONS, "yes"),
+        ]))
+        .unwrap();
+        assert_eq!(s.exposure(), Exposure::Loopback);
+
+        let err = ServerSettings::from_env(&Env::from_pairs([(ALLOW_REMOTE_INVOCATIONS, "maybe")]))
+            .unwrap_err();
+        assert_eq!(err.key, ALLOW_REMOTE_INVOCATIONS);
     }
 
     #[test]

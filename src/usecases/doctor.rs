@@ -15,8 +15,11 @@ use serde::Serialize;
 
 use crate::databricks::DatabricksClients;
 use crate::domain::Workspaces;
+use crate::host::peer::ALLOW_REMOTE_INVOCATIONS;
 use crate::ledger::{LedgerStore, ROLE_NEEDED};
-use crate::settings::{GOVERNED_CATALOGS, GovernedCatalogs, SettingsError};
+use crate::settings::{
+    BIND_ADDRESS, Exposure, GOVERNED_CATALOGS, GovernedCatalogs, ServerSettings, SettingsError,
+};
 
 /// One check's outcome. `fix` says what to change when `ok` is false (and may advise when it is true).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -119,6 +122,8 @@ pub trait SecretsProbe: Send + Sync + fmt::Debug {
 /// What the doctor looks at: the same parts the functions use.
 #[derive(Debug, Clone, Copy)]
 pub struct Doctor<'a> {
+    /// Where the handler listens and who may send invocation payloads.
+    pub server: &'a ServerSettings,
     /// `None` when the Databricks settings are absent.
     pub databricks: Option<&'a DatabricksClients>,
     pub workspaces: &'a Workspaces,
@@ -136,7 +141,7 @@ impl Doctor<'_> {
     /// Runs every check after the settings check the caller made (settings are loaded before the
     /// doctor's parts can exist).
     pub async fn run(&self, settings: Check) -> Report {
-        let mut checks = vec![settings];
+        let mut checks = vec![settings, listener_check(self.server)];
         match self.databricks {
             Some(clients) => {
                 checks.extend(
@@ -186,6 +191,32 @@ impl Doctor<'_> {
     }
 }
 
+/// Whether the listener lets anyone but the Functions host send invocation payloads, which carry no
+/// caller credentials: a failure when it does, advice when it listens beyond loopback at all.
+pub fn listener_check(server: &ServerSettings) -> Check {
+    const NAME: &str = "listener";
+    let warning = server.exposure_warning();
+    match (server.exposure(), warning) {
+        (Exposure::Loopback, _) | (_, None) => Check::pass(
+            NAME,
+            format!(
+                "listening on {} (loopback): only this machine, where the Functions host runs, can connect",
+                server.addr
+            ),
+        ),
+        (Exposure::Guarded, Some(warning)) => Check::pass(NAME, warning).advise(format!(
+            "unset {BIND_ADDRESS} to listen on 127.0.0.1, unless something other than the Functions host must reach the handler"
+        )),
+        (Exposure::Open, Some(warning)) => Check::fail(
+            NAME,
+            warning,
+            format!(
+                "unset {ALLOW_REMOTE_INVOCATIONS} (invocation payloads are then accepted from loopback only), or unset {BIND_ADDRESS} to listen on 127.0.0.1"
+            ),
+        ),
+    }
+}
+
 /// The advice when no catalog is known to be governed.
 fn no_governed_catalogs() -> Check {
     Check::pass(
@@ -224,6 +255,37 @@ mod tests {
             "{text}"
         );
         assert!(text.ends_with("1 of 2 checks failed"), "{text}");
+    }
+
+    #[test]
+    fn the_listener_check_fails_when_anyone_may_send_invocations_and_advises_beyond_loopback() {
+        use crate::settings::Env;
+
+        let server = |pairs: &[(&str, &str)]| {
+            ServerSettings::from_env(&Env::from_pairs(pairs.iter().copied())).unwrap()
+        };
+        let loopback = listener_check(&server(&[]));
+        assert!(loopback.ok && loopback.fix.is_none(), "{loopback:?}");
+
+        let guarded = listener_check(&server(&[(BIND_ADDRESS, "0.0.0.0")]));
+        assert!(
+            guarded.ok,
+            "invocations are refused from other peers: {guarded:?}"
+        );
+        assert!(guarded.detail.contains("0.0.0.0"), "{guarded:?}");
+        assert!(guarded.fix.unwrap().contains(BIND_ADDRESS));
+
+        let open = listener_check(&server(&[
+            (BIND_ADDRESS, "0.0.0.0"),
+            (ALLOW_REMOTE_INVOCATIONS, "true"),
+        ]));
+        assert!(!open.ok, "{open:?}");
+        assert!(open.detail.contains("revoke-expired"), "{open:?}");
+        let fix = open.fix.unwrap();
+        assert!(
+            fix.contains(ALLOW_REMOTE_INVOCATIONS) && fix.contains(BIND_ADDRESS),
+            "{fix}"
+        );
     }
 
     #[test]

@@ -766,10 +766,11 @@ async fn credentials_for_another_function_audience_or_time_are_refused_before_th
         ),
     ] {
         // The confused deputy: a token valid for one function replayed on another.
-        let wrong_caller = if path == CALLBACK {
-            &operator
+        // On the callback the operator's token is a person's: refused as a delegated token.
+        let (wrong_caller, refused_as) = if path == CALLBACK {
+            (&operator, "delegated_token_not_accepted")
         } else {
-            &purview
+            (&purview, "caller_not_allowed")
         };
         cases.push(
             Case::post(
@@ -778,7 +779,7 @@ async fn credentials_for_another_function_audience_or_time_are_refused_before_th
                 wrong_caller,
                 good.clone(),
             )
-            .expect(StatusCode::UNAUTHORIZED, "caller_not_allowed"),
+            .expect(StatusCode::UNAUTHORIZED, refused_as),
         );
         cases.push(
             Case::post(
@@ -820,6 +821,16 @@ async fn credentials_for_another_function_audience_or_time_are_refused_before_th
             {
                 // Built from the Purview token; on the operator functions that is covered by
                 // `a token for another function`. Same verification code either way.
+                continue;
+            }
+            // The first unknown key id makes uc-access refetch the key set, which proves it unknown (401);
+            // on the next functions the refetch is held back for the interval, so the key might still
+            // be a new one and the answer is retryable instead (503 with Retry-After).
+            if what == "an unknown kid" && path != CALLBACK {
+                cases.push(
+                    Case::post(what, path, &token, good.clone())
+                        .expect(StatusCode::SERVICE_UNAVAILABLE, "signing_key_not_yet_known"),
+                );
                 continue;
             }
             cases.push(

@@ -17,6 +17,23 @@ fn check<'a>(report: &'a Value, name: &str) -> &'a Value {
 }
 
 #[tokio::test]
+async fn the_doctor_reports_the_listener_the_app_is_bound_to_and_that_only_loopback_can_reach_it() {
+    let app = TestApp::spawn().await;
+    let (status, report) = app
+        .get_as("/api/doctor", Some(&app.token("operator")))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    let c = check(&report, "listener");
+    assert_eq!(c["ok"], true, "{c}");
+    let port = url::Url::parse(&app.base).unwrap().port().unwrap();
+    let detail = c["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(&format!("127.0.0.1:{port}")) && detail.contains("loopback"),
+        "{c}"
+    );
+}
+
+#[tokio::test]
 async fn against_the_demo_stand_in_every_check_passes_and_each_is_in_the_answer() {
     let app = TestApp::spawn().await;
     let (status, report) = app

@@ -39,7 +39,7 @@ fn each_function_json_declares_the_trigger_the_binary_expects() {
         let bindings = json["bindings"].as_array().unwrap();
         let trigger = &bindings[0];
         match spec.trigger {
-            Trigger::Http { methods } => {
+            Trigger::Http { methods, .. } => {
                 assert_eq!(trigger["type"], "httpTrigger", "{name}");
                 assert_eq!(trigger["name"], "req", "{name}");
                 assert_eq!(

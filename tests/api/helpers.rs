@@ -32,6 +32,8 @@ pub struct TestApp {
     issuer: LocalIssuer,
     client: reqwest::Client,
     ledger: tempfile::TempDir,
+    /// The services the served router runs on, to drive the same app in-process (with a chosen peer).
+    services: Arc<uc_access::app::Services>,
     _shutdown: oneshot::Sender<()>,
 }
 
@@ -59,6 +61,7 @@ impl TestApp {
         let standin_base = run.standin.base_url().to_owned();
         let issuer =
             LocalIssuer::load_or_create(&local::issuer_dir(data_dir()), &run.base_url).unwrap();
+        let services = run.services.clone();
         let (tx, rx) = oneshot::channel::<()>();
         tokio::spawn(run.serve(async {
             let _ = rx.await;
@@ -71,6 +74,7 @@ impl TestApp {
             issuer,
             client: reqwest::Client::new(),
             ledger,
+            services,
             _shutdown: tx,
         }
     }
@@ -100,6 +104,32 @@ impl TestApp {
             .await;
         assert_eq!(status, StatusCode::OK, "{json}");
         json["ReturnValue"].clone()
+    }
+
+    /// POSTs `body` to `path` through the app's router in-process, as if the connection came from `peer`
+    /// (axum's connection info, which the served router gets from the socket).
+    pub async fn post_from(
+        &self,
+        peer: std::net::SocketAddr,
+        path: &str,
+        body: impl Into<String>,
+    ) -> (StatusCode, Value) {
+        use tower::ServiceExt;
+        let router = uc_access::app::router(uc_access::app::AppState {
+            services: self.services.clone(),
+        })
+        .layer(axum::extract::connect_info::MockConnectInfo(peer));
+        let request = axum::http::Request::post(path)
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(body.into()))
+            .unwrap();
+        let response = router.oneshot(request).await.unwrap();
+        let status = StatusCode::from_u16(response.status().as_u16()).unwrap();
+        let bytes = axum::body::to_bytes(response.into_body(), 1024 * 1024)
+            .await
+            .unwrap();
+        let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (status, json)
     }
 
     /// A token for a local caller preset (`purview`, `operator`, `app:<guid>`, `user:<guid>[:roles]`).
@@ -199,6 +229,8 @@ pub fn fixture(path: &str) -> String {
 pub struct RawAnswer {
     pub status: StatusCode,
     pub content_type: Option<String>,
+    /// The `Retry-After` header, when the answer has one.
+    pub retry_after: Option<String>,
     pub text: String,
 }
 
@@ -235,9 +267,15 @@ impl TestApp {
             .get("content-type")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         RawAnswer {
             status,
             content_type,
+            retry_after,
             text: resp.text().await.unwrap(),
         }
     }

@@ -45,6 +45,52 @@ async fn a_token_signed_by_a_key_outside_the_key_set_is_refused() {
 }
 
 #[tokio::test]
+async fn an_unknown_key_id_while_a_refetch_is_held_back_is_a_retryable_503_with_retry_after_and_changes_nothing()
+ {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let app = TestApp::spawn().await;
+    let payload = app.token("purview").split('.').nth(1).unwrap().to_owned();
+    let forged = |kid: &str| {
+        let header = b64.encode(json!({"alg": "RS256", "typ": "JWT", "kid": kid}).to_string());
+        format!("{header}.{payload}.c2lnbmF0dXJl")
+    };
+    // The first unknown key id makes uc-access fetch the key set again: then it is known to be unknown.
+    let (status, json) = app
+        .post(PATH, Some(&forged("forged-1")), callback_body(json!({})))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(json["error"], "unknown_signing_key");
+
+    // The next, within the refetch interval, gets no fetch; it may be a real new key, so: retry later.
+    let before = app.snapshot();
+    let authorization = format!("Bearer {}", forged("maybe-new"));
+    let answer = app
+        .send_raw(
+            reqwest::Method::POST,
+            PATH,
+            &[
+                ("authorization", &authorization),
+                ("content-type", "application/json"),
+            ],
+            callback_body(json!({})).into_bytes(),
+        )
+        .await;
+    assert_eq!(
+        answer.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        answer.text
+    );
+    let json: Value = serde_json::from_str(&answer.text).unwrap();
+    assert_eq!(json["error"], "signing_key_not_yet_known");
+    let seconds: u64 = answer.retry_after.as_deref().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&seconds), "{seconds}");
+    assert_eq!(json["retryAfterSeconds"], seconds);
+    assert_eq!(app.snapshot(), before);
+}
+
+#[tokio::test]
 async fn a_token_for_another_audience_is_refused() {
     let app = TestApp::spawn().await;
     let dir_issuer = {
@@ -81,7 +127,8 @@ async fn an_operator_token_is_not_allowed_on_the_purview_callback() {
         .post(PATH, Some(&app.token("operator")), callback_body(json!({})))
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert_eq!(json["error"], "caller_not_allowed");
+    // A person's delegated token, refused as such: the callback serves Purview's service principal only.
+    assert_eq!(json["error"], "delegated_token_not_accepted");
 }
 
 #[tokio::test]

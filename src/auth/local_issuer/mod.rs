@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 pub use caller::{InvalidLocalCaller, LocalCaller};
 
-use super::settings::{AuthSettings, FunctionAccess};
+use super::settings::{AuthSettings, Callers, FunctionAccess};
 
 /// Where the lead mounts [`LocalIssuer::router`]: `app.nest(MOUNT_PATH, issuer.router())`.
 pub const MOUNT_PATH: &str = "/local-issuer";
@@ -79,8 +79,8 @@ pub fn openid_configuration_url(base_url: &Url) -> Url {
 }
 
 /// The settings of the local run: the local tenant and audience, keys from the local issuer, the local
-/// Purview application allowed on `purview-callback`, and the `UcAccess.Operator` role on every other
-/// function in `functions`.
+/// Purview application allowed on `purview-callback` (a function for services, as in production), and the
+/// `UcAccess.Operator` role on every other function in `functions` (functions for people).
 pub fn local_auth_settings(base_url: &Url, functions: &[&str]) -> AuthSettings {
     let mut settings = AuthSettings::new(
         LOCAL_TENANT_ID,
@@ -91,8 +91,10 @@ pub fn local_auth_settings(base_url: &Url, functions: &[&str]) -> AuthSettings {
         let mut access = FunctionAccess::default();
         if *function == PURVIEW_FUNCTION {
             access.allowed_app_ids.insert(LOCAL_PURVIEW_APP_ID);
+            access.callers = Callers::Services;
         } else {
             access.allowed_roles.insert(OPERATOR_ROLE.to_owned());
+            access.callers = Callers::People;
         }
         settings = settings.with_function(function, access);
     }
@@ -299,9 +301,11 @@ mod tests {
         let purview = s.function("purview-callback").unwrap();
         assert!(purview.allowed_app_ids.contains(&LOCAL_PURVIEW_APP_ID));
         assert!(purview.allowed_roles.is_empty());
+        assert_eq!(purview.callers, Callers::Services);
         let grant = s.function("grant-access").unwrap();
         assert!(grant.allowed_roles.contains(OPERATOR_ROLE));
         assert!(grant.allowed_app_ids.is_empty());
+        assert_eq!(grant.callers, Callers::People);
     }
 
     #[test]
