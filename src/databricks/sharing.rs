@@ -65,6 +65,8 @@ pub struct ShareInfo {
 /// One token of a TOKEN recipient.
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct RecipientToken {
+    /// The token's id (not a secret): what a grant records to know whether the unused link is its own.
+    pub id: Option<String>,
     /// One-time link to download the credential; absent once it has been used.
     pub activation_url: Option<String>,
     /// Epoch milliseconds.
@@ -75,6 +77,7 @@ impl fmt::Debug for RecipientToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The activation link is a credential: never in a log line.
         f.debug_struct("RecipientToken")
+            .field("id", &self.id)
             .field("activation_url", &self.activation_url.as_ref().map(|_| "…"))
             .field("expiration_time", &self.expiration_time)
             .finish()
@@ -97,11 +100,16 @@ pub struct RecipientInfo {
 impl RecipientInfo {
     /// The activation link of a token not yet used, if any.
     pub fn activation_url(&self) -> Option<&str> {
+        self.unused_token()
+            .and_then(|t| t.activation_url.as_deref())
+    }
+
+    /// The newest token whose activation link has not been used.
+    pub fn unused_token(&self) -> Option<&RecipientToken> {
         self.tokens
             .iter()
             .rev()
-            .find_map(|t| t.activation_url.as_deref())
-            .filter(|u| !u.is_empty())
+            .find(|t| t.activation_url.as_deref().is_some_and(|u| !u.is_empty()))
     }
 }
 
@@ -209,6 +217,15 @@ pub trait SharingApi: Send + Sync {
         expiration_time: i64,
         deadline: Deadline,
     ) -> Result<(), DatabricksError>;
+
+    /// `POST /recipients/{name}/rotate-token`: a new token with a new activation link; the existing
+    /// tokens (and their unused links) stop working at once (`existing_token_expire_in_seconds: 0`).
+    async fn rotate_token(
+        &self,
+        workspace: &Url,
+        name: &str,
+        deadline: Deadline,
+    ) -> Result<RecipientInfo, DatabricksError>;
 }
 
 /// The Delta Sharing API of any workspace.
@@ -252,6 +269,7 @@ struct RawProperties {
 
 #[derive(Deserialize)]
 struct RawToken {
+    id: Option<String>,
     activation_url: Option<String>,
     expiration_time: Option<i64>,
 }
@@ -296,6 +314,7 @@ impl From<RawRecipient> for RecipientInfo {
                 .tokens
                 .into_iter()
                 .map(|t| RecipientToken {
+                    id: t.id,
                     activation_url: t.activation_url,
                     expiration_time: t.expiration_time,
                 })
@@ -503,6 +522,25 @@ impl SharingApi for SharingClient {
         );
         let _: serde_json::Value = self.send(workspace, &call, deadline).await?;
         Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(recipient = name))]
+    async fn rotate_token(
+        &self,
+        workspace: &Url,
+        name: &str,
+        deadline: Deadline,
+    ) -> Result<RecipientInfo, DatabricksError> {
+        // Not replayed after an unknown outcome: a second rotation would expire the token the first
+        // one issued, whose link the caller never saw; the caller's next approval rotates again.
+        let call = call(
+            Method::POST,
+            url_for(workspace, &["recipients", name, "rotate-token"]),
+            json!({"existing_token_expire_in_seconds": 0}),
+            Idempotency::NotIdempotent,
+        );
+        let raw: RawRecipient = self.send(workspace, &call, deadline).await?;
+        Ok(raw.into())
     }
 }
 

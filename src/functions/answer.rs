@@ -117,6 +117,10 @@ fn describe_steps(steps: &[ShareStep], s: &ShareOutcome) -> String {
         .iter()
         .map(|step| match step {
             ShareStep::CreateRecipient => format!("recipient {}", s.recipient),
+            ShareStep::RotateToken => format!(
+                "a new activation link for recipient {} (an unused earlier one stops working)",
+                s.recipient
+            ),
             ShareStep::ExtendToken => format!("token expiry of recipient {}", s.recipient),
             ShareStep::CreateShare => format!("share {}", s.share),
             ShareStep::AddTable => format!("table {table} in share {}", s.share),

@@ -146,6 +146,10 @@ pub struct ShareGrant {
     /// This grant gave the recipient `SELECT` on the share.
     #[serde(default)]
     pub granted_select: bool,
+    /// The id of the recipient token this grant issued (a new recipient's, or a rotated one): its
+    /// activation link is this approval's to hand out, and no other approval's. Not a secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_token: Option<String>,
 }
 
 impl ShareGrant {
@@ -158,6 +162,7 @@ impl ShareGrant {
             created_share: false,
             added_table: false,
             granted_select: false,
+            issued_token: None,
         }
     }
 }

@@ -60,6 +60,8 @@ pub struct RecipientFacts {
     pub ours: bool,
     /// Token expiry, epoch milliseconds.
     pub expires_ms: Option<i64>,
+    /// The person already downloaded the credential (it reads every share the recipient gets).
+    pub activated: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +75,9 @@ pub struct SharedFacts {
 pub enum ShareStep {
     /// A TOKEN recipient whose token expires with the grant.
     CreateRecipient,
+    /// The recipient exists but its credential was never downloaded: a new token, so that the link this
+    /// approval hands out is its own (the unused link of an earlier approval stops working).
+    RotateToken,
     /// The recipient exists but its token ends before this grant: move the expiry later.
     ExtendToken,
     CreateShare,
@@ -104,21 +109,28 @@ impl NameTaken {
 }
 
 /// The steps that give the recipient `SELECT` on the share holding the table until `expires_ms`.
-/// A name taken by something uc-access did not create stops the plan before any step.
+/// A name taken by something uc-access did not create stops the plan before any step. `hands_out_link`:
+/// this approval gives the activation link to the person (then an existing recipient whose credential
+/// was never downloaded gets a new token, so that no link issued for an earlier approval is handed out).
 pub fn plan_share(
     facts: &ShareFacts,
     recipient: &str,
     share: &str,
     expires_ms: i64,
+    hands_out_link: bool,
 ) -> Result<Vec<ShareStep>, NameTaken> {
     let mut steps = Vec::new();
     match &facts.recipient {
         None => steps.push(ShareStep::CreateRecipient),
         Some(r) if !r.ours => return Err(NameTaken::Recipient(recipient.to_owned())),
-        Some(r) if r.expires_ms.is_some_and(|t| t < expires_ms) => {
-            steps.push(ShareStep::ExtendToken)
+        Some(r) => {
+            if hands_out_link && !r.activated {
+                steps.push(ShareStep::RotateToken);
+            }
+            if r.expires_ms.is_some_and(|t| t < expires_ms) {
+                steps.push(ShareStep::ExtendToken);
+            }
         }
-        Some(_) => {}
     }
     match &facts.share {
         None => steps.extend([ShareStep::CreateShare, ShareStep::AddTable]),
@@ -146,6 +158,11 @@ pub fn step_call(step: ShareStep, recipient: &str, share: &str, table: &str) -> 
             "PATCH",
             format!("{recipients}/{}", encode_segment(recipient)),
             json!({"expiration_time": "<grant expiry>"}),
+        ),
+        ShareStep::RotateToken => (
+            "POST",
+            format!("{recipients}/{}/rotate-token", encode_segment(recipient)),
+            json!({"existing_token_expire_in_seconds": 0}),
         ),
         ShareStep::CreateShare => ("POST", shares.to_owned(), json!({"name": share})),
         ShareStep::AddTable => (
@@ -210,6 +227,7 @@ mod tests {
         Some(RecipientFacts {
             ours: true,
             expires_ms: Some(expires_ms),
+            activated: true,
         })
     }
     fn ours_share(has_table: bool) -> Option<SharedFacts> {
@@ -221,7 +239,7 @@ mod tests {
 
     #[test]
     fn nothing_there_plans_every_step_in_order() {
-        let steps = plan_share(&ShareFacts::default(), "r", "s", 10).unwrap();
+        let steps = plan_share(&ShareFacts::default(), "r", "s", 10, true).unwrap();
         assert_eq!(
             steps,
             vec![CreateRecipient, CreateShare, AddTable, GrantSelect]
@@ -235,7 +253,7 @@ mod tests {
             share: ours_share(true),
             recipient_has_select: true,
         };
-        assert_eq!(plan_share(&facts, "r", "s", 10).unwrap(), vec![]);
+        assert_eq!(plan_share(&facts, "r", "s", 10, true).unwrap(), vec![]);
     }
 
     #[test]
@@ -246,7 +264,7 @@ mod tests {
             recipient_has_select: false,
         };
         assert_eq!(
-            plan_share(&facts, "r", "s", 10).unwrap(),
+            plan_share(&facts, "r", "s", 10, true).unwrap(),
             vec![ExtendToken, AddTable, GrantSelect]
         );
     }
@@ -257,11 +275,12 @@ mod tests {
             recipient: Some(RecipientFacts {
                 ours: false,
                 expires_ms: None,
+                activated: false,
             }),
             ..ShareFacts::default()
         };
         assert_eq!(
-            plan_share(&foreign, "r", "s", 10),
+            plan_share(&foreign, "r", "s", 10, true),
             Err(NameTaken::Recipient("r".into()))
         );
         let foreign_share = ShareFacts {
@@ -272,7 +291,7 @@ mod tests {
             }),
             recipient_has_select: true,
         };
-        let err = plan_share(&foreign_share, "r", "s", 10).unwrap_err();
+        let err = plan_share(&foreign_share, "r", "s", 10, true).unwrap_err();
         assert_eq!(err.code(), "share_name_taken");
     }
 
@@ -364,5 +383,27 @@ mod tests {
         let call = step_call(GrantSelect, "r", "s", "a.b.c");
         assert_eq!(call["path"], "/api/2.1/unity-catalog/shares/s/permissions");
         assert_eq!(call["body"]["changes"][0]["add"][0], "SELECT");
+    }
+
+    #[test]
+    fn a_recipient_that_never_downloaded_its_credential_gets_a_new_token_only_for_an_approval_that_hands_out_the_link()
+     {
+        let facts = ShareFacts {
+            recipient: Some(RecipientFacts {
+                ours: true,
+                expires_ms: Some(20),
+                activated: false,
+            }),
+            share: ours_share(true),
+            recipient_has_select: false,
+        };
+        assert_eq!(
+            plan_share(&facts, "r", "s", 10, true).unwrap(),
+            vec![RotateToken, GrantSelect]
+        );
+        assert_eq!(
+            plan_share(&facts, "r", "s", 10, false).unwrap(),
+            vec![GrantSelect]
+        );
     }
 }

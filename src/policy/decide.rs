@@ -44,9 +44,11 @@ impl Denial {
     pub const PROVISIONING_MODE_NOT_ALLOWED: &'static str = "provisioning_mode_not_allowed";
     pub const SHARING_TABLES_ONLY: &'static str = "sharing_tables_only";
     pub const SHARING_NEEDS_OBJECT_ID: &'static str = "sharing_needs_object_id";
+    pub const SHARING_FOR_OTHERS_NOT_ALLOWED: &'static str = "sharing_for_others_not_allowed";
+    pub const SHARING_NEEDS_A_PERSON: &'static str = "sharing_needs_a_person";
 
     /// Every rule code, for documentation and tests.
-    pub const RULES: [&'static str; 14] = [
+    pub const RULES: [&'static str; 16] = [
         Self::NOT_APPROVED,
         Self::SELF_APPROVAL,
         Self::REQUESTS_FOR_OTHERS_NOT_ALLOWED,
@@ -61,6 +63,8 @@ impl Denial {
         Self::PROVISIONING_MODE_NOT_ALLOWED,
         Self::SHARING_TABLES_ONLY,
         Self::SHARING_NEEDS_OBJECT_ID,
+        Self::SHARING_FOR_OTHERS_NOT_ALLOWED,
+        Self::SHARING_NEEDS_A_PERSON,
     ];
 
     pub(crate) fn new(rule: &'static str, message: impl Into<String>) -> Self {
@@ -195,6 +199,14 @@ fn check_sharing(request: &AccessRequest, privileges: &PrivilegeSet) -> Result<(
             "a Delta Sharing recipient is named from the Entra object id of the person who receives it; name the principal by objectId",
         ));
     }
+    // The activation link is a bearer credential, and the answer (and the workflow's email) reaches the
+    // requester: on someone else's behalf it would reach the wrong person.
+    if request.target.is_some_and(|t| t != request.requester) {
+        return Err(Denial::new(
+            Denial::SHARING_FOR_OTHERS_NOT_ALLOWED,
+            "Delta Sharing access hands out a credential that must reach only the person it is for; the person who needs the access must request it themselves",
+        ));
+    }
     Ok(())
 }
 
@@ -274,6 +286,18 @@ fn check_securable(policy: &Policy, securable: &Securable) -> Result<(), Denial>
             format!(
                 "{kind} {name} is outside the catalogs, schemas and tables the policy allows; ask for one inside them"
             ),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether an Entra object id may receive access (`principals.forbidden_object_ids`): applied wherever
+/// the grantee's object id is known, on every provisioning path.
+pub fn check_object_id(policy: &Policy, id: EntraObjectId) -> Result<(), Denial> {
+    if policy.principals().forbidden_object_ids.contains(&id) {
+        return Err(Denial::new(
+            Denial::FORBIDDEN_PRINCIPAL,
+            "this principal may not receive grants through uc-access; ask a platform administrator",
         ));
     }
     Ok(())

@@ -13,8 +13,8 @@ use super::location::Location;
 use super::patterns::{NamePattern, Patterns};
 use super::{Policy, PrincipalRules, ProvisioningRules, TypeRules};
 use crate::domain::{
-    ApplicationId, GrantDuration, Principal, Privilege, PrivilegeSet, ProvisioningMode,
-    SecurableType,
+    ApplicationId, EntraObjectId, GrantDuration, Principal, Privilege, PrivilegeSet,
+    ProvisioningMode, SecurableType,
 };
 use crate::settings::{Env, SettingsError};
 
@@ -149,6 +149,8 @@ struct PrincipalsSection {
     forbidden_groups: Vec<Spanned<String>>,
     #[serde(default)]
     forbidden_service_principals: Vec<Spanned<String>>,
+    #[serde(default)]
+    forbidden_object_ids: Vec<Spanned<String>>,
 }
 
 impl Policy {
@@ -404,12 +406,12 @@ fn patterns(source: &str, field: &str, raw: Vec<Spanned<String>>) -> Result<Patt
 }
 
 fn principals(source: &str, section: PrincipalsSection) -> Result<PrincipalRules, PolicyError> {
-    fn names(
+    fn names<T: Ord>(
         source: &str,
         field: &str,
         raw: &[Spanned<String>],
-        parse: impl Fn(&str) -> Result<String, String>,
-    ) -> Result<BTreeSet<String>, PolicyError> {
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<BTreeSet<T>, PolicyError> {
         raw.iter()
             .map(|n| {
                 parse(n.get_ref()).map_err(|e| {
@@ -451,6 +453,12 @@ fn principals(source: &str, section: PrincipalsSection) -> Result<PrincipalRules
                     .map(|id| id.to_string())
                     .map_err(|e| e.to_string())
             },
+        )?,
+        forbidden_object_ids: names(
+            source,
+            "principals.forbidden_object_ids",
+            &section.forbidden_object_ids,
+            |n| EntraObjectId::parse(n).map_err(|e| e.to_string()),
         )?,
     })
 }

@@ -16,7 +16,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use time::OffsetDateTime;
 
-pub use decide::{Decision, Denial, check_not_self_approved, check_principal, decide};
+pub use decide::{
+    Decision, Denial, check_not_self_approved, check_object_id, check_principal, decide,
+};
 pub use file::{POLICY_FILE, PolicyError};
 pub use patterns::{NamePattern, PatternError, Patterns};
 
@@ -54,6 +56,8 @@ pub struct PrincipalRules {
     pub forbidden_users: BTreeSet<String>,
     pub forbidden_groups: BTreeSet<String>,
     pub forbidden_service_principals: BTreeSet<String>,
+    /// Entra object ids (people, groups or applications) that may not receive access on any path.
+    pub forbidden_object_ids: BTreeSet<crate::domain::EntraObjectId>,
 }
 
 impl Default for PrincipalRules {
@@ -63,6 +67,7 @@ impl Default for PrincipalRules {
             forbidden_users: BTreeSet::new(),
             forbidden_groups: BTreeSet::new(),
             forbidden_service_principals: BTreeSet::new(),
+            forbidden_object_ids: BTreeSet::new(),
         }
     }
 }

@@ -740,11 +740,13 @@ pub async fn retrieve_token(
     Path(secret): Path<String>,
 ) -> Response {
     let mut model = state.model();
+    let now = now_ms();
     let found = model.sharing.recipients.values_mut().find_map(|r| {
-        let token = r
-            .tokens
-            .iter_mut()
-            .find(|t| t.activation_token.as_deref() == Some(secret.as_str()))?;
+        // A token that has expired (a rotation expires the old ones) no longer activates.
+        let token = r.tokens.iter_mut().find(|t| {
+            t.activation_token.as_deref() == Some(secret.as_str())
+                && t.expiration_time.is_none_or(|e| e > now)
+        })?;
         token.activation_token = None;
         let expiration = token.expiration_time;
         r.activated = true;
@@ -761,7 +763,7 @@ pub async fn retrieve_token(
         None => ApiError::new(
             StatusCode::NOT_FOUND,
             "RESOURCE_DOES_NOT_EXIST",
-            "The activation link is invalid or was already used.",
+            "The activation link is invalid, expired or was already used.",
         )
         .into_response(),
     }

@@ -213,6 +213,31 @@ impl Resolver {
     }
 }
 
+impl Resolver {
+    /// The account identity an Entra object id names, looked up by `externalId` among users, service
+    /// principals and groups, without ever creating one. `None`: no match, which does not prove there
+    /// is no such identity (`externalId` is not kept everywhere, and the filter may be refused).
+    pub async fn identify(
+        &self,
+        id: EntraObjectId,
+        deadline: Deadline,
+    ) -> Result<Option<DirectoryEntry>, ResolveError> {
+        for kind in [
+            PrincipalKind::User,
+            PrincipalKind::ServicePrincipal,
+            PrincipalKind::Group,
+        ] {
+            match self.directory.find_by_external_id(kind, id, deadline).await {
+                Ok(Some(entry)) => return Ok(Some(entry)),
+                Ok(None) => {}
+                Err(DatabricksError::InvalidParameter { .. }) => return Ok(None),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(None)
+    }
+}
+
 /// Resolve-by-external-id answers "not found" (404, `RESOURCE_DOES_NOT_EXIST`) when Entra has no such
 /// identity either; then the account lookups get their turn.
 fn is_absent(e: &DatabricksError) -> bool {

@@ -96,6 +96,38 @@ fn recipient_entry(recipient: &Principal, object_id: EntraObjectId) -> Directory
     }
 }
 
+/// Whether this approval hands the activation link to the person it is for: a Purview approval the
+/// person asked for themselves. An operator's `grant-access` call never receives it (the caller is not
+/// the recipient), and Purview requests on someone else's behalf are refused by policy.
+fn hands_out_link(request: &AccessRequest) -> bool {
+    request.source == crate::domain::RequestSource::PurviewCallback
+        && request.target.is_none_or(|t| t == request.requester)
+}
+
+/// The principal rules on the sharing path: the Entra object id must not be forbidden, and where it
+/// names an account identity, that identity must be a person (or application) the rules allow — a group
+/// would hand one bearer credential to all its members. An object id unknown to the account (people
+/// without a workspace usually are) is checked by id only; a directory that cannot answer stops the
+/// request (retryable), never lets it through unchecked.
+async fn check_recipient_person(
+    ctx: &Context,
+    object_id: EntraObjectId,
+    deadline: Deadline,
+) -> Result<(), ProvisionError> {
+    crate::policy::check_object_id(&ctx.policy, object_id)?;
+    if let Some(entry) = ctx.resolver.identify(object_id, deadline).await? {
+        if entry.principal.kind() == crate::domain::PrincipalKind::Group {
+            return Err(crate::policy::Denial::new(
+                crate::policy::Denial::SHARING_NEEDS_A_PERSON,
+                "the object id names a group; a Delta Sharing credential is for one person, so ask for each person",
+            )
+            .into());
+        }
+        crate::policy::check_principal(&ctx.policy, &entry.principal)?;
+    }
+    Ok(())
+}
+
 /// Reads what exists under the names this grant would use.
 pub(super) async fn read_facts(
     api: &dyn SharingApi,
@@ -128,6 +160,7 @@ pub(super) async fn read_facts(
     };
     let facts = ShareFacts {
         recipient: found_recipient.as_ref().map(|r| RecipientFacts {
+            activated: r.activated.unwrap_or(false),
             ours: plan::recipient_is_ours(
                 r.authentication_type.as_deref(),
                 &r.properties,
@@ -170,6 +203,8 @@ pub async fn provision_share(
     let entry = recipient_entry(&recipient, object_id);
     let workspace = &request.workspace.host;
     let api = ctx.sharing.api.as_ref();
+    check_recipient_person(ctx, object_id, deadline).await?;
+    let hands_out = hands_out_link(request);
 
     let key = idempotency_key_for_mode(
         request,
@@ -206,6 +241,7 @@ pub async fn provision_share(
         recipient.uc_name(),
         &share,
         epoch_ms(expires_at + TOKEN_MARGIN),
+        hands_out,
     )
     .map_err(ProvisionError::NameTaken)?;
     if request.dry_run {
@@ -300,34 +336,26 @@ pub async fn provision_share(
     let mut done = pending.record.sharing.clone().unwrap_or_else(|| {
         ShareGrant::new(share.clone(), recipient.uc_name().to_owned(), object_id)
     });
-    let mut link = found_recipient
-        .as_ref()
-        .and_then(|r| r.activation_url().map(str::to_owned));
+    // Only a link this approval itself issued (a new recipient's, or a rotated token's) is handed out,
+    // and only to the person it is for: an unused link issued for an earlier approval never is.
+    let mut link = None;
     let mut activated = found_recipient
         .as_ref()
         .and_then(|r| r.activated)
         .unwrap_or(false);
     for step in &steps {
         match apply_step(ctx, &target, *step, expires_at, &mut done, deadline).await {
-            Ok(Some(created)) => {
-                link = created.activation_url().map(str::to_owned).or(link);
-                activated = created.activated.unwrap_or(false);
+            Ok(Some(issued)) => {
+                if hands_out {
+                    link = issued.activation_url().map(str::to_owned);
+                }
+                activated = issued.activated.unwrap_or(false);
             }
             Ok(None) => {}
             Err(error) => return Err(undo(ctx, pending, done, error, now).await),
         }
     }
     let record = super::provision::mark_active(ctx, pending, Vec::new(), Some(done)).await;
-    if link.is_none() && !activated {
-        // An existing recipient: its unused link, read again (never stored in the ledger).
-        if let Ok(Some(r)) = api
-            .get_recipient(workspace, recipient.uc_name(), deadline)
-            .await
-        {
-            link = r.activation_url().map(str::to_owned);
-            activated = r.activated.unwrap_or(false);
-        }
-    }
     let granted = record.sharing.as_ref().is_some_and(|s| s.granted_select);
     Ok(Outcome {
         status: if granted {
@@ -418,6 +446,7 @@ async fn apply_step(
             match api.create_recipient(ws, &new, deadline).await {
                 Ok(created) => {
                     done.created_recipient = true;
+                    done.issued_token = created.unused_token().and_then(|t| t.id.clone());
                     Ok(Some(created))
                 }
                 Err(e) if is_already_exists(&e) => {
@@ -430,13 +459,21 @@ async fn apply_step(
                                 &t.object_id.to_string(),
                             ) =>
                         {
-                            Ok(Some(r))
+                            // Created meanwhile by a concurrent approval: its link is not ours.
+                            Ok(None)
                         }
                         _ => Err(StepError::Taken(NameTaken::Recipient(new.name))),
                     }
                 }
                 Err(e) => Err(e.into()),
             }
+        }
+        ShareStep::RotateToken => {
+            let rotated = api
+                .rotate_token(ws, t.recipient.uc_name(), deadline)
+                .await?;
+            done.issued_token = rotated.unused_token().and_then(|t| t.id.clone());
+            Ok(Some(rotated))
         }
         ShareStep::ExtendToken => {
             api.set_recipient_expiry(
@@ -566,6 +603,8 @@ async fn answer_existing_share(
             tracing::warn!(error = %e, grant = %record.id, "could not extend the recipient's token");
         }
     }
+    // The link again only for this approval, to the person it is for, and only while the unused
+    // token is still the one this grant issued (a later approval rotates it; a download uses it up).
     let (mut link, mut activated) = (None, false);
     if let Ok(host) = Url::parse(&record.workspace.host)
         && let Ok(Some(r)) = ctx
@@ -574,7 +613,10 @@ async fn answer_existing_share(
             .get_recipient(&host, &sharing.recipient, deadline)
             .await
     {
-        link = r.activation_url().map(str::to_owned);
+        let own = r.unused_token().and_then(|t| t.id.as_deref());
+        if hands_out_link(request) && own.is_some() && own == sharing.issued_token.as_deref() {
+            link = r.activation_url().map(str::to_owned);
+        }
         activated = r.activated.unwrap_or(false);
     }
     outcome.sharing = Some(ShareOutcome {

@@ -417,3 +417,105 @@ async fn standin_as_carol(app: &TestApp) -> (String, reqwest::Client) {
         .unwrap();
     (base, client)
 }
+
+/// Opens an activation link the way a Delta Sharing client does: the status says whether it still works.
+async fn open_link(link: &str) -> StatusCode {
+    let secret = link.split('?').nth(1).unwrap();
+    let standin = link.split("/delta_sharing").next().unwrap();
+    reqwest::get(format!(
+        "{standin}/api/2.1/unity-catalog/public/data_sharing_activation/{secret}"
+    ))
+    .await
+    .unwrap()
+    .status()
+}
+
+#[tokio::test]
+async fn a_later_approval_never_hands_out_the_link_issued_for_an_earlier_one() {
+    let (app, _policy) = sharing_app().await;
+    let (_, first) = call(&app, shared(json!({}))).await;
+    let first_link = first["activationUrl"].as_str().unwrap().to_owned();
+
+    // Alice has not downloaded her credential; a second table is approved for her.
+    let customers = "databricks://0b7e4d2a-6c1f-4e83-9a5d-2f8c7b1e6d40/catalogs/sales/schemas/reporting/tables/customers";
+    let (status, second) = call(
+        &app,
+        shared(json!({"assetQualifiedName": customers, "duration": "P1D"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{second}");
+    let second_link = second["activationUrl"].as_str().unwrap().to_owned();
+    assert_ne!(
+        second_link, first_link,
+        "the earlier approval's link was handed out again"
+    );
+    // A repeated delivery of the first approval no longer carries a link: its token was replaced.
+    let (_, again) = call(&app, shared(json!({}))).await;
+    assert!(again.get("activationUrl").is_none(), "{again}");
+    // The earlier, unused link no longer works; the new one does, once.
+    assert_ne!(open_link(&first_link).await, StatusCode::OK);
+    assert_eq!(open_link(&second_link).await, StatusCode::OK);
+    assert_ne!(open_link(&second_link).await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_shared_request_on_someone_elses_behalf_is_refused_and_creates_nothing() {
+    let (app, _policy) = sharing_app().await;
+    let (status, answer) = call(&app, shared(json!({"recipientId": demo::BOB_ENTRA_ID}))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+    assert_eq!(answer["error"], "sharing_for_others_not_allowed");
+    assert!(answer.get("activationUrl").is_none());
+    assert!(changes(&app).is_empty(), "{:?}", changes(&app));
+    assert!(app.standin.recipient(BOB_RECIPIENT).is_none());
+}
+
+#[tokio::test]
+async fn an_operators_shared_grant_never_receives_the_activation_link() {
+    let (app, _policy) = sharing_app().await;
+    let body = json!({
+        "principal": {"objectId": demo::ALICE_ENTRA_ID},
+        "securable": {"type": "table", "fullName": "sales.reporting.orders"},
+        "provisioning": "delta-sharing",
+        "duration": "P1D"
+    });
+    let (status, answer) = app
+        .post(
+            "/api/grant-access",
+            Some(&app.token("operator")),
+            body.to_string(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["status"], "granted");
+    assert!(answer.get("activationUrl").is_none(), "{answer}");
+    assert!(!answer.to_string().contains("retrieve_config"), "{answer}");
+}
+
+#[tokio::test]
+async fn forbidden_object_ids_and_groups_are_refused_on_the_sharing_path_before_anything_is_created()
+ {
+    let (app, _policy) = app_with_policy(&format!(
+        "[provisioning]\nrequestable = [\"delta-sharing\"]\n[principals]\nforbidden_object_ids = [\"{}\"]\n",
+        demo::ALICE_ENTRA_ID
+    ))
+    .await;
+    let (status, answer) = call(&app, shared(json!({}))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+    assert_eq!(answer["error"], "forbidden_principal");
+    let body = json!({
+        "principal": {"objectId": demo::ANALYSTS_ENTRA_ID},
+        "securable": {"type": "table", "fullName": "sales.reporting.orders"},
+        "provisioning": "delta-sharing"
+    });
+    let (status, answer) = app
+        .post(
+            "/api/grant-access",
+            Some(&app.token("operator")),
+            body.to_string(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+    assert_eq!(answer["error"], "sharing_needs_a_person");
+    assert!(changes(&app).is_empty(), "{:?}", changes(&app));
+    assert_eq!(app.standin.sharing_counts(), (0, 0));
+}

@@ -165,6 +165,15 @@ impl SharingApi for KillableSharing {
         self.steps.step().await;
         self.inner.set_recipient_expiry(w, n, e, d).await
     }
+    async fn rotate_token(
+        &self,
+        w: &Url,
+        n: &str,
+        d: Deadline,
+    ) -> Result<RecipientInfo, DatabricksError> {
+        self.steps.step().await;
+        self.inner.rotate_token(w, n, d).await
+    }
 }
 
 struct Harness {
