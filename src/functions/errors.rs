@@ -37,7 +37,10 @@ pub fn databricks_error(e: &DatabricksError) -> ApiError {
         .with_retry_after(retry_after),
         DatabricksError::Unavailable { .. }
         | DatabricksError::Timeout { .. }
-        | DatabricksError::Unreachable { .. } => ApiError::unavailable(
+        | DatabricksError::Unreachable { .. }
+        | DatabricksError::ConnectionLost { .. }
+        | DatabricksError::OutcomeUnknown { .. }
+        | DatabricksError::FoundAfterLostAnswer { .. } => ApiError::unavailable(
             "databricks_unavailable",
             format!("Databricks could not be reached in time; retry later ({hint})"),
         )
