@@ -215,7 +215,7 @@ impl BlobLedger {
         record: &GrantRecord,
         now: OffsetDateTime,
     ) -> Result<(), LedgerError> {
-        if !journal::needs_entry(record, now) {
+        if !journal::needs_entry(record.into(), now) {
             return Ok(());
         }
         let blob = self.container.blob_client(&journal::entry_name(record.id));
@@ -258,7 +258,11 @@ impl BlobLedger {
             let found = read?;
             match found {
                 Some(v) if query.is_due(&v.record) => each(v),
-                found if journal::keep_entry(found.as_ref().map(|v| &v.record), query.now) => {}
+                found
+                    if journal::keep_entry(
+                        found.as_ref().map(|v| (&v.record).into()),
+                        query.now,
+                    ) => {}
                 _ => stale.push((id, etag)),
             }
         }

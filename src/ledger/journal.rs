@@ -37,9 +37,29 @@ pub fn id_of(name: &str) -> Option<GrantId> {
         .and_then(|id| GrantId::parse(id).ok())
 }
 
-/// When the revoke timer must act on `record` (see [`super::DueQuery::is_due`], with the default stale
+/// What the journal's rules read of a record: its state and its times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    pub state: GrantState,
+    pub requested_at: OffsetDateTime,
+    pub expires_at: Option<OffsetDateTime>,
+    pub next_attempt_at: Option<OffsetDateTime>,
+}
+
+impl From<&GrantRecord> for Timing {
+    fn from(r: &GrantRecord) -> Self {
+        Self {
+            state: r.state,
+            requested_at: r.requested_at,
+            expires_at: r.expires_at,
+            next_attempt_at: r.next_attempt_at,
+        }
+    }
+}
+
+/// When the revoke timer must act on a record (see [`super::DueQuery::is_due`], with the default stale
 /// window for `pending` records); `None` for a revoked one.
-pub fn due_at(record: &GrantRecord) -> Option<OffsetDateTime> {
+pub fn due_at(record: Timing) -> Option<OffsetDateTime> {
     match record.state {
         GrantState::Active => record.expires_at,
         GrantState::Revoking | GrantState::Failed => record.next_attempt_at,
@@ -48,14 +68,14 @@ pub fn due_at(record: &GrantRecord) -> Option<OffsetDateTime> {
     }
 }
 
-/// Whether storing `record` at `now` must journal it: it is due within [`HORIZON`], and the tag index
+/// Whether storing a record at `now` must journal it: it is due within [`HORIZON`], and the tag index
 /// could be showing a state of it that no due query finds by then.
 ///
 /// One write is exempt: marking `revoking` a grant that was due already (its expiry, or a `pending`
 /// record's stale window, has passed). That is the revoke timer's own step for every grant it ends;
 /// every state of that grant the index may still show is due, or was journaled when it was written (a
 /// short grant's activation, a failure), and its entry stays until the grant is revoked.
-pub fn needs_entry(record: &GrantRecord, now: OffsetDateTime) -> bool {
+pub fn needs_entry(record: Timing, now: OffsetDateTime) -> bool {
     let Some(due) = due_at(record) else {
         return false;
     };
@@ -72,7 +92,7 @@ pub fn needs_entry(record: &GrantRecord, now: OffsetDateTime) -> bool {
 /// Whether a sweep at `now` keeps the entry of a record it read (`None`: the record is gone): while the
 /// record is due within [`HORIZON`]. An entry is dropped once its record is revoked or due later (a
 /// later write that made it due soon again journaled it again).
-pub fn keep_entry(record: Option<&GrantRecord>, now: OffsetDateTime) -> bool {
+pub fn keep_entry(record: Option<Timing>, now: OffsetDateTime) -> bool {
     record
         .and_then(due_at)
         .is_some_and(|due| due <= now + HORIZON)
@@ -83,106 +103,90 @@ mod tests {
     use time::macros::datetime;
 
     use super::*;
-    use crate::domain::{EntraObjectId, GrantDuration, Principal, Securable, SecurableType};
-    use crate::ledger::{IdempotencyKey, NewGrant, WorkspaceRef};
 
     const NOW: OffsetDateTime = datetime!(2025-03-01 12:00 UTC);
 
-    fn pending(duration: &str) -> GrantRecord {
-        GrantRecord::new(
-            NewGrant {
-                idempotency_key: IdempotencyKey::parse("journal").unwrap(),
-                requester: EntraObjectId::parse("a1b2c3d4-0000-4000-8000-00000000000f").unwrap(),
-                target: None,
-                principal: Principal::user("alice@contoso.com").unwrap(),
-                workspace: WorkspaceRef {
-                    name: "prod".into(),
-                    host: "adb-1.azuredatabricks.net".into(),
-                },
-                securable: Securable::parse(SecurableType::Table, "a.b.c").unwrap(),
-                requested_privileges: Default::default(),
-                duration: GrantDuration::parse(duration).unwrap(),
-                plan: Vec::new(),
-                approvers: Vec::new(),
-                source: "purview-callback".into(),
-            },
-            NOW,
-        )
+    fn timing(
+        state: GrantState,
+        expires_at: Option<OffsetDateTime>,
+        next_attempt_at: Option<OffsetDateTime>,
+    ) -> Timing {
+        Timing {
+            state,
+            requested_at: NOW,
+            expires_at,
+            next_attempt_at,
+        }
     }
 
     #[test]
     fn a_grant_shorter_than_the_horizon_is_journaled_when_it_becomes_active_and_a_long_one_is_not()
     {
-        let mut short = pending("PT1M");
-        short.mark_active(Vec::new(), NOW).unwrap();
-        assert!(needs_entry(&short, NOW));
-        let mut long = pending("P7D");
-        long.mark_active(Vec::new(), NOW).unwrap();
-        assert!(!needs_entry(&long, NOW));
+        let short = timing(GrantState::Active, Some(NOW + Duration::minutes(1)), None);
+        assert!(needs_entry(short, NOW));
+        let long = timing(GrantState::Active, Some(NOW + Duration::days(7)), None);
+        assert!(!needs_entry(long, NOW));
     }
 
     #[test]
-    fn failures_and_reopens_are_journaled_and_a_revoke_of_an_expired_grant_is_not() {
-        let mut failed = pending("P7D");
-        failed
-            .mark_failed("apply failed", NOW, NOW + Duration::minutes(1))
-            .unwrap();
-        assert!(needs_entry(&failed, NOW), "due in a minute");
+    fn failures_and_reopens_are_journaled_and_the_timers_revoke_of_an_expired_grant_is_not() {
+        let failed = timing(GrantState::Failed, None, Some(NOW + Duration::minutes(1)));
+        assert!(needs_entry(failed, NOW), "a failed apply due in a minute");
+        let backed_off = timing(
+            GrantState::Failed,
+            Some(NOW - Duration::days(1)),
+            Some(NOW + Duration::hours(1)),
+        );
+        assert!(needs_entry(backed_off, NOW), "the longest retry wait");
 
-        let mut expired = pending("PT1M");
-        expired.mark_active(Vec::new(), NOW).unwrap();
         let later = NOW + Duration::minutes(5);
-        expired
-            .begin_revoke(later, later + Duration::minutes(1))
-            .unwrap();
-        assert!(!needs_entry(&expired, later), "the timer's own step");
-        let mut early = pending("P7D");
-        early.mark_active(Vec::new(), NOW).unwrap();
-        early.begin_revoke(NOW, NOW + Duration::minutes(1)).unwrap();
-        assert!(needs_entry(&early, NOW), "an early revoke of a live grant");
-
-        expired.mark_revoked(later).unwrap();
-        assert!(!needs_entry(&expired, later));
-        expired
-            .reopen(
-                NewGrant {
-                    duration: GrantDuration::parse("P7D").unwrap(),
-                    ..new_grant_of(&expired)
-                },
-                later,
-            )
-            .unwrap();
+        let expired = timing(
+            GrantState::Revoking,
+            Some(NOW + Duration::minutes(1)),
+            Some(later + Duration::minutes(1)),
+        );
+        assert!(!needs_entry(expired, later), "the timer's own step");
+        let early = timing(
+            GrantState::Revoking,
+            Some(NOW + Duration::days(7)),
+            Some(NOW + Duration::minutes(1)),
+        );
+        assert!(needs_entry(early, NOW), "an early revoke of a live grant");
+        let undo = timing(GrantState::Revoking, None, Some(NOW + Duration::minutes(1)));
         assert!(
-            needs_entry(&expired, later),
+            needs_entry(undo, NOW),
+            "the undo of an apply that failed just now"
+        );
+
+        let revoked = timing(GrantState::Revoked, Some(NOW), None);
+        assert!(!needs_entry(revoked, later));
+        let reopened = timing(GrantState::Pending, None, None);
+        assert!(
+            needs_entry(reopened, NOW),
             "the index may still say revoked"
         );
     }
 
-    fn new_grant_of(r: &GrantRecord) -> NewGrant {
-        NewGrant {
-            idempotency_key: r.idempotency_key.clone(),
-            requester: r.requester,
-            target: r.target,
-            principal: r.principal.clone(),
-            workspace: r.workspace.clone(),
-            securable: r.securable.clone(),
-            requested_privileges: r.requested_privileges.clone(),
-            duration: r.duration,
-            plan: r.plan.clone(),
-            approvers: r.approvers.clone(),
-            source: r.source.clone(),
-        }
+    #[test]
+    fn a_sweep_keeps_an_entry_while_its_record_is_due_soon_only() {
+        let active = timing(GrantState::Active, Some(NOW + Duration::minutes(30)), None);
+        assert!(keep_entry(Some(active), NOW));
+        let renewed = timing(GrantState::Active, Some(NOW + Duration::days(20)), None);
+        assert!(!keep_entry(Some(renewed), NOW), "renewed for weeks");
+        assert!(!keep_entry(
+            Some(timing(GrantState::Revoked, None, None)),
+            NOW
+        ));
+        assert!(!keep_entry(None, NOW), "gone");
     }
 
     #[test]
-    fn a_sweep_keeps_an_entry_while_its_record_is_due_soon_only() {
-        let mut r = pending("PT30M");
-        r.mark_active(Vec::new(), NOW).unwrap();
-        assert!(keep_entry(Some(&r), NOW));
-        r.extend(NOW + Duration::days(20), NOW).unwrap();
-        assert!(!keep_entry(Some(&r), NOW), "renewed for weeks");
-        assert!(!keep_entry(None, NOW), "gone");
-        let id = r.id;
+    fn entry_names_name_their_record() {
+        let id = GrantId::parse("cbeb4c79-1ec5-8f83-a245-e6c229af8aa4").unwrap();
+        assert_eq!(
+            entry_name(id),
+            "due-soon/cbeb4c79-1ec5-8f83-a245-e6c229af8aa4"
+        );
         assert_eq!(id_of(&entry_name(id)), Some(id));
         assert_eq!(id_of("by-principal/x/y/z"), None);
     }
