@@ -68,11 +68,31 @@ pub enum DatabricksError {
         upstream: Upstream,
         retry_after: Option<Duration>,
     },
+    /// No answer within the request timeout, after the request was sent: Databricks may have carried
+    /// it out.
     #[error("{request} timed out after {after:?}")]
     Timeout { request: String, after: Duration },
-    /// Connection, DNS or TLS failure: the request may never have reached Databricks.
+    /// Connection, DNS or TLS failure before the request was sent: Databricks never saw it.
     #[error("{request} could not reach Databricks: {detail}")]
     Unreachable { request: String, detail: String },
+    /// The connection broke after the request was sent and before the whole answer arrived:
+    /// Databricks may have carried it out.
+    #[error("{request} lost its connection to Databricks: {detail}")]
+    ConnectionLost { request: String, detail: String },
+    /// A request that changes something failed in a way that does not say whether Databricks carried
+    /// it out (`cause`: a timeout, a lost connection, a 5xx other than 503), and it was not repeated
+    /// because a replay could duplicate it; or an idempotent change was repeated after such a failure
+    /// and then failed otherwise. The caller learns the outcome by reading back.
+    #[error("the outcome is unknown: {cause}")]
+    OutcomeUnknown { cause: Box<DatabricksError> },
+    /// A create (or an addition) whose outcome was unknown, and the read that followed found what it
+    /// asked for in place: made by that request, or by someone else meanwhile. Callers treat it as an
+    /// `*_ALREADY_EXISTS` answer: they read the object and check uc-access's ownership mark.
+    #[error("{request}: found in place after a lost answer ({cause})")]
+    FoundAfterLostAnswer {
+        request: String,
+        cause: Box<DatabricksError>,
+    },
     /// A feature this call needs is switched off in settings.
     #[error("{feature} is disabled (setting {setting})")]
     Disabled {
@@ -236,13 +256,52 @@ impl DatabricksError {
         )
     }
 
-    /// Whether a request that failed this way may still have been carried out: it timed out, the
-    /// connection failed, or the service answered 5xx. (429 and 4xx mean it was not.)
+    /// Whether a request that failed this way may still have been carried out: it was sent and then
+    /// timed out or lost its connection, or the service answered 5xx other than 503 (a 504
+    /// `TEMPORARILY_UNAVAILABLE` is Databricks' gateway giving up on a request still being processed).
+    /// A 429, a 503 and every 4xx answer are refusals, and a connection that never opened sent nothing:
+    /// those say it was not carried out.
     pub fn outcome_unknown(&self) -> bool {
+        match self {
+            Self::OutcomeUnknown { .. }
+            | Self::FoundAfterLostAnswer { .. }
+            | Self::Timeout { .. }
+            | Self::ConnectionLost { .. } => true,
+            _ => !self.proves_not_processed() && self.upstream().is_some_and(|u| u.status >= 500),
+        }
+    }
+
+    /// Whether the failure itself shows that Databricks did not carry the request out, so that even a
+    /// request a replay could duplicate may be sent again: nothing was sent (the connection never
+    /// opened), or the answer is a refusal — 429 (or `REQUEST_LIMIT_EXCEEDED`), 503, or any other 4xx.
+    /// 503 counts as a refusal as in Databricks' own SDK for Java, whose retry strategy for
+    /// non-idempotent requests retries 429, 501 and 503 as "request not processed by server" and
+    /// connection failures that happen before sending, nothing else.
+    pub fn proves_not_processed(&self) -> bool {
+        match self {
+            Self::Unreachable { .. } | Self::RateLimited { .. } => true,
+            Self::OutcomeUnknown { .. }
+            | Self::FoundAfterLostAnswer { .. }
+            | Self::Timeout { .. }
+            | Self::ConnectionLost { .. }
+            | Self::Disabled { .. } => false,
+            _ => self
+                .upstream()
+                .is_some_and(|u| u.status == 503 || (400..500).contains(&u.status)),
+        }
+    }
+
+    /// Whether another attempt may succeed where this one failed (the retry policy decides whether
+    /// it may be made: see [`super::retry::Idempotency`]).
+    pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            Self::Timeout { .. } | Self::Unreachable { .. } | Self::Unavailable { .. }
-        ) || self.upstream().is_some_and(|u| u.status >= 500)
+            Self::RateLimited { .. }
+                | Self::Unavailable { .. }
+                | Self::Timeout { .. }
+                | Self::Unreachable { .. }
+                | Self::ConnectionLost { .. }
+        )
     }
 
     /// Whether the thing asked for does not exist (a 404, or a principal Databricks does not know).
@@ -263,16 +322,14 @@ impl DatabricksError {
         self
     }
 
-    /// Whether trying again later can succeed (the retry policy still decides whether *it* retries:
-    /// timeouts and unreachable hosts are retried only for idempotent calls).
+    /// Whether trying again later can succeed: the failure is transient, or the outcome of a change is
+    /// unknown (a later delivery reads back and finds out).
     pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            Self::RateLimited { .. }
-                | Self::Unavailable { .. }
-                | Self::Timeout { .. }
-                | Self::Unreachable { .. }
-        )
+        self.is_transient()
+            || matches!(
+                self,
+                Self::OutcomeUnknown { .. } | Self::FoundAfterLostAnswer { .. }
+            )
     }
 
     /// How long Databricks asked us to wait, when it said so (or when the retry policy gave up before
@@ -282,6 +339,7 @@ impl DatabricksError {
             Self::RateLimited { retry_after, .. } | Self::Unavailable { retry_after, .. } => {
                 *retry_after
             }
+            Self::OutcomeUnknown { cause } => cause.retry_after(),
             _ => None,
         }
     }
@@ -312,7 +370,13 @@ impl DatabricksError {
             Self::Unauthenticated { upstream, .. } | Self::Unexpected { upstream, .. } => {
                 upstream.as_deref()
             }
-            Self::Timeout { .. } | Self::Unreachable { .. } | Self::Disabled { .. } => None,
+            Self::OutcomeUnknown { cause } | Self::FoundAfterLostAnswer { cause, .. } => {
+                cause.upstream()
+            }
+            Self::Timeout { .. }
+            | Self::Unreachable { .. }
+            | Self::ConnectionLost { .. }
+            | Self::Disabled { .. } => None,
         }
     }
 
@@ -356,6 +420,17 @@ impl DatabricksError {
                 .into(),
             Self::Unreachable { .. } => "check DATABRICKS_HOST / DATABRICKS_ACCOUNT_HOST, DNS, and outbound \
                  network access from the Function app"
+                .into(),
+            Self::ConnectionLost { .. } => "connections to Databricks break after requests are sent: check \
+                 outbound networking from the Function app (proxies, firewalls that reset connections)"
+                .into(),
+            Self::OutcomeUnknown { cause } => format!(
+                "Databricks did not confirm a change, and uc-access does not repeat a change a replay \
+                 could duplicate: the next delivery or timer run reads back what is in place. Cause: {}",
+                cause.operator_hint()
+            ),
+            Self::FoundAfterLostAnswer { .. } => "a create whose answer was lost was found in place; the \
+                 caller checks whether it is uc-access's own"
                 .into(),
             Self::Disabled { setting, .. } => {
                 format!("set {setting}=true to enable it (read the docs on its side effects first)")
@@ -515,6 +590,42 @@ mod tests {
             upstream: None,
         };
         assert!(!no_answer.is_token_refusal());
+    }
+
+    #[test]
+    fn a_504_temporarily_unavailable_leaves_the_outcome_unknown_while_a_503_is_a_refusal() {
+        let answer = |status| {
+            DatabricksError::from_response(
+                up(
+                    status,
+                    r#"{"error_code":"TEMPORARILY_UNAVAILABLE","message":"The service at /x is taking too long to process your request."}"#,
+                ),
+                None,
+            )
+        };
+        let gateway = answer(504);
+        assert!(gateway.is_transient());
+        assert!(gateway.outcome_unknown());
+        assert!(!gateway.proves_not_processed());
+        let refused = answer(503);
+        assert!(refused.is_transient());
+        assert!(!refused.outcome_unknown());
+        assert!(refused.proves_not_processed());
+        let throttled = DatabricksError::from_response(
+            up(429, r#"{"error_code":"REQUEST_LIMIT_EXCEEDED"}"#),
+            None,
+        );
+        assert!(throttled.proves_not_processed());
+        let never_sent = DatabricksError::Unreachable {
+            request: "POST /x".into(),
+            detail: "connection refused".into(),
+        };
+        assert!(never_sent.proves_not_processed() && !never_sent.outcome_unknown());
+        let lost = DatabricksError::ConnectionLost {
+            request: "POST /x".into(),
+            detail: "connection closed before message completed".into(),
+        };
+        assert!(lost.outcome_unknown() && !lost.proves_not_processed());
     }
 
     #[test]

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use super::error::{DatabricksError, Upstream};
-use super::retry::{Deadline, Idempotency, RetryPolicy, parse_retry_after};
+use super::retry::{Deadline, Failure, Idempotency, RetryPolicy, parse_retry_after};
 use super::token::{BearerToken, TokenSource};
 
 /// Everything but RFC 3986 unreserved characters is encoded in a path segment, so a name can never
@@ -87,7 +87,7 @@ impl Call {
             url,
             query: Vec::new(),
             body: None,
-            idempotency: Idempotency::Idempotent,
+            idempotency: Idempotency::Safe,
         }
     }
 
@@ -96,7 +96,7 @@ impl Call {
         self
     }
 
-    fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         format!("{} {}", self.method, self.url.path())
     }
 }
@@ -157,17 +157,24 @@ impl Transport {
     /// One attempt: a token, the request, and (when the API refuses the token and the source has another
     /// kind to offer, as OAuth M2M has for a workspace that refuses the account-level token) the same
     /// request once more with the new token. A refused request was not carried out, so resending it is
-    /// safe whatever its idempotency.
+    /// safe whatever its idempotency. A token that cannot be had fails the attempt before the request
+    /// leaves.
     async fn once(
         &self,
         tokens: &dyn TokenSource,
         call: &Call,
         deadline: Deadline,
-    ) -> Result<Vec<u8>, DatabricksError> {
-        let token = self.token(tokens, call, deadline).await?;
+    ) -> Result<Vec<u8>, Failure> {
+        let token = self
+            .token(tokens, call, deadline)
+            .await
+            .map_err(Failure::not_sent)?;
         match self.send(call, &token, deadline).await {
-            Err(e) if e.is_token_refusal() && tokens.refused(&token).await => {
-                let token = self.token(tokens, call, deadline).await?;
+            Err(f) if f.error.is_token_refusal() && tokens.refused(&token).await => {
+                let token = self
+                    .token(tokens, call, deadline)
+                    .await
+                    .map_err(Failure::not_sent)?;
                 self.send(call, &token, deadline).await
             }
             answer => answer,
@@ -202,14 +209,16 @@ impl Transport {
             })?
     }
 
+    /// Sends the request once. A failure to connect sent nothing; any later failure may have reached
+    /// Databricks.
     async fn send(
         &self,
         call: &Call,
         token: &BearerToken,
         deadline: Deadline,
-    ) -> Result<Vec<u8>, DatabricksError> {
+    ) -> Result<Vec<u8>, Failure> {
         let label = call.label();
-        let timeout = self.timeout(call, deadline)?;
+        let timeout = self.timeout(call, deadline).map_err(Failure::not_sent)?;
         let mut request = self
             .http
             .request(call.method.clone(), call.url.clone())
@@ -225,22 +234,29 @@ impl Transport {
                 .body(body.clone());
         }
         self.requests.bump();
-        let response = request
-            .send()
-            .await
-            .map_err(|e| transport_error(&label, timeout, &e))?;
+        let response = request.send().await.map_err(|e| {
+            let error = transport_error(&label, timeout, &e);
+            if matches!(error, DatabricksError::Unreachable { .. }) {
+                Failure::not_sent(error)
+            } else {
+                Failure::sent(error)
+            }
+        })?;
         let status = response.status();
         let retry_after = retry_after_header(&response);
         let body = response
             .bytes()
             .await
-            .map_err(|e| transport_error(&label, timeout, &e))?;
+            .map_err(|e| Failure::sent(answer_error(&label, timeout, &e)))?;
         if status.is_success() {
             Ok(body.to_vec())
         } else {
             let upstream = Upstream::from_body(label, status.as_u16(), &body);
             tracing::debug!(%upstream, "Databricks error answer");
-            Err(DatabricksError::from_response(upstream, retry_after))
+            Err(Failure::sent(DatabricksError::from_response(
+                upstream,
+                retry_after,
+            )))
         }
     }
 }
@@ -254,8 +270,41 @@ pub(crate) fn retry_after_header(response: &reqwest::Response) -> Option<Duratio
         .and_then(parse_retry_after)
 }
 
-/// Classifies a failure below HTTP. reqwest's messages carry the URL, never headers, so no token leaks.
+/// Classifies a failure to send a request and get its answer's head. A failure to connect (DNS, TCP,
+/// TLS, a connect timeout) happens before anything is sent; a timeout or a broken connection after that
+/// may have reached Databricks. reqwest's messages carry the URL, never headers, so no token leaks.
 pub(crate) fn transport_error(
+    request: &str,
+    timeout: Duration,
+    error: &reqwest::Error,
+) -> DatabricksError {
+    if error.is_connect() {
+        DatabricksError::Unreachable {
+            request: request.to_owned(),
+            detail: error_chain(error),
+        }
+    } else if error.is_timeout() {
+        DatabricksError::Timeout {
+            request: request.to_owned(),
+            after: timeout,
+        }
+    } else if error.is_request() {
+        DatabricksError::ConnectionLost {
+            request: request.to_owned(),
+            detail: error_chain(error),
+        }
+    } else {
+        DatabricksError::Unexpected {
+            request: request.to_owned(),
+            detail: error_chain(error),
+            upstream: None,
+        }
+    }
+}
+
+/// Classifies a failure to read an answer's body: the request was sent and answered, so Databricks
+/// may have carried it out.
+pub(crate) fn answer_error(
     request: &str,
     timeout: Duration,
     error: &reqwest::Error,
@@ -265,16 +314,10 @@ pub(crate) fn transport_error(
             request: request.to_owned(),
             after: timeout,
         }
-    } else if error.is_connect() || error.is_request() {
-        DatabricksError::Unreachable {
-            request: request.to_owned(),
-            detail: error_chain(error),
-        }
     } else {
-        DatabricksError::Unexpected {
+        DatabricksError::ConnectionLost {
             request: request.to_owned(),
             detail: error_chain(error),
-            upstream: None,
         }
     }
 }

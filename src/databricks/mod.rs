@@ -29,7 +29,7 @@ pub use permissions::{
     EffectiveAssignment, EffectivePrivilege, GetPermissionsOptions, GrantsApi, GrantsClient,
     PermissionsChange, PrivilegeAssignment,
 };
-pub use retry::{Deadline, Idempotency, RetryPolicy, parse_retry_after};
+pub use retry::{Deadline, Failure, Idempotency, RetryPolicy, parse_retry_after};
 pub use scim::{ScimClient, ScimCollection, ScimMember, ScimMeta, ScimResource, eq_filter};
 pub use settings::{AuthSettings, DEFAULT_ACCOUNT_HOST, DatabricksSettings, parse_host};
 pub use sharing::{

@@ -1,6 +1,8 @@
-//! The one retry policy for every Databricks call: 429/503 always, timeouts and unreachable hosts only for
-//! idempotent calls; `Retry-After` first, jittered exponential backoff otherwise; capped by attempts and by
-//! the caller's deadline.
+//! The one retry policy for every Databricks call, explicit per request: reads and idempotent changes are
+//! retried after any transient failure; changes a replay could duplicate only after a failure that shows
+//! Databricks did not carry them out. `Retry-After` first, jittered exponential backoff otherwise;
+//! capped by attempts and by the caller's deadline. A change whose outcome an attempt left unknown ends
+//! in [`DatabricksError::OutcomeUnknown`], so the caller reads back instead of assuming either way.
 //!
 //! Hand-written rather than `backon`: the delay must come from the server's `Retry-After` when present, and
 //! when the next wait would overrun the caller's deadline the policy must stop and hand back the error
@@ -15,15 +17,52 @@ use tokio::time::Instant;
 
 use super::error::DatabricksError;
 
-/// Whether repeating a call has the same effect as making it once.
+/// What repeating a request does, which decides when it may be sent again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Idempotency {
-    /// Reads, and the grants `PATCH`: Unity Catalog's permission changes are additive set operations
-    /// (adding a held privilege or removing an absent one is a no-op), so replaying a `PATCH` whose answer
-    /// was lost converges to the same assignments.
+    /// Reads: nothing to duplicate. Retried after every transient failure.
+    Safe,
+    /// Changes whose replay converges: the grants `PATCH` and the share-permission and recipient-expiry
+    /// `PATCH`es (adding a held privilege or removing an absent one is a no-op). Retried after every
+    /// transient failure; if an attempt's outcome was unknown, the error says so even when a later
+    /// attempt failed otherwise (the change may be in place).
     Idempotent,
-    /// Calls with side effects that a replay could duplicate (resolve-by-external-id creates identities).
+    /// Changes a replay could duplicate, or turn from a success into a spurious `*_ALREADY_EXISTS`:
+    /// creating a share or a recipient, adding a table to a share, and resolve-by-external-id (which
+    /// creates identities). Retried only after a failure that proves Databricks did not carry the
+    /// request out ([`DatabricksError::proves_not_processed`]: nothing sent, 429, 503, a 4xx); any other
+    /// failure ends at once in [`DatabricksError::OutcomeUnknown`].
     NotIdempotent,
+}
+
+/// One failed attempt: the error, and whether the request itself left (a token that could not be
+/// fetched, or a deadline already spent, sends nothing, whatever the token endpoint's error says).
+#[derive(Debug)]
+pub struct Failure {
+    pub error: DatabricksError,
+    pub sent: bool,
+}
+
+impl Failure {
+    /// The request was sent (or may have been) and failed with `error`.
+    pub fn sent(error: DatabricksError) -> Self {
+        Self { error, sent: true }
+    }
+
+    /// The attempt failed before the request left.
+    pub fn not_sent(error: DatabricksError) -> Self {
+        Self { error, sent: false }
+    }
+
+    /// Whether Databricks may have carried the request out.
+    fn outcome_unknown(&self) -> bool {
+        self.sent && self.error.outcome_unknown()
+    }
+
+    /// Whether Databricks certainly did not carry it out.
+    fn not_processed(&self) -> bool {
+        !self.sent || self.error.proves_not_processed()
+    }
 }
 
 /// A point in time after which no new attempt starts and no wait begins.
@@ -80,14 +119,12 @@ impl RetryPolicy {
         }
     }
 
-    fn should_retry(error: &DatabricksError, idempotency: Idempotency) -> bool {
-        match error {
-            DatabricksError::RateLimited { .. } | DatabricksError::Unavailable { .. } => true,
-            DatabricksError::Timeout { .. } | DatabricksError::Unreachable { .. } => {
-                idempotency == Idempotency::Idempotent
+    fn should_retry(failure: &Failure, idempotency: Idempotency) -> bool {
+        failure.error.is_transient()
+            && match idempotency {
+                Idempotency::Safe | Idempotency::Idempotent => true,
+                Idempotency::NotIdempotent => failure.not_processed(),
             }
-            _ => false,
-        }
     }
 
     /// The wait before attempt `attempt + 1` (`attempt` counts from 1): the server's word when it gave one,
@@ -107,7 +144,9 @@ impl RetryPolicy {
     }
 
     /// Runs `call` (given the attempt number, from 1) until it succeeds, fails for good, runs out of
-    /// attempts, or the next wait would pass `deadline`.
+    /// attempts, or the next wait would pass `deadline`. A change ([`Idempotency::Idempotent`] or
+    /// [`Idempotency::NotIdempotent`]) that one of its attempts may have carried out fails with
+    /// [`DatabricksError::OutcomeUnknown`].
     pub async fn run<T, F, Fut>(
         &self,
         idempotency: Idempotency,
@@ -116,23 +155,37 @@ impl RetryPolicy {
     ) -> Result<T, DatabricksError>
     where
         F: FnMut(u32) -> Fut,
-        Fut: Future<Output = Result<T, DatabricksError>>,
+        Fut: Future<Output = Result<T, Failure>>,
     {
         let mut attempt = 1;
+        let mut unknown = false;
         loop {
-            let error = match call(attempt).await {
+            let failure = match call(attempt).await {
                 Ok(value) => return Ok(value),
-                Err(error) => error,
+                Err(failure) => failure,
             };
-            if !Self::should_retry(&error, idempotency) || attempt >= self.max_attempts.max(1) {
-                return Err(error);
+            unknown |= idempotency != Idempotency::Safe && failure.outcome_unknown();
+            let finish = |error: DatabricksError| {
+                if unknown && !matches!(error, DatabricksError::OutcomeUnknown { .. }) {
+                    DatabricksError::OutcomeUnknown {
+                        cause: Box::new(error),
+                    }
+                } else {
+                    error
+                }
+            };
+            if !Self::should_retry(&failure, idempotency) || attempt >= self.max_attempts.max(1) {
+                if unknown && idempotency == Idempotency::NotIdempotent {
+                    tracing::debug!(attempt, error = %failure.error, "not repeating a change whose outcome is unknown");
+                }
+                return Err(finish(failure.error));
             }
-            let wait = self.delay(attempt, &error);
+            let wait = self.delay(attempt, &failure.error);
             if wait > self.max_delay || Instant::now() + wait >= deadline.instant() {
                 tracing::debug!(attempt, ?wait, "retry would wait too long; giving up");
-                return Err(error.or_retry_after(wait));
+                return Err(finish(failure.error.or_retry_after(wait)));
             }
-            tracing::debug!(attempt, ?wait, error = %error, "retrying Databricks call");
+            tracing::debug!(attempt, ?wait, error = %failure.error, "retrying Databricks call");
             tokio::time::sleep(wait).await;
             attempt += 1;
         }
@@ -153,201 +206,5 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicU32, Ordering};
-
-    use super::*;
-    use crate::databricks::error::Upstream;
-
-    fn limited(retry_after: Option<u64>) -> DatabricksError {
-        DatabricksError::RateLimited {
-            upstream: Upstream::from_body("GET /x".into(), 429, b"{}"),
-            retry_after: retry_after.map(Duration::from_secs),
-        }
-    }
-
-    fn timeout() -> DatabricksError {
-        DatabricksError::Timeout {
-            request: "GET /x".into(),
-            after: Duration::from_secs(1),
-        }
-    }
-
-    async fn count_attempts(
-        policy: &RetryPolicy,
-        idempotency: Idempotency,
-        deadline: Deadline,
-        fail_with: impl Fn() -> DatabricksError,
-        succeed_on: u32,
-    ) -> (Result<u32, DatabricksError>, u32) {
-        let calls = Arc::new(AtomicU32::new(0));
-        let result = policy
-            .run(idempotency, deadline, |attempt| {
-                calls.fetch_add(1, Ordering::SeqCst);
-                let outcome = if attempt >= succeed_on {
-                    Ok(attempt)
-                } else {
-                    Err(fail_with())
-                };
-                async move { outcome }
-            })
-            .await;
-        (result, calls.load(Ordering::SeqCst))
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn throttled_calls_are_retried_until_they_succeed() {
-        let policy = RetryPolicy::default();
-        let (result, calls) = count_attempts(
-            &policy,
-            Idempotency::NotIdempotent,
-            Deadline::after(Duration::from_secs(60)),
-            || limited(None),
-            3,
-        )
-        .await;
-        assert_eq!(result.unwrap(), 3);
-        assert_eq!(calls, 3);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn attempts_stop_at_the_cap_and_return_the_last_error() {
-        let policy = RetryPolicy {
-            max_attempts: 3,
-            ..RetryPolicy::default()
-        };
-        let (result, calls) = count_attempts(
-            &policy,
-            Idempotency::Idempotent,
-            Deadline::after(Duration::from_secs(600)),
-            || limited(None),
-            99,
-        )
-        .await;
-        assert!(matches!(result, Err(DatabricksError::RateLimited { .. })));
-        assert_eq!(calls, 3);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn retry_after_drives_the_wait() {
-        let policy = RetryPolicy::default();
-        let started = Instant::now();
-        let (result, _) = count_attempts(
-            &policy,
-            Idempotency::Idempotent,
-            Deadline::after(Duration::from_secs(60)),
-            || limited(Some(7)),
-            2,
-        )
-        .await;
-        assert!(result.is_ok());
-        assert_eq!(Instant::now() - started, Duration::from_secs(7));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_wait_past_the_deadline_returns_the_error_carrying_retry_after_without_waiting() {
-        let policy = RetryPolicy::default();
-        let started = Instant::now();
-        let (result, calls) = count_attempts(
-            &policy,
-            Idempotency::Idempotent,
-            Deadline::after(Duration::from_secs(5)),
-            || limited(Some(20)),
-            2,
-        )
-        .await;
-        let error = result.unwrap_err();
-        assert_eq!(calls, 1);
-        assert_eq!(error.retry_after(), Some(Duration::from_secs(20)));
-        assert_eq!(Instant::now(), started);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_retry_after_longer_than_the_longest_wait_is_handed_back_not_shortened() {
-        let policy = RetryPolicy {
-            max_delay: Duration::from_secs(10),
-            ..RetryPolicy::default()
-        };
-        let (result, calls) = count_attempts(
-            &policy,
-            Idempotency::Idempotent,
-            Deadline::after(Duration::from_secs(600)),
-            || limited(Some(60)),
-            2,
-        )
-        .await;
-        assert_eq!(calls, 1);
-        assert_eq!(
-            result.unwrap_err().retry_after(),
-            Some(Duration::from_secs(60))
-        );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_deadline_stop_without_retry_after_passes_on_the_computed_wait() {
-        let policy = RetryPolicy {
-            base_delay: Duration::from_secs(4),
-            ..RetryPolicy::default()
-        };
-        let (result, _) = count_attempts(
-            &policy,
-            Idempotency::Idempotent,
-            Deadline::after(Duration::from_secs(1)),
-            || limited(None),
-            2,
-        )
-        .await;
-        let wait = result.unwrap_err().retry_after().unwrap();
-        assert!(
-            wait >= Duration::from_secs(2) && wait <= Duration::from_secs(4),
-            "{wait:?}"
-        );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn errors_that_cannot_heal_are_not_retried() {
-        let policy = RetryPolicy::default();
-        let (result, calls) = count_attempts(
-            &policy,
-            Idempotency::Idempotent,
-            Deadline::after(Duration::from_secs(60)),
-            || DatabricksError::InvalidParameter {
-                upstream: Upstream::from_body("PATCH /x".into(), 400, b"{}"),
-            },
-            5,
-        )
-        .await;
-        assert!(matches!(
-            result,
-            Err(DatabricksError::InvalidParameter { .. })
-        ));
-        assert_eq!(calls, 1);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn timeouts_are_retried_only_for_idempotent_calls() {
-        let policy = RetryPolicy::default();
-        let deadline = Deadline::after(Duration::from_secs(60));
-        let (_, calls) =
-            count_attempts(&policy, Idempotency::NotIdempotent, deadline, timeout, 3).await;
-        assert_eq!(calls, 1);
-        let (result, calls) =
-            count_attempts(&policy, Idempotency::Idempotent, deadline, timeout, 3).await;
-        assert!(result.is_ok());
-        assert_eq!(calls, 3);
-    }
-
-    #[test]
-    fn retry_after_reads_seconds_and_http_dates() {
-        assert_eq!(parse_retry_after("2"), Some(Duration::from_secs(2)));
-        assert_eq!(
-            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT"),
-            Some(Duration::ZERO)
-        );
-        let later = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(120));
-        let wait = parse_retry_after(&later).unwrap();
-        assert!(wait > Duration::from_secs(100) && wait <= Duration::from_secs(120));
-        assert_eq!(parse_retry_after("soon"), None);
-    }
-}
+#[path = "retry_tests.rs"]
+mod tests;

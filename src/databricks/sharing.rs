@@ -38,11 +38,15 @@ pub const DOES_NOT_EXIST_CODES: [&str; 3] = [
     "RESOURCE_DOES_NOT_EXIST",
 ];
 
-/// Whether an error says the thing to create is already there.
+/// Whether an error says the thing to create is already there: Databricks answered `*_ALREADY_EXISTS`,
+/// or a create whose answer was lost was found in place on reading back
+/// ([`DatabricksError::FoundAfterLostAnswer`]). Either way the caller reads the object and checks
+/// whose it is.
 pub fn is_already_exists(error: &DatabricksError) -> bool {
-    error
-        .error_code()
-        .is_some_and(|c| ALREADY_EXISTS_CODES.contains(&c))
+    matches!(error, DatabricksError::FoundAfterLostAnswer { .. })
+        || error
+            .error_code()
+            .is_some_and(|c| ALREADY_EXISTS_CODES.contains(&c))
 }
 
 /// Whether an error says the share or recipient does not exist.
@@ -366,6 +370,64 @@ impl SharingClient {
         self.transport.json(&*tokens, call, deadline).await
     }
 
+    /// Sends a change a replay could duplicate ([`Idempotency::NotIdempotent`]). When the answer is
+    /// lost ([`DatabricksError::OutcomeUnknown`]), `in_place` reads back whether what the change asked
+    /// for is there. If it is, the answer is [`DatabricksError::FoundAfterLostAnswer`]: the caller
+    /// cannot tell this request's work from someone else's, and checks the ownership mark as it does
+    /// after `*_ALREADY_EXISTS`. If it is not, Databricks did not carry the change out, and it is sent
+    /// once more: every such change is keyed by a name (a share, a recipient, a table in a share), so a
+    /// replay racing a first attempt still being processed can only be refused as a duplicate, never
+    /// make a second object. If the read fails, the outcome stays unknown.
+    async fn change<T, F, Fut>(
+        &self,
+        workspace: &Url,
+        call: &Call,
+        deadline: Deadline,
+        in_place: F,
+    ) -> Result<T, DatabricksError>
+    where
+        T: serde::de::DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<bool, DatabricksError>>,
+    {
+        let unknown = match self.send(workspace, call, deadline).await {
+            Err(e @ DatabricksError::OutcomeUnknown { .. }) => e,
+            answer => return answer,
+        };
+        let request = call.label();
+        match in_place().await {
+            Ok(true) => {
+                tracing::info!(%request, "a change whose answer was lost is in place");
+                Err(DatabricksError::FoundAfterLostAnswer {
+                    request,
+                    cause: Box::new(unknown),
+                })
+            }
+            Ok(false) => {
+                tracing::info!(%request, "a change whose answer was lost was not carried out; sending it once more");
+                self.send(workspace, call, deadline).await
+            }
+            Err(read) => {
+                tracing::debug!(%request, error = %read, "cannot read back a change whose answer was lost");
+                Err(unknown)
+            }
+        }
+    }
+
+    /// Whether the share holds `table` (a missing share holds nothing).
+    async fn share_holds(
+        &self,
+        workspace: &Url,
+        share: &str,
+        table: &str,
+        deadline: Deadline,
+    ) -> Result<bool, DatabricksError> {
+        Ok(self
+            .get_share(workspace, share, deadline)
+            .await?
+            .is_some_and(|s| s.objects.iter().any(|o| o.eq_ignore_ascii_case(table))))
+    }
+
     /// A read that answers `None` for a missing share or recipient.
     async fn read_optional<T: serde::de::DeserializeOwned>(
         &self,
@@ -404,15 +466,16 @@ impl SharingApi for SharingClient {
         comment: &str,
         deadline: Deadline,
     ) -> Result<ShareInfo, DatabricksError> {
-        // Not replayed on a lost answer: a replay would answer SHARE_ALREADY_EXISTS, which the use
-        // case handles by reading the share and checking it is its own.
+        // Not replayed on a lost answer (a replay of a create that happened answers
+        // SHARE_ALREADY_EXISTS): read back instead.
         let call = call(
             Method::POST,
             url_for(workspace, &["shares"]),
             json!({"name": name, "comment": comment}),
             Idempotency::NotIdempotent,
         );
-        let raw: RawShare = self.send(workspace, &call, deadline).await?;
+        let exists = || async { Ok(self.get_share(workspace, name, deadline).await?.is_some()) };
+        let raw: RawShare = self.change(workspace, &call, deadline, exists).await?;
         Ok(raw.into())
     }
 
@@ -432,10 +495,25 @@ impl SharingApi for SharingClient {
                 "action": action.as_str(),
                 "data_object": {"name": table, "data_object_type": "TABLE"},
             }]}),
+            // A replay of an addition that happened answers RESOURCE_ALREADY_EXISTS (of a removal, that
+            // the table is not in the share): read back instead.
             Idempotency::NotIdempotent,
         );
-        let _: serde_json::Value = self.send(workspace, &call, deadline).await?;
-        Ok(())
+        let done = || async {
+            let holds = self.share_holds(workspace, share, table, deadline).await?;
+            Ok(holds == (action == ObjectAction::Add))
+        };
+        match self
+            .change::<serde_json::Value, _, _>(workspace, &call, deadline, done)
+            .await
+        {
+            Ok(_) => Ok(()),
+            // A removal found done is done, whoever did it.
+            Err(DatabricksError::FoundAfterLostAnswer { .. }) if action == ObjectAction::Remove => {
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
     }
 
     #[tracing::instrument(skip_all, fields(share = share))]
@@ -500,9 +578,16 @@ impl SharingApi for SharingClient {
                 "properties_kvpairs": {"properties": recipient.properties},
                 "expiration_time": recipient.expiration_time,
             }),
+            // Not replayed on a lost answer: read back instead.
             Idempotency::NotIdempotent,
         );
-        let raw: RawRecipient = self.send(workspace, &call, deadline).await?;
+        let exists = || async {
+            Ok(self
+                .get_recipient(workspace, &recipient.name, deadline)
+                .await?
+                .is_some())
+        };
+        let raw: RawRecipient = self.change(workspace, &call, deadline, exists).await?;
         Ok(raw.into())
     }
 

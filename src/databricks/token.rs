@@ -181,7 +181,7 @@ impl OAuthM2mTokenSource {
         let body = response
             .bytes()
             .await
-            .map_err(|e| super::http::transport_error(&request, self.timeout, &e))?;
+            .map_err(|e| super::http::answer_error(&request, self.timeout, &e))?;
         if !status.is_success() {
             let upstream = Upstream::from_body(request, status.as_u16(), &body);
             // The token endpoint answers 400 or 401 for a wrong id or secret: both mean our

@@ -13,8 +13,12 @@ use crate::usecases::resolve::ResolveError;
 /// Seconds to suggest when Databricks did not say how long to wait.
 const DEFAULT_RETRY_AFTER: u64 = 5;
 
+/// A Databricks failure as an answer. The answer carries the stable code and a message a requester or
+/// approver may read in a workflow's run history: never Databricks' own message (it names principals,
+/// securables and privileges), nor the operator hint (settings, hosts, the rights uc-access lacks). Both go
+/// to the log line of the answer (`detail`), with the upstream `error_code`, for the operators and the
+/// doctor.
 pub fn databricks_error(e: &DatabricksError) -> ApiError {
-    let hint = e.operator_hint();
     let retry_after = e
         .retry_after()
         .map(|d| d.as_secs().max(1))
@@ -23,12 +27,12 @@ pub fn databricks_error(e: &DatabricksError) -> ApiError {
         DatabricksError::SecurableNotFound { .. } => ApiError::new(
             StatusCode::NOT_FOUND,
             "securable_not_found",
-            format!("the catalog, schema or table does not exist in Unity Catalog: {hint}"),
+            "the catalog, schema or table does not exist in the workspace's Unity Catalog metastore; check the asset, or ask the platform team, quoting the requestId",
         ),
         DatabricksError::PrincipalNotFound { .. } => ApiError::new(
             StatusCode::NOT_FOUND,
             "principal_not_found",
-            format!("Unity Catalog does not know the principal: {hint}"),
+            "Unity Catalog does not know the principal; it must be provisioned to the Databricks account first",
         ),
         DatabricksError::RateLimited { .. } => ApiError::unavailable(
             "databricks_rate_limited",
@@ -37,37 +41,45 @@ pub fn databricks_error(e: &DatabricksError) -> ApiError {
         .with_retry_after(retry_after),
         DatabricksError::Unavailable { .. }
         | DatabricksError::Timeout { .. }
-        | DatabricksError::Unreachable { .. } => ApiError::unavailable(
+        | DatabricksError::Unreachable { .. }
+        | DatabricksError::ConnectionLost { .. } => ApiError::unavailable(
             "databricks_unavailable",
-            format!("Databricks could not be reached in time; retry later ({hint})"),
+            "Databricks could not be reached in time; nothing was changed that will not be finished or undone. Retry later.",
         )
         .with_retry_after(retry_after),
+        DatabricksError::OutcomeUnknown { .. } | DatabricksError::FoundAfterLostAnswer { .. } => {
+            ApiError::unavailable(
+                "databricks_unavailable",
+                "Databricks did not confirm a change in time; a retry finds out what is in place and finishes or undoes it. Retry later.",
+            )
+            .with_retry_after(retry_after)
+        }
         // Our own configuration or rights are wrong: the caller cannot fix it, the operators can, and a
         // retry after that succeeds.
         DatabricksError::Unauthenticated { .. } => ApiError::new(
             StatusCode::BAD_GATEWAY,
             "databricks_authentication_failed",
-            format!("uc-access could not authenticate to Databricks. Operators: {hint}"),
+            "uc-access could not authenticate to Databricks; the platform team must fix its credentials. Quote the requestId to them.",
         ),
         DatabricksError::PermissionDenied { .. } => ApiError::new(
             StatusCode::BAD_GATEWAY,
             "databricks_permission_denied",
-            format!("uc-access lacks the right to change this grant. Operators: {hint}"),
+            "uc-access lacks the right to change this grant in Unity Catalog; the platform team must grant it. Quote the requestId to them.",
         ),
         DatabricksError::Disabled { .. } => ApiError::new(
             StatusCode::NOT_IMPLEMENTED,
             "feature_disabled",
-            format!("this lookup is disabled in this deployment. Operators: {hint}"),
+            "a lookup this request needs is disabled in this deployment; ask the platform team, quoting the requestId",
         ),
         DatabricksError::InvalidParameter { .. } | DatabricksError::Unexpected { .. } => {
             ApiError::new(
                 StatusCode::BAD_GATEWAY,
                 "databricks_rejected_request",
-                format!("Databricks refused the request. Operators: {hint}"),
+                "Databricks refused the request or answered unexpectedly; the platform team finds the cause in the logs by the requestId",
             )
         }
     };
-    err.with_detail(e.to_string())
+    err.with_detail(format!("{e}; operator hint: {}", e.operator_hint()))
 }
 
 pub fn resolve_error(e: &ResolveError) -> ApiError {
@@ -138,6 +150,165 @@ pub fn provision_error(e: &ProvisionError) -> ApiError {
         ProvisionError::Busy(message) => {
             ApiError::unavailable("grant_in_progress", message.clone())
                 .with_retry_after(DEFAULT_RETRY_AFTER)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use axum::response::IntoResponse;
+    use http_body_util::BodyExt;
+
+    use super::*;
+    use crate::databricks::Upstream;
+    use crate::domain::{Securable, SecurableType};
+
+    /// Log lines written while a closure runs, as JSON.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("not poisoned").extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+        type Writer = Self;
+        fn make_writer(&'a self) -> Self {
+            self.clone()
+        }
+    }
+
+    /// The answer's JSON body and the log lines written while it was answered.
+    async fn answer_and_log(e: &DatabricksError) -> (serde_json::Value, String) {
+        let logs = Captured::default();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_writer(logs.clone())
+            .finish();
+        let response =
+            tracing::subscriber::with_default(subscriber, || databricks_error(e).into_response());
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let log = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+        (serde_json::from_slice(&body).unwrap(), log)
+    }
+
+    #[tokio::test]
+    async fn a_databricks_permission_error_answers_a_safe_message_and_logs_the_upstream_message_and_the_hint()
+     {
+        let table = Securable::parse(SecurableType::Table, "sales.eu.orders").unwrap();
+        let e = DatabricksError::from_response(
+            Upstream::from_body(
+                "PATCH /api/2.1/unity-catalog/permissions/table/sales.eu.orders".into(),
+                403,
+                br#"{"error_code":"PERMISSION_DENIED","message":"User 9f1c2d3e-app does not have MANAGE on Table 'sales.eu.orders'."}"#,
+            ),
+            None,
+        )
+        .about_securable(&table);
+        let hint = e.operator_hint();
+        assert!(hint.contains("MANAGE on catalog `sales`"), "{hint}");
+
+        let (answer, log) = answer_and_log(&e).await;
+        assert_eq!(answer["error"], "databricks_permission_denied");
+        let message = answer["message"].as_str().unwrap();
+        for leak in [
+            "MANAGE",
+            "9f1c2d3e-app",
+            "does not have",
+            "sales.eu.orders",
+            "/api/2.1",
+            "uc-access service principal",
+        ] {
+            assert!(
+                !message.contains(leak),
+                "{leak:?} reaches the caller: {message}"
+            );
+        }
+        assert!(
+            !answer.to_string().contains("PERMISSION_DENIED"),
+            "{answer}"
+        );
+        assert!(message.contains("platform team"), "actionable: {message}");
+
+        assert!(log.contains("\"request failed\""), "{log}");
+        assert!(log.contains("PERMISSION_DENIED"), "{log}");
+        assert!(
+            log.contains("User 9f1c2d3e-app does not have MANAGE on Table 'sales.eu.orders'."),
+            "{log}"
+        );
+        assert!(log.contains(&hint), "{log}");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_databricks_host_stays_out_of_the_answer_and_in_the_log() {
+        let e = DatabricksError::Unreachable {
+            request: "GET /api/2.1/unity-catalog/effective-permissions/table/a.b.c".into(),
+            detail: "error sending request for url (https://adb-1234567890123456.7.azuredatabricks.net/api/2.1/unity-catalog/effective-permissions/table/a.b.c): dns error".into(),
+        };
+        let (answer, log) = answer_and_log(&e).await;
+        assert_eq!(answer["error"], "databricks_unavailable");
+        let message = answer["message"].as_str().unwrap();
+        for leak in [
+            "adb-1234567890123456",
+            "DATABRICKS_HOST",
+            "dns error",
+            "/api/2.1",
+        ] {
+            assert!(
+                !message.contains(leak),
+                "{leak:?} reaches the caller: {message}"
+            );
+        }
+        assert!(
+            log.contains("adb-1234567890123456.7.azuredatabricks.net"),
+            "{log}"
+        );
+        assert!(log.contains("DATABRICKS_HOST"), "{log}");
+    }
+
+    #[test]
+    fn no_databricks_error_puts_its_operator_hint_in_the_answer() {
+        let upstream = |status, code: &str| {
+            Upstream::from_body(
+                "POST /x".into(),
+                status,
+                format!(r#"{{"error_code":"{code}","message":"upstream text"}}"#).as_bytes(),
+            )
+        };
+        let errors = [
+            DatabricksError::from_response(upstream(401, "UNAUTHENTICATED"), None),
+            DatabricksError::from_response(upstream(404, "TABLE_DOES_NOT_EXIST"), None)
+                .about_securable(&Securable::parse(SecurableType::Table, "a.b.c").unwrap()),
+            DatabricksError::from_response(upstream(404, "PRINCIPAL_DOES_NOT_EXIST"), None),
+            DatabricksError::from_response(upstream(400, "INVALID_PARAMETER_VALUE"), None),
+            DatabricksError::from_response(upstream(504, "TEMPORARILY_UNAVAILABLE"), None),
+            DatabricksError::Disabled {
+                feature: "resolve-by-external-id",
+                setting: "UC_ACCESS_RESOLVE_BY_EXTERNAL_ID",
+            },
+            DatabricksError::Timeout {
+                request: "POST /x".into(),
+                after: std::time::Duration::from_secs(10),
+            },
+        ];
+        for e in errors {
+            let answer = databricks_error(&e);
+            assert!(!answer.message.contains("upstream text"), "{e:?}: {answer}");
+            assert!(
+                !answer.message.contains(&e.operator_hint()),
+                "{e:?}: {answer}"
+            );
+            for setting in ["UC_ACCESS_", "DATABRICKS_", "ARM_"] {
+                assert!(!answer.message.contains(setting), "{e:?}: {answer}");
+            }
         }
     }
 }

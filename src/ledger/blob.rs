@@ -3,7 +3,9 @@
 //!
 //! Caveat kept in mind by callers: the service updates the tag index asynchronously (usually within
 //! seconds), so a query may miss a record written a moment ago. Records are always read back and
-//! checked, so a stale tag can hide a record briefly but never return a wrong one.
+//! checked, so a stale tag can hide a record briefly but never return a wrong one; what a stale tag must
+//! not hide is found through blobs listed by name prefix, which is strongly consistent: each principal's
+//! markers (its live grants) and the journal of records due soon ([`super::journal`]).
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -14,17 +16,20 @@ use async_trait::async_trait;
 use azure_core::Bytes;
 use azure_core::credentials::TokenCredential;
 use azure_core::error::ErrorKind;
-use azure_core::http::{ClientOptions, StatusCode, Transport, Url};
+use azure_core::http::{ClientOptions, Etag, StatusCode, Transport, Url};
 use azure_storage_blob::models::BlobContainerClientListBlobsOptions;
-use azure_storage_blob::models::{BlobClientDownloadOptions, BlobClientUploadOptions};
+use azure_storage_blob::models::{
+    BlobClientDeleteOptions, BlobClientDownloadOptions, BlobClientUploadOptions,
+};
 use azure_storage_blob::{BlobContainerClient, BlobContainerClientOptions};
 use futures::{StreamExt, TryStreamExt};
+use time::OffsetDateTime;
 use tokio::sync::OnceCell;
 
 use super::settings::BlobSettings;
 use super::{
     DueGroup, DueGroups, DueQuery, GrantId, GrantRecord, GrantState, LedgerError, LedgerStore,
-    ListFilter, Versioned, sort_due, sort_listed, tags,
+    ListFilter, Versioned, journal, sort_due, sort_listed, tags,
 };
 use crate::domain::Principal;
 
@@ -216,25 +221,120 @@ impl BlobLedger {
         }
     }
 
-    /// The grant ids the principal markers under `prefix` name.
-    async fn marked_ids(&self, prefix: &str) -> Result<Vec<GrantId>, LedgerError> {
+    /// The names of the blobs under `prefix` (a listing by name: strongly consistent).
+    async fn names_under(&self, prefix: &str) -> Result<Vec<String>, LedgerError> {
         let options = BlobContainerClientListBlobsOptions {
             prefix: Some(prefix.to_owned()),
             ..Default::default()
         };
-        let names: Vec<String> = self
-            .container
+        self.container
             .list_blobs(Some(options))
             .map_err(storage_error)?
             .map_err(storage_error)
             .try_filter_map(|item| async move { Ok(item.name) })
             .try_collect()
-            .await?;
-        Ok(names
+            .await
+    }
+
+    /// The grant ids the principal markers under `prefix` name.
+    async fn marked_ids(&self, prefix: &str) -> Result<Vec<GrantId>, LedgerError> {
+        Ok(self
+            .names_under(prefix)
+            .await?
             .iter()
             .filter_map(|n| n.strip_prefix(prefix))
             .filter_map(|id| GrantId::parse(id).ok())
             .collect())
+    }
+
+    /// Journals `record` as due soon, if its write at `now` must ([`journal::needs_entry`]). Written before
+    /// the record, as the marker is: a record is never stored due soon without its entry, and an entry
+    /// whose record write then failed names a record that is not due, which the next sweep drops.
+    async fn journal_if_due_soon(
+        &self,
+        record: &GrantRecord,
+        now: OffsetDateTime,
+    ) -> Result<(), LedgerError> {
+        if !journal::needs_entry(record.into(), now) {
+            return Ok(());
+        }
+        let blob = self.container.blob_client(&journal::entry_name(record.id));
+        blob.upload(Bytes::new().into(), Some(upload_options()))
+            .await
+            .map(|_| ())
+            .map_err(storage_error)
+    }
+
+    /// Calls `each` with every record the journal names that is due for `query` and not in `skip` (found
+    /// through the tag index already), and drops the entries of records no longer due soon (best effort:
+    /// a stale entry only costs a read at the next sweep).
+    async fn journaled_due(
+        &self,
+        query: &DueQuery,
+        skip: &std::collections::HashSet<GrantId>,
+        mut each: impl FnMut(Versioned<GrantRecord>),
+    ) -> Result<(), LedgerError> {
+        let options = BlobContainerClientListBlobsOptions {
+            prefix: Some(journal::PREFIX.to_owned()),
+            ..Default::default()
+        };
+        let entries: Vec<(GrantId, Option<Etag>)> = self
+            .container
+            .list_blobs(Some(options))
+            .map_err(storage_error)?
+            .map_err(storage_error)
+            .try_filter_map(|item| async move {
+                let id = item.name.as_deref().and_then(journal::id_of);
+                Ok(id.map(|id| (id, item.properties.and_then(|p| p.etag))))
+            })
+            .try_collect()
+            .await?;
+        let mut reads =
+            futures::stream::iter(entries.into_iter().filter(|(id, _)| !skip.contains(id)))
+                .map(|(id, etag)| async move { (id, etag, self.read(&Self::blob_name(id)).await) })
+                .buffer_unordered(READ_CONCURRENCY);
+        let mut stale = Vec::new();
+        while let Some((id, etag, read)) = reads.next().await {
+            let found = read?;
+            match found {
+                Some(v) if query.is_due(&v.record) => each(v),
+                found
+                    if journal::keep_entry(
+                        found.as_ref().map(|v| (&v.record).into()),
+                        query.now,
+                    ) => {}
+                _ => stale.push((id, etag)),
+            }
+        }
+        drop(reads);
+        futures::stream::iter(stale)
+            .for_each_concurrent(READ_CONCURRENCY, |(id, etag)| async move {
+                self.drop_journal_entry(id, etag).await;
+            })
+            .await;
+        Ok(())
+    }
+
+    /// Deletes the journal entry of `id` if it is still the one listed (`etag`): an entry written again
+    /// since (the grant approved again) stays.
+    async fn drop_journal_entry(&self, id: GrantId, etag: Option<Etag>) {
+        let name = journal::entry_name(id);
+        let options = BlobClientDeleteOptions {
+            if_match: etag,
+            ..Default::default()
+        };
+        if let Err(e) = self
+            .container
+            .blob_client(&name)
+            .delete(Some(options))
+            .await
+            && !matches!(
+                e.http_status(),
+                Some(StatusCode::NotFound | StatusCode::PreconditionFailed)
+            )
+        {
+            tracing::debug!(entry = %name, error = %e, "could not delete a journal entry");
+        }
     }
 
     /// The names of the blobs a tag query finds.
@@ -421,6 +521,8 @@ impl LedgerStore for BlobLedger {
         // Marker first: a record is never findable by tags before its marker exists. A marker left by
         // a create that then failed for another reason names an absent record: harmless.
         self.put_marker(&record).await?;
+        // Not journaled: approvals create their records `pending` (see `journal` for why and what it
+        // costs); the writes that follow are.
         match self.write(&record, Condition::Absent).await {
             Err(LedgerError::AlreadyExists { id }) => {
                 // The key names a record already. The marker just written is that record's own if it is
@@ -454,6 +556,8 @@ impl LedgerStore for BlobLedger {
         if current.record.state == GrantState::Pending {
             self.put_marker(&current.record).await?;
         }
+        self.journal_if_due_soon(&current.record, OffsetDateTime::now_utc())
+            .await?;
         let stored = self
             .write(&current.record, Condition::Matches(current.version.clone()))
             .await?;
@@ -479,6 +583,9 @@ impl LedgerStore for BlobLedger {
             })
             .await?;
         }
+        // What the tag index has not caught up with.
+        self.journaled_due(query, &seen, |found| groups.add(&found.record))
+            .await?;
         Ok(groups.finish())
     }
 
@@ -586,6 +693,11 @@ impl LedgerStore for BlobLedger {
                 }
             }
         }
+        let seen = due.keys().copied().collect();
+        self.journaled_due(query, &seen, |found| {
+            due.insert(found.record.id, found);
+        })
+        .await?;
         let mut due: Vec<_> = due.into_values().collect();
         sort_due(&mut due);
         Ok(due)

@@ -5,6 +5,7 @@
 mod blob;
 mod error;
 mod ids;
+mod journal;
 mod local;
 mod query;
 mod record;

@@ -56,6 +56,18 @@ impl ApiError {
         }
     }
 
+    /// 504 `TEMPORARILY_UNAVAILABLE`: the front end gave up waiting for the service (which may still
+    /// have carried the request out).
+    pub fn gateway_timeout(path: &str) -> Self {
+        Self::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "TEMPORARILY_UNAVAILABLE",
+            format!(
+                "The service at {path} is taking too long to process your request. Please try again later or try a faster operation."
+            ),
+        )
+    }
+
     pub fn unavailable(retry_after_secs: Option<u64>) -> Self {
         Self {
             retry_after_secs,

@@ -1,4 +1,5 @@
-//! Fault injection: scripted 429/503/dropped/slow answers, a requests-per-second limit, lagging reads.
+//! Fault injection: scripted 429/503/dropped/slow answers, answers lost after the request was applied,
+//! a requests-per-second limit, lagging reads.
 
 use std::time::{Duration, Instant};
 
@@ -27,6 +28,10 @@ pub enum FaultKind {
     /// The request is applied, then the connection closes before the response: the caller cannot know
     /// whether its change happened (a lost answer).
     DropAfterApply,
+    /// The request is applied, then answered `504 TEMPORARILY_UNAVAILABLE` ("is taking too long to
+    /// process your request"), as Databricks' front end answers a request that outlives its time limit
+    /// while the service behind it carries on (seen on permission changes, databricks/cli#5349).
+    GatewayTimeoutAfterApply,
     /// The request is served normally after a delay.
     Delay { millis: u64 },
 }
@@ -104,6 +109,7 @@ pub enum Decision {
     Reject(ApiError),
     Drop,
     DropAfterApply,
+    GatewayTimeoutAfterApply,
 }
 
 impl Faults {
@@ -154,6 +160,7 @@ impl Faults {
                 }
                 FaultKind::Drop => Decision::Drop,
                 FaultKind::DropAfterApply => Decision::DropAfterApply,
+                FaultKind::GatewayTimeoutAfterApply => Decision::GatewayTimeoutAfterApply,
                 FaultKind::Delay { millis } => Decision::Serve(Some(Duration::from_millis(millis))),
             };
         }
@@ -212,6 +219,12 @@ pub async fn fault_layer(
             }
             response.extensions_mut().insert(Dropped);
             response
+        }
+        Decision::GatewayTimeoutAfterApply => {
+            let path = request.uri().path().to_owned();
+            // The service's own answer is discarded: the caller only ever sees the gateway's.
+            let _applied = next.run(request).await;
+            ApiError::gateway_timeout(&path).into_response()
         }
     }
 }

@@ -667,3 +667,47 @@ async fn a_permission_denial_with_the_account_token_fetches_no_workspace_token()
         "the denied request is not sent again"
     );
 }
+
+#[tokio::test]
+async fn a_databricks_permission_error_reaches_the_workflow_as_a_code_and_a_safe_message() {
+    // The workflow's run history is readable by requesters and approvers: Databricks' own message (which
+    // names uc-access's principal and the securable) and the operator hint stay in the log.
+    let seed = uc_access::standin::Seed::demo().without_grant(
+        "catalog",
+        "sales",
+        demo::PRODUCT_CLIENT_ID,
+        "MANAGE",
+    );
+    let app = TestApp::spawn_seeded(&[], seed).await;
+    let (status, json) = app
+        .post(PATH, Some(&app.token("purview")), callback_body(json!({})))
+        .await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{json}");
+    assert_eq!(json["status"], "error", "{json}");
+    assert_eq!(json["error"], "databricks_permission_denied", "{json}");
+    let denied = app
+        .standin
+        .requests()
+        .into_iter()
+        .find(|r| r.status == 403)
+        .expect("the stand-in denied a request");
+    let text = json.to_string();
+    for leak in [
+        "MANAGE",
+        demo::PRODUCT_CLIENT_ID,
+        "does not have",
+        "PERMISSION_DENIED",
+        denied.path.as_str(),
+        app.standin_base.trim_end_matches('/'),
+        "127.0.0.1",
+    ] {
+        assert!(
+            !text.contains(leak),
+            "{leak:?} reaches the workflow: {json}"
+        );
+    }
+    assert!(
+        json["message"].as_str().unwrap().contains("platform team"),
+        "{json}"
+    );
+}

@@ -231,7 +231,11 @@ async fn resolve_is_not_retried_on_timeout_because_it_creates_identities() {
         )
         .await
         .unwrap_err();
-    assert!(matches!(err, DatabricksError::Timeout { .. }), "{err:?}");
+    assert!(
+        matches!(&err, DatabricksError::OutcomeUnknown { cause } if matches!(**cause, DatabricksError::Timeout { .. })),
+        "{err:?}"
+    );
+    assert!(err.is_retryable());
     assert_eq!(fake.seen().len(), 1);
     assert!(
         fake.seen()[0]

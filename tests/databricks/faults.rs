@@ -408,3 +408,35 @@ async fn a_change_applied_whose_answer_was_lost_is_undone_not_forgotten() {
     );
     h.assert_converges("lost answers").await;
 }
+
+#[tokio::test]
+async fn a_change_applied_whose_answer_was_lost_and_whose_retries_were_throttled_is_undone_not_forgotten()
+ {
+    let h = Harness::new().await;
+    // The schema's PATCH is applied and its answer lost; the client's 3 retries are then throttled, so
+    // the last error is a 429, but the first attempt changed Unity Catalog. The undo that follows is
+    // answered normally.
+    let schema = "/api/2.1/unity-catalog/permissions/schema";
+    h.inject(patch(FaultKind::DropAfterApply, 1).on_path_prefix(schema));
+    h.inject(
+        patch(
+            FaultKind::TooManyRequests {
+                retry_after_secs: 0,
+            },
+            3,
+        )
+        .on_path_prefix(schema),
+    );
+    let err = h
+        .grant("lost answer, then throttled", deadline())
+        .await
+        .unwrap_err();
+    assert!(err.is_retryable(), "{err:?}");
+    h.world.standin.state().clear_faults();
+    let held = h.world.alice_holds();
+    assert!(
+        held.is_empty(),
+        "the undo removes what the lost attempt may have applied: {held:?}"
+    );
+    h.assert_converges("lost answer, then throttled").await;
+}

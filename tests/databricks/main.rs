@@ -10,6 +10,7 @@ mod fake;
 mod faults;
 mod grant;
 mod grants;
+mod lost_answers;
 mod race;
 mod resolve;
 mod self_approval;

@@ -437,3 +437,262 @@ async fn a_create_refused_for_a_key_of_another_principal_leaves_no_marker_behind
     assert!(matches!(err, LedgerError::AlreadyExists { .. }), "{err:?}");
     assert_eq!(markers().await, before);
 }
+
+/// The index tags stored on the record `id` now (what a tag query would see once the index has them).
+async fn tags_of(
+    raw: &BlobContainerClient,
+    id: uc_access::ledger::GrantId,
+) -> HashMap<String, String> {
+    raw.blob_client(&format!("grants/{id}.json"))
+        .get_tags(None)
+        .await
+        .unwrap()
+        .into_model()
+        .unwrap()
+        .into()
+}
+
+/// Sets the record's index tags back to `tags`: the tag index still showing an earlier write (as Azure's
+/// may, for seconds or minutes), while the record itself is current.
+async fn index_shows(
+    raw: &BlobContainerClient,
+    id: uc_access::ledger::GrantId,
+    tags: HashMap<String, String>,
+) {
+    use azure_core::http::RequestContent;
+    use azure_storage_blob::models::BlobTags;
+    let tags: RequestContent<BlobTags, _> = BlobTags::from(tags).try_into().unwrap();
+    raw.blob_client(&format!("grants/{id}.json"))
+        .set_tags(tags, None)
+        .await
+        .unwrap();
+}
+
+/// The names of the journal's entries (`due-soon/<id>`).
+async fn journal_entries(raw: &BlobContainerClient) -> Vec<String> {
+    use azure_storage_blob::models::BlobContainerClientListBlobsOptions;
+    use futures::TryStreamExt;
+    raw.list_blobs(Some(BlobContainerClientListBlobsOptions {
+        prefix: Some("due-soon/".into()),
+        ..Default::default()
+    }))
+    .unwrap()
+    .try_collect::<Vec<_>>()
+    .await
+    .unwrap()
+    .into_iter()
+    .filter_map(|b| b.name)
+    .collect()
+}
+
+/// The ids of the records a sweep at `at` finds due, through both of the ledger's due queries.
+async fn found_due(
+    ledger: &BlobLedger,
+    at: time::OffsetDateTime,
+) -> Vec<uc_access::ledger::GrantId> {
+    use uc_access::ledger::DueQuery;
+    let query = DueQuery::at(at);
+    let grouped: Vec<_> = ledger
+        .find_due_groups(&query)
+        .await
+        .unwrap()
+        .into_iter()
+        .flat_map(|g| g.ids)
+        .collect();
+    let listed: Vec<_> = ledger
+        .find_due(&query)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|v| v.record.id)
+        .collect();
+    assert_eq!(grouped, listed, "both queries agree");
+    grouped
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_one_minute_grant_whose_activation_the_tag_index_has_not_caught_up_with_is_found_by_the_next_sweep()
+ {
+    use time::Duration;
+    use uc_access::domain::GrantDuration;
+
+    let container = fresh_container();
+    let ledger = ledger_in(&container, TestCredential::new());
+    let raw = raw_container(&container);
+    let now = time::OffsetDateTime::now_utc();
+    let mut record = crate::fixtures::grant_at(
+        "blob:one-minute",
+        crate::fixtures::alice(),
+        crate::fixtures::table("main.sales.orders"),
+        now,
+    );
+    record.duration = GrantDuration::parse("PT1M").unwrap();
+    let mut active = ledger.create(record.clone()).await.unwrap();
+    let pending_tags = tags_of(&raw, record.id).await;
+    let added = active.record.plan.clone();
+    active.record.mark_active(added, now).unwrap();
+    let active = ledger.update(&active).await.unwrap();
+    // The index still says `pending`, requested a moment ago: no tag query finds it due.
+    index_shows(&raw, record.id, pending_tags).await;
+
+    assert_eq!(
+        found_due(&ledger, now + Duration::minutes(2)).await,
+        vec![record.id],
+        "expired a minute ago: the run after its expiry revokes it"
+    );
+
+    // Revoked: the sweep after that drops its journal entry, and finds nothing.
+    let mut revoking = active;
+    revoking
+        .record
+        .begin_revoke(now + Duration::minutes(2), now + Duration::minutes(3))
+        .unwrap();
+    let mut revoked = ledger.update(&revoking).await.unwrap();
+    revoked
+        .record
+        .mark_revoked(now + Duration::minutes(2))
+        .unwrap();
+    ledger.update(&revoked).await.unwrap();
+    assert!(
+        found_due(&ledger, now + Duration::minutes(4))
+            .await
+            .is_empty()
+    );
+    assert_eq!(journal_entries(&raw).await, Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_apply_rescheduled_a_minute_on_is_found_when_due_though_the_index_still_says_pending()
+ {
+    use time::Duration;
+
+    let container = fresh_container();
+    let ledger = ledger_in(&container, TestCredential::new());
+    let raw = raw_container(&container);
+    let now = time::OffsetDateTime::now_utc();
+    let record = crate::fixtures::grant_at(
+        "blob:failed-apply",
+        crate::fixtures::alice(),
+        crate::fixtures::table("main.sales.orders"),
+        now,
+    );
+    let mut failed = ledger.create(record.clone()).await.unwrap();
+    let pending_tags = tags_of(&raw, record.id).await;
+    failed
+        .record
+        .mark_failed("PATCH failed", now, now + Duration::minutes(1))
+        .unwrap();
+    ledger.update(&failed).await.unwrap();
+    index_shows(&raw, record.id, pending_tags).await;
+
+    assert!(
+        found_due(&ledger, now + Duration::seconds(30))
+            .await
+            .is_empty(),
+        "not due before its retry time"
+    );
+    assert_eq!(
+        found_due(&ledger, now + Duration::minutes(2)).await,
+        vec![record.id],
+        "its undo is retried on time, not when the stale pending record would be due"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grant_approved_again_after_its_revoke_is_found_when_due_though_the_index_still_says_revoked()
+ {
+    use time::Duration;
+    use uc_access::domain::GrantDuration;
+
+    let container = fresh_container();
+    let ledger = ledger_in(&container, TestCredential::new());
+    let raw = raw_container(&container);
+    let now = time::OffsetDateTime::now_utc();
+    let earlier = now - Duration::days(3);
+    let stored = ledger
+        .create(crate::fixtures::active(
+            "blob:reopened",
+            crate::fixtures::alice(),
+            earlier,
+        ))
+        .await
+        .unwrap();
+    let id = stored.record.id;
+    let mut revoking = stored;
+    revoking.record.begin_revoke(earlier, earlier).unwrap();
+    let mut revoked = ledger.update(&revoking).await.unwrap();
+    revoked.record.mark_revoked(earlier).unwrap();
+    let mut reopened = ledger.update(&revoked).await.unwrap();
+    let revoked_tags = tags_of(&raw, id).await;
+
+    // The same request approved again, for a minute.
+    let mut again = crate::fixtures::new_grant(
+        "blob:reopened",
+        crate::fixtures::alice(),
+        crate::fixtures::table("main.sales.orders"),
+    );
+    again.duration = GrantDuration::parse("PT1M").unwrap();
+    reopened.record.reopen(again, now).unwrap();
+    let mut active = ledger.update(&reopened).await.unwrap();
+    let added = active.record.plan.clone();
+    active.record.mark_active(added, now).unwrap();
+    ledger.update(&active).await.unwrap();
+    index_shows(&raw, id, revoked_tags).await;
+
+    assert_eq!(
+        found_due(&ledger, now + Duration::minutes(2)).await,
+        vec![id]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn activating_a_grant_shorter_than_an_hour_costs_one_journal_write_and_a_longer_one_none() {
+    use uc_access::domain::GrantDuration;
+
+    let azurite = Azurite::shared();
+    let recording = Arc::new(Recording {
+        inner: Arc::new(azurite.http_client()),
+        seen: std::sync::Mutex::new(Vec::new()),
+    });
+    let ledger = BlobLedger::new(
+        &azurite.account_url(),
+        &fresh_container(),
+        TestCredential::new(),
+        BlobLedgerOptions {
+            transport: Some(azure_core::http::Transport::new(recording.clone())),
+        },
+    )
+    .unwrap();
+    let journal_writes = || {
+        recording
+            .seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(method, path)| {
+                method.eq_ignore_ascii_case("PUT") && path.contains("/due-soon")
+            })
+            .count()
+    };
+    let now = time::OffsetDateTime::now_utc();
+    for (key, duration, writes) in [("blob:week", "P7D", 0), ("blob:minutes", "PT30M", 1)] {
+        let mut record = crate::fixtures::grant_at(
+            key,
+            crate::fixtures::alice(),
+            crate::fixtures::table("main.sales.orders"),
+            now,
+        );
+        record.duration = GrantDuration::parse(duration).unwrap();
+        let before = journal_writes();
+        let mut stored = ledger.create(record).await.unwrap();
+        assert_eq!(
+            journal_writes(),
+            before,
+            "{duration}: the pending create is not journaled"
+        );
+        let added = stored.record.plan.clone();
+        stored.record.mark_active(added, now).unwrap();
+        ledger.update(&stored).await.unwrap();
+        assert_eq!(journal_writes() - before, writes, "{duration}");
+    }
+}
