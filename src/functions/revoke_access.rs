@@ -63,10 +63,13 @@ pub async fn handle(
         RevokeError::NotRevocable { .. } => {
             ApiError::new(StatusCode::CONFLICT, "grant_not_revocable", e.to_string())
         }
-        RevokeError::Failed(_) => {
-            ApiError::unavailable("revoke_failed", format!("{e}; the timer retries it"))
-                .with_retry_after(60)
-        }
+        // Databricks' own text and the operator detail go to the log, not to the caller's run history.
+        RevokeError::Failed(_) => ApiError::unavailable(
+            "revoke_failed",
+            "the revoke could not be completed now; the grant is marked failed and the timer retries it. Quote the requestId to the platform team",
+        )
+        .with_retry_after(60)
+        .with_detail(e.to_string()),
         RevokeError::Ledger(l) => ledger_error(&l),
     })?;
     tracing::info!(event = "grant.revoked_early", caller = accepted.caller.kind(), grant_id = %record.id, "grant revoked before expiry");

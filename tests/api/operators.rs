@@ -273,3 +273,41 @@ async fn two_operators_choosing_the_same_idempotency_key_make_two_grants_and_lea
         "{reused}"
     );
 }
+
+#[tokio::test]
+async fn a_failed_early_revoke_answers_a_safe_message_without_databricks_text() {
+    use uc_access::standin::{Fault, FaultKind};
+    let app = TestApp::spawn().await;
+    let token = app.token("operator");
+    let (_, granted) = app
+        .post("/api/grant-access", Some(&token), grant_body(false))
+        .await;
+    let grant_id = granted["grantId"].as_str().unwrap().to_owned();
+    app.standin.inject(
+        Fault::new(
+            FaultKind::Unavailable {
+                retry_after_secs: Some(0),
+            },
+            50,
+        )
+        .on_method("PATCH"),
+    );
+    let (status, failed) = app
+        .post(
+            "/api/revoke-access",
+            Some(&token),
+            json!({"grantId": grant_id}).to_string(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{failed}");
+    assert_eq!(failed["error"], "revoke_failed");
+    let text = failed.to_string();
+    for upstream in [
+        "TEMPORARILY_UNAVAILABLE",
+        "503",
+        "Databricks answered",
+        "127.0.0.1",
+    ] {
+        assert!(!text.contains(upstream), "{upstream} in {text}");
+    }
+}
