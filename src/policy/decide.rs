@@ -286,14 +286,16 @@ pub fn check_principal(policy: &Policy, principal: &Principal) -> Result<(), Den
     }
     let rules = policy.principals();
     let name = principal.uc_name();
-    // Unity Catalog's case rules: user names and application ids are case-insensitive (both are
-    // stored lower case), group display names are case-sensitive.
+    // Every forbidden list is kept lower case and matched in any case. User names and application ids
+    // are case-insensitive in Unity Catalog anyway. Group display names are case-sensitive there, so
+    // `Platform Admins` and `platform admins` can be two groups: forbidding one forbids both, since a
+    // look-alike of a forbidden group is more likely a way around the rule than a group to grant to.
     let forbidden = match principal.kind() {
         PrincipalKind::User => rules.forbidden_users.contains(&name.to_lowercase()),
         PrincipalKind::ServicePrincipal => rules
             .forbidden_service_principals
             .contains(&name.to_lowercase()),
-        PrincipalKind::Group => rules.forbidden_groups.contains(name),
+        PrincipalKind::Group => rules.forbidden_groups.contains(&name.to_lowercase()),
         // Recipients are named by uc-access itself from an Entra object id; nothing to forbid by name.
         PrincipalKind::Recipient => false,
     };

@@ -454,9 +454,9 @@ fn users_and_groups_and_service_principals_pass_the_default_policy() {
 }
 
 #[test]
-fn forbidden_users_match_in_any_case_and_forbidden_groups_only_in_their_own_case() {
+fn forbidden_users_groups_and_service_principals_match_in_any_case() {
     let p = policy(&format!(
-        "[principals]\nforbidden_users = [\"CEO@Contoso.com\"]\nforbidden_groups = [\"Admins\"]\nforbidden_service_principals = [\"{}\"]",
+        "[principals]\nforbidden_users = [\"CEO@Contoso.com\"]\nforbidden_groups = [\"Platform Admins\", \"Équipe Paie\"]\nforbidden_service_principals = [\"{}\"]",
         OWNER.to_uppercase()
     ));
     let forbidden = |principal: Principal| check_principal(&p, &principal).map_err(|d| d.rule);
@@ -464,11 +464,26 @@ fn forbidden_users_match_in_any_case_and_forbidden_groups_only_in_their_own_case
         forbidden(Principal::user("ceo@contoso.COM").unwrap()),
         Err("forbidden_principal")
     );
+    // Unity Catalog tells these groups apart; the forbidden list does not, so a look-alike in another
+    // case cannot receive what the forbidden group may not.
+    for group in [
+        "Platform Admins",
+        "platform admins",
+        "PLATFORM ADMINS",
+        "pLaTfOrM aDmInS",
+        "équipe paie",
+        "ÉQUIPE PAIE",
+    ] {
+        assert_eq!(
+            forbidden(Principal::group(group).unwrap()),
+            Err("forbidden_principal"),
+            "{group}"
+        );
+    }
     assert_eq!(
-        forbidden(Principal::group("Admins").unwrap()),
-        Err("forbidden_principal")
+        forbidden(Principal::group("Platform Admins 2").unwrap()),
+        Ok(())
     );
-    assert_eq!(forbidden(Principal::group("admins").unwrap()), Ok(()));
     assert_eq!(
         forbidden(Principal::service_principal(
             ApplicationId::parse(OWNER).unwrap()

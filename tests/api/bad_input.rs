@@ -685,6 +685,46 @@ async fn self_approval_is_denied_on_both_paths() {
     check_all(&app, cases).await;
 }
 
+#[tokio::test]
+async fn a_group_spelled_like_a_forbidden_group_in_another_case_is_refused_without_any_change() {
+    // Unity Catalog keeps `Platform Admins` and `platform admins` apart: the look-alike is a real
+    // group, and the forbidden list must stop it too.
+    let mut seed = uc_access::standin::Seed::demo();
+    for (id, name) in [("3801", "Platform Admins"), ("3802", "platform admins")] {
+        seed.groups.push(uc_access::standin::SeedGroup {
+            id: id.into(),
+            display_name: name.into(),
+            external_id: None,
+            member_ids: vec!["1003".into()],
+            workspace_local: false,
+        });
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("policy.toml");
+    std::fs::write(
+        &file,
+        "[principals]\nforbidden_groups = [\"Platform Admins\"]\n",
+    )
+    .unwrap();
+    let app =
+        TestApp::spawn_seeded(&[("UC_ACCESS_POLICY_FILE", file.to_str().unwrap())], seed).await;
+    let operator = app.token("operator");
+    let cases = ["Platform Admins", "platform admins"]
+        .into_iter()
+        .map(|group| {
+            Case::post(
+                format!("group {group:?}"),
+                GRANT,
+                &operator,
+                grant_body(json!({"principal": {"groupName": group}})),
+            )
+            .expect(StatusCode::FORBIDDEN, "forbidden_principal")
+            .after_resolve()
+        })
+        .collect();
+    check_all(&app, cases).await;
+}
+
 fn claims_of(token: &str) -> Value {
     let payload = token.split('.').nth(1).unwrap();
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
