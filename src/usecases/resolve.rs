@@ -89,7 +89,7 @@ impl Resolver {
         let mut seen = HashSet::from([group.id.clone()]);
         while let Some(id) = queue.pop_front() {
             for member in self.directory.group_members(&id, deadline).await? {
-                if member.is_group {
+                if member.kind == Some(PrincipalKind::Group) {
                     if seen.len() >= MAX_GROUPS_CHECKED {
                         tracing::warn!(
                             group = group.principal.uc_name(),

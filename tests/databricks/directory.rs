@@ -241,7 +241,7 @@ async fn resolve_is_not_retried_on_timeout_because_it_creates_identities() {
 }
 
 #[tokio::test]
-async fn group_members_are_read_by_id_and_nested_groups_told_apart() {
+async fn group_members_are_read_by_id_and_told_apart_by_kind_or_left_unknown() {
     let fake = Fake::start(|seen, _| {
         if seen.raw_path.ends_with("/Groups/77") {
             Reply::json(
@@ -249,7 +249,8 @@ async fn group_members_are_read_by_id_and_nested_groups_told_apart() {
                 json!({"id":"77","displayName":"analysts","members":[
                     {"value":"1001","display":"Alice","$ref":"Users/1001"},
                     {"value":"78","display":"interns","$ref":"Groups/78"},
-                    {"value":"2001","$ref":"https://accounts.example/api/2.0/accounts/x/scim/v2/ServicePrincipals/2001"}]}),
+                    {"value":"2001","$ref":"https://accounts.example/api/2.0/accounts/x/scim/v2/ServicePrincipals/2001"},
+                    {"value":"2002","display":"no reference"}]}),
             )
         } else {
             Reply::json(
@@ -261,11 +262,17 @@ async fn group_members_are_read_by_id_and_nested_groups_told_apart() {
     .await;
     let c = clients(&fake, fast_retry(1), Duration::from_secs(5), false);
     let members = c.directory.group_members("77", deadline()).await.unwrap();
-    let summary: Vec<(&str, bool)> = members
-        .iter()
-        .map(|m| (m.id.as_str(), m.is_group))
-        .collect();
-    assert_eq!(summary, [("1001", false), ("78", true), ("2001", false)]);
+    let summary: Vec<(&str, Option<PrincipalKind>)> =
+        members.iter().map(|m| (m.id.as_str(), m.kind)).collect();
+    assert_eq!(
+        summary,
+        [
+            ("1001", Some(PrincipalKind::User)),
+            ("78", Some(PrincipalKind::Group)),
+            ("2001", Some(PrincipalKind::ServicePrincipal)),
+            ("2002", None),
+        ]
+    );
     assert_eq!(
         fake.seen()[0].raw_path,
         format!("/api/2.0/accounts/{ACCOUNT}/scim/v2/Groups/77")
@@ -278,4 +285,29 @@ async fn group_members_are_read_by_id_and_nested_groups_told_apart() {
             .unwrap()
             .is_empty()
     );
+}
+
+#[tokio::test]
+async fn an_answer_to_an_external_id_filter_counts_only_if_it_carries_that_external_id() {
+    // An API that ignored the filter would answer with everyone; none of them is the one asked for.
+    let fake = Fake::start(|_, _| {
+        Reply::json(
+            200,
+            json!({"totalResults":2,"Resources":[
+                {"id":"1","userName":"someone@contoso.com"},
+                {"id":"2","userName":"other@contoso.com","externalId":"b0b0b0b0-0000-4000-8000-000000000000"}]}),
+        )
+    })
+    .await;
+    let c = clients(&fake, fast_retry(1), Duration::from_secs(5), false);
+    let found = c
+        .directory
+        .find_by_external_id(
+            PrincipalKind::User,
+            EntraObjectId::parse(OID).unwrap(),
+            deadline(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(found, None);
 }
