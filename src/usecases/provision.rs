@@ -15,7 +15,7 @@ use super::Context;
 use super::apply::{PartialApply, apply_additions, read_holdings};
 use crate::databricks::{DatabricksError, Deadline, DirectoryEntry};
 use crate::domain::{
-    AccessRequest, PrincipalKind, PrincipalStatus, PrivilegeSet, ProvisioningMode,
+    AccessRequest, EntraObjectId, PrincipalKind, PrincipalStatus, PrivilegeSet, ProvisioningMode,
 };
 use crate::ledger::{
     Delivery, GrantRecord, GrantState, IdempotencyKey, LedgerError, NewGrant, SecurableChange,
@@ -247,7 +247,11 @@ pub async fn provision(
         ));
     }
     policy::check_principal(&ctx.policy, &principal.principal)?;
-    policy::check_not_self_approved(&ctx.policy, request, principal.external_id.as_deref())?;
+    let entra_id = principal
+        .external_id
+        .as_deref()
+        .and_then(|raw| EntraObjectId::parse(raw).ok());
+    policy::check_not_self_approved(&ctx.policy, request, &principal.principal, entra_id)?;
     check_not_approved_from_inside(ctx, request, &principal, deadline).await?;
 
     let key = idempotency_key(request, &decision.privileges);

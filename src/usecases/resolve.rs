@@ -164,7 +164,7 @@ impl Resolver {
                         .resolve_by_external_id(PrincipalKind::User, *id, deadline)
                         .await
                     {
-                        Ok(entry) => return Ok(entry),
+                        Ok(entry) => return Ok(found_by(entry, *id)),
                         Err(e) if is_absent(&e) => {}
                         Err(e) => return Err(e.into()),
                     }
@@ -172,13 +172,15 @@ impl Resolver {
                 // A requester is usually a user, sometimes an application acting for itself.
                 for kind in [PrincipalKind::User, PrincipalKind::ServicePrincipal] {
                     match d.find_by_external_id(kind, *id, deadline).await {
-                        Ok(Some(entry)) => return Ok(entry),
+                        Ok(Some(entry)) => return Ok(found_by(entry, *id)),
                         Ok(None) => {}
                         // The account API may refuse an externalId filter (unconfirmed): fall back.
                         Err(DatabricksError::InvalidParameter { .. }) => break,
                         Err(e) => return Err(e.into()),
                     }
                 }
+                // Found by name, the entry is only known by the external id Databricks holds for it
+                // (if any), not by the object id asked for.
                 match fallback_user_name {
                     Some(name) => d
                         .find_user_by_name(name, deadline)
@@ -211,6 +213,15 @@ impl Resolver {
             },
         }
     }
+}
+
+/// An identity found by the Entra object id `id`: that id is established for it even where the answer
+/// left `externalId` out, so the self-approval check can compare it with the approvers.
+fn found_by(mut entry: DirectoryEntry, id: EntraObjectId) -> DirectoryEntry {
+    if entry.external_id.is_none() {
+        entry.external_id = Some(id.to_string());
+    }
+    entry
 }
 
 /// Resolve-by-external-id answers "not found" (404, `RESOURCE_DOES_NOT_EXIST`) when Entra has no such
