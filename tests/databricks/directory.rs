@@ -3,8 +3,9 @@
 use std::time::Duration;
 
 use serde_json::json;
-use uc_access::databricks::{DatabricksError, Deadline, DirectoryApi};
-use uc_access::domain::{ApplicationId, EntraObjectId, PrincipalKind, PrincipalStatus};
+use uc_access::databricks::{DatabricksError, Deadline, DirectoryApi, DirectoryEntry};
+use uc_access::domain::{ApplicationId, EntraObjectId, Principal, PrincipalKind, PrincipalStatus};
+use uc_access::usecases::resolve::{GroupApproval, Resolver};
 
 use crate::fake::{ACCOUNT, Fake, Reply, clients, fast_retry};
 
@@ -285,6 +286,59 @@ async fn group_members_are_read_by_id_and_told_apart_by_kind_or_left_unknown() {
             .unwrap()
             .is_empty()
     );
+}
+
+/// The group self-approval check against an account whose group answers give no member kinds: Alice
+/// (user 1001) is in group 78, nested in group 77 without a `$ref`.
+#[tokio::test]
+async fn a_member_whose_kind_is_not_given_is_read_as_a_group_so_an_approver_inside_it_is_found() {
+    let fake = Fake::start(|seen, _| {
+        let not_found = || {
+            Reply::json(
+                404,
+                json!({"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"detail":"not found","status":"404"}),
+            )
+        };
+        match seen.raw_path.rsplit('/').next().unwrap() {
+            "Users" => Reply::json(
+                200,
+                json!({"totalResults":1,"Resources":[{"id":"1001","userName":"alice@contoso.com","externalId":OID}]}),
+            ),
+            "77" => Reply::json(
+                200,
+                json!({"id":"77","displayName":"guild","members":[{"value":"2001"},{"value":"78"}]}),
+            ),
+            "78" => Reply::json(
+                200,
+                json!({"id":"78","displayName":"analysts","members":[{"value":"1001"}]}),
+            ),
+            _ => not_found(),
+        }
+    })
+    .await;
+    let c = clients(&fake, fast_retry(1), Duration::from_secs(5), false);
+    let resolver = Resolver::new(c.directory.clone(), Duration::from_secs(60), false);
+    let guild = DirectoryEntry {
+        principal: Principal::group("guild").unwrap(),
+        id: "77".into(),
+        external_id: None,
+        display_name: Some("guild".into()),
+        status: PrincipalStatus::Active,
+    };
+    let alice = EntraObjectId::parse(OID).unwrap();
+    let found = resolver
+        .approver_in_group(&[alice], None, &guild, deadline())
+        .await
+        .unwrap();
+    assert_eq!(found, GroupApproval::Member(alice));
+    let groups_read: Vec<String> = fake
+        .seen()
+        .iter()
+        .filter(|s| s.raw_path.contains("/Groups/"))
+        .map(|s| s.raw_path.rsplit('/').next().unwrap().to_owned())
+        .collect();
+    // 2001 (a service principal, as it turns out) is read as a group and has no members.
+    assert_eq!(groups_read, ["77", "2001", "78"]);
 }
 
 #[tokio::test]
