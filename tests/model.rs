@@ -471,10 +471,11 @@ fn held(standin: &RunningStandIn) -> Held {
     out
 }
 
+/// Pairs of names: (share, recipient) holding SELECT, or (share, table) in the share.
+type Pairs = BTreeSet<(String, String)>;
+
 /// (share, recipient) pairs holding SELECT, and (share, table) objects.
-fn sharing_state(
-    standin: &RunningStandIn,
-) -> (BTreeSet<(String, String)>, BTreeSet<(String, String)>) {
+fn sharing_state(standin: &RunningStandIn) -> (Pairs, Pairs) {
     let dump = standin.state().dump();
     let (mut select, mut objects) = (BTreeSet::new(), BTreeSet::new());
     for share in dump["shares"].as_array().unwrap() {
@@ -1100,7 +1101,7 @@ impl World {
         // Every live approval's access works.
         let (select, objects) = sharing_state(&self.standin);
         for (r, k) in &known {
-            if !k.live_until.is_some_and(|u| u > now) {
+            if k.live_until.is_none_or(|u| u <= now) {
                 continue;
             }
             if r.shared {

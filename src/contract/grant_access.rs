@@ -55,6 +55,8 @@ pub fn parse(
             outcome: ApprovalOutcome::Approved,
             approvers: vec![caller],
             id: f.opt_key("approvalId")?,
+            // The body cannot say how the operator signed in: the function sets it from the token.
+            operator: None,
         },
         idempotency_key: f.opt_key("idempotencyKey")?,
         dry_run: f.opt_bool("dryRun")?.unwrap_or(false),

@@ -59,6 +59,7 @@ pub fn parse(body: &[u8], workspaces: &Workspaces) -> Result<AccessRequest, Body
             outcome,
             approvers,
             id: f.opt_key("approvalId")?,
+            operator: None,
         },
         idempotency_key: f.opt_key("idempotencyKey")?,
         dry_run: f.opt_bool("dryRun")?.unwrap_or(false),

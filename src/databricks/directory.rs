@@ -26,7 +26,8 @@ pub struct DirectoryEntry {
 #[async_trait]
 pub trait DirectoryApi: Send + Sync {
     /// Account SCIM `externalId eq`. Whether the account API honours this filter is unconfirmed: a
-    /// refusal surfaces as `InvalidParameter`, and the caller falls back to a lookup by name.
+    /// refusal surfaces as `InvalidParameter`. Only an identity whose `externalId` is this object id is
+    /// answered.
     async fn find_by_external_id(
         &self,
         kind: PrincipalKind,
@@ -84,8 +85,8 @@ pub trait DirectoryApi: Send + Sync {
 pub struct GroupMember {
     /// The member's Databricks id.
     pub id: String,
-    /// A group nested in the group.
-    pub is_group: bool,
+    /// A user, a service principal or a nested group; `None` when the answer does not say.
+    pub kind: Option<PrincipalKind>,
 }
 
 /// The account directory over SCIM and the identity API.
@@ -197,13 +198,25 @@ impl DirectoryClient {
         filter: String,
         deadline: Deadline,
     ) -> Result<Option<DirectoryEntry>, DatabricksError> {
+        self.first_where(kind, filter, |_| true, deadline).await
+    }
+
+    /// The first resource matching `filter` that `keep` accepts.
+    async fn first_where(
+        &self,
+        kind: PrincipalKind,
+        filter: String,
+        keep: impl Fn(&ScimResource) -> bool + Send,
+        deadline: Deadline,
+    ) -> Result<Option<DirectoryEntry>, DatabricksError> {
         let collection = match kind {
             PrincipalKind::User => ScimCollection::Users,
             PrincipalKind::Group => ScimCollection::Groups,
             PrincipalKind::ServicePrincipal => ScimCollection::ServicePrincipals,
             PrincipalKind::Recipient => return Err(not_in_directory()),
         };
-        let found = self.scim.list(collection, &filter, deadline).await?;
+        let mut found = self.scim.list(collection, &filter, deadline).await?;
+        found.retain(|r| keep(r));
         if found.len() > 1 {
             tracing::warn!(
                 count = found.len(),
@@ -228,12 +241,16 @@ impl DirectoryApi for DirectoryClient {
         external_id: EntraObjectId,
         deadline: Deadline,
     ) -> Result<Option<DirectoryEntry>, DatabricksError> {
-        self.first(
-            kind,
-            eq_filter("externalId", &external_id.to_string()),
-            deadline,
-        )
-        .await
+        let wanted = external_id.to_string();
+        // Only an identity that carries this object id counts: an API that ignored the filter (it is
+        // "reserved for future use" in Databricks' own models) would answer with everyone.
+        let carries = |r: &ScimResource| {
+            r.external_id
+                .as_deref()
+                .is_some_and(|id| id.trim().eq_ignore_ascii_case(&wanted))
+        };
+        self.first_where(kind, eq_filter("externalId", &wanted), carries, deadline)
+            .await
     }
 
     #[tracing::instrument(skip_all)]
@@ -326,7 +343,7 @@ impl DirectoryApi for DirectoryClient {
                     .iter()
                     .map(|m| GroupMember {
                         id: m.value.clone(),
-                        is_group: m.is_group(),
+                        kind: m.kind(),
                     })
                     .collect()
             })

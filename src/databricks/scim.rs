@@ -10,6 +10,7 @@ use super::auth::DatabricksAuth;
 use super::error::DatabricksError;
 use super::http::{Call, Transport, encode_segment};
 use super::retry::Deadline;
+use crate::domain::PrincipalKind;
 
 /// SCIM pages asked for; Databricks caps them server-side anyway.
 const PAGE_SIZE: usize = 100;
@@ -63,21 +64,41 @@ pub struct ScimResource {
     pub members: Vec<ScimMember>,
 }
 
-/// One member of a SCIM group: its id, and `$ref` saying which collection it is in.
+/// One member of a SCIM group: its id, and `$ref` (or `type`) saying which collection it is in.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct ScimMember {
     pub value: String,
     #[serde(rename = "$ref")]
     pub reference: Option<String>,
+    /// `User`, `Group` or `ServicePrincipal`, where the API fills it.
+    #[serde(rename = "type")]
+    pub member_type: Option<String>,
     pub display: Option<String>,
 }
 
 impl ScimMember {
     /// Whether the member is itself a group (`$ref` `Groups/<id>`, absolute or relative).
     pub fn is_group(&self) -> bool {
-        self.reference
-            .as_deref()
-            .is_some_and(|r| r.contains("Groups/"))
+        self.kind() == Some(PrincipalKind::Group)
+    }
+
+    /// The member's kind from `$ref` (`Users/<id>`, `Groups/<id>`, `ServicePrincipals/<id>`, absolute
+    /// or relative), else from `type`; `None` when the answer says neither.
+    pub fn kind(&self) -> Option<PrincipalKind> {
+        let from_ref = self.reference.as_deref().and_then(|r| {
+            let collection = r.trim_end_matches('/').rsplit('/').nth(1)?;
+            kind_named(collection.strip_suffix('s').unwrap_or(collection))
+        });
+        from_ref.or_else(|| self.member_type.as_deref().and_then(kind_named))
+    }
+}
+
+fn kind_named(name: &str) -> Option<PrincipalKind> {
+    match name {
+        n if n.eq_ignore_ascii_case("User") => Some(PrincipalKind::User),
+        n if n.eq_ignore_ascii_case("Group") => Some(PrincipalKind::Group),
+        n if n.eq_ignore_ascii_case("ServicePrincipal") => Some(PrincipalKind::ServicePrincipal),
+        _ => None,
     }
 }
 
@@ -268,6 +289,31 @@ mod tests {
             r#"displayName eq "a\" or userName sw \"x\\""#
         );
         assert_eq!(eq_filter("userName", "a@b.com"), r#"userName eq "a@b.com""#);
+    }
+
+    #[test]
+    fn a_member_kind_comes_from_its_ref_or_else_its_type() {
+        let member = |json: &str| serde_json::from_str::<ScimMember>(json).unwrap().kind();
+        assert_eq!(
+            member(r#"{"value":"1","$ref":"Users/1"}"#),
+            Some(PrincipalKind::User)
+        );
+        assert_eq!(
+            member(
+                r#"{"value":"2","$ref":"https://a.example/api/2.0/accounts/x/scim/v2/Groups/2"}"#
+            ),
+            Some(PrincipalKind::Group)
+        );
+        assert_eq!(
+            member(r#"{"value":"3","$ref":"ServicePrincipals/3"}"#),
+            Some(PrincipalKind::ServicePrincipal)
+        );
+        assert_eq!(
+            member(r#"{"value":"4","type":"Group"}"#),
+            Some(PrincipalKind::Group)
+        );
+        assert_eq!(member(r#"{"value":"5","display":"someone"}"#), None);
+        assert_eq!(member(r#"{"value":"6","$ref":"Things/6"}"#), None);
     }
 
     #[test]

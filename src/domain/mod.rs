@@ -20,8 +20,8 @@ pub use principal_query::PrincipalQuery;
 pub use privilege::{Privilege, PrivilegeError, PrivilegeSet};
 pub use provisioning::{ProvisioningMode, UnknownMode};
 pub use request::{
-    AccessRequest, Approval, ApprovalOutcome, MAX_REQUEST_KEY_LEN, RequestKey, RequestKeyError,
-    RequestSource,
+    AccessRequest, Approval, ApprovalOutcome, MAX_REQUEST_KEY_LEN, Operator, RequestKey,
+    RequestKeyError, RequestSource,
 };
 pub use securable::{FullNameError, Securable, SecurableType};
 pub use workspace::{UnknownWorkspace, WorkspaceRef, Workspaces};

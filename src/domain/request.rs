@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::duration::GrantDuration;
-use super::object_id::EntraObjectId;
+use super::object_id::{ApplicationId, EntraObjectId};
 use super::principal_query::PrincipalQuery;
 use super::privilege::PrivilegeSet;
 use super::provisioning::ProvisioningMode;
@@ -61,6 +61,23 @@ pub struct Approval {
     /// docs/callback-contract.md, "Re-deliveries").
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<RequestKey>,
+    /// For `grant-access`: how the calling operator signed in, from its token. `None` for Purview
+    /// approvals (the approvers are only object ids) and wherever the caller is not known; the
+    /// self-approval checks then assume nothing about what kind of identity an approver is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operator: Option<Operator>,
+}
+
+/// How the operator who called `grant-access` signed in. With its object id (the approver) this is all
+/// the token says about who the operator is: a person is never a service principal, and an application
+/// is known by its application id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase", tag = "kind")]
+pub enum Operator {
+    /// A person with a delegated token, through the client application `via` (e.g. the connector).
+    Person { via: ApplicationId },
+    /// An application calling as itself (client credentials).
+    Application { app_id: ApplicationId },
 }
 
 /// A caller-supplied idempotency key: printable ASCII, bounded.

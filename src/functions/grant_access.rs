@@ -8,8 +8,9 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 
 use crate::app::AppState;
+use crate::auth::Caller;
 use crate::contract::grant_access;
-use crate::domain::EntraObjectId;
+use crate::domain::{ApplicationId, EntraObjectId, Operator};
 use crate::error::ApiError;
 use crate::functions::GRANT_ACCESS;
 use crate::functions::answer::{Answer, provision_and_answer};
@@ -30,7 +31,22 @@ pub async fn handle(
             "grant-access needs a caller identity with an object id (a user or a service principal token)",
         )
     })?;
-    let request = grant_access::parse(&accepted.body, &services.workspaces, caller)
+    let mut request = grant_access::parse(&accepted.body, &services.workspaces, caller)
         .map_err(|e| body_error(&e))?;
+    request.approval.operator = operator(&accepted.caller);
     provision_and_answer(services, &accepted.caller, &request).await
+}
+
+/// What the token says about the kind of operator, for the self-approval checks (a person is never a
+/// service principal; an application is known by its application id).
+fn operator(caller: &Caller) -> Option<Operator> {
+    match caller {
+        Caller::User(u) => Some(Operator::Person {
+            via: ApplicationId::from(u.app_id),
+        }),
+        Caller::Application(a) => Some(Operator::Application {
+            app_id: ApplicationId::from(a.app_id),
+        }),
+        Caller::Basic(_) => None,
+    }
 }

@@ -5,9 +5,9 @@ use time::OffsetDateTime;
 
 use super::Policy;
 use crate::domain::{
-    ACCOUNT_USERS, AccessRequest, ApprovalOutcome, EntraObjectId, GrantDuration, Principal,
-    PrincipalKind, PrincipalQuery, Privilege, PrivilegeSet, ProvisioningMode, RequestSource,
-    Securable, SecurableType,
+    ACCOUNT_USERS, AccessRequest, ApplicationId, ApprovalOutcome, EntraObjectId, GrantDuration,
+    Operator, Principal, PrincipalKind, PrincipalQuery, Privilege, PrivilegeSet, ProvisioningMode,
+    RequestSource, Securable, SecurableType,
 };
 
 /// What policy grants for a request: the privileges, the length and when it ends.
@@ -32,6 +32,9 @@ pub struct Denial {
 impl Denial {
     pub const NOT_APPROVED: &'static str = "not_approved";
     pub const SELF_APPROVAL: &'static str = "self_approval";
+    /// Whether the grantee is an approver (or an approver is in the grantee group) could not be
+    /// established: the check fails closed.
+    pub const SELF_APPROVAL_UNVERIFIABLE: &'static str = "self_approval_unverifiable";
     pub const REQUESTS_FOR_OTHERS_NOT_ALLOWED: &'static str = "requests_for_others_not_allowed";
     pub const SECURABLE_TYPE_NOT_ALLOWED: &'static str = "securable_type_not_allowed";
     pub const SECURABLE_DENIED: &'static str = "securable_denied";
@@ -48,9 +51,10 @@ impl Denial {
     pub const SHARING_NEEDS_A_PERSON: &'static str = "sharing_needs_a_person";
 
     /// Every rule code, for documentation and tests.
-    pub const RULES: [&'static str; 16] = [
+    pub const RULES: [&'static str; 17] = [
         Self::NOT_APPROVED,
         Self::SELF_APPROVAL,
+        Self::SELF_APPROVAL_UNVERIFIABLE,
         Self::REQUESTS_FOR_OTHERS_NOT_ALLOWED,
         Self::SECURABLE_TYPE_NOT_ALLOWED,
         Self::SECURABLE_DENIED,
@@ -310,14 +314,16 @@ pub fn check_principal(policy: &Policy, principal: &Principal) -> Result<(), Den
     }
     let rules = policy.principals();
     let name = principal.uc_name();
-    // Unity Catalog's case rules: user names and application ids are case-insensitive (both are
-    // stored lower case), group display names are case-sensitive.
+    // Every forbidden list is kept lower case and matched in any case. User names and application ids
+    // are case-insensitive in Unity Catalog anyway. Group display names are case-sensitive there, so
+    // `Platform Admins` and `platform admins` can be two groups: forbidding one forbids both, since a
+    // look-alike of a forbidden group is more likely a way around the rule than a group to grant to.
     let forbidden = match principal.kind() {
         PrincipalKind::User => rules.forbidden_users.contains(&name.to_lowercase()),
         PrincipalKind::ServicePrincipal => rules
             .forbidden_service_principals
             .contains(&name.to_lowercase()),
-        PrincipalKind::Group => rules.forbidden_groups.contains(name),
+        PrincipalKind::Group => rules.forbidden_groups.contains(&name.to_lowercase()),
         // Recipients are named by uc-access itself from an Entra object id; nothing to forbid by name.
         PrincipalKind::Recipient => false,
     };
@@ -344,21 +350,73 @@ fn list(privileges: &PrivilegeSet) -> String {
         .join(", ")
 }
 
-/// After resolution: the principal receiving access may not be among the approvers. Catches grantees
-/// named by user name or application id, whose Entra object id is only known once resolved.
+/// After resolution: the principal receiving access may not be an approver. This catches grantees named
+/// by user name or application id, whose Entra object id is only known once resolved.
+///
+/// `entra_id` is the principal's Entra object id as far as it is established: the `externalId`
+/// Databricks holds for it, or the object id it was found by. When it is unknown the principal cannot
+/// be compared with the approvers, and the answer is a denial (`self_approval_unverifiable`) unless the
+/// operator's token proves them different: an application calling as itself is not a user, nor a
+/// service principal with another application id; a person is never a service principal.
+///
+/// A user name is never taken as proof either way. The operator's `upn` / `preferred_username` is a
+/// display value: it can change, it need not be the Databricks `userName` (often the mail address), and
+/// one person can reach Databricks under more than one name, so an unequal name shows nothing.
 pub fn check_not_self_approved(
     policy: &Policy,
     request: &AccessRequest,
-    external_id: Option<&str>,
+    principal: &Principal,
+    entra_id: Option<EntraObjectId>,
 ) -> Result<(), Denial> {
-    let Some(id) = external_id.and_then(|raw| EntraObjectId::parse(raw).ok()) else {
+    if !policy.block_self_approval() {
         return Ok(());
-    };
-    if policy.block_self_approval() && request.approval.approvers.contains(&id) {
-        return Err(Denial::new(
-            Denial::SELF_APPROVAL,
-            "the person or application receiving this access also approved it; ask another approver",
-        ));
     }
-    Ok(())
+    let approvers = &request.approval.approvers;
+    if entra_id.is_some_and(|id| approvers.contains(&id)) {
+        return Err(self_approval_denial());
+    }
+    let operator = request.approval.operator;
+    let established = entra_id.is_some();
+    let proven_other = match principal.kind() {
+        // Members are checked against the approvers separately; recipients are named by uc-access.
+        PrincipalKind::Group | PrincipalKind::Recipient => true,
+        PrincipalKind::ServicePrincipal => {
+            let named = |id: ApplicationId| id.to_string() == principal.uc_name();
+            match operator {
+                Some(Operator::Application { app_id }) if named(app_id) => {
+                    return Err(self_approval_denial());
+                }
+                // The client application the operator calls through: granting to it would give
+                // the access to the caller's own channel rather than to another principal.
+                Some(Operator::Person { via }) if named(via) => {
+                    return Err(Denial::new(
+                        Denial::SELF_APPROVAL,
+                        "this service principal is the application the calling operator signed in through; grant to another principal, or ask another approver",
+                    ));
+                }
+                Some(_) => true,
+                None => established,
+            }
+        }
+        PrincipalKind::User => {
+            established || matches!(operator, Some(Operator::Application { .. }))
+        }
+    };
+    if proven_other {
+        return Ok(());
+    }
+    Err(Denial::new(
+        Denial::SELF_APPROVAL_UNVERIFIABLE,
+        format!(
+            "{} has no Entra object id in the Databricks account (no externalId: identities added by e-mail, Terraform or just in time have none), so uc-access cannot establish that it is not the approver; name it by objectId once its Databricks identity carries one (provisioned from Entra ID, or through automatic identity management)",
+            principal
+        ),
+    ))
+}
+
+fn self_approval_denial() -> Denial {
+    Denial::new(
+        Denial::SELF_APPROVAL,
+        "the person or application receiving this access also approved it; ask another approver",
+    )
 }

@@ -6,8 +6,8 @@ use time::{Duration, OffsetDateTime};
 use super::{Decision, Denial, Policy, check_not_self_approved, check_principal, decide};
 use crate::domain::{
     AccessRequest, ApplicationId, Approval, ApprovalOutcome, EntraObjectId, GrantDuration,
-    Principal, PrincipalQuery, Privilege, PrivilegeSet, RequestSource, Securable, SecurableType,
-    WorkspaceRef,
+    Operator, Principal, PrincipalQuery, Privilege, PrivilegeSet, RequestSource, Securable,
+    SecurableType, WorkspaceRef,
 };
 
 const NOW: OffsetDateTime = datetime!(2025-06-01 12:00 UTC);
@@ -44,6 +44,7 @@ fn request() -> AccessRequest {
             id: None,
             outcome: ApprovalOutcome::Approved,
             approvers: vec![oid(OWNER)],
+            operator: None,
         },
         idempotency_key: None,
         dry_run: false,
@@ -454,9 +455,9 @@ fn users_and_groups_and_service_principals_pass_the_default_policy() {
 }
 
 #[test]
-fn forbidden_users_match_in_any_case_and_forbidden_groups_only_in_their_own_case() {
+fn forbidden_users_groups_and_service_principals_match_in_any_case() {
     let p = policy(&format!(
-        "[principals]\nforbidden_users = [\"CEO@Contoso.com\"]\nforbidden_groups = [\"Admins\"]\nforbidden_service_principals = [\"{}\"]",
+        "[principals]\nforbidden_users = [\"CEO@Contoso.com\"]\nforbidden_groups = [\"Platform Admins\", \"Équipe Paie\"]\nforbidden_service_principals = [\"{}\"]",
         OWNER.to_uppercase()
     ));
     let forbidden = |principal: Principal| check_principal(&p, &principal).map_err(|d| d.rule);
@@ -464,11 +465,26 @@ fn forbidden_users_match_in_any_case_and_forbidden_groups_only_in_their_own_case
         forbidden(Principal::user("ceo@contoso.COM").unwrap()),
         Err("forbidden_principal")
     );
+    // Unity Catalog tells these groups apart; the forbidden list does not, so a look-alike in another
+    // case cannot receive what the forbidden group may not.
+    for group in [
+        "Platform Admins",
+        "platform admins",
+        "PLATFORM ADMINS",
+        "pLaTfOrM aDmInS",
+        "équipe paie",
+        "ÉQUIPE PAIE",
+    ] {
+        assert_eq!(
+            forbidden(Principal::group(group).unwrap()),
+            Err("forbidden_principal"),
+            "{group}"
+        );
+    }
     assert_eq!(
-        forbidden(Principal::group("Admins").unwrap()),
-        Err("forbidden_principal")
+        forbidden(Principal::group("Platform Admins 2").unwrap()),
+        Ok(())
     );
-    assert_eq!(forbidden(Principal::group("admins").unwrap()), Ok(()));
     assert_eq!(
         forbidden(Principal::service_principal(
             ApplicationId::parse(OWNER).unwrap()
@@ -543,23 +559,162 @@ fn a_denial_does_not_reveal_the_patterns_that_refused_it() {
     }
 }
 
+/// An operator's `grant-access` request for `grantee`: the operator is requester and approver.
+fn by_operator(grantee: PrincipalQuery, operator: Option<Operator>) -> AccessRequest {
+    let mut r = request();
+    r.source = RequestSource::GrantAccess;
+    r.requester = oid(OWNER);
+    r.grantee = grantee;
+    r.approval.operator = operator;
+    r
+}
+
+const CONNECTOR: &str = "44444444-4444-4444-8444-444444444444";
+const OTHER_APP: &str = "55555555-5555-4555-8555-555555555555";
+
+fn app(raw: &str) -> ApplicationId {
+    ApplicationId::parse(raw).unwrap()
+}
+
+fn person() -> Option<Operator> {
+    Some(Operator::Person {
+        via: app(CONNECTOR),
+    })
+}
+
+fn verdict(result: Result<(), Denial>) -> Result<(), &'static str> {
+    result.map_err(|d| d.rule)
+}
+
 #[test]
 fn a_grantee_resolved_to_an_approver_is_refused_as_self_approval() {
     let policy = Policy::default();
-    let mut r = request();
-    r.source = RequestSource::GrantAccess;
-    r.grantee = PrincipalQuery::user_name("carol@contoso.com").unwrap();
-    let approver = r.approval.approvers[0].to_string();
+    let r = by_operator(
+        PrincipalQuery::user_name("carol@contoso.com").unwrap(),
+        person(),
+    );
+    let carol = Principal::user("carol@contoso.com").unwrap();
     assert_eq!(
-        check_not_self_approved(&policy, &r, Some(&approver))
-            .unwrap_err()
-            .rule,
-        Denial::SELF_APPROVAL
+        verdict(check_not_self_approved(
+            &policy,
+            &r,
+            &carol,
+            Some(oid(OWNER))
+        )),
+        Err(Denial::SELF_APPROVAL)
     );
-    assert!(
-        check_not_self_approved(&policy, &r, Some("5b1f2e3d-4c5b-4a69-8e7f-0a1b2c3d4e5f")).is_ok()
+    assert_eq!(
+        verdict(check_not_self_approved(&policy, &r, &carol, Some(oid(BOB)))),
+        Ok(())
     );
-    assert!(check_not_self_approved(&policy, &r, None).is_ok());
+}
+
+#[test]
+fn a_user_whose_object_id_is_not_established_is_refused_unless_an_application_approved() {
+    let policy = Policy::default();
+    let frank = Principal::user("frank@contoso.com").unwrap();
+    let query = PrincipalQuery::user_name("frank@contoso.com").unwrap();
+    // A person, or an approver of unknown kind, may be Frank: nothing shows otherwise.
+    for operator in [person(), None] {
+        let denial =
+            check_not_self_approved(&policy, &by_operator(query.clone(), operator), &frank, None)
+                .unwrap_err();
+        assert_eq!(
+            denial.rule,
+            Denial::SELF_APPROVAL_UNVERIFIABLE,
+            "{operator:?}"
+        );
+        assert!(
+            denial.message.contains("frank@contoso.com"),
+            "{}",
+            denial.message
+        );
+        assert!(denial.message.contains("objectId"), "{}", denial.message);
+    }
+    // An application calling as itself is not a user.
+    let by_app = by_operator(
+        query,
+        Some(Operator::Application {
+            app_id: app(OTHER_APP),
+        }),
+    );
+    assert_eq!(
+        verdict(check_not_self_approved(&policy, &by_app, &frank, None)),
+        Ok(())
+    );
+}
+
+#[test]
+fn a_service_principal_is_the_operator_when_it_has_the_operators_application_id() {
+    let policy = Policy::default();
+    let sp = |id: &str| Principal::service_principal(app(id));
+    let query = |id: &str| PrincipalQuery::ApplicationId { id: app(id) };
+    let as_app = |id: &str| Some(Operator::Application { app_id: app(id) });
+    let check = |grantee: &str, operator: Option<Operator>, entra: Option<EntraObjectId>| {
+        verdict(check_not_self_approved(
+            &policy,
+            &by_operator(query(grantee), operator),
+            &sp(grantee),
+            entra,
+        ))
+    };
+    // No externalId needed: an application is known by its application id.
+    assert_eq!(
+        check(OTHER_APP, as_app(OTHER_APP), None),
+        Err(Denial::SELF_APPROVAL)
+    );
+    assert_eq!(check(CONNECTOR, as_app(OTHER_APP), None), Ok(()));
+    // A person is never a service principal, but may not grant to the app they call through.
+    assert_eq!(check(OTHER_APP, person(), None), Ok(()));
+    assert_eq!(check(CONNECTOR, person(), None), Err(Denial::SELF_APPROVAL));
+    // Who approved is not known: only an established object id tells the principal apart.
+    assert_eq!(
+        check(OTHER_APP, None, None),
+        Err(Denial::SELF_APPROVAL_UNVERIFIABLE)
+    );
+    assert_eq!(check(OTHER_APP, None, Some(oid(BOB))), Ok(()));
+    assert_eq!(
+        check(OTHER_APP, None, Some(oid(OWNER))),
+        Err(Denial::SELF_APPROVAL)
+    );
+}
+
+#[test]
+fn a_group_grantee_is_left_to_the_membership_check() {
+    let r = by_operator(PrincipalQuery::group_name("Analysts").unwrap(), person());
+    let group = Principal::group("Analysts").unwrap();
+    assert_eq!(
+        verdict(check_not_self_approved(
+            &Policy::default(),
+            &r,
+            &group,
+            None
+        )),
+        Ok(())
+    );
+}
+
+#[test]
+fn with_self_approval_allowed_an_unestablished_grantee_passes() {
+    let policy = policy("block_self_approval = false");
+    let r = by_operator(
+        PrincipalQuery::user_name("frank@contoso.com").unwrap(),
+        person(),
+    );
+    let frank = Principal::user("frank@contoso.com").unwrap();
+    assert_eq!(
+        verdict(check_not_self_approved(&policy, &r, &frank, None)),
+        Ok(())
+    );
+    assert_eq!(
+        verdict(check_not_self_approved(
+            &policy,
+            &r,
+            &frank,
+            Some(oid(OWNER))
+        )),
+        Ok(())
+    );
 }
 
 mod provisioning_mode {

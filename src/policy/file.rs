@@ -438,9 +438,10 @@ fn principals(source: &str, section: PrincipalsSection) -> Result<PrincipalRules
             source,
             "principals.forbidden_groups",
             &section.forbidden_groups,
+            // Kept lower case and matched in any case (see `check_principal`).
             |n| {
                 Principal::group(n)
-                    .map(|p| p.uc_name().to_owned())
+                    .map(|p| p.uc_name().to_lowercase())
                     .map_err(|e| e.to_string())
             },
         )?,

@@ -53,7 +53,7 @@ fn the_example_policy_at_the_repository_root_loads() {
     );
     assert_eq!(p.maximum_duration_for(SecurableType::Schema), days(30));
     assert_eq!(p.maximum_duration_for(SecurableType::Table), days(90));
-    assert!(p.principals().forbidden_groups.contains("Platform Admins"));
+    assert!(p.principals().forbidden_groups.contains("platform admins"));
     assert!(
         p.principals()
             .forbidden_users

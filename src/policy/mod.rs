@@ -48,8 +48,10 @@ impl TypeRules {
     }
 }
 
-/// Which principals may receive grants. Names are kept as Unity Catalog compares them: user names and
-/// application ids lower case (case-insensitive), group names as written (case-sensitive).
+/// Which principals may receive grants. Every forbidden name is kept lower case and matched in any case:
+/// user names and application ids are case-insensitive in Unity Catalog, and group display names, which
+/// are case-sensitive there, are matched in any case too so that a forbidden group's look-alike in
+/// another case is forbidden with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PrincipalRules {
     pub allow_groups: bool,

@@ -145,6 +145,13 @@ fn list(
         },
         None => None,
     };
+    let refuses_external_id = !workspace && !state.model().seed.account_external_id_filter;
+    if refuses_external_id && filter.as_ref().is_some_and(|f| f.mentions("externalId")) {
+        return ScimError::invalid_filter(
+            "INVALID_FILTER: filtering on externalId is not supported".to_owned(),
+        )
+        .into_response();
+    }
     let parse_number = |name: &str| -> Result<Option<usize>, ScimError> {
         match query.get(name) {
             None => Ok(None),

@@ -220,6 +220,16 @@ fn case_insensitive(attr: &str) -> bool {
 }
 
 impl Filter {
+    /// Whether the filter tests `attr` (case-insensitive) anywhere.
+    pub fn mentions(&self, attr: &str) -> bool {
+        match self {
+            Self::And(a, b) | Self::Or(a, b) => a.mentions(attr) || b.mentions(attr),
+            Self::Present(name) | Self::Compare { attr: name, .. } => {
+                name.eq_ignore_ascii_case(attr)
+            }
+        }
+    }
+
     pub fn matches(&self, resource: &Value) -> bool {
         match self {
             Self::And(a, b) => a.matches(resource) && b.matches(resource),
@@ -345,6 +355,14 @@ mod tests {
         assert!(parse(&ok).is_ok(), "199 nodes are fine");
         let too_many = vec![clause; 101].join(" or ");
         assert!(parse(&too_many).is_err(), "201 nodes are not");
+    }
+
+    #[test]
+    fn a_filter_says_which_attributes_it_tests() {
+        let filter = parse(r#"userName eq "a" or (active eq true and EXTERNALID pr)"#).unwrap();
+        assert!(filter.mentions("externalId"));
+        assert!(filter.mentions("username"));
+        assert!(!filter.mentions("displayName"));
     }
 
     #[test]

@@ -135,6 +135,10 @@ pub struct Seed {
     pub page_size: usize,
     /// Paged permission reads start with an empty page that carries a token, as the real API may.
     pub empty_first_page: bool,
+    /// Whether account SCIM filters on `externalId`. Databricks' own API models call the attribute
+    /// "reserved for future use", so whether the account API accepts the filter is unconfirmed; `false`
+    /// answers such a filter with `400 invalidFilter`, as an API that does not support it would.
+    pub account_external_id_filter: bool,
 }
 
 fn user(id: &str, user_name: &str, display_name: &str, active: bool, ext: &str) -> SeedUser {
@@ -281,6 +285,7 @@ impl Seed {
             ]),
             page_size: 2,
             empty_first_page: true,
+            account_external_id_filter: true,
         };
         // The product governs `sales` and `hr`.
         seed = seed
@@ -335,6 +340,12 @@ impl Seed {
     /// Sets the page length used for `max_results=0`.
     pub fn with_page_size(mut self, page_size: usize) -> Self {
         self.page_size = page_size.max(1);
+        self
+    }
+
+    /// Account SCIM refuses filters on `externalId` (`400 invalidFilter`), as the real API may.
+    pub fn without_external_id_filter(mut self) -> Self {
+        self.account_external_id_filter = false;
         self
     }
 

@@ -15,7 +15,7 @@ use super::Context;
 use super::apply::{PartialApply, apply_additions, read_holdings};
 use crate::databricks::{DatabricksError, Deadline, DirectoryEntry};
 use crate::domain::{
-    AccessRequest, PrincipalKind, PrincipalStatus, PrivilegeSet, ProvisioningMode,
+    AccessRequest, EntraObjectId, PrincipalKind, PrincipalStatus, PrivilegeSet, ProvisioningMode,
 };
 use crate::ledger::{
     Delivery, GrantRecord, GrantState, IdempotencyKey, LedgerError, NewGrant, SecurableChange,
@@ -24,7 +24,7 @@ use crate::ledger::{
 use crate::planning::grant::{Facts, GrantPlan, Holdings, plan_grant};
 use crate::planning::share::NameTaken;
 use crate::policy::{self, Decision, Denial};
-use crate::usecases::resolve::ResolveError;
+use crate::usecases::resolve::{GroupApproval, MAX_GROUPS_CHECKED, ResolveError, Unverifiable};
 use crate::usecases::share::ShareOutcome;
 
 /// How often a duplicate looks again at a grant another delivery is applying.
@@ -197,8 +197,8 @@ fn same_request(
         && record.requested_privileges == decision.privileges
 }
 
-/// Provisions one parsed request.
-/// For a group grantee: no approver may be a member of the group (they would approve their own access).
+/// For a group grantee: no approver may be a member of the group (they would approve their own
+/// access), and when membership cannot be established the grant is refused as well.
 async fn check_not_approved_from_inside(
     ctx: &Context,
     request: &AccessRequest,
@@ -208,23 +208,47 @@ async fn check_not_approved_from_inside(
     if principal.principal.kind() != PrincipalKind::Group || !ctx.policy.block_self_approval() {
         return Ok(());
     }
-    if let Some(approver) = ctx
+    let group = principal.principal.uc_name();
+    let checked = ctx
         .resolver
-        .approver_in_group(&request.approval.approvers, principal, deadline)
-        .await?
-    {
-        return Err(Denial::new(
+        .approver_in_group(
+            &request.approval.approvers,
+            request.approval.operator,
+            principal,
+            deadline,
+        )
+        .await?;
+    let unverifiable = |why: String| {
+        Denial::new(
+            Denial::SELF_APPROVAL_UNVERIFIABLE,
+            format!("uc-access cannot establish that no approver is a member of group {group}, which would receive this access: {why}"),
+        )
+        .into()
+    };
+    match checked {
+        GroupApproval::Outside => Ok(()),
+        GroupApproval::Member(approver) => Err(Denial::new(
             Denial::SELF_APPROVAL,
             format!(
-                "approver {approver} is a member of group {} that would receive this access; ask an approver outside the group",
-                principal.principal.uc_name()
+                "approver {approver} is a member of group {group} that would receive this access; ask an approver outside the group"
             ),
         )
-        .into());
+        .into()),
+        GroupApproval::Unverifiable(Unverifiable::ExternalIdFilterRefused) => Err(unverifiable(
+            "the Databricks account refused to look approvers up by Entra object id (its SCIM API does not accept an externalId filter); grant to each person by userName or objectId instead".into(),
+        )),
+        GroupApproval::Unverifiable(Unverifiable::ApproverNotFound(approver)) => {
+            Err(unverifiable(format!(
+                "no Databricks identity carries approver {approver}'s Entra object id (externalId), so they may be a member under one that does not; ask an approver outside the group whose Databricks identity is provisioned from Entra ID, or grant to each person instead"
+            )))
+        }
+        GroupApproval::Unverifiable(Unverifiable::TooManyGroups) => Err(unverifiable(format!(
+            "it nests more than {MAX_GROUPS_CHECKED} groups and only that many are read; grant to a group with fewer nested groups, or to each person"
+        ))),
     }
-    Ok(())
 }
 
+/// Provisions one parsed request.
 pub async fn provision(
     ctx: &Context,
     request: &AccessRequest,
@@ -247,7 +271,11 @@ pub async fn provision(
         ));
     }
     policy::check_principal(&ctx.policy, &principal.principal)?;
-    policy::check_not_self_approved(&ctx.policy, request, principal.external_id.as_deref())?;
+    let entra_id = principal
+        .external_id
+        .as_deref()
+        .and_then(|raw| EntraObjectId::parse(raw).ok());
+    policy::check_not_self_approved(&ctx.policy, request, &principal.principal, entra_id)?;
     check_not_approved_from_inside(ctx, request, &principal, deadline).await?;
 
     let key = idempotency_key(request, &decision.privileges);

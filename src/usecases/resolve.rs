@@ -12,7 +12,7 @@ use mini_moka::sync::Cache;
 use url::Url;
 
 use crate::databricks::{DatabricksError, Deadline, DirectoryApi, DirectoryEntry};
-use crate::domain::{EntraObjectId, PrincipalKind, PrincipalQuery};
+use crate::domain::{EntraObjectId, Operator, PrincipalKind, PrincipalQuery};
 
 /// Default time an answer stays cached.
 pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(600);
@@ -49,64 +49,127 @@ impl std::fmt::Debug for Resolver {
 /// The most groups the membership check reads (the group and those nested in it).
 pub const MAX_GROUPS_CHECKED: usize = 50;
 
+/// What the group self-approval check established.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupApproval {
+    /// No approver is a member of the group, directly or through nested groups.
+    Outside,
+    /// This approver is a member.
+    Member(EntraObjectId),
+    /// Whether an approver is a member could not be established; the caller must refuse.
+    Unverifiable(Unverifiable),
+}
+
+/// Why the group self-approval check could not establish membership.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unverifiable {
+    /// The account SCIM API refused the `externalId` filter: approvers cannot be looked up.
+    ExternalIdFilterRefused,
+    /// No Databricks identity carries this approver's object id, so they may be a member under an
+    /// identity that has none (added by e-mail, Terraform or just in time).
+    ApproverNotFound(EntraObjectId),
+    /// The group nests more than [`MAX_GROUPS_CHECKED`] groups: the rest was not read.
+    TooManyGroups,
+}
+
 impl Resolver {
-    /// The first of `approvers` (Entra object ids) who is a member of `group`, directly or through
-    /// nested groups. Approvers are looked up by `externalId` only (never created); an approver
-    /// Databricks does not know cannot be a member. When the account API refuses the `externalId`
-    /// filter, or the nesting goes beyond [`MAX_GROUPS_CHECKED`] groups, the check is skipped with a
-    /// warning rather than blocking every group grant.
+    /// Whether any of `approvers` (Entra object ids) is a member of `group`, directly or through nested
+    /// groups. `operator`, when given, says how the approver of a `grant-access` call (its only
+    /// approver) signed in.
+    ///
+    /// Each approver is matched to the one Databricks identity that is theirs: a person (or an approver
+    /// of unknown kind) by `externalId`, never created; an application by its application id. An
+    /// application the account does not know cannot be a member. Anything short of that, a refused
+    /// `externalId` filter, an approver no identity carries the object id of, or nesting beyond
+    /// [`MAX_GROUPS_CHECKED`] groups, is [`GroupApproval::Unverifiable`]: membership was not
+    /// established, and a pass would be a guess.
     pub async fn approver_in_group(
         &self,
         approvers: &[EntraObjectId],
+        operator: Option<Operator>,
         group: &DirectoryEntry,
         deadline: Deadline,
-    ) -> Result<Option<EntraObjectId>, ResolveError> {
+    ) -> Result<GroupApproval, ResolveError> {
         let mut approver_ids = HashMap::new();
         for approver in approvers {
             match self
-                .directory
-                .find_by_external_id(PrincipalKind::User, *approver, deadline)
-                .await
+                .approver_identity(*approver, operator, deadline)
+                .await?
             {
-                Ok(Some(entry)) => {
-                    approver_ids.insert(entry.id, *approver);
+                Ok(Some(id)) => {
+                    approver_ids.insert(id, *approver);
                 }
+                Ok(None) => {}
+                Err(why) => return Ok(GroupApproval::Unverifiable(why)),
+            }
+        }
+        if approver_ids.is_empty() {
+            return Ok(GroupApproval::Outside);
+        }
+        let mut queue = VecDeque::from([group.id.clone()]);
+        let mut seen = HashSet::from([group.id.clone()]);
+        let mut beyond_limit = false;
+        while let Some(id) = queue.pop_front() {
+            for member in self.directory.group_members(&id, deadline).await? {
+                if let Some(approver) = approver_ids.get(&member.id) {
+                    return Ok(GroupApproval::Member(*approver));
+                }
+                // A member of unknown kind may be a group: it is read as one (a user or a service
+                // principal reads as a group without members).
+                let may_nest = matches!(member.kind, Some(PrincipalKind::Group) | None);
+                if !may_nest || seen.contains(&member.id) {
+                    continue;
+                }
+                if seen.len() >= MAX_GROUPS_CHECKED {
+                    beyond_limit = true;
+                    continue;
+                }
+                seen.insert(member.id.clone());
+                queue.push_back(member.id);
+            }
+        }
+        if beyond_limit {
+            tracing::warn!(
+                group = group.principal.uc_name(),
+                limit = MAX_GROUPS_CHECKED,
+                "nested groups beyond the limit; group self-approval could not be established"
+            );
+            return Ok(GroupApproval::Unverifiable(Unverifiable::TooManyGroups));
+        }
+        Ok(GroupApproval::Outside)
+    }
+
+    /// The Databricks id of the approver's own identity: `Ok(None)` when it is proven to have none.
+    async fn approver_identity(
+        &self,
+        approver: EntraObjectId,
+        operator: Option<Operator>,
+        deadline: Deadline,
+    ) -> Result<Result<Option<String>, Unverifiable>, ResolveError> {
+        let d = &self.directory;
+        let kinds: &[PrincipalKind] = match operator {
+            // The application id is what the account knows an application by; no filter in doubt.
+            Some(Operator::Application { app_id }) => {
+                let found = d.find_service_principal(app_id, deadline).await?;
+                return Ok(Ok(found.map(|e| e.id)));
+            }
+            Some(Operator::Person { .. }) => &[PrincipalKind::User],
+            None => &[PrincipalKind::User, PrincipalKind::ServicePrincipal],
+        };
+        for kind in kinds {
+            match d.find_by_external_id(*kind, approver, deadline).await {
+                Ok(Some(entry)) => return Ok(Ok(Some(entry.id))),
                 Ok(None) => {}
                 Err(DatabricksError::InvalidParameter { .. }) => {
                     tracing::warn!(
-                        group = group.principal.uc_name(),
-                        "the account SCIM API refused an externalId filter; group self-approval not checked"
+                        "the account SCIM API refused an externalId filter; group self-approval cannot be established"
                     );
-                    return Ok(None);
+                    return Ok(Err(Unverifiable::ExternalIdFilterRefused));
                 }
                 Err(e) => return Err(e.into()),
             }
         }
-        if approver_ids.is_empty() {
-            return Ok(None);
-        }
-        let mut queue = VecDeque::from([group.id.clone()]);
-        let mut seen = HashSet::from([group.id.clone()]);
-        while let Some(id) = queue.pop_front() {
-            for member in self.directory.group_members(&id, deadline).await? {
-                if member.is_group {
-                    if seen.len() >= MAX_GROUPS_CHECKED {
-                        tracing::warn!(
-                            group = group.principal.uc_name(),
-                            limit = MAX_GROUPS_CHECKED,
-                            "nested groups beyond the limit; group self-approval checked only that far"
-                        );
-                        return Ok(None);
-                    }
-                    if seen.insert(member.id.clone()) {
-                        queue.push_back(member.id);
-                    }
-                } else if let Some(approver) = approver_ids.get(&member.id) {
-                    return Ok(Some(*approver));
-                }
-            }
-        }
-        Ok(None)
+        Ok(Err(Unverifiable::ApproverNotFound(approver)))
     }
 
     pub fn new(
@@ -164,7 +227,7 @@ impl Resolver {
                         .resolve_by_external_id(PrincipalKind::User, *id, deadline)
                         .await
                     {
-                        Ok(entry) => return Ok(entry),
+                        Ok(entry) => return Ok(found_by(entry, *id)),
                         Err(e) if is_absent(&e) => {}
                         Err(e) => return Err(e.into()),
                     }
@@ -172,13 +235,15 @@ impl Resolver {
                 // A requester is usually a user, sometimes an application acting for itself.
                 for kind in [PrincipalKind::User, PrincipalKind::ServicePrincipal] {
                     match d.find_by_external_id(kind, *id, deadline).await {
-                        Ok(Some(entry)) => return Ok(entry),
+                        Ok(Some(entry)) => return Ok(found_by(entry, *id)),
                         Ok(None) => {}
                         // The account API may refuse an externalId filter (unconfirmed): fall back.
                         Err(DatabricksError::InvalidParameter { .. }) => break,
                         Err(e) => return Err(e.into()),
                     }
                 }
+                // Found by name, the entry is only known by the external id Databricks holds for it
+                // (if any), not by the object id asked for.
                 match fallback_user_name {
                     Some(name) => d
                         .find_user_by_name(name, deadline)
@@ -236,6 +301,15 @@ impl Resolver {
         }
         Ok(None)
     }
+}
+
+/// An identity found by the Entra object id `id`: that id is established for it even where the answer
+/// left `externalId` out, so the self-approval check can compare it with the approvers.
+fn found_by(mut entry: DirectoryEntry, id: EntraObjectId) -> DirectoryEntry {
+    if entry.external_id.is_none() {
+        entry.external_id = Some(id.to_string());
+    }
+    entry
 }
 
 /// Resolve-by-external-id answers "not found" (404, `RESOURCE_DOES_NOT_EXIST`) when Entra has no such

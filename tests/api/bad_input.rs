@@ -685,6 +685,151 @@ async fn self_approval_is_denied_on_both_paths() {
     check_all(&app, cases).await;
 }
 
+#[tokio::test]
+async fn a_group_spelled_like_a_forbidden_group_in_another_case_is_refused_without_any_change() {
+    // Unity Catalog keeps `Platform Admins` and `platform admins` apart: the look-alike is a real
+    // group, and the forbidden list must stop it too.
+    let mut seed = uc_access::standin::Seed::demo();
+    for (id, name) in [("3801", "Platform Admins"), ("3802", "platform admins")] {
+        seed.groups.push(uc_access::standin::SeedGroup {
+            id: id.into(),
+            display_name: name.into(),
+            external_id: None,
+            member_ids: vec!["1003".into()],
+            workspace_local: false,
+        });
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("policy.toml");
+    std::fs::write(
+        &file,
+        "[principals]\nforbidden_groups = [\"Platform Admins\"]\n",
+    )
+    .unwrap();
+    let app =
+        TestApp::spawn_seeded(&[("UC_ACCESS_POLICY_FILE", file.to_str().unwrap())], seed).await;
+    let operator = app.token("operator");
+    let cases = ["Platform Admins", "platform admins"]
+        .into_iter()
+        .map(|group| {
+            Case::post(
+                format!("group {group:?}"),
+                GRANT,
+                &operator,
+                grant_body(json!({"principal": {"groupName": group}})),
+            )
+            .expect(StatusCode::FORBIDDEN, "forbidden_principal")
+            .after_resolve()
+        })
+        .collect();
+    check_all(&app, cases).await;
+}
+
+/// Frank was added to the account by e-mail: Databricks holds no Entra object id for him.
+const FRANK: &str = "frank.contractor@contoso.com";
+const FRANK_ENTRA_ID: &str = "0a9b8c7d-6e5f-4a3b-9c2d-1e0f9a8b7c6d";
+
+fn seed_with_frank() -> uc_access::standin::Seed {
+    let mut seed = uc_access::standin::Seed::demo();
+    seed.users.push(uc_access::standin::SeedUser {
+        id: "1009".into(),
+        user_name: FRANK.into(),
+        display_name: "Frank Contractor".into(),
+        active: true,
+        external_id: None,
+    });
+    seed
+}
+
+/// An app-only token of the ETL pipeline's application, given the operator role.
+fn etl_operator(app: &TestApp) -> String {
+    let mut claims = claims_of(&app.token(&format!("app:{}", demo::ETL_CLIENT_ID)));
+    claims["roles"] = json!(["UcAccess.Operator"]);
+    app.sign(&claims)
+}
+
+#[tokio::test]
+async fn an_operator_cannot_grant_to_a_principal_that_cannot_be_told_apart_from_them() {
+    let app = TestApp::spawn_seeded(&[], seed_with_frank()).await;
+    // Frank signs in with his Entra identity; his Databricks user does not carry its object id.
+    let frank = app.token(&format!("user:{FRANK_ENTRA_ID}:UcAccess.Operator"));
+    let etl = etl_operator(&app);
+    let cases = vec![
+        Case::post(
+            "a user without an externalId, by user name",
+            GRANT,
+            &frank,
+            grant_body(json!({"principal": {"userName": FRANK}})),
+        )
+        .expect(StatusCode::FORBIDDEN, "self_approval_unverifiable")
+        .after_resolve(),
+        Case::post(
+            "a user without an externalId, reached through fallbackUserName",
+            GRANT,
+            &frank,
+            grant_body(json!({"principal": {
+                "objectId": "4d5e6f70-8192-4a3b-8ccd-3e4f5a6b7c8d",
+                "fallbackUserName": FRANK,
+            }})),
+        )
+        .expect(StatusCode::FORBIDDEN, "self_approval_unverifiable")
+        .after_resolve(),
+        Case::post(
+            "an application granting to itself, which has no externalId",
+            GRANT,
+            &etl,
+            grant_body(json!({"principal": {"applicationId": demo::ETL_CLIENT_ID}})),
+        )
+        .expect(StatusCode::FORBIDDEN, "self_approval")
+        .after_resolve(),
+    ];
+    check_all(&app, cases).await;
+
+    // Each message says what could not be established and what to do.
+    let (_, json) = app
+        .post(
+            GRANT,
+            Some(&frank),
+            grant_body(json!({"principal": {"userName": FRANK}})),
+        )
+        .await;
+    let message = json["message"].as_str().unwrap();
+    assert!(
+        message.contains(FRANK) && message.contains("objectId"),
+        "{message}"
+    );
+
+    // Proven different, the same principals are granted: an application is not a user, and a person is
+    // not a service principal.
+    let (status, json) = app
+        .post(
+            GRANT,
+            Some(&etl),
+            grant_body(json!({"principal": {"userName": FRANK}})),
+        )
+        .await;
+    assert_eq!(
+        (status, json["status"].as_str()),
+        (StatusCode::OK, Some("granted")),
+        "{json}"
+    );
+    let (status, json) = app
+        .post(
+            GRANT,
+            Some(&frank),
+            grant_body(json!({"principal": {"applicationId": demo::ETL_CLIENT_ID}})),
+        )
+        .await;
+    assert_eq!(
+        (status, json["status"].as_str()),
+        (StatusCode::OK, Some("granted")),
+        "{json}"
+    );
+    let held = app.standin.grants_on("table", "sales.reporting.customers");
+    assert_eq!(held[FRANK], vec!["SELECT"]);
+    assert_eq!(held[demo::ETL_CLIENT_ID], vec!["SELECT"]);
+}
+
 fn claims_of(token: &str) -> Value {
     let payload = token.split('.').nth(1).unwrap();
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD

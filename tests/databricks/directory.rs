@@ -3,8 +3,9 @@
 use std::time::Duration;
 
 use serde_json::json;
-use uc_access::databricks::{DatabricksError, Deadline, DirectoryApi};
-use uc_access::domain::{ApplicationId, EntraObjectId, PrincipalKind, PrincipalStatus};
+use uc_access::databricks::{DatabricksError, Deadline, DirectoryApi, DirectoryEntry};
+use uc_access::domain::{ApplicationId, EntraObjectId, Principal, PrincipalKind, PrincipalStatus};
+use uc_access::usecases::resolve::{GroupApproval, Resolver};
 
 use crate::fake::{ACCOUNT, Fake, Reply, clients, fast_retry};
 
@@ -245,7 +246,7 @@ async fn resolve_is_not_retried_on_timeout_because_it_creates_identities() {
 }
 
 #[tokio::test]
-async fn group_members_are_read_by_id_and_nested_groups_told_apart() {
+async fn group_members_are_read_by_id_and_told_apart_by_kind_or_left_unknown() {
     let fake = Fake::start(|seen, _| {
         if seen.raw_path.ends_with("/Groups/77") {
             Reply::json(
@@ -253,7 +254,8 @@ async fn group_members_are_read_by_id_and_nested_groups_told_apart() {
                 json!({"id":"77","displayName":"analysts","members":[
                     {"value":"1001","display":"Alice","$ref":"Users/1001"},
                     {"value":"78","display":"interns","$ref":"Groups/78"},
-                    {"value":"2001","$ref":"https://accounts.example/api/2.0/accounts/x/scim/v2/ServicePrincipals/2001"}]}),
+                    {"value":"2001","$ref":"https://accounts.example/api/2.0/accounts/x/scim/v2/ServicePrincipals/2001"},
+                    {"value":"2002","display":"no reference"}]}),
             )
         } else {
             Reply::json(
@@ -265,11 +267,17 @@ async fn group_members_are_read_by_id_and_nested_groups_told_apart() {
     .await;
     let c = clients(&fake, fast_retry(1), Duration::from_secs(5), false);
     let members = c.directory.group_members("77", deadline()).await.unwrap();
-    let summary: Vec<(&str, bool)> = members
-        .iter()
-        .map(|m| (m.id.as_str(), m.is_group))
-        .collect();
-    assert_eq!(summary, [("1001", false), ("78", true), ("2001", false)]);
+    let summary: Vec<(&str, Option<PrincipalKind>)> =
+        members.iter().map(|m| (m.id.as_str(), m.kind)).collect();
+    assert_eq!(
+        summary,
+        [
+            ("1001", Some(PrincipalKind::User)),
+            ("78", Some(PrincipalKind::Group)),
+            ("2001", Some(PrincipalKind::ServicePrincipal)),
+            ("2002", None),
+        ]
+    );
     assert_eq!(
         fake.seen()[0].raw_path,
         format!("/api/2.0/accounts/{ACCOUNT}/scim/v2/Groups/77")
@@ -282,4 +290,82 @@ async fn group_members_are_read_by_id_and_nested_groups_told_apart() {
             .unwrap()
             .is_empty()
     );
+}
+
+/// The group self-approval check against an account whose group answers give no member kinds: Alice
+/// (user 1001) is in group 78, nested in group 77 without a `$ref`.
+#[tokio::test]
+async fn a_member_whose_kind_is_not_given_is_read_as_a_group_so_an_approver_inside_it_is_found() {
+    let fake = Fake::start(|seen, _| {
+        let not_found = || {
+            Reply::json(
+                404,
+                json!({"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"detail":"not found","status":"404"}),
+            )
+        };
+        match seen.raw_path.rsplit('/').next().unwrap() {
+            "Users" => Reply::json(
+                200,
+                json!({"totalResults":1,"Resources":[{"id":"1001","userName":"alice@contoso.com","externalId":OID}]}),
+            ),
+            "77" => Reply::json(
+                200,
+                json!({"id":"77","displayName":"guild","members":[{"value":"2001"},{"value":"78"}]}),
+            ),
+            "78" => Reply::json(
+                200,
+                json!({"id":"78","displayName":"analysts","members":[{"value":"1001"}]}),
+            ),
+            _ => not_found(),
+        }
+    })
+    .await;
+    let c = clients(&fake, fast_retry(1), Duration::from_secs(5), false);
+    let resolver = Resolver::new(c.directory.clone(), Duration::from_secs(60), false);
+    let guild = DirectoryEntry {
+        principal: Principal::group("guild").unwrap(),
+        id: "77".into(),
+        external_id: None,
+        display_name: Some("guild".into()),
+        status: PrincipalStatus::Active,
+    };
+    let alice = EntraObjectId::parse(OID).unwrap();
+    let found = resolver
+        .approver_in_group(&[alice], None, &guild, deadline())
+        .await
+        .unwrap();
+    assert_eq!(found, GroupApproval::Member(alice));
+    let groups_read: Vec<String> = fake
+        .seen()
+        .iter()
+        .filter(|s| s.raw_path.contains("/Groups/"))
+        .map(|s| s.raw_path.rsplit('/').next().unwrap().to_owned())
+        .collect();
+    // 2001 (a service principal, as it turns out) is read as a group and has no members.
+    assert_eq!(groups_read, ["77", "2001", "78"]);
+}
+
+#[tokio::test]
+async fn an_answer_to_an_external_id_filter_counts_only_if_it_carries_that_external_id() {
+    // An API that ignored the filter would answer with everyone; none of them is the one asked for.
+    let fake = Fake::start(|_, _| {
+        Reply::json(
+            200,
+            json!({"totalResults":2,"Resources":[
+                {"id":"1","userName":"someone@contoso.com"},
+                {"id":"2","userName":"other@contoso.com","externalId":"b0b0b0b0-0000-4000-8000-000000000000"}]}),
+        )
+    })
+    .await;
+    let c = clients(&fake, fast_retry(1), Duration::from_secs(5), false);
+    let found = c
+        .directory
+        .find_by_external_id(
+            PrincipalKind::User,
+            EntraObjectId::parse(OID).unwrap(),
+            deadline(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(found, None);
 }

@@ -103,6 +103,7 @@ impl World {
                 id: None,
                 outcome: ApprovalOutcome::Approved,
                 approvers: vec![EntraObjectId::parse(demo::CAROL_ENTRA_ID).unwrap()],
+                operator: None,
             },
             idempotency_key: None,
             dry_run: false,
