@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use async_trait::async_trait;
+use futures::future::BoxFuture;
 use proptest::prelude::*;
 use serde_json::json;
 use time::OffsetDateTime;
@@ -37,59 +37,33 @@ use uc_access::contract::{grant_access, purview};
 use uc_access::databricks::Deadline;
 use uc_access::domain::{EntraObjectId, Principal};
 use uc_access::functions::http_function_names;
-use uc_access::ledger::{
-    DueQuery, GrantId, GrantRecord, GrantState, LedgerError, LedgerStore, ListFilter, Versioned,
-};
+use uc_access::ledger::{DueQuery, GrantRecord, GrantState, LedgerError, LedgerStore, ListFilter};
 use uc_access::settings::{Env, Settings};
 use uc_access::standin::{Fault, FaultKind, RunningStandIn, Seed, StandIn, demo};
 use uc_access::usecases::{Clock, Context, expire, provision};
 
+#[path = "common/hooks.rs"]
+mod hooks;
+use hooks::{Held, Hook, HookedLedger, held};
+
 const START: OffsetDateTime = datetime!(2026-03-02 09:00 UTC);
 
-/// A ledger that refuses the next `n` writes, as storage that is throttled or down would.
-#[derive(Debug)]
-struct FlakyLedger {
-    inner: Arc<dyn LedgerStore>,
-    failing_writes: AtomicU32,
-}
+/// Storage that refuses the next `n` writes, as storage that is throttled or down would.
+#[derive(Debug, Default)]
+struct FailingWrites(AtomicU32);
 
-impl FlakyLedger {
-    fn fail(&self) -> Result<(), LedgerError> {
-        let left = self.failing_writes.load(Ordering::SeqCst);
-        if left > 0 {
-            self.failing_writes.store(left - 1, Ordering::SeqCst);
-            return Err(LedgerError::Unavailable {
+impl Hook for FailingWrites {
+    fn before_change(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+    fn refuse_write(&self) -> Option<LedgerError> {
+        let left = self.0.load(Ordering::SeqCst);
+        (left > 0).then(|| {
+            self.0.store(left - 1, Ordering::SeqCst);
+            LedgerError::Unavailable {
                 message: "injected write failure".into(),
-            });
-        }
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl LedgerStore for FlakyLedger {
-    async fn create(&self, record: GrantRecord) -> Result<Versioned<GrantRecord>, LedgerError> {
-        self.fail()?;
-        self.inner.create(record).await
-    }
-    async fn get(&self, id: GrantId) -> Result<Versioned<GrantRecord>, LedgerError> {
-        self.inner.get(id).await
-    }
-    async fn update(
-        &self,
-        current: &Versioned<GrantRecord>,
-    ) -> Result<Versioned<GrantRecord>, LedgerError> {
-        self.fail()?;
-        self.inner.update(current).await
-    }
-    async fn find_due(&self, query: &DueQuery) -> Result<Vec<Versioned<GrantRecord>>, LedgerError> {
-        self.inner.find_due(query).await
-    }
-    async fn list(&self, filter: &ListFilter) -> Result<Vec<Versioned<GrantRecord>>, LedgerError> {
-        self.inner.list(filter).await
-    }
-    async fn probe(&self) -> Result<String, LedgerError> {
-        self.inner.probe().await
+            }
+        })
     }
 }
 
@@ -144,28 +118,6 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-/// (securable type, full name, principal, privilege), as the stand-in reports grants.
-type Held = BTreeSet<(String, String, String, String)>;
-
-fn held(standin: &RunningStandIn) -> Held {
-    let dump = standin.state().dump();
-    let mut out = Held::new();
-    for (securable, by_principal) in dump["grants"].as_object().unwrap() {
-        let (kind, name) = securable.split_once('/').unwrap();
-        for (principal, privileges) in by_principal.as_object().unwrap() {
-            for p in privileges.as_array().unwrap() {
-                out.insert((
-                    kind.to_owned(),
-                    name.to_owned(),
-                    principal.clone(),
-                    p.as_str().unwrap().to_owned(),
-                ));
-            }
-        }
-    }
-    out
-}
-
 /// The seed: demo, plus grants the product must never remove held by the principals it grants to.
 fn seed() -> Seed {
     Seed::demo()
@@ -183,7 +135,8 @@ fn seed() -> Seed {
 struct World {
     standin: RunningStandIn,
     services: Services,
-    ledger: Arc<FlakyLedger>,
+    ledger: Arc<HookedLedger>,
+    failing_writes: Arc<FailingWrites>,
     skew: Arc<AtomicI64>,
     _dir: tempfile::TempDir,
 }
@@ -208,10 +161,11 @@ impl World {
         let (auth, clients) =
             uc_access::app::outbound_clients(&settings, uc_access::outbound::http_client())
                 .unwrap();
-        let ledger = Arc::new(FlakyLedger {
+        let failing_writes = Arc::new(FailingWrites::default());
+        let ledger = Arc::new(HookedLedger {
             inner: uc_access::ledger::open(&settings.ledger, &uc_access::outbound::http_client())
                 .unwrap(),
-            failing_writes: AtomicU32::new(0),
+            hook: failing_writes.clone(),
         });
         let skew = Arc::new(AtomicI64::new(0));
         let clock_skew = skew.clone();
@@ -222,6 +176,7 @@ impl World {
             standin,
             services,
             ledger,
+            failing_writes,
             skew,
             _dir: dir,
         }
@@ -237,12 +192,12 @@ impl World {
 
     fn faults_armed(&self) -> bool {
         !self.standin.state().pending_faults().is_empty()
-            || self.ledger.failing_writes.load(Ordering::SeqCst) > 0
+            || self.failing_writes.0.load(Ordering::SeqCst) > 0
     }
 
     fn heal(&self) {
         self.standin.state().clear_faults();
-        self.ledger.failing_writes.store(0, Ordering::SeqCst);
+        self.failing_writes.0.store(0, Ordering::SeqCst);
     }
 
     async fn records(&self) -> Vec<GrantRecord> {
@@ -361,7 +316,7 @@ impl World {
                 self.standin.state().inject(fault);
             }
             Op::FailLedger { count } => {
-                self.ledger.failing_writes.store(*count, Ordering::SeqCst);
+                self.failing_writes.0.store(*count, Ordering::SeqCst);
             }
             Op::Heal => self.heal(),
         }

@@ -35,7 +35,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use async_trait::async_trait;
+use futures::future::BoxFuture;
 use proptest::prelude::*;
 use serde_json::json;
 use time::OffsetDateTime;
@@ -43,16 +43,10 @@ use time::macros::datetime;
 use uc_access::app::Services;
 use uc_access::auth::local_issuer::local_auth_settings;
 use uc_access::contract::{grant_access, purview};
-use uc_access::databricks::{
-    DatabricksError, Deadline, EffectiveAssignment, GetPermissionsOptions, GrantsApi, NewRecipient,
-    ObjectAction, PermissionsChange, PrivilegeAssignment, RecipientInfo, ShareAssignment,
-    ShareInfo, SharingApi,
-};
-use uc_access::domain::{EntraObjectId, Principal, Securable};
+use uc_access::databricks::Deadline;
+use uc_access::domain::EntraObjectId;
 use uc_access::functions::http_function_names;
-use uc_access::ledger::{
-    DueQuery, GrantId, GrantRecord, GrantState, LedgerError, LedgerStore, ListFilter, Versioned,
-};
+use uc_access::ledger::{GrantId, GrantState, LedgerError, LedgerStore, ListFilter};
 use uc_access::settings::{Env, Settings};
 use uc_access::standin::{Fault, FaultKind, RunningStandIn, Seed, StandIn, demo};
 use uc_access::usecases::provision::{Outcome, ProvisionError, provision};
@@ -60,6 +54,10 @@ use uc_access::usecases::resolve::Resolver;
 use uc_access::usecases::share::Sharing;
 use uc_access::usecases::{Clock, Context, expire};
 use url::Url;
+
+#[path = "common/hooks.rs"]
+mod hooks;
+use hooks::{Held, Hook, HookedGrants, HookedLedger, HookedSharing, held};
 
 const START: OffsetDateTime = datetime!(2026-03-02 09:00 UTC);
 /// The policy's re-delivery window (`durations.redelivery`).
@@ -119,168 +117,12 @@ impl Crash {
     }
 }
 
-#[derive(Debug)]
-struct Ledger {
-    inner: Arc<dyn LedgerStore>,
-    crash: Arc<Crash>,
-}
-
-#[async_trait]
-impl LedgerStore for Ledger {
-    async fn create(&self, record: GrantRecord) -> Result<Versioned<GrantRecord>, LedgerError> {
-        self.crash.step().await;
-        self.crash.write()?;
-        self.inner.create(record).await
+impl Hook for Crash {
+    fn before_change(&self) -> BoxFuture<'_, ()> {
+        Box::pin(self.step())
     }
-    async fn get(&self, id: GrantId) -> Result<Versioned<GrantRecord>, LedgerError> {
-        self.inner.get(id).await
-    }
-    async fn update(
-        &self,
-        current: &Versioned<GrantRecord>,
-    ) -> Result<Versioned<GrantRecord>, LedgerError> {
-        self.crash.step().await;
-        self.crash.write()?;
-        self.inner.update(current).await
-    }
-    async fn find_due(&self, query: &DueQuery) -> Result<Vec<Versioned<GrantRecord>>, LedgerError> {
-        self.inner.find_due(query).await
-    }
-    async fn list(&self, filter: &ListFilter) -> Result<Vec<Versioned<GrantRecord>>, LedgerError> {
-        self.inner.list(filter).await
-    }
-    async fn probe(&self) -> Result<String, LedgerError> {
-        self.inner.probe().await
-    }
-}
-
-struct Grants {
-    inner: Arc<dyn GrantsApi>,
-    crash: Arc<Crash>,
-}
-
-#[async_trait]
-impl GrantsApi for Grants {
-    async fn get_direct(
-        &self,
-        w: &Url,
-        s: &Securable,
-        o: &GetPermissionsOptions,
-        d: Deadline,
-    ) -> Result<Vec<PrivilegeAssignment>, DatabricksError> {
-        self.inner.get_direct(w, s, o, d).await
-    }
-    async fn update(
-        &self,
-        w: &Url,
-        s: &Securable,
-        c: &[PermissionsChange],
-        d: Deadline,
-    ) -> Result<Vec<PrivilegeAssignment>, DatabricksError> {
-        self.crash.step().await;
-        self.inner.update(w, s, c, d).await
-    }
-    async fn effective(
-        &self,
-        w: &Url,
-        s: &Securable,
-        p: Option<&Principal>,
-        d: Deadline,
-    ) -> Result<Vec<EffectiveAssignment>, DatabricksError> {
-        self.inner.effective(w, s, p, d).await
-    }
-}
-
-struct Shares {
-    inner: Arc<dyn SharingApi>,
-    crash: Arc<Crash>,
-}
-
-#[async_trait]
-impl SharingApi for Shares {
-    async fn get_share(
-        &self,
-        w: &Url,
-        n: &str,
-        d: Deadline,
-    ) -> Result<Option<ShareInfo>, DatabricksError> {
-        self.inner.get_share(w, n, d).await
-    }
-    async fn create_share(
-        &self,
-        w: &Url,
-        n: &str,
-        c: &str,
-        d: Deadline,
-    ) -> Result<ShareInfo, DatabricksError> {
-        self.crash.step().await;
-        self.inner.create_share(w, n, c, d).await
-    }
-    async fn update_table(
-        &self,
-        w: &Url,
-        s: &str,
-        a: ObjectAction,
-        t: &str,
-        d: Deadline,
-    ) -> Result<(), DatabricksError> {
-        self.crash.step().await;
-        self.inner.update_table(w, s, a, t, d).await
-    }
-    async fn share_permissions(
-        &self,
-        w: &Url,
-        s: &str,
-        d: Deadline,
-    ) -> Result<Vec<ShareAssignment>, DatabricksError> {
-        self.inner.share_permissions(w, s, d).await
-    }
-    async fn set_select(
-        &self,
-        w: &Url,
-        s: &str,
-        r: &str,
-        g: bool,
-        d: Deadline,
-    ) -> Result<Vec<ShareAssignment>, DatabricksError> {
-        self.crash.step().await;
-        self.inner.set_select(w, s, r, g, d).await
-    }
-    async fn get_recipient(
-        &self,
-        w: &Url,
-        n: &str,
-        d: Deadline,
-    ) -> Result<Option<RecipientInfo>, DatabricksError> {
-        self.inner.get_recipient(w, n, d).await
-    }
-    async fn create_recipient(
-        &self,
-        w: &Url,
-        r: &NewRecipient,
-        d: Deadline,
-    ) -> Result<RecipientInfo, DatabricksError> {
-        self.crash.step().await;
-        self.inner.create_recipient(w, r, d).await
-    }
-    async fn set_recipient_expiry(
-        &self,
-        w: &Url,
-        n: &str,
-        e: i64,
-        d: Deadline,
-    ) -> Result<(), DatabricksError> {
-        self.crash.step().await;
-        self.inner.set_recipient_expiry(w, n, e, d).await
-    }
-    async fn rotate_token(
-        &self,
-        w: &Url,
-        n: &str,
-        d: Deadline,
-    ) -> Result<RecipientInfo, DatabricksError> {
-        self.crash.step().await;
-        self.inner.rotate_token(w, n, d).await
+    fn refuse_write(&self) -> Option<LedgerError> {
+        self.write().err()
     }
 }
 
@@ -449,28 +291,6 @@ struct Delivery {
     minutes: i64,
 }
 
-/// (securable type, full name, principal, privilege), as the stand-in holds grants.
-type Held = BTreeSet<(String, String, String, String)>;
-
-fn held(standin: &RunningStandIn) -> Held {
-    let dump = standin.state().dump();
-    let mut out = Held::new();
-    for (securable, by_principal) in dump["grants"].as_object().unwrap() {
-        let (kind, name) = securable.split_once('/').unwrap();
-        for (principal, privileges) in by_principal.as_object().unwrap() {
-            for p in privileges.as_array().unwrap() {
-                out.insert((
-                    kind.to_owned(),
-                    name.to_owned(),
-                    principal.clone(),
-                    p.as_str().unwrap().to_owned(),
-                ));
-            }
-        }
-    }
-    out
-}
-
 /// Pairs of names: (share, recipient) holding SELECT, or (share, table) in the share.
 type Pairs = BTreeSet<(String, String)>;
 
@@ -596,10 +416,10 @@ impl World {
                 .unwrap();
         let clients = clients.unwrap();
         let crash = Arc::new(Crash::default());
-        let ledger: Arc<dyn LedgerStore> = Arc::new(Ledger {
+        let ledger: Arc<dyn LedgerStore> = Arc::new(HookedLedger {
             inner: uc_access::ledger::open(&settings.ledger, &uc_access::outbound::http_client())
                 .unwrap(),
-            crash: crash.clone(),
+            hook: crash.clone(),
         });
         let skew = Arc::new(AtomicI64::new(0));
         let clock_skew = skew.clone();
@@ -616,16 +436,16 @@ impl World {
         let ctx = Context {
             policy: base_ctx.policy.clone(),
             resolver: Resolver::new(clients.directory.clone(), Duration::from_secs(600), false),
-            grants: Arc::new(Grants {
-                inner: clients.grants.clone(),
-                crash: crash.clone(),
-            }),
+            grants: Arc::new(HookedGrants::with_hook(
+                clients.grants.clone(),
+                crash.clone(),
+            )),
             ledger,
             clock,
             sharing: Sharing {
-                api: Arc::new(Shares {
+                api: Arc::new(HookedSharing {
                     inner: clients.sharing.clone(),
-                    crash: crash.clone(),
+                    hook: crash.clone(),
                 }),
                 naming: base_ctx.sharing.naming.clone(),
             },

@@ -6,25 +6,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use async_trait::async_trait;
-use uc_access::databricks::{
-    DatabricksError, Deadline, NewRecipient, ObjectAction, RecipientInfo, ShareAssignment,
-    ShareInfo, SharingApi,
-};
+use futures::future::BoxFuture;
 use uc_access::domain::{AccessRequest, Securable, SecurableType};
-use uc_access::ledger::{
-    DueQuery, GrantId, GrantRecord, GrantState, IdempotencyKey, LedgerError, LedgerStore,
-    ListFilter, LocalLedger, Versioned,
-};
+use uc_access::ledger::{GrantRecord, GrantState, LocalLedger};
 use uc_access::policy::Policy;
 use uc_access::standin::{Seed, demo};
 use uc_access::usecases::Context;
 use uc_access::usecases::expire::sweep;
 use uc_access::usecases::provision::provision;
 use uc_access::usecases::resolve::Resolver;
-use url::Url;
 
-use crate::support::{HookedGrants, World, all_records, deadline, skewed_clock};
+use crate::hooks::{Hook, HookedGrants, HookedLedger, HookedSharing};
+use crate::support::{World, all_records, deadline, skewed_clock};
 
 /// Counts mutating steps (PATCHes and ledger writes) and hangs forever at step `kill_at`: the caller's
 /// future is then dropped, exactly like a process killed there.
@@ -47,132 +40,9 @@ impl Steps {
     }
 }
 
-#[derive(Debug)]
-struct KillableLedger {
-    inner: LocalLedger,
-    steps: Arc<Steps>,
-}
-
-#[async_trait]
-impl LedgerStore for KillableLedger {
-    async fn create(&self, r: GrantRecord) -> Result<Versioned<GrantRecord>, LedgerError> {
-        self.steps.step().await;
-        self.inner.create(r).await
-    }
-    async fn get(&self, id: GrantId) -> Result<Versioned<GrantRecord>, LedgerError> {
-        self.inner.get(id).await
-    }
-    async fn get_by_key(&self, k: &IdempotencyKey) -> Result<Versioned<GrantRecord>, LedgerError> {
-        self.inner.get_by_key(k).await
-    }
-    async fn update(
-        &self,
-        r: &Versioned<GrantRecord>,
-    ) -> Result<Versioned<GrantRecord>, LedgerError> {
-        self.steps.step().await;
-        self.inner.update(r).await
-    }
-    async fn find_due(&self, q: &DueQuery) -> Result<Vec<Versioned<GrantRecord>>, LedgerError> {
-        self.inner.find_due(q).await
-    }
-    async fn list(&self, f: &ListFilter) -> Result<Vec<Versioned<GrantRecord>>, LedgerError> {
-        self.inner.list(f).await
-    }
-    async fn probe(&self) -> Result<String, LedgerError> {
-        self.inner.probe().await
-    }
-}
-
-struct KillableSharing {
-    inner: Arc<dyn SharingApi>,
-    steps: Arc<Steps>,
-}
-
-#[async_trait]
-impl SharingApi for KillableSharing {
-    async fn get_share(
-        &self,
-        w: &Url,
-        n: &str,
-        d: Deadline,
-    ) -> Result<Option<ShareInfo>, DatabricksError> {
-        self.inner.get_share(w, n, d).await
-    }
-    async fn create_share(
-        &self,
-        w: &Url,
-        n: &str,
-        c: &str,
-        d: Deadline,
-    ) -> Result<ShareInfo, DatabricksError> {
-        self.steps.step().await;
-        self.inner.create_share(w, n, c, d).await
-    }
-    async fn update_table(
-        &self,
-        w: &Url,
-        s: &str,
-        a: ObjectAction,
-        t: &str,
-        d: Deadline,
-    ) -> Result<(), DatabricksError> {
-        self.steps.step().await;
-        self.inner.update_table(w, s, a, t, d).await
-    }
-    async fn share_permissions(
-        &self,
-        w: &Url,
-        s: &str,
-        d: Deadline,
-    ) -> Result<Vec<ShareAssignment>, DatabricksError> {
-        self.inner.share_permissions(w, s, d).await
-    }
-    async fn set_select(
-        &self,
-        w: &Url,
-        s: &str,
-        r: &str,
-        g: bool,
-        d: Deadline,
-    ) -> Result<Vec<ShareAssignment>, DatabricksError> {
-        self.steps.step().await;
-        self.inner.set_select(w, s, r, g, d).await
-    }
-    async fn get_recipient(
-        &self,
-        w: &Url,
-        n: &str,
-        d: Deadline,
-    ) -> Result<Option<RecipientInfo>, DatabricksError> {
-        self.inner.get_recipient(w, n, d).await
-    }
-    async fn create_recipient(
-        &self,
-        w: &Url,
-        r: &NewRecipient,
-        d: Deadline,
-    ) -> Result<RecipientInfo, DatabricksError> {
-        self.steps.step().await;
-        self.inner.create_recipient(w, r, d).await
-    }
-    async fn set_recipient_expiry(
-        &self,
-        w: &Url,
-        n: &str,
-        e: i64,
-        d: Deadline,
-    ) -> Result<(), DatabricksError> {
-        self.steps.step().await;
-        self.inner.set_recipient_expiry(w, n, e, d).await
-    }
-    async fn rotate_token(
-        &self,
-        w: &Url,
-        n: &str,
-        d: Deadline,
-    ) -> Result<RecipientInfo, DatabricksError> {
-        self.steps.step().await;
-        self.inner.rotate_token(w, n, d).await
+impl Hook for Steps {
+    fn before_change(&self) -> BoxFuture<'_, ()> {
+        Box::pin(self.step())
     }
 }
 
@@ -197,22 +67,19 @@ impl Harness {
                 Duration::from_secs(60),
                 false,
             ),
-            grants: Arc::new(HookedGrants::new(world.clients.grants.clone(), {
-                let steps = steps.clone();
-                move |_| {
-                    let steps = steps.clone();
-                    Box::pin(async move { steps.step().await })
-                }
-            })),
-            ledger: Arc::new(KillableLedger {
-                inner: LocalLedger::new(dir.path()),
-                steps: steps.clone(),
+            grants: Arc::new(HookedGrants::with_hook(
+                world.clients.grants.clone(),
+                steps.clone(),
+            )),
+            ledger: Arc::new(HookedLedger {
+                inner: Arc::new(LocalLedger::new(dir.path())),
+                hook: steps.clone(),
             }),
             clock: skewed_clock(skew.clone()),
             sharing: uc_access::usecases::share::Sharing {
-                api: Arc::new(KillableSharing {
+                api: Arc::new(HookedSharing {
                     inner: world.clients.sharing.clone(),
-                    steps: steps.clone(),
+                    hook: steps.clone(),
                 }),
                 naming: Default::default(),
             },

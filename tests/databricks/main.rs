@@ -10,6 +10,8 @@ mod fake;
 mod faults;
 mod grant;
 mod grants;
+#[path = "../common/hooks.rs"]
+mod hooks;
 mod lost_answers;
 mod race;
 mod resolve;

@@ -4,17 +4,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-use async_trait::async_trait;
-use futures::future::BoxFuture;
 use secrecy::SecretString;
 use uc_access::databricks::{
-    DatabricksAuth, DatabricksClients, DatabricksError, Deadline, EffectiveAssignment,
-    GetPermissionsOptions, GrantsApi, PermissionsChange, PrivilegeAssignment, RetryPolicy,
-    StaticToken, Transport,
+    DatabricksAuth, DatabricksClients, Deadline, RetryPolicy, StaticToken, Transport,
 };
 use uc_access::domain::{
-    AccessRequest, Approval, ApprovalOutcome, EntraObjectId, GrantDuration, Principal,
-    PrincipalQuery, RequestSource, Securable, SecurableType, WorkspaceRef,
+    AccessRequest, Approval, ApprovalOutcome, EntraObjectId, GrantDuration, PrincipalQuery,
+    RequestSource, Securable, SecurableType, WorkspaceRef,
 };
 use uc_access::ledger::{GrantRecord, GrantState, LedgerStore, ListFilter, LocalLedger};
 use uc_access::policy::Policy;
@@ -192,59 +188,7 @@ pub async fn all_records(ledger: &dyn LedgerStore) -> Vec<GrantRecord> {
         .collect()
 }
 
-/// What a [`HookedGrants`] awaits before each `PATCH`, given its changes.
-type BeforePatch = Box<dyn Fn(&[PermissionsChange]) -> BoxFuture<'static, ()> + Send + Sync>;
-
-/// A grants client that awaits a hook before every `PATCH` (then sends it): tests stop a grant or a
-/// revoke there, or run something else in between.
-pub struct HookedGrants {
-    inner: Arc<dyn GrantsApi>,
-    before_patch: BeforePatch,
-}
-
-impl HookedGrants {
-    pub fn new(
-        inner: Arc<dyn GrantsApi>,
-        before_patch: impl Fn(&[PermissionsChange]) -> BoxFuture<'static, ()> + Send + Sync + 'static,
-    ) -> Self {
-        Self {
-            inner,
-            before_patch: Box::new(before_patch),
-        }
-    }
-}
-
-#[async_trait]
-impl GrantsApi for HookedGrants {
-    async fn get_direct(
-        &self,
-        w: &Url,
-        s: &Securable,
-        o: &GetPermissionsOptions,
-        d: Deadline,
-    ) -> Result<Vec<PrivilegeAssignment>, DatabricksError> {
-        self.inner.get_direct(w, s, o, d).await
-    }
-    async fn update(
-        &self,
-        w: &Url,
-        s: &Securable,
-        c: &[PermissionsChange],
-        d: Deadline,
-    ) -> Result<Vec<PrivilegeAssignment>, DatabricksError> {
-        (self.before_patch)(c).await;
-        self.inner.update(w, s, c, d).await
-    }
-    async fn effective(
-        &self,
-        w: &Url,
-        s: &Securable,
-        p: Option<&Principal>,
-        d: Deadline,
-    ) -> Result<Vec<EffectiveAssignment>, DatabricksError> {
-        self.inner.effective(w, s, p, d).await
-    }
-}
+pub use crate::hooks::HookedGrants;
 
 impl World {
     /// A change made by hand by an administrator (Carol, a metastore admin), through the permissions
