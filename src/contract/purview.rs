@@ -47,7 +47,7 @@ const LISTS: [(&str, &str); 3] = [
 pub fn parse(body: &[u8], workspaces: &Workspaces) -> Result<AccessRequest, BodyError> {
     let f = Fields::parse(body, &FIELDS).map_err(|e| match e {
         BodyError::NotJson(problem) => {
-            BodyError::NotJson(rendering::explain(body, &problem, &FIELDS, &LISTS))
+            BodyError::NotJson(rendering::explain(body, &problem, &LISTS))
         }
         other => other,
     })?;

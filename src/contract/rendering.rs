@@ -17,10 +17,10 @@ const FREE_TEXT_HINT: &str = "a value pasted into the body from dynamic content 
     or Asset.Description";
 
 /// `problem` (the JSON parser's own message) followed by what to change in the workflow, when the
-/// body shows which token broke it. `fields` are the contract's field names; `lists` the fields that
-/// hold lists, each with what a workflow fills it from. A body that is valid JSON (refused for another
-/// reason, such as a field given twice) gets `problem` unchanged.
-pub fn explain(body: &[u8], problem: &str, fields: &[&str], lists: &[(&str, &str)]) -> String {
+/// body shows which token broke it. `lists` are the fields that hold lists, each with what a workflow
+/// fills it from. A body that is valid JSON (refused for another reason, such as a field given twice)
+/// gets `problem` unchanged.
+pub fn explain(body: &[u8], problem: &str, lists: &[(&str, &str)]) -> String {
     let Err(syntax) = serde_json::from_slice::<serde::de::IgnoredAny>(body) else {
         return problem.to_owned();
     };
@@ -44,7 +44,7 @@ pub fn explain(body: &[u8], problem: &str, fields: &[&str], lists: &[(&str, &str
             None => {}
         }
     }
-    match field_before(body, offset(body, &syntax), fields) {
+    match field_before(&body[..offset(body, &syntax)]) {
         Some(field) => {
             format!("{problem}, in or just before the value of \"{field}\": {FREE_TEXT_HINT}")
         }
@@ -117,34 +117,35 @@ fn offset(body: &[u8], error: &serde_json::Error) -> usize {
     (line_start + error.column()).min(body.len())
 }
 
-/// The contract field whose `"<name>":` comes last before `at`: the value the error is in, or the one
-/// just before it.
-fn field_before<'a>(body: &[u8], at: usize, fields: &[&'a str]) -> Option<&'a str> {
-    let before = &body[..at];
-    fields
-        .iter()
-        .filter_map(|field| {
-            let key = format!("\"{field}\"");
-            memmem::rfind_iter(before, key.as_bytes())
-                .find(|&pos| after_colon(&before[pos + key.len()..]).is_some())
-                .map(|pos| (pos, *field))
-        })
-        .max()
-        .map(|(_, field)| field)
+/// The name of the last `"<name>":` in `before` (a name of letters, digits, `_` or `-`, as every field
+/// of the contracts is, known or not): the value the error is in, or the one just before it. A guess
+/// for the message only, since the text around a break is not JSON.
+fn field_before(before: &[u8]) -> Option<String> {
+    let quotes: Vec<usize> = memchr::memchr_iter(b'"', before).collect();
+    quotes.windows(2).rev().find_map(|pair| {
+        let (open, close) = (pair[0], pair[1]);
+        let name = &before[open + 1..close];
+        let is_name = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'-');
+        (is_name && after_colon(&before[close + 1..]).is_some())
+            .then(|| String::from_utf8_lossy(name).into_owned())
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const FIELDS: [&str; 3] = ["requestorId", "assignees", "comment"];
     const LISTS: [(&str, &str); 1] = [("assignees", "Approval.Assigned To")];
 
     fn explained(body: &str) -> String {
         let problem = serde_json::from_str::<serde_json::Value>(body)
             .map(|_| "valid".to_owned())
             .unwrap_or_else(|e| e.to_string());
-        explain(body.as_bytes(), &problem, &FIELDS, &LISTS)
+        explain(body.as_bytes(), &problem, &LISTS)
     }
 
     #[test]
@@ -193,7 +194,7 @@ mod tests {
     fn a_valid_body_keeps_its_problem_and_text_inside_strings_is_no_hint() {
         // Valid JSON refused for another reason (a duplicate field): no hint is invented.
         let body = br#"{"assignees":"[","assignees":"x"}"#;
-        assert_eq!(explain(body, "twice", &FIELDS, &LISTS), "twice");
+        assert_eq!(explain(body, "twice", &LISTS), "twice");
         // Not JSON, but the assignees value is a proper string: the hint is the generic one.
         let message = explained(r#"{"assignees": "[\"5b1f\"]", "comment": "a"b"}"#);
         assert!(message.contains("the value of \"comment\""), "{message}");
