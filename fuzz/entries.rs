@@ -54,7 +54,7 @@ pub fn callback_body(data: &[u8]) {
     if let Ok(request) = purview::parse(data, &workspaces()) {
         assert_clean(&request.securable);
         let approvers = &request.approval.approvers;
-        assert!(approvers.len() <= purview::MAX_APPROVERS);
+        assert!(approvers.len() <= purview::MAX_ASSIGNEES);
         assert!(
             approvers.windows(2).all(|w| w[0] < w[1]),
             "approvers sorted, no duplicates"

@@ -97,7 +97,7 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
         "recipientId": "",
         "assetQualifiedName": format!("databricks://{}/catalogs/sales/schemas/reporting/tables/orders", demo::METASTORE_ID),
         "approvalOutcome": "Approved",
-        "approvers": demo::CAROL_ENTRA_ID,
+        "assignees": [demo::CAROL_ENTRA_ID],
         "duration": "PT2M"
     });
     say(

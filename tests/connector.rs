@@ -614,7 +614,7 @@ fn the_fields_marked_required_are_the_ones_the_callback_parser_requires() {
         "requestorId": ALICE_OID,
         "assetQualifiedName": "databricks://metastore/catalogs/sales/schemas/reporting/tables/orders",
         "approvalOutcome": "Approved",
-        "approvers": [CAROL_OID],
+        "assignees": [CAROL_OID],
     });
     assert_eq!(
         required(schema),

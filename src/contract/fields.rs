@@ -99,27 +99,28 @@ impl Fields {
         }
     }
 
-    /// A list given as a JSON array of strings, or as one string separated by commas or semicolons.
+    /// Whether the body names `field` at all (with any value, `null` included).
+    pub fn has(&self, field: &str) -> bool {
+        self.map.contains_key(field)
+    }
+
+    /// A list of strings, in any of the shapes a workflow can send one: a JSON array of strings; a
+    /// string holding the JSON text of such an array (what an `"@{…}"` expression makes of an array: the
+    /// interpolation always yields a string); or one string separated by commas or semicolons. Items
+    /// are trimmed; blank items of a separated string are dropped; an empty list counts as absent.
     pub fn opt_list(&self, field: &str) -> Result<Option<Vec<String>>, FieldError> {
         let items: Vec<String> = match self.map.get(field) {
             None | Some(Value::Null) => return Ok(None),
+            Some(Value::String(s)) if s.trim_start().starts_with('[') => {
+                array_text_items(field, s)?
+            }
             Some(Value::String(s)) => s
                 .split([',', ';'])
                 .map(str::trim)
                 .filter(|x| !x.is_empty())
                 .map(str::to_owned)
                 .collect(),
-            Some(Value::Array(values)) => values
-                .iter()
-                .enumerate()
-                .map(|(i, v)| match v {
-                    Value::String(s) => Ok(s.trim().to_owned()),
-                    other => Err(FieldError::new(
-                        &format!("{field}[{i}]"),
-                        format!("must be a string, got {}", kind(other)),
-                    )),
-                })
-                .collect::<Result<_, _>>()?,
+            Some(Value::Array(values)) => array_items(field, values)?,
             Some(other) => {
                 return Err(FieldError::new(
                     field,
@@ -243,6 +244,42 @@ impl<'de> serde::de::Visitor<'de> for StrictVisitor {
     }
 }
 
+/// The items of a JSON array of strings; a wrong item is named by its index (`assignees[1]`).
+fn array_items(field: &str, values: &[Value]) -> Result<Vec<String>, FieldError> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| match v {
+            Value::String(s) => Ok(s.trim().to_owned()),
+            other => Err(FieldError::new(
+                &format!("{field}[{i}]"),
+                format!("must be a string, got {}", kind(other)),
+            )),
+        })
+        .collect()
+}
+
+/// The items of a string that holds the JSON text of an array. The text is parsed as strictly as a
+/// body (no field twice in an object), and must be an array of strings and nothing else: a string that
+/// starts with `[` and is not such an array is refused, never split on commas, so a list cannot be read
+/// two ways.
+fn array_text_items(field: &str, text: &str) -> Result<Vec<String>, FieldError> {
+    let not_an_array = |detail: &dyn std::fmt::Display| {
+        FieldError::new(
+            field,
+            format!(
+                "starts with [ but is not the JSON text of an array of strings ({detail}); send \
+                 the array itself, its JSON text, or the items separated by commas"
+            ),
+        )
+    };
+    let StrictValue(value) = serde_json::from_str(text).map_err(|e| not_an_array(&e))?;
+    match value {
+        Value::Array(values) => array_items(field, &values),
+        other => Err(not_an_array(&format_args!("got {}", kind(&other)))),
+    }
+}
+
 fn kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
@@ -331,6 +368,44 @@ mod tests {
             "a[0]"
         );
         assert_eq!(fields(r#"{"a":""}"#).opt_list("a").unwrap(), None);
+    }
+
+    #[test]
+    fn a_string_holding_the_json_text_of_an_array_is_that_array() {
+        // What an "@{…}" expression makes of an array: its JSON text, inside a string.
+        let f = fields(r#"{"a":"[\"x\", \" y \"]","b":" [ ] ","c":"[\"x,y\"]"}"#);
+        assert_eq!(f.opt_list("a").unwrap().unwrap(), vec!["x", "y"]);
+        assert_eq!(f.opt_list("b").unwrap(), None, "an empty array is absent");
+        assert_eq!(
+            f.opt_list("c").unwrap().unwrap(),
+            vec!["x,y"],
+            "an item of an array is never split again"
+        );
+    }
+
+    #[test]
+    fn a_string_that_starts_like_an_array_and_is_not_one_is_refused_not_split() {
+        for body in [
+            r#"{"a":"[\"x\",\"y\""}"#,
+            r#"{"a":"[x, y]"}"#,
+            r#"{"a":"[\"x\"], y"}"#,
+            r#"{"a":"[{\"c\":1,\"c\":2}]"}"#,
+        ] {
+            let err = fields(body).opt_list("a").unwrap_err();
+            assert_eq!(err.field, "a", "{body}");
+            assert!(
+                err.problem.starts_with("starts with [ but"),
+                "{body}: {err}"
+            );
+        }
+        let err = fields(r#"{"a":"[\"x\", 2]"}"#).opt_list("a").unwrap_err();
+        assert_eq!(err.field, "a[1]");
+    }
+
+    #[test]
+    fn has_tells_a_named_field_from_an_absent_one() {
+        let f = fields(r#"{"a":null,"b":""}"#);
+        assert!(f.has("a") && f.has("b") && !f.has("c"));
     }
 
     #[test]

@@ -6,5 +6,6 @@ pub mod grant_access;
 pub mod principal;
 pub mod purview;
 pub mod qualified_name;
+pub mod rendering;
 
 pub use fields::{BodyError, FieldError};

@@ -2,24 +2,31 @@
 //! Purview's dynamic content (see docs/callback-contract.md for the ready-to-paste body).
 //!
 //! No free-text field is part of the contract: Purview pastes values into the JSON as plain text, so a
-//! comment with a quote or newline would break the body.
+//! comment with a quote or newline would break the body. When a body is broken that way, the answer
+//! says which token to change ([`super::rendering`]).
 
 use super::fields::{BodyError, FieldError, Fields};
-use super::qualified_name;
+use super::{qualified_name, rendering};
 use crate::domain::{
     AccessRequest, Approval, ApprovalOutcome, EntraObjectId, PrincipalQuery, RequestSource,
     Workspaces,
 };
 
-/// Most approvers accepted in one body (a workflow assigns a handful).
-pub const MAX_APPROVERS: usize = 50;
+/// Most assignees accepted in one body (a workflow assigns an approval to a handful).
+pub const MAX_ASSIGNEES: usize = 50;
 
-pub const FIELDS: [&str; 11] = [
+/// The approval's assignees (Purview's `Approval.Assigned To`).
+pub const ASSIGNEES: &str = "assignees";
+/// The former name of [`ASSIGNEES`], still accepted: workflows built before the rename send it.
+pub const ASSIGNEES_FORMER_NAME: &str = "approvers";
+
+pub const FIELDS: [&str; 12] = [
     "requestorId",
     "recipientId",
     "assetQualifiedName",
     "approvalOutcome",
-    "approvers",
+    ASSIGNEES,
+    ASSIGNEES_FORMER_NAME,
     "privileges",
     "duration",
     "idempotencyKey",
@@ -28,9 +35,22 @@ pub const FIELDS: [&str; 11] = [
     "provisioning",
 ];
 
+/// The fields that hold lists (so may arrive as arrays, see [`Fields::opt_list`]), each with what a
+/// workflow fills it from.
+const LISTS: [(&str, &str); 3] = [
+    (ASSIGNEES, "Approval.Assigned To"),
+    (ASSIGNEES_FORMER_NAME, "Approval.Assigned To"),
+    ("privileges", "the value"),
+];
+
 /// Parses a callback body into an access request in one of the configured workspaces.
 pub fn parse(body: &[u8], workspaces: &Workspaces) -> Result<AccessRequest, BodyError> {
-    let f = Fields::parse(body, &FIELDS)?;
+    let f = Fields::parse(body, &FIELDS).map_err(|e| match e {
+        BodyError::NotJson(problem) => {
+            BodyError::NotJson(rendering::explain(body, &problem, &LISTS))
+        }
+        other => other,
+    })?;
     let requester = object_id(&f, "requestorId")?;
     let target = f
         .opt_str("recipientId")?
@@ -45,7 +65,7 @@ pub fn parse(body: &[u8], workspaces: &Workspaces) -> Result<AccessRequest, Body
         .map_err(|e| FieldError::new("assetQualifiedName", e))?
         .clone();
     let outcome = ApprovalOutcome::parse(f.str("approvalOutcome")?);
-    let approvers = approvers(&f)?;
+    let assignees = assignees(&f)?;
     let securable_type = asset.securable.securable_type();
     Ok(AccessRequest {
         requester,
@@ -57,7 +77,7 @@ pub fn parse(body: &[u8], workspaces: &Workspaces) -> Result<AccessRequest, Body
         duration: f.opt_duration("duration")?,
         approval: Approval {
             outcome,
-            approvers,
+            approvers: assignees,
             id: f.opt_key("approvalId")?,
             operator: None,
         },
@@ -72,23 +92,46 @@ fn object_id(f: &Fields, field: &str) -> Result<EntraObjectId, FieldError> {
     EntraObjectId::parse(f.str(field)?).map_err(|e| FieldError::new(field, e))
 }
 
-/// Approver object ids: a JSON array, or one string separated by commas or semicolons (how Purview
-/// renders `Approval.Assigned To` in a body is unverified, so both are accepted).
-fn approvers(f: &Fields) -> Result<Vec<EntraObjectId>, FieldError> {
-    let items = f.opt_list("approvers")?.ok_or_else(|| {
-        FieldError::new("approvers", "is required (Purview's Approval.Assigned To)")
+/// The object ids the approval was assigned to (users or groups: Purview's `Approval.Assigned To`
+/// lists assignees, not who replied), sorted and without duplicates. Read from `assignees` or from its
+/// former name `approvers`, never from both: a body naming both could be read differently by another
+/// reader on the way. Every list shape of [`Fields::opt_list`] is accepted, since how a workflow renders
+/// an array depends on how the token was placed in the body.
+fn assignees(f: &Fields) -> Result<Vec<EntraObjectId>, FieldError> {
+    let field = match (f.has(ASSIGNEES), f.has(ASSIGNEES_FORMER_NAME)) {
+        (true, true) => {
+            return Err(FieldError::new(
+                ASSIGNEES,
+                format!(
+                    "and {ASSIGNEES_FORMER_NAME} are one field ({ASSIGNEES_FORMER_NAME} is its former name); \
+                     send {ASSIGNEES} only"
+                ),
+            ));
+        }
+        (false, true) => ASSIGNEES_FORMER_NAME,
+        _ => ASSIGNEES,
+    };
+    let items = f.opt_list(field)?.ok_or_else(|| {
+        FieldError::new(
+            field,
+            "is required: the object ids the approval was assigned to (Purview's Approval.Assigned To)",
+        )
     })?;
-    if items.len() > MAX_APPROVERS {
+    if items.len() > MAX_ASSIGNEES {
         return Err(FieldError::new(
-            "approvers",
-            format!("lists more than {MAX_APPROVERS} approvers"),
+            field,
+            format!("lists more than {MAX_ASSIGNEES} assignees"),
         ));
     }
     let mut ids = items
         .iter()
         .map(|raw| {
-            EntraObjectId::parse(raw)
-                .map_err(|e| FieldError::new("approvers", format!("{raw:?} {e}")))
+            EntraObjectId::parse(raw).map_err(|e| {
+                FieldError::new(
+                    field,
+                    format!("{} {e} (an Entra object id)", rendering::excerpt(raw)),
+                )
+            })
         })
         .collect::<Result<Vec<_>, _>>()?;
     ids.sort();
@@ -119,7 +162,7 @@ mod tests {
             "recipientId": "",
             "assetQualifiedName": "databricks://metastore/catalogs/sales/schemas/reporting/tables/orders",
             "approvalOutcome": "Approved",
-            "approvers": CAROL,
+            "assignees": CAROL,
         });
         for (k, v) in overrides.as_object().unwrap() {
             base[k] = v.clone();
@@ -159,7 +202,7 @@ mod tests {
     fn optional_fields_are_typed() {
         let r = parse(
             &body(json!({"privileges": "select", "duration": "P7D", "dryRun": "true", "idempotencyKey": "run-1",
-                         "approvers": [CAROL, BOB, CAROL]})),
+                         "assignees": [CAROL, BOB, CAROL]})),
             &workspaces(),
         )
         .unwrap();
@@ -190,10 +233,10 @@ mod tests {
             "assetQualifiedName"
         );
         assert_eq!(
-            field_error(body(json!({"approvers": "carol@contoso.com"}))),
-            "approvers"
+            field_error(body(json!({"assignees": "carol@contoso.com"}))),
+            "assignees"
         );
-        assert_eq!(field_error(body(json!({"approvers": ""}))), "approvers");
+        assert_eq!(field_error(body(json!({"assignees": ""}))), "assignees");
         assert_eq!(
             field_error(body(json!({"privileges": ["USE_SCHEMA"]}))),
             "privileges"
@@ -212,6 +255,115 @@ mod tests {
             field_error(body(json!({"approvalOutcome": null}))),
             "approvalOutcome"
         );
+    }
+
+    fn assignees_of(value: serde_json::Value) -> Vec<String> {
+        let r = parse(&body(json!({ "assignees": value })), &workspaces()).unwrap();
+        r.approval
+            .approvers
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn assignees_arrive_in_every_shape_a_workflow_renders_an_array() {
+        let both = vec![CAROL.to_owned(), BOB.to_owned()];
+        let mut sorted = both.clone();
+        sorted.sort();
+        // A whole-value expression ("@expr"): the array itself.
+        assert_eq!(assignees_of(json!([CAROL, BOB])), sorted);
+        // An interpolation ("@{expr}"): the array's JSON text, in a string.
+        assert_eq!(
+            assignees_of(json!(format!("[\"{CAROL}\",\"{BOB}\"]"))),
+            sorted
+        );
+        assert_eq!(
+            assignees_of(json!(format!(" [ \"{CAROL}\" ] "))),
+            vec![CAROL]
+        );
+        // A list separated by commas or semicolons, and a single id.
+        assert_eq!(assignees_of(json!(format!("{CAROL}, {BOB}"))), sorted);
+        assert_eq!(assignees_of(json!(format!("{CAROL};{BOB};"))), sorted);
+        assert_eq!(assignees_of(json!(CAROL)), vec![CAROL]);
+        // Duplicates and letter case do not make two assignees.
+        assert_eq!(
+            assignees_of(json!([CAROL, CAROL.to_uppercase()])),
+            vec![CAROL]
+        );
+    }
+
+    #[test]
+    fn approvers_is_still_read_as_the_former_name_of_assignees() {
+        let mut b: serde_json::Value = serde_json::from_slice(&body(json!({}))).unwrap();
+        let assignees = b.as_object_mut().unwrap().remove("assignees").unwrap();
+        b["approvers"] = json!([assignees, BOB]);
+        let r = parse(&serde_json::to_vec(&b).unwrap(), &workspaces()).unwrap();
+        assert_eq!(r.approval.approvers.len(), 2);
+        b["approvers"] = json!("not-an-id");
+        assert_eq!(field_error(serde_json::to_vec(&b).unwrap()), "approvers");
+    }
+
+    #[test]
+    fn a_body_naming_both_assignees_and_approvers_is_refused() {
+        for approvers in [json!(CAROL), json!(""), json!(null)] {
+            let err = parse(&body(json!({"approvers": approvers})), &workspaces()).unwrap_err();
+            let BodyError::Field(f) = err else {
+                panic!("{err:?}")
+            };
+            assert_eq!(f.field, "assignees");
+            assert!(f.problem.contains("send assignees only"), "{}", f.problem);
+        }
+    }
+
+    #[test]
+    fn without_assignees_the_message_names_the_field_and_its_dynamic_content() {
+        let mut b: serde_json::Value = serde_json::from_slice(&body(json!({}))).unwrap();
+        b.as_object_mut().unwrap().remove("assignees");
+        let err = parse(&serde_json::to_vec(&b).unwrap(), &workspaces()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "assignees: is required: the object ids the approval was assigned to (Purview's Approval.Assigned To)"
+        );
+        for empty in [json!([]), json!("[]"), json!(" ; ")] {
+            assert_eq!(field_error(body(json!({"assignees": empty}))), "assignees");
+        }
+    }
+
+    #[test]
+    fn more_than_the_maximum_of_assignees_is_refused() {
+        let ids: Vec<String> = (0..=MAX_ASSIGNEES)
+            .map(|i| format!("00000000-0000-4000-8000-{i:012}"))
+            .collect();
+        assert_eq!(field_error(body(json!({"assignees": ids}))), "assignees");
+        let ok = &ids[..MAX_ASSIGNEES];
+        assert_eq!(assignees_of(json!(ok)).len(), MAX_ASSIGNEES);
+    }
+
+    #[test]
+    fn a_wrong_assignee_is_quoted_short_whatever_its_length() {
+        let err = parse(
+            &body(json!({"assignees": format!("{CAROL},{}", "free text ".repeat(500))})),
+            &workspaces(),
+        )
+        .unwrap_err();
+        let message = err.to_string();
+        assert!(message.starts_with("assignees: \"free text"), "{message}");
+        assert!(message.len() < 200, "{message}");
+    }
+
+    #[test]
+    fn the_designer_form_of_an_array_between_quotes_is_refused_with_the_fix() {
+        let text = format!(
+            "{{\"requestorId\": \"{ALICE}\", \"assetQualifiedName\": \"databricks://m/catalogs/a/schemas/b/tables/c\", \"approvalOutcome\": \"Approved\", \"assignees\": \"[\"{CAROL}\"]\"}}"
+        );
+        match parse(text.as_bytes(), &workspaces()).unwrap_err() {
+            BodyError::NotJson(message) => assert!(
+                message.contains("delete the two quotes around Approval.Assigned To"),
+                "{message}"
+            ),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -5,6 +5,8 @@
 
 mod bad_input;
 mod doctor;
+#[path = "../common/dynamic_content.rs"]
+mod dynamic_content;
 mod expiry;
 mod functions_folder;
 mod helpers;
@@ -12,5 +14,6 @@ mod host_protocol;
 mod load;
 mod operators;
 mod purview_callback;
+mod purview_template;
 mod purview_workflow;
 mod sharing;
