@@ -22,6 +22,8 @@ const CHECK_BUDGET: Duration = Duration::from_secs(10);
 pub fn doctor(services: &Services) -> Doctor<'_> {
     Doctor {
         server: &services.server,
+        auth: &services.auth,
+        extra: Vec::new(),
         databricks: services.databricks(),
         workspaces: &services.workspaces,
         governed: &services.governed_catalogs,

@@ -140,6 +140,13 @@ impl TestApp {
             .unwrap()
     }
 
+    /// The claims of a token for a local caller preset, to change before signing them with [`Self::sign`].
+    pub fn claims(&self, caller: &str) -> Value {
+        let caller: LocalCaller = caller.parse().unwrap();
+        self.issuer
+            .claims(&caller, LOCAL_AUDIENCE, Duration::from_secs(600))
+    }
+
     /// Signs arbitrary claims with the trusted key (for forged-looking but well-signed tokens).
     pub fn sign(&self, claims: &Value) -> String {
         self.issuer.sign_claims(claims).unwrap()
