@@ -274,3 +274,32 @@ async fn after_a_v2_token_is_refused_for_its_audience_the_doctor_names_the_value
         "{c}"
     );
 }
+
+#[tokio::test]
+async fn the_doctor_states_which_functions_the_host_key_guards_and_what_stands_in_elsewhere() {
+    let app = TestApp::spawn().await;
+    let (_, report) = app
+        .get_as("/api/doctor", Some(&app.token("operator")))
+        .await;
+    let c = check(&report, "host_key");
+    assert_eq!(c["ok"], true, "{c}");
+    let detail = c["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("x-functions-key")
+            && detail.contains("before uc-access on purview-callback"),
+        "{c}"
+    );
+    for anonymous in [
+        "grant-access",
+        "resolve-principal",
+        "revoke-access",
+        "list-grants",
+        "doctor",
+    ] {
+        assert!(detail.contains(anonymous), "{anonymous}: {c}");
+    }
+    assert!(
+        c["fix"].as_str().unwrap().contains("Assignment required"),
+        "{c}"
+    );
+}

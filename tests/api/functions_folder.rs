@@ -6,7 +6,8 @@ use std::path::Path;
 
 use reqwest::StatusCode;
 use serde_json::Value;
-use uc_access::functions::{FUNCTIONS, Trigger};
+use uc_access::auth::Callers;
+use uc_access::functions::{AuthLevel, FUNCTIONS, Trigger};
 
 use crate::helpers::TestApp;
 
@@ -39,13 +40,25 @@ fn each_function_json_declares_the_trigger_the_binary_expects() {
         let bindings = json["bindings"].as_array().unwrap();
         let trigger = &bindings[0];
         match spec.trigger {
-            Trigger::Http { methods, .. } => {
+            Trigger::Http {
+                methods,
+                callers,
+                auth_level,
+            } => {
                 assert_eq!(trigger["type"], "httpTrigger", "{name}");
                 assert_eq!(trigger["name"], "req", "{name}");
                 assert_eq!(
-                    trigger["authLevel"], "function",
-                    "{name}: the host key is the second lock"
+                    trigger["authLevel"],
+                    auth_level.as_str(),
+                    "{name}: the lock the host checks is the one the binary (and its doctor) states"
                 );
+                // The functions Purview calls keep the host key as a second lock; the ones the connector
+                // calls with a person's token alone are anonymous at the host (docs/authentication.md).
+                let expected = match callers {
+                    Callers::Services => AuthLevel::Function,
+                    Callers::People => AuthLevel::Anonymous,
+                };
+                assert_eq!(auth_level, expected, "{name}");
                 let declared: Vec<&str> = trigger["methods"]
                     .as_array()
                     .unwrap()
