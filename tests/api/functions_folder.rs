@@ -102,14 +102,21 @@ async fn every_function_has_a_route_in_the_router() {
 }
 
 #[test]
-fn host_json_runs_this_binary_with_forwarding_on() {
+fn host_json_runs_this_binary_proxying_http_where_the_host_can_and_forwarding_where_it_cannot() {
     let text =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("host.json")).unwrap();
     let host: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(host["version"], "2.0");
-    assert_eq!(
-        host["customHandler"]["description"]["defaultExecutablePath"],
-        "uc-access"
+    let handler = &host["customHandler"];
+    assert_eq!(handler["description"]["defaultExecutablePath"], "uc-access");
+    // A host that knows proxying uses it (it is checked first); one that does not ignores the key and
+    // forwards (the legacy setting). Either way HTTP functions reach /api/<name> unchanged.
+    assert_eq!(handler["enableProxyingHttpRequest"], true);
+    assert_eq!(handler["enableForwardingHttpRequest"], true);
+    // Proxying keeps the original path, so the route prefix must stay `api` (the router's and the
+    // connector's basePath).
+    assert!(
+        host.pointer("/extensions/http/routePrefix").is_none(),
+        "the default route prefix `api` is what the router serves"
     );
-    assert_eq!(host["customHandler"]["enableForwardingHttpRequest"], true);
 }
