@@ -33,7 +33,7 @@ param functionAppName string = 'func-uc-access-${uniqueString(subscription().id,
 @description('AUTH_TENANT_ID: the Entra tenant whose tokens are accepted. Default: the tenant of the subscription.')
 param authTenantId string = tenant().tenantId
 
-@description('AUTH_AUDIENCE: accepted token audiences, comma-separated: the uc-access app registration\'s application id URI (api://uc-access-…) and/or its client id.')
+@description('AUTH_AUDIENCE: accepted token audiences, comma-separated: the uc-access app registration\'s application id URI (api://uc-access-…, the aud of v1.0 tokens) and its client id (the aud of v2.0 tokens); not the /.default scope Purview\'s Audience takes.')
 @minLength(1)
 param authAudience string
 

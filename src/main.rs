@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use uc_access::app::{AppState, Application, Services, router, unconfigured_router};
-use uc_access::auth::local_issuer::{LOCAL_AUDIENCE, LocalCaller, LocalIssuer};
+use uc_access::auth::TokenVersion;
+use uc_access::auth::local_issuer::{LocalCaller, LocalIssuer, local_audience};
 use uc_access::local::{self, DEFAULT_DATA_DIR, LocalRun};
 use uc_access::secrets::with_vault_secrets;
 use uc_access::settings::{DEFAULT_PORT, Env, ServerSettings, Settings, SettingsError};
@@ -56,6 +57,10 @@ enum Command {
         /// Token lifetime in minutes.
         #[arg(long, default_value_t = 60)]
         minutes: u64,
+        /// A v1.0 token (issuer `…/local-issuer/`, caller in `appid`, `aud` the application id URI)
+        /// instead of v2.0 (issuer `…/local-issuer/v2.0`, caller in `azp`, `aud` the client id).
+        #[arg(long)]
+        v1: bool,
     },
     /// Show the whole loop locally, non-interactively: approval → grant → expiry → revoke.
     Demo {
@@ -106,7 +111,8 @@ fn main() -> ExitCode {
                 port,
                 data_dir,
                 minutes,
-            } => print_token(&caller, port, &data_dir, minutes),
+                v1,
+            } => print_token(&caller, port, &data_dir, minutes, v1),
             Command::Demo { data_dir } => {
                 telemetry::init(LogFormat::Quiet);
                 uc_access::demo::run(&data_dir).await
@@ -237,10 +243,21 @@ fn print_token(
     port: u16,
     data_dir: &std::path::Path,
     minutes: u64,
+    v1: bool,
 ) -> anyhow::Result<()> {
     let caller: LocalCaller = caller.parse()?;
     let issuer = LocalIssuer::load_or_create(&local::issuer_dir(data_dir), &local::base_url(port))?;
-    let token = issuer.mint(&caller, LOCAL_AUDIENCE, Duration::from_secs(minutes * 60))?;
+    let version = if v1 {
+        TokenVersion::V1
+    } else {
+        TokenVersion::V2
+    };
+    let token = issuer.mint_as(
+        version,
+        &caller,
+        &local_audience(version),
+        Duration::from_secs(minutes * 60),
+    )?;
     println!("{token}");
     Ok(())
 }

@@ -64,18 +64,27 @@ pub async fn with_request_id<F: Future>(request_id: String, fut: F) -> F::Output
     REQUEST_ID.scope(request_id, fut).await
 }
 
+/// The host's invocation id of a request, for the log. The host's proxy overrides the header; its legacy
+/// forwarding *adds* its value after whatever the caller sent (a second line, or `caller, host` in one),
+/// so the last value is the host's. It is only ever logged, so a value that is not a plain GUID-ish
+/// token is dropped rather than trusted (log injection through a forged header).
+pub fn invocation_id(headers: &axum::http::HeaderMap) -> String {
+    headers
+        .get_all(INVOCATION_ID_HEADER)
+        .iter()
+        .next_back()
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit(',').next())
+        .map(str::trim)
+        .filter(|v| v.len() <= 64 && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+        .unwrap_or("")
+        .to_owned()
+}
+
 /// Middleware: a fresh request id, a span per invocation, the id echoed in `x-request-id`.
 pub async fn request_context(request: Request, next: Next) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
-    // The invocation id is only ever logged, so a header that is not a plain GUID-ish token is dropped
-    // rather than trusted (log injection through a forged header).
-    let invocation_id = request
-        .headers()
-        .get(INVOCATION_ID_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| v.len() <= 64 && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
-        .unwrap_or("")
-        .to_owned();
+    let invocation_id = invocation_id(request.headers());
     let span = tracing::info_span!(
         "invocation",
         path = %request.uri().path(),
@@ -99,6 +108,40 @@ pub async fn request_context(request: Request, next: Next) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_invocation_id_logged_is_the_hosts_last_value_and_a_forged_shape_is_dropped() {
+        use axum::http::{HeaderMap, HeaderValue};
+        let host = "6f1d2c3b-4a59-4687-9a1b-2c3d4e5f6071";
+        let mut headers = HeaderMap::new();
+        assert_eq!(invocation_id(&headers), "");
+        headers.insert(INVOCATION_ID_HEADER, HeaderValue::from_static(host));
+        assert_eq!(
+            invocation_id(&headers),
+            host,
+            "proxied: one value, the host's"
+        );
+        // Forwarded after a caller sent its own: the host's value comes last.
+        let mut two = HeaderMap::new();
+        two.append(
+            INVOCATION_ID_HEADER,
+            HeaderValue::from_static("caller-chose-this"),
+        );
+        two.append(INVOCATION_ID_HEADER, HeaderValue::from_static(host));
+        assert_eq!(invocation_id(&two), host);
+        let mut joined = HeaderMap::new();
+        joined.insert(
+            INVOCATION_ID_HEADER,
+            HeaderValue::from_str(&format!("caller-chose-this, {host}")).unwrap(),
+        );
+        assert_eq!(invocation_id(&joined), host);
+        let mut forged = HeaderMap::new();
+        forged.insert(
+            INVOCATION_ID_HEADER,
+            HeaderValue::from_static("x\" level=error msg=\"forged"),
+        );
+        assert_eq!(invocation_id(&forged), "");
+    }
 
     #[tokio::test]
     async fn the_request_id_is_visible_inside_its_scope_only() {

@@ -24,7 +24,7 @@ use uuid::Uuid;
 use uc_access::auth::local_issuer::{self, LocalCaller, LocalIssuer};
 use uc_access::auth::{
     AllowedBy, AuthError, AuthSettings, Authenticator, BasicCredentials, Caller, Callers,
-    FunctionAccess,
+    FunctionAccess, TokenVersion,
 };
 
 const TENANT: Uuid = Uuid::from_u128(0x3f2a1b4c_5d6e_4f70_8a9b_0c1d2e3f4a5b);
@@ -34,17 +34,26 @@ const CONNECTOR_APP: Uuid = Uuid::from_u128(0x0c0c0c0c_2222_4222_8222_2222222222
 const STRANGER_APP: Uuid = Uuid::from_u128(0x0d0d0d0d_3333_4333_8333_333333333333);
 const USER_OID: Uuid = Uuid::from_u128(0x0e0e0e0e_4444_4444_8444_444444444444);
 const APP_ID_URI: &str = "api://uc-access";
+/// uc-access's own client id: the `aud` of every v2.0 token for it.
+const API_CLIENT_ID: &str = "6e74172b-be56-4843-9ff4-e66a39bb12e3";
 const OPERATOR: &str = "UcAccess.Operator";
 
-/// A stand-in for Entra's discovery endpoints whose key set the test can rotate and take down.
+/// A stand-in for Entra's discovery endpoints of one tenant, at Entra's paths: the v2.0 document
+/// (`/v2.0/.well-known/openid-configuration`, keys at `/discovery/v2.0/keys`) and the v1.0 document
+/// (`/.well-known/openid-configuration`, keys at `/discovery/keys`). The test can rotate and take down the
+/// v2.0 key set, and give the v1.0 document a key set of its own.
 #[derive(Clone)]
 struct Idp {
     issuer: String,
+    issuer_v1: String,
     /// The server's own base URL, known once it is bound.
     base: Arc<OnceLock<String>>,
     jwks: Arc<Mutex<Value>>,
+    /// The v1.0 document's keys; `None` serves the v2.0 set (as Entra publishes the same keys in both).
+    jwks_v1: Arc<Mutex<Option<Value>>>,
     config_hits: Arc<AtomicUsize>,
     jwks_hits: Arc<AtomicUsize>,
+    v1_hits: Arc<AtomicUsize>,
     up: Arc<AtomicBool>,
 }
 
@@ -69,7 +78,21 @@ async fn config(State(idp): State<Idp>) -> Response {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
     let base = idp.base.get().expect("set once the server is bound");
-    axum::Json(json!({ "issuer": idp.issuer, "jwks_uri": format!("{base}/keys") })).into_response()
+    axum::Json(json!({ "issuer": idp.issuer, "jwks_uri": format!("{base}/discovery/v2.0/keys") }))
+        .into_response()
+}
+
+async fn config_v1(State(idp): State<Idp>) -> Response {
+    idp.v1_hits.fetch_add(1, Ordering::SeqCst);
+    let base = idp.base.get().expect("set once the server is bound");
+    axum::Json(json!({ "issuer": idp.issuer_v1, "jwks_uri": format!("{base}/discovery/keys") }))
+        .into_response()
+}
+
+async fn keys_v1(State(idp): State<Idp>) -> Response {
+    idp.v1_hits.fetch_add(1, Ordering::SeqCst);
+    let own = idp.jwks_v1.lock().unwrap().clone();
+    axum::Json(own.unwrap_or_else(|| idp.jwks.lock().unwrap().clone())).into_response()
 }
 
 async fn keys(State(idp): State<Idp>) -> Response {
@@ -95,15 +118,20 @@ impl Harness {
         let rotated = LocalIssuer::load_or_create(&key_dir("rotated"), &placeholder).unwrap();
         let idp = Idp {
             issuer: format!("https://login.microsoftonline.com/{TENANT}/v2.0"),
+            issuer_v1: format!("https://sts.windows.net/{TENANT}/"),
             base: Arc::default(),
             jwks: Arc::new(Mutex::new(signer.jwks())),
+            jwks_v1: Arc::default(),
             config_hits: Arc::default(),
             jwks_hits: Arc::default(),
+            v1_hits: Arc::default(),
             up: Arc::new(AtomicBool::new(true)),
         };
         let router = Router::new()
-            .route("/.well-known/openid-configuration", get(config))
-            .route("/keys", get(keys))
+            .route("/v2.0/.well-known/openid-configuration", get(config))
+            .route("/discovery/v2.0/keys", get(keys))
+            .route("/.well-known/openid-configuration", get(config_v1))
+            .route("/discovery/keys", get(keys_v1))
             .with_state(idp.clone());
         let base = serve(router).await;
         idp.base
@@ -118,7 +146,11 @@ impl Harness {
     }
 
     fn settings(&self) -> AuthSettings {
-        let openid = self.base.join(".well-known/openid-configuration").unwrap();
+        // The v2.0 document; the v1.0 one is derived from it as in production.
+        let openid = self
+            .base
+            .join("v2.0/.well-known/openid-configuration")
+            .unwrap();
         let mut purview = FunctionAccess::default();
         purview.allowed_app_ids.insert(PURVIEW_APP);
         purview.basic = Some(BasicCredentials::new(
@@ -159,6 +191,19 @@ fn app_claims(app: Uuid) -> Value {
         "iat": now(), "nbf": now(), "exp": now() + 3600,
         "tid": TENANT, "oid": Uuid::new_v4(), "sub": Uuid::new_v4(),
         "azp": app, "azpacr": "1", "idtyp": "app", "ver": "2.0",
+    })
+}
+
+/// What Entra issues to the same service principal when uc-access's registration accepts v1.0 tokens
+/// (the default) and the scope was `api://uc-access/.default`: the `sts.windows.net` issuer, the caller
+/// in `appid`, `aud` the application id URI.
+fn v1_app_claims(app: Uuid) -> Value {
+    json!({
+        "aud": APP_ID_URI,
+        "iss": format!("https://sts.windows.net/{TENANT}/"),
+        "iat": now(), "nbf": now(), "exp": now() + 3600,
+        "tid": TENANT, "oid": Uuid::new_v4(), "sub": Uuid::new_v4(),
+        "appid": app, "appidacr": "1", "idtyp": "app", "ver": "1.0",
     })
 }
 
@@ -243,6 +288,217 @@ async fn a_v1_token_with_appid_and_the_sts_issuer_is_accepted() {
         .await
         .unwrap();
     assert_eq!(caller.app_id(), Some(PURVIEW_APP));
+}
+
+#[tokio::test]
+async fn the_uri_and_the_client_id_are_accepted_in_the_version_that_carries_each() {
+    let h = Harness::start().await;
+    let mut settings = h.settings();
+    settings.audiences = vec![APP_ID_URI.to_owned(), API_CLIENT_ID.to_owned()];
+    let auth = Authenticator::new(settings).unwrap();
+    let mut v2 = app_claims(PURVIEW_APP);
+    v2["aud"] = json!(API_CLIENT_ID);
+    let mut v1_by_client_id = v1_app_claims(PURVIEW_APP);
+    v1_by_client_id["aud"] = json!(API_CLIENT_ID);
+    for (what, claims) in [
+        ("v2.0, aud = client id", v2),
+        ("v1.0, aud = application id URI", v1_app_claims(PURVIEW_APP)),
+        ("v1.0 asked for by client id", v1_by_client_id),
+    ] {
+        let token = h.signer.sign_claims(&claims).unwrap();
+        let caller = auth
+            .authenticate("purview-callback", &bearer(&token))
+            .await
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(caller.app_id(), Some(PURVIEW_APP), "{what}");
+    }
+    assert_eq!(auth.audience_mismatches(), (vec![], 0));
+}
+
+#[tokio::test]
+async fn a_v2_token_for_the_client_id_is_refused_when_only_the_uri_is_listed_and_the_doctor_can_name_it()
+ {
+    let h = Harness::start().await;
+    // The settings list the URI only; the registration issues v2.0 tokens, whose aud is the client id.
+    let auth = h.authenticator();
+    let mut v2 = app_claims(PURVIEW_APP);
+    v2["aud"] = json!(API_CLIENT_ID);
+    let token = h.signer.sign_claims(&v2).unwrap();
+    for _ in 0..2 {
+        assert_eq!(
+            refusal(&auth, "purview-callback", &bearer(&token)).await,
+            AuthError::WrongAudience
+        );
+    }
+    let (seen, others) = auth.audience_mismatches();
+    assert_eq!(others, 0);
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].version, TokenVersion::V2);
+    assert_eq!(seen[0].audience, API_CLIENT_ID);
+    assert_eq!(seen[0].app_id, PURVIEW_APP);
+    assert_eq!(seen[0].count, 2);
+
+    // Refused for anything else first, a token with a foreign aud is not an audience mismatch: nothing
+    // unverified or out of this tenant reaches the doctor.
+    let mut expired = v2.clone();
+    expired["exp"] = json!(now() - 3600);
+    let mut foreign_tenant = v2.clone();
+    foreign_tenant["tid"] = json!(OTHER_TENANT);
+    foreign_tenant["aud"] = json!("api://another");
+    let tampered = {
+        let other = h.signer.sign_claims(&app_claims(PURVIEW_APP)).unwrap();
+        let mut parts: Vec<String> = other.split('.').map(str::to_owned).collect();
+        let mut claims = v2.clone();
+        claims["aud"] = json!("api://forged");
+        parts[1] = URL_SAFE_NO_PAD.encode(claims.to_string());
+        parts.join(".")
+    };
+    for token in [
+        h.signer.sign_claims(&expired).unwrap(),
+        h.signer.sign_claims(&foreign_tenant).unwrap(),
+        tampered,
+    ] {
+        assert_ne!(
+            refusal(&auth, "purview-callback", &bearer(&token)).await,
+            AuthError::WrongAudience
+        );
+    }
+    assert_eq!(auth.audience_mismatches().0[0].count, 2);
+    assert_eq!(auth.audience_mismatches().0.len(), 1);
+}
+
+#[tokio::test]
+async fn each_version_needs_its_own_issuer_and_names_its_caller_in_its_own_claim() {
+    let h = Harness::start().await;
+    let auth = h.authenticator();
+    let edit = |mut claims: Value, key: &str, value: Option<Value>| {
+        match value {
+            Some(v) => claims[key] = v,
+            None => {
+                claims.as_object_mut().unwrap().remove(key);
+            }
+        }
+        claims
+    };
+    let v2_issuer = json!(format!("https://login.microsoftonline.com/{TENANT}/v2.0"));
+    let v1_issuer = json!(format!("https://sts.windows.net/{TENANT}/"));
+    let v1 = v1_app_claims(PURVIEW_APP);
+    let v2 = app_claims(PURVIEW_APP);
+    let cases = [
+        (
+            "v1.0 with the v2.0 issuer",
+            edit(v1.clone(), "iss", Some(v2_issuer)),
+            AuthError::WrongIssuer,
+        ),
+        (
+            "v2.0 with the v1.0 issuer",
+            edit(v2.clone(), "iss", Some(v1_issuer.clone())),
+            AuthError::WrongIssuer,
+        ),
+        (
+            "v1.0 naming its caller in azp only",
+            edit(
+                edit(v1.clone(), "appid", None),
+                "azp",
+                Some(json!(PURVIEW_APP)),
+            ),
+            AuthError::MissingClaim,
+        ),
+        (
+            "v2.0 naming its caller in appid only",
+            edit(
+                edit(v2.clone(), "azp", None),
+                "appid",
+                Some(json!(PURVIEW_APP)),
+            ),
+            AuthError::MissingClaim,
+        ),
+        (
+            "ver 3.0",
+            edit(v2.clone(), "ver", Some(json!("3.0"))),
+            AuthError::MalformedToken,
+        ),
+        // Without `ver` a token follows the v2.0 rules: the v1.0 issuer does not pass.
+        (
+            "no ver, v1.0 issuer",
+            edit(edit(v1.clone(), "ver", None), "iss", Some(v1_issuer)),
+            AuthError::WrongIssuer,
+        ),
+    ];
+    for (what, claims, expected) in cases {
+        let token = h.signer.sign_claims(&claims).unwrap();
+        assert_eq!(
+            refusal(&auth, "purview-callback", &bearer(&token)).await,
+            expected,
+            "{what}"
+        );
+    }
+    // A v1.0 token of another shape than v1_app_claims: a person's, named by unique_name.
+    let mut person = v1_app_claims(CONNECTOR_APP);
+    person["scp"] = json!("user_impersonation");
+    person["roles"] = json!([OPERATOR]);
+    person["oid"] = json!(USER_OID);
+    person["unique_name"] = json!("ana@contoso.example");
+    person.as_object_mut().unwrap().remove("idtyp");
+    let token = h.signer.sign_claims(&person).unwrap();
+    let Caller::User(user) = auth
+        .authenticate("grant-access", &bearer(&token))
+        .await
+        .unwrap()
+    else {
+        panic!("a v1.0 delegated token is a user")
+    };
+    assert_eq!(user.app_id, CONNECTOR_APP);
+    assert_eq!(user.display_name.as_deref(), Some("ana@contoso.example"));
+}
+
+#[tokio::test]
+async fn a_v1_token_is_verified_with_the_v1_documents_keys_and_a_v2_token_with_the_v2_ones() {
+    let h = Harness::start().await;
+    // The v1.0 document publishes only the second key; the v2.0 document only the first.
+    *h.idp.jwks_v1.lock().unwrap() = Some(h.rotated.jwks());
+    let auth = h.authenticator();
+    let v1_by_v1_key = h.rotated.sign_claims(&v1_app_claims(PURVIEW_APP)).unwrap();
+    assert!(
+        auth.authenticate("purview-callback", &bearer(&v1_by_v1_key))
+            .await
+            .is_ok()
+    );
+    assert!(
+        h.idp.v1_hits.load(Ordering::SeqCst) >= 2,
+        "the v1.0 document and its keys were read"
+    );
+    let v1_by_v2_key = h.signer.sign_claims(&v1_app_claims(PURVIEW_APP)).unwrap();
+    assert_eq!(
+        refusal(&auth, "purview-callback", &bearer(&v1_by_v2_key)).await,
+        AuthError::UnknownSigningKey
+    );
+    let v2_by_v1_key = h.rotated.sign_claims(&app_claims(PURVIEW_APP)).unwrap();
+    assert_eq!(
+        refusal(&auth, "purview-callback", &bearer(&v2_by_v1_key)).await,
+        AuthError::UnknownSigningKey
+    );
+    let v2 = h.signer.sign_claims(&app_claims(PURVIEW_APP)).unwrap();
+    assert!(
+        auth.authenticate("purview-callback", &bearer(&v2))
+            .await
+            .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn without_a_v1_document_a_v1_token_is_refused_as_of_an_unknown_issuer_and_nothing_is_fetched()
+ {
+    let h = Harness::start().await;
+    let mut settings = h.settings();
+    settings.v1_openid_configuration_url = None;
+    let auth = Authenticator::new(settings).unwrap();
+    let token = h.signer.sign_claims(&v1_app_claims(PURVIEW_APP)).unwrap();
+    assert_eq!(
+        refusal(&auth, "purview-callback", &bearer(&token)).await,
+        AuthError::WrongIssuer
+    );
+    assert_eq!(h.idp.v1_hits.load(Ordering::SeqCst), 0);
 }
 
 #[tokio::test]
@@ -847,14 +1103,31 @@ async fn local_issuer_tokens_pass_the_same_authenticator_over_http() {
     let auth = Authenticator::new(local_issuer::local_auth_settings(&base, &functions)).unwrap();
     // A separate `uc-access token` process loads the same directory.
     let cli = LocalIssuer::load_or_create(&keys, &base).unwrap();
-    let mint = |who: &str| {
-        cli.mint(
+    let mint_as = |version: TokenVersion, who: &str| {
+        cli.mint_as(
+            version,
             &who.parse::<LocalCaller>().unwrap(),
-            local_issuer::LOCAL_AUDIENCE,
+            &local_issuer::local_audience(version),
             Duration::from_secs(600),
         )
         .unwrap()
     };
+    let mint = |who: &str| mint_as(TokenVersion::V2, who);
+
+    // Both shapes Entra issues, each with its own issuer, caller claim and audience, pass the same
+    // authenticator over the local issuer's two documents.
+    for version in [TokenVersion::V1, TokenVersion::V2] {
+        for (function, who) in [
+            ("purview-callback", "purview"),
+            ("grant-access", "operator"),
+        ] {
+            let caller = auth
+                .authenticate(function, &bearer(&mint_as(version, who)))
+                .await
+                .unwrap_or_else(|e| panic!("{version} {who}: {e}"));
+            assert!(caller.app_id().is_some(), "{version} {who}");
+        }
+    }
 
     let purview = auth
         .authenticate("purview-callback", &bearer(&mint("purview")))

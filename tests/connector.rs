@@ -1017,36 +1017,48 @@ fn the_document_is_swagger_2_under_one_megabyte_with_placeholders_for_the_host()
 }
 
 #[test]
-fn delegated_entra_id_is_the_first_security_definition_and_the_function_key_the_second() {
-    let text = connector_file("apiDefinition.swagger.json");
+fn each_variant_has_exactly_one_security_definition_oauth_here_and_the_function_key_in_api_key() {
     let doc = document();
     let defs = doc["securityDefinitions"].as_object().unwrap();
-    assert_eq!(defs.len(), 2);
-    // JSON objects are unordered for serde: the order Power Automate reads is the text's.
-    let section = &text[text.find("\"securityDefinitions\"").unwrap()..];
-    let oauth = section.find("\"oauth2-entra\"").unwrap();
-    let key = section.find("\"function-key\"").unwrap();
-    assert!(
-        oauth < key,
-        "the first security definition wins: OAuth must come first"
+    assert_eq!(
+        defs.keys().collect::<Vec<_>>(),
+        vec!["oauth2-entra"],
+        "Power Automate uses the first definition: the OAuth variant has no other"
     );
     assert_eq!(defs["oauth2-entra"]["type"], "oauth2");
     assert_eq!(defs["oauth2-entra"]["flow"], "accessCode");
+    assert_eq!(doc["security"], json!([{"oauth2-entra": []}]));
+
+    // What scripts/connector-variant puts in place of OAuth for the key variant.
+    let key: Value =
+        serde_json::from_str(&connector_file("api-key/securityDefinitions.json")).unwrap();
+    let defs = key["securityDefinitions"].as_object().unwrap();
+    assert_eq!(defs.keys().collect::<Vec<_>>(), vec!["function-key"]);
     assert_eq!(defs["function-key"]["type"], "apiKey");
     assert_eq!(defs["function-key"]["in"], "header");
     assert_eq!(defs["function-key"]["name"], "x-functions-key");
-    assert_eq!(doc["security"], json!([{"oauth2-entra": []}]));
+    assert_eq!(key["security"], json!([{"function-key": []}]));
+    let props: Value = serde_json::from_str(&connector_file("api-key/apiProperties.json")).unwrap();
+    assert_eq!(
+        props["properties"]["connectionParameters"]["api_key"]["type"],
+        "securestring"
+    );
 }
 
 #[test]
-fn the_connection_signs_in_with_entra_id_for_the_function_app_and_sends_the_host_key() {
+fn the_oauth_connection_signs_in_with_entra_id_and_needs_no_function_key() {
     let props: Value = serde_json::from_str(&connector_file("apiProperties.json")).unwrap();
     let p = &props["properties"];
     assert!(p["iconBrandColor"].as_str().unwrap().starts_with('#'));
     assert!(p["capabilities"].is_array());
-    let token = &p["connectionParameters"]["token"];
-    assert_eq!(token["type"], "oauthSetting");
-    let oauth = &token["oAuthSettings"];
+    let params = p["connectionParameters"].as_object().unwrap();
+    assert_eq!(
+        params.keys().collect::<Vec<_>>(),
+        vec!["token"],
+        "no parameter beside the OAuth setting: whether an import keeps one is unconfirmed"
+    );
+    let oauth = &params["token"]["oAuthSettings"];
+    assert_eq!(params["token"]["type"], "oauthSetting");
     assert_eq!(oauth["identityProvider"], "aad");
     let resource = oauth["customParameters"]["resourceUri"]["value"]
         .as_str()
@@ -1057,35 +1069,47 @@ fn the_connection_signs_in_with_entra_id_for_the_function_app_and_sends_the_host
     );
     assert!(
         resource.starts_with("api://"),
-        "the Function app's application id URI"
+        "uc-access's application id URI"
     );
     assert!(
         oauth.get("clientSecret").is_none(),
         "the secret is given to paconn, never committed"
     );
-    let policies = p["policyTemplateInstances"].as_array().unwrap();
-    let header = policies
-        .iter()
-        .find(|t| t["templateId"] == "setheader")
-        .expect("a setheader policy sends x-functions-key");
-    assert_eq!(
-        header["parameters"]["x-ms-apimTemplateParameter.name"],
-        "x-functions-key"
+    assert!(
+        !p["policyTemplateInstances"]
+            .to_string()
+            .contains("x-functions-key"),
+        "no policy sends a host key"
     );
-    let value = header["parameters"]["x-ms-apimTemplateParameter.value"]
-        .as_str()
-        .unwrap();
-    let param = value
-        .strip_prefix("@connectionParameters('")
-        .and_then(|v| v.strip_suffix("')"))
-        .unwrap();
-    assert_eq!(p["connectionParameters"][param]["type"], "securestring");
 
-    let key: Value = serde_json::from_str(&connector_file("api-key/apiProperties.json")).unwrap();
-    assert_eq!(
-        key["properties"]["connectionParameters"]["api_key"]["type"],
-        "securestring"
-    );
+    // So every function a person can use through it must ask the host for no key: those serve people
+    // (a delegated token) and are anonymous at the host; the one that keeps the key refuses people anyway.
+    let doc = document();
+    for spec in FUNCTIONS {
+        if let Trigger::Http {
+            callers,
+            auth_level,
+            ..
+        } = spec.trigger
+        {
+            let usable = callers == uc_access::auth::Callers::People;
+            assert_eq!(
+                usable,
+                auth_level == uc_access::functions::AuthLevel::Anonymous,
+                "{}: a function people call through the connector must be anonymous at the host",
+                spec.name
+            );
+            let unauthorized = operation(&doc, spec.name)["responses"]["401"]["description"]
+                .as_str()
+                .unwrap();
+            assert_eq!(
+                unauthorized.contains("x-functions-key"),
+                !usable,
+                "{}: the 401 description says whether the host asks for a key: {unauthorized}",
+                spec.name
+            );
+        }
+    }
 }
 
 #[test]

@@ -107,7 +107,34 @@ fn the_unsigned_token_checks_accept_a_well_formed_token_and_name_what_is_wrong()
     )
     .unwrap();
     assert_eq!(person.kind, TokenKind::Delegated);
+    // A v1.0 token names its caller in `appid`; a token without `ver` follows the v2.0 rules.
+    let v1 = check_unsigned(
+        &token(
+            rs256,
+            serde_json::json!({"ver": "1.0", "tid": tenant.to_string(), "appid": app}),
+        ),
+        tenant,
+    )
+    .unwrap();
+    assert_eq!(v1.version, uc_access::auth::TokenVersion::V1);
+    assert_eq!(v1.app_id.to_string(), app);
+    assert_eq!(ok.version, uc_access::auth::TokenVersion::V2);
     for (header, claims, error) in [
+        (
+            rs256,
+            serde_json::json!({"ver": "1.0", "tid": tenant.to_string(), "azp": app}),
+            AuthError::MissingClaim,
+        ),
+        (
+            rs256,
+            serde_json::json!({"ver": "2.0", "tid": tenant.to_string(), "appid": app}),
+            AuthError::MissingClaim,
+        ),
+        (
+            rs256,
+            serde_json::json!({"ver": "9.9", "tid": tenant.to_string(), "azp": app}),
+            AuthError::MalformedToken,
+        ),
         (
             r#"{"alg":"none","kid":"k1"}"#,
             serde_json::json!({}),

@@ -4,7 +4,8 @@
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 
-use super::bearer::{self, Refusal, TokenKind, VerifiedToken};
+use super::audience::{AudienceMismatch, AudienceMismatches};
+use super::bearer::{self, KeySets, Refusal, TokenKind, VerifiedToken};
 use super::caller::{AllowedBy, ApplicationCaller, BasicCaller, Caller, UserCaller};
 use super::keys::KeyStore;
 use super::settings::{AuthSettings, Callers, FunctionAccess};
@@ -14,7 +15,11 @@ use super::{AuthError, basic};
 #[derive(Debug)]
 pub struct Authenticator {
     settings: AuthSettings,
+    /// The v2.0 document's keys.
     keys: KeyStore,
+    /// The v1.0 document's keys, fetched only when a v1.0 token arrives.
+    keys_v1: Option<KeyStore>,
+    mismatches: AudienceMismatches,
 }
 
 impl Authenticator {
@@ -31,17 +36,32 @@ impl Authenticator {
 
     /// An authenticator using the given HTTP client (shared connection pool, custom TLS roots).
     pub fn with_client(settings: AuthSettings, http: reqwest::Client) -> Self {
-        let keys = KeyStore::new(
-            http,
-            settings.openid_configuration_url.clone(),
-            settings.tenant_id,
-            settings.key_refresh,
-        );
-        Self { settings, keys }
+        let store = |url: &url::Url| {
+            KeyStore::new(
+                http.clone(),
+                url.clone(),
+                settings.tenant_id,
+                settings.key_refresh,
+            )
+        };
+        let keys = store(&settings.openid_configuration_url);
+        let keys_v1 = settings.v1_openid_configuration_url.as_ref().map(store);
+        Self {
+            settings,
+            keys,
+            keys_v1,
+            mismatches: AudienceMismatches::default(),
+        }
     }
 
     pub fn settings(&self) -> &AuthSettings {
         &self.settings
+    }
+
+    /// Tokens of this tenant refused since start only because of their audience (everything else about
+    /// them was valid), and how many more had audiences beyond those listed: what the doctor explains.
+    pub fn audience_mismatches(&self) -> (Vec<AudienceMismatch>, u64) {
+        self.mismatches.snapshot()
     }
 
     /// How long a caller refused with the retryable `error` should wait before trying again, when this
@@ -52,6 +72,13 @@ impl Authenticator {
             AuthError::SigningKeyNotYetKnown => Some(
                 self.keys
                     .unknown_kid_refetch_wait()
+                    .into_iter()
+                    .chain(
+                        self.keys_v1
+                            .iter()
+                            .filter_map(KeyStore::unknown_kid_refetch_wait),
+                    )
+                    .max()
                     .unwrap_or_default()
                     .max(std::time::Duration::from_secs(1)),
             ),
@@ -103,7 +130,11 @@ impl Authenticator {
         let credentials = credentials.trim();
 
         if scheme.eq_ignore_ascii_case("bearer") && !credentials.is_empty() {
-            let token = bearer::verify(credentials, &self.settings, &self.keys).await?;
+            let keys = KeySets {
+                v2: &self.keys,
+                v1: self.keys_v1.as_ref(),
+            };
+            let token = bearer::verify(credentials, &self.settings, keys, &self.mismatches).await?;
             let Some(access) = access else {
                 return Err(refuse(
                     AuthError::CallerNotAllowed,

@@ -1,5 +1,12 @@
-//! Entra ID bearer tokens: RS256 only, signature against the tenant's keys, then issuer, audience, time,
-//! tenant and the claims that say who is calling. The token is read here and never kept.
+//! Entra ID bearer tokens: RS256 only, signature against the tenant's keys of the token's version, then
+//! issuer, time, tenant, the claims that say who is calling, and the audience. The token is read here and
+//! never kept.
+//!
+//! v1.0 and v2.0 tokens differ in their issuer (`https://sts.windows.net/{tenant}/` and
+//! `https://login.microsoftonline.com/{tenant}/v2.0`) and in the claim naming the caller (`appid` and
+//! `azp`). Learn's *Access tokens* page says a v1.0 token is validated against the v1.0 OpenID
+//! configuration and a v2.0 token against the v2.0 one, whatever the API's own authority: so the `ver`
+//! claim picks the document, and the token's issuer must then be exactly that document's issuer.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -9,6 +16,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::AuthError;
+use super::audience::{AudienceMismatches, TokenVersion};
 use super::keys::{KeyError, KeyStore};
 use super::settings::AuthSettings;
 
@@ -36,9 +44,34 @@ struct UnverifiedHeader {
     kid: Option<String>,
 }
 
+/// The one claim read before the signature is checked: which version's keys and issuer apply. It chooses
+/// only between the two configured documents, never a URL of the token's.
+#[derive(Deserialize)]
+struct VersionClaim {
+    ver: Option<String>,
+}
+
+/// `aud`: one value (what Entra sends) or a list.
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub(crate) enum AudienceClaim {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl AudienceClaim {
+    fn values(&self) -> Vec<&str> {
+        match self {
+            AudienceClaim::One(one) => vec![one.as_str()],
+            AudienceClaim::Many(many) => many.iter().map(String::as_str).collect(),
+        }
+    }
+}
+
 /// The claims we read after the signature and the registered claims have been checked.
 #[derive(Deserialize)]
 pub(crate) struct IdentityClaims {
+    pub aud: Option<AudienceClaim>,
     pub tid: Option<String>,
     /// v2 tokens: the client id of the calling application.
     pub azp: Option<String>,
@@ -53,7 +86,10 @@ pub(crate) struct IdentityClaims {
     /// only when the API asks for it (`include_user_token`).
     pub idtyp: Option<String>,
     pub upn: Option<String>,
+    /// v2.0 tokens: the person's username.
     pub preferred_username: Option<String>,
+    /// v1.0 tokens: the person's username.
+    pub unique_name: Option<String>,
 }
 
 /// Whether a token speaks for an application itself or for a person signed in through one.
@@ -79,6 +115,7 @@ impl TokenKind {
 
 /// A token whose signature and claims are valid for this tenant and audience.
 pub(crate) struct VerifiedToken {
+    pub version: TokenVersion,
     pub kind: TokenKind,
     pub app_id: Uuid,
     pub object_id: Option<Uuid>,
@@ -87,10 +124,17 @@ pub(crate) struct VerifiedToken {
     pub display_name: Option<String>,
 }
 
+/// The signing keys of each token version: v2.0 always, v1.0 when its document is known.
+pub(crate) struct KeySets<'a> {
+    pub v2: &'a KeyStore,
+    pub v1: Option<&'a KeyStore>,
+}
+
 pub(crate) async fn verify(
     token: &str,
     settings: &AuthSettings,
-    keys: &KeyStore,
+    keys: KeySets<'_>,
+    mismatches: &AudienceMismatches,
 ) -> Result<VerifiedToken, Refusal> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(Refusal::new(AuthError::MalformedToken, "token too long"));
@@ -107,38 +151,90 @@ pub(crate) async fn verify(
     let kid = header
         .kid
         .ok_or_else(|| Refusal::new(AuthError::MalformedToken, "header has no kid"))?;
-    let (snapshot, key) = keys.key_for(&kid).await.map_err(|e| match e {
-        KeyError::Unknown => Refusal::new(AuthError::UnknownSigningKey, format!("kid {kid:?}")),
+    let version = read_version(token)?;
+    let store = match version {
+        TokenVersion::V2 => keys.v2,
+        TokenVersion::V1 => keys.v1.ok_or_else(|| {
+            Refusal::new(
+                AuthError::WrongIssuer,
+                "a v1.0 token, but no v1.0 OpenID configuration is known (set AUTH_V1_OPENID_CONFIGURATION_URL)",
+            )
+        })?,
+    };
+    let (snapshot, key) = store.key_for(&kid).await.map_err(|e| match e {
+        KeyError::Unknown => Refusal::new(
+            AuthError::UnknownSigningKey,
+            format!("kid {kid:?} ({version} keys)"),
+        ),
         KeyError::RefetchHeldBack { retry_after } => Refusal::new(
             AuthError::SigningKeyNotYetKnown,
             format!(
-                "kid {kid:?} not in the cached key set; next refetch allowed in {retry_after:?}"
+                "kid {kid:?} not in the cached {version} key set; next refetch allowed in {retry_after:?}"
             ),
         ),
         KeyError::Unavailable(detail) => Refusal::new(AuthError::KeySetUnavailable, detail),
     })?;
 
-    let tenant = settings.tenant_id;
     let mut validation = Validation::new(Algorithm::RS256);
     validation.leeway = settings.clock_skew.as_secs();
     validation.validate_exp = true;
     validation.validate_nbf = true;
     validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud"]);
-    validation.set_audience(&settings.audiences);
-    validation.set_issuer(&[
-        format!("https://login.microsoftonline.com/{tenant}/v2.0"),
-        format!("https://sts.windows.net/{tenant}/"),
-        snapshot.issuer.clone(),
-    ]);
-    let claims = jsonwebtoken::decode::<IdentityClaims>(token, &key, &validation)
-        .map_err(|e| Refusal::new(map_jwt_error(e.kind()), format!("{e}")))?
+    // The audience is checked below, last, so that a token refused only for it can be told apart (the
+    // doctor names the value it carried). The library still requires the claim to be present.
+    validation.validate_aud = false;
+    // Exactly the issuer of the document of the token's version (OpenID Connect Core: "MUST exactly
+    // match"), `{tenantid}` filled in.
+    validation.set_issuer(std::slice::from_ref(&snapshot.issuer));
+    let mut claims = jsonwebtoken::decode::<IdentityClaims>(token, &key, &validation)
+        .map_err(|e| Refusal::new(map_jwt_error(e.kind()), format!("{e} ({version} token)")))?
         .claims;
-
-    identity(claims, tenant)
+    let aud = claims.aud.take();
+    let token = identity(claims, settings.tenant_id, version)?;
+    let values = aud.as_ref().map(AudienceClaim::values).unwrap_or_default();
+    if !values
+        .iter()
+        .any(|value| settings.audiences.iter().any(|a| a == value))
+    {
+        if let Some(first) = values.first() {
+            mismatches.record(version, first, token.app_id);
+        }
+        return Err(Refusal::new(
+            AuthError::WrongAudience,
+            format!(
+                "{version} token of app {} for aud {values:?}; accepted: {:?}",
+                token.app_id, settings.audiences
+            ),
+        ));
+    }
+    Ok(token)
 }
 
-/// The checks on the identity claims, once the signature and the registered claims are verified.
-fn identity(claims: IdentityClaims, tenant: Uuid) -> Result<VerifiedToken, Refusal> {
+/// The version the token claims, from its payload (unverified: it only chooses which configured keys and
+/// issuer the token must then satisfy).
+fn read_version(token: &str) -> Result<TokenVersion, Refusal> {
+    let payload = token.split('.').nth(1).unwrap_or_default();
+    let bytes = URL_SAFE_NO_PAD
+        .decode(payload)
+        .map_err(|e| Refusal::new(AuthError::MalformedToken, format!("payload: {e}")))?;
+    let claim: VersionClaim = serde_json::from_slice(&bytes)
+        .map_err(|e| Refusal::new(AuthError::MalformedToken, format!("payload: {e}")))?;
+    TokenVersion::from_claim(claim.ver.as_deref()).ok_or_else(|| {
+        Refusal::new(
+            AuthError::MalformedToken,
+            format!("ver {:?} is neither 1.0 nor 2.0", claim.ver),
+        )
+    })
+}
+
+/// The checks on the identity claims, once the signature and the registered claims are verified. The
+/// caller's client id is read from the claim of the token's own version only (`appid` in v1.0, `azp` in
+/// v2.0), so a token cannot name its caller in the other version's claim.
+fn identity(
+    claims: IdentityClaims,
+    tenant: Uuid,
+    version: TokenVersion,
+) -> Result<VerifiedToken, Refusal> {
     let tid = claims
         .tid
         .as_deref()
@@ -146,12 +242,18 @@ fn identity(claims: IdentityClaims, tenant: Uuid) -> Result<VerifiedToken, Refus
     if parse_guid(tid, "tid")? != tenant {
         return Err(Refusal::new(AuthError::WrongTenant, format!("tid {tid}")));
     }
-    let app_id = claims
-        .azp
-        .as_deref()
-        .or(claims.appid.as_deref())
-        .ok_or_else(|| Refusal::new(AuthError::MissingClaim, "azp/appid"))?;
-    let app_id = parse_guid(app_id, "azp/appid")?;
+    let claim = version.app_id_claim();
+    let app_id = match version {
+        TokenVersion::V1 => claims.appid.as_deref(),
+        TokenVersion::V2 => claims.azp.as_deref(),
+    }
+    .ok_or_else(|| {
+        Refusal::new(
+            AuthError::MissingClaim,
+            format!("{claim} ({version} token)"),
+        )
+    })?;
+    let app_id = parse_guid(app_id, claim)?;
     let object_id = claims
         .oid
         .as_deref()
@@ -163,12 +265,16 @@ fn identity(claims: IdentityClaims, tenant: Uuid) -> Result<VerifiedToken, Refus
         .map(|s| s.split_whitespace().map(str::to_owned).collect())
         .unwrap_or_default();
     Ok(VerifiedToken {
+        version,
         kind: TokenKind::of(claims.scp.as_deref(), claims.idtyp.as_deref()),
         app_id,
         object_id,
         roles: claims.roles,
         scopes,
-        display_name: claims.upn.or(claims.preferred_username),
+        display_name: claims
+            .upn
+            .or(claims.preferred_username)
+            .or(claims.unique_name),
     })
 }
 
@@ -176,6 +282,7 @@ fn identity(claims: IdentityClaims, tenant: Uuid) -> Result<VerifiedToken, Refus
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnsignedIdentity {
     pub kid: String,
+    pub version: TokenVersion,
     pub kind: TokenKind,
     pub app_id: Uuid,
     pub object_id: Option<Uuid>,
@@ -184,8 +291,8 @@ pub struct UnsignedIdentity {
 }
 
 /// The token handling that needs no key, as [`verify`] runs it: the size limit, the header (three
-/// segments, `RS256`, a `kid`), then the identity claims of the payload read as if the signature had been
-/// checked. It grants nothing (the signature is not checked); it exists so the fuzz targets and the corpus
+/// segments, `RS256`, a `kid`), the version, then the identity claims of the payload read as if the
+/// signature had been checked (the audience and issuer are not checked: they need the settings). It grants nothing (the signature is not checked); it exists so the fuzz targets and the corpus
 /// tests can drive this code without a key set.
 pub fn check_unsigned(token: &str, tenant: Uuid) -> Result<UnsignedIdentity, AuthError> {
     if token.len() > MAX_TOKEN_LEN {
@@ -196,15 +303,17 @@ pub fn check_unsigned(token: &str, tenant: Uuid) -> Result<UnsignedIdentity, Aut
         return Err(AuthError::UnsupportedAlgorithm);
     }
     let kid = header.kid.ok_or(AuthError::MalformedToken)?;
+    let version = read_version(token).map_err(|r| r.error)?;
     let payload = token.split('.').nth(1).unwrap_or_default();
     let bytes = URL_SAFE_NO_PAD
         .decode(payload)
         .map_err(|_| AuthError::MalformedToken)?;
     let claims: IdentityClaims =
         serde_json::from_slice(&bytes).map_err(|_| AuthError::MalformedToken)?;
-    let token = identity(claims, tenant).map_err(|r| r.error)?;
+    let token = identity(claims, tenant, version).map_err(|r| r.error)?;
     Ok(UnsignedIdentity {
         kid,
+        version: token.version,
         kind: token.kind,
         app_id: token.app_id,
         object_id: token.object_id,

@@ -1,6 +1,7 @@
 //! Caller authentication for the HTTP functions: Entra ID bearer tokens (Purview's service principal,
 //! Power Automate's delegated users) or HTTP Basic where enabled, then a per-function allow-list.
 
+mod audience;
 mod authenticator;
 mod basic;
 mod bearer;
@@ -10,6 +11,9 @@ mod keys;
 pub mod local_issuer;
 mod settings;
 
+pub use audience::{
+    AudienceKind, AudienceMismatch, AudienceNotice, DEFAULT_SCOPE_SUFFIX, TokenVersion,
+};
 pub use authenticator::Authenticator;
 pub use basic::check as check_basic;
 pub use bearer::{TokenKind, UnsignedIdentity, check_unsigned};
@@ -17,5 +21,6 @@ pub use caller::{AllowedBy, ApplicationCaller, BasicCaller, Caller, UserCaller};
 pub use error::AuthError;
 pub use settings::{
     AuthSettings, BasicCredentials, Callers, DEFAULT_CLOCK_SKEW_SECONDS, FunctionAccess,
-    KeyRefreshPolicy, default_openid_configuration_url, setting_prefix,
+    KeyRefreshPolicy, default_openid_configuration_url, derive_v1_openid_configuration_url,
+    setting_prefix,
 };

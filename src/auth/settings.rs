@@ -9,12 +9,14 @@ use secrecy::SecretString;
 use url::Url;
 use uuid::Uuid;
 
+use super::audience::{self, AudienceNotice};
 use crate::secrets::LiveSecret;
 use crate::settings::{Env, SettingsError};
 
 pub const TENANT_ID: &str = "AUTH_TENANT_ID";
 pub const AUDIENCE: &str = "AUTH_AUDIENCE";
 pub const OPENID_CONFIGURATION_URL: &str = "AUTH_OPENID_CONFIGURATION_URL";
+pub const V1_OPENID_CONFIGURATION_URL: &str = "AUTH_V1_OPENID_CONFIGURATION_URL";
 pub const CLOCK_SKEW_SECONDS: &str = "AUTH_CLOCK_SKEW_SECONDS";
 
 /// Tolerated difference between our clock and Entra's when checking `exp` and `nbf`. Small, because
@@ -27,10 +29,16 @@ const MAX_CLOCK_SKEW_SECONDS: u64 = 300;
 #[derive(Debug, Clone)]
 pub struct AuthSettings {
     pub tenant_id: Uuid,
-    /// Accepted `aud` values: the application id URI and/or the client id of the Function app.
+    /// Accepted `aud` values: the application id URI (v1.0 tokens asked for by URI) and/or the client id
+    /// (every v2.0 token) of uc-access's app registration.
     pub audiences: Vec<String>,
-    /// The tenant's OpenID configuration document; its `jwks_uri` gives the signing keys.
+    /// `AUTH_AUDIENCE` entries changed on load (a `/.default` scope), logged at start and shown by the doctor.
+    pub audience_notices: Vec<AudienceNotice>,
+    /// The tenant's v2.0 OpenID configuration document: the issuer and signing keys of v2.0 tokens.
     pub openid_configuration_url: Url,
+    /// The v1.0 document (issuer `https://sts.windows.net/{tenant}/`), for v1.0 tokens; `None` when it is
+    /// neither set nor derivable from the v2.0 URL, and then v1.0 tokens are refused.
+    pub v1_openid_configuration_url: Option<Url>,
     pub clock_skew: Duration,
     pub key_refresh: KeyRefreshPolicy,
     functions: BTreeMap<String, FunctionAccess>,
@@ -140,6 +148,16 @@ pub fn default_openid_configuration_url(tenant_id: Uuid) -> Url {
     Url::parse(&raw).expect("a GUID makes a valid URL path")
 }
 
+/// The v1.0 OpenID configuration beside a v2.0 one: Learn's rule, "remove the /v2.0 in the URL if you
+/// validate v1.0 tokens". `None` when `v2` does not end in `/v2.0/.well-known/openid-configuration`.
+pub fn derive_v1_openid_configuration_url(v2: &Url) -> Option<Url> {
+    const V2_SUFFIX: &str = "/v2.0/.well-known/openid-configuration";
+    let base = v2.path().strip_suffix(V2_SUFFIX)?;
+    let mut v1 = v2.clone();
+    v1.set_path(&format!("{base}/.well-known/openid-configuration"));
+    Some(v1)
+}
+
 /// HTTPS, except on the loopback interface where the local issuer serves plain HTTP.
 pub(crate) fn is_acceptable_key_url(url: &Url) -> bool {
     match url.scheme() {
@@ -155,11 +173,16 @@ pub(crate) fn is_acceptable_key_url(url: &Url) -> bool {
 }
 
 impl AuthSettings {
-    /// Settings with no function allowed yet; add access with [`AuthSettings::with_function`].
+    /// Settings with no function allowed yet; add access with [`AuthSettings::with_function`]. The v1.0
+    /// document is derived from the v2.0 one when it has Entra's shape.
     pub fn new(tenant_id: Uuid, audiences: Vec<String>, openid_configuration_url: Url) -> Self {
         Self {
             tenant_id,
             audiences,
+            audience_notices: Vec::new(),
+            v1_openid_configuration_url: derive_v1_openid_configuration_url(
+                &openid_configuration_url,
+            ),
             openid_configuration_url,
             clock_skew: Duration::from_secs(DEFAULT_CLOCK_SKEW_SECONDS),
             key_refresh: KeyRefreshPolicy::default(),
@@ -181,24 +204,14 @@ impl AuthSettings {
         mut passwords: BTreeMap<String, SecretString>,
     ) -> Result<Self, SettingsError> {
         let tenant_id = parse_guid(TENANT_ID, env.required(TENANT_ID)?)?;
-        let audiences = env.list(AUDIENCE);
-        if audiences.is_empty() {
-            return Err(SettingsError::new(AUDIENCE, "is required but not set"));
-        }
+        let (audiences, audience_notices) = audiences(env)?;
         let openid_configuration_url = match env.get(OPENID_CONFIGURATION_URL) {
             None => default_openid_configuration_url(tenant_id),
-            Some(raw) => {
-                let url = Url::parse(raw).map_err(|e| {
-                    SettingsError::new(OPENID_CONFIGURATION_URL, format!("not a URL: {e}"))
-                })?;
-                if !is_acceptable_key_url(&url) {
-                    return Err(SettingsError::new(
-                        OPENID_CONFIGURATION_URL,
-                        "must be https (plain http only on localhost)",
-                    ));
-                }
-                url
-            }
+            Some(raw) => key_url(OPENID_CONFIGURATION_URL, raw)?,
+        };
+        let v1_openid_configuration_url = match env.get(V1_OPENID_CONFIGURATION_URL) {
+            None => derive_v1_openid_configuration_url(&openid_configuration_url),
+            Some(raw) => Some(key_url(V1_OPENID_CONFIGURATION_URL, raw)?),
         };
         let skew: u64 = env.parse_or(CLOCK_SKEW_SECONDS, DEFAULT_CLOCK_SKEW_SECONDS)?;
         if skew > MAX_CLOCK_SKEW_SECONDS {
@@ -209,6 +222,8 @@ impl AuthSettings {
         }
 
         let mut settings = Self::new(tenant_id, audiences, openid_configuration_url);
+        settings.v1_openid_configuration_url = v1_openid_configuration_url;
+        settings.audience_notices = audience_notices;
         settings.clock_skew = Duration::from_secs(skew);
         for &(function, callers) in functions {
             let mut access = function_access(env, function, passwords.remove(function))?;
@@ -239,6 +254,39 @@ impl AuthSettings {
     pub fn function(&self, function: &str) -> Option<&FunctionAccess> {
         self.functions.get(function)
     }
+}
+
+/// `AUTH_AUDIENCE`, each entry normalized ([`audience::normalize`]); a rewritten entry is logged once here.
+fn audiences(env: &Env) -> Result<(Vec<String>, Vec<AudienceNotice>), SettingsError> {
+    let mut audiences = Vec::new();
+    let mut notices = Vec::new();
+    for entry in env.list(AUDIENCE) {
+        let (audience, notice) =
+            audience::normalize(&entry).map_err(|problem| SettingsError::new(AUDIENCE, problem))?;
+        if let Some(notice) = notice {
+            tracing::warn!(event = "auth.audience_scope", given = %notice.given, used = %notice.used, "{notice}");
+            notices.push(notice);
+        }
+        if !audiences.contains(&audience) {
+            audiences.push(audience);
+        }
+    }
+    if audiences.is_empty() {
+        return Err(SettingsError::new(AUDIENCE, "is required but not set"));
+    }
+    Ok((audiences, notices))
+}
+
+/// An OpenID configuration URL: https, or plain http on loopback (the local issuer).
+fn key_url(key: &str, raw: &str) -> Result<Url, SettingsError> {
+    let url = Url::parse(raw).map_err(|e| SettingsError::new(key, format!("not a URL: {e}")))?;
+    if !is_acceptable_key_url(&url) {
+        return Err(SettingsError::new(
+            key,
+            "must be https (plain http only on localhost)",
+        ));
+    }
+    Ok(url)
 }
 
 fn function_access(
@@ -344,6 +392,71 @@ mod tests {
     }
 
     #[test]
+    fn the_v1_document_is_derived_from_the_v2_one_and_may_be_set_apart() {
+        let s = AuthSettings::from_env(&base(), &[]).unwrap();
+        assert_eq!(
+            s.v1_openid_configuration_url.unwrap().as_str(),
+            format!("https://login.microsoftonline.com/{TENANT}/.well-known/openid-configuration")
+        );
+        // A sovereign cloud or the local issuer: the same rule, wherever the v2.0 document is.
+        let env = base().with(
+            OPENID_CONFIGURATION_URL,
+            "http://127.0.0.1:7071/local-issuer/v2.0/.well-known/openid-configuration?appid=x",
+        );
+        let s = AuthSettings::from_env(&env, &[]).unwrap();
+        assert_eq!(
+            s.v1_openid_configuration_url.unwrap().as_str(),
+            "http://127.0.0.1:7071/local-issuer/.well-known/openid-configuration?appid=x"
+        );
+        // A v2.0 URL of another shape gives no v1.0 document unless one is set.
+        let env = base().with(
+            OPENID_CONFIGURATION_URL,
+            "https://login.example.com/tenant/config",
+        );
+        assert!(
+            AuthSettings::from_env(&env, &[])
+                .unwrap()
+                .v1_openid_configuration_url
+                .is_none()
+        );
+        let env = env.with(
+            V1_OPENID_CONFIGURATION_URL,
+            "https://login.example.com/tenant/v1-config",
+        );
+        assert_eq!(
+            AuthSettings::from_env(&env, &[])
+                .unwrap()
+                .v1_openid_configuration_url
+                .unwrap()
+                .as_str(),
+            "https://login.example.com/tenant/v1-config"
+        );
+    }
+
+    #[test]
+    fn a_default_scope_in_auth_audience_is_accepted_as_its_audience_and_noted() {
+        let env = base().with(
+            AUDIENCE,
+            "api://uc-access/.default; 6E74172B-BE56-4843-9FF4-E66A39BB12E3, api://uc-access",
+        );
+        let s = AuthSettings::from_env(&env, &[]).unwrap();
+        assert_eq!(
+            s.audiences,
+            vec!["api://uc-access", "6e74172b-be56-4843-9ff4-e66a39bb12e3"],
+            "the scope names the URI, the client id is lower-cased, duplicates collapse"
+        );
+        assert_eq!(s.audience_notices.len(), 1);
+        assert_eq!(s.audience_notices[0].given, "api://uc-access/.default");
+        assert_eq!(s.audience_notices[0].used, "api://uc-access");
+        assert!(
+            AuthSettings::from_env(&base(), &[])
+                .unwrap()
+                .audience_notices
+                .is_empty()
+        );
+    }
+
+    #[test]
     fn allow_lists_are_read_per_function_from_upper_snake_keys() {
         let env = base().with("PURVIEW_CALLBACK_ALLOWED_APP_IDS", APP).with(
             "GRANT_ACCESS_ALLOWED_ROLES",
@@ -376,6 +489,12 @@ mod tests {
         let cases = [
             (base().with(TENANT_ID, "contoso.onmicrosoft.com"), TENANT_ID),
             (base().with(AUDIENCE, " , "), AUDIENCE),
+            (base().with(AUDIENCE, "/.default"), AUDIENCE),
+            (base().with(AUDIENCE, "api://a api://b"), AUDIENCE),
+            (
+                base().with(V1_OPENID_CONFIGURATION_URL, "http://login.example.com/x"),
+                V1_OPENID_CONFIGURATION_URL,
+            ),
             (
                 base().with(OPENID_CONFIGURATION_URL, "not a url"),
                 OPENID_CONFIGURATION_URL,

@@ -11,8 +11,8 @@ use axum::http::HeaderMap;
 
 use crate::app::{AppState, Services};
 use crate::error::ApiError;
-use crate::functions::DOCTOR;
 use crate::functions::http::accept;
+use crate::functions::{AuthLevel, DOCTOR, FUNCTIONS, Trigger};
 use crate::usecases::doctor::{Check, Doctor, Report};
 
 /// The longest one check may wait: several run one after another within the host's HTTP timeout.
@@ -22,6 +22,8 @@ const CHECK_BUDGET: Duration = Duration::from_secs(10);
 pub fn doctor(services: &Services) -> Doctor<'_> {
     Doctor {
         server: &services.server,
+        auth: &services.auth,
+        extra: vec![host_key_check()],
         databricks: services.databricks(),
         workspaces: &services.workspaces,
         governed: &services.governed_catalogs,
@@ -32,6 +34,33 @@ pub fn doctor(services: &Services) -> Doctor<'_> {
         secrets: Some(&services.secrets),
         budget: services.time_budget.min(CHECK_BUDGET),
     }
+}
+
+/// `host_key`: which lock the Functions host puts in front of each HTTP function (the `authLevel` of its
+/// `function.json`, kept equal to [`FUNCTIONS`] by a test), and what stands in for the host key where
+/// there is none. Always passes: it states the deployment's shape and advises the Entra setting it relies
+/// on, which the doctor cannot read.
+pub fn host_key_check() -> Check {
+    let (mut keyed, mut open) = (Vec::new(), Vec::new());
+    for spec in FUNCTIONS {
+        if let Trigger::Http { auth_level, .. } = spec.trigger {
+            match auth_level {
+                AuthLevel::Function => keyed.push(spec.name),
+                AuthLevel::Anonymous => open.push(spec.name),
+            }
+        }
+    }
+    Check::pass(
+        "host_key",
+        format!(
+            "the Functions host checks the function key (x-functions-key) before uc-access on {}; {} are anonymous at the host (the Power Automate connector reaches them with a person's Entra token only), so there uc-access's own token check and Entra's issuing rules are the locks",
+            keyed.join(", "),
+            open.join(", ")
+        ),
+    )
+    .advise(
+        "set Assignment required on uc-access's enterprise application, so Entra issues tokens for uc-access only to the people and applications assigned one of its app roles:          that is the second, independent lock of the anonymous functions (docs/authentication.md, The host key)",
+    )
 }
 
 /// Every check; the settings were loaded when `services` were built.

@@ -14,14 +14,37 @@ pub mod revoke_expired;
 
 use crate::auth::Callers;
 
+/// What the Functions host checks before uc-access sees an HTTP request (`authLevel` in `function.json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthLevel {
+    /// `function`: a function or host key (`x-functions-key` or `?code=`), the host's own lock, in front
+    /// of uc-access's. For the callers that can send a header a deployment gives them (Purview).
+    Function,
+    /// `anonymous`: no key at the host; uc-access authenticates every caller itself (an Entra token with
+    /// an allowed app role). For the functions the Power Automate connector calls: a connection carries
+    /// the signed-in person's token, and whether it can also carry a key is not confirmed.
+    Anonymous,
+}
+
+impl AuthLevel {
+    /// The value in `function.json`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthLevel::Function => "function",
+            AuthLevel::Anonymous => "anonymous",
+        }
+    }
+}
+
 /// How the Functions host triggers a function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trigger {
-    /// HTTP trigger (`authLevel: function`), forwarded to `/api/<name>`. `callers` says whom it serves:
-    /// only a function for people accepts a person's delegated token.
+    /// HTTP trigger, proxied (or forwarded) to `/api/<name>`. `callers` says whom it serves: only a
+    /// function for people accepts a person's delegated token. `auth_level` is what the host checks first.
     Http {
         methods: &'static [&'static str],
         callers: Callers,
+        auth_level: AuthLevel,
     },
     /// Timer trigger on the NCRONTAB schedule held by the named app setting.
     Timer { schedule_setting: &'static str },
@@ -50,6 +73,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         trigger: Trigger::Http {
             methods: &["post"],
             callers: Callers::Services,
+            auth_level: AuthLevel::Function,
         },
     },
     FunctionSpec {
@@ -57,6 +81,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         trigger: Trigger::Http {
             methods: &["post"],
             callers: Callers::People,
+            auth_level: AuthLevel::Anonymous,
         },
     },
     FunctionSpec {
@@ -64,6 +89,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         trigger: Trigger::Http {
             methods: &["post"],
             callers: Callers::People,
+            auth_level: AuthLevel::Anonymous,
         },
     },
     FunctionSpec {
@@ -71,6 +97,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         trigger: Trigger::Http {
             methods: &["post"],
             callers: Callers::People,
+            auth_level: AuthLevel::Anonymous,
         },
     },
     FunctionSpec {
@@ -78,6 +105,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         trigger: Trigger::Http {
             methods: &["get"],
             callers: Callers::People,
+            auth_level: AuthLevel::Anonymous,
         },
     },
     FunctionSpec {
@@ -85,6 +113,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         trigger: Trigger::Http {
             methods: &["get"],
             callers: Callers::People,
+            auth_level: AuthLevel::Anonymous,
         },
     },
     FunctionSpec {

@@ -1,8 +1,10 @@
-//! When HTTP forwarding is off, the host sends an HTTP trigger as an invocation payload
+//! When neither proxying nor forwarding applies (a host without `enableProxyingHttpRequest`, with
+//! forwarding off), the host sends an HTTP trigger as an invocation payload
 //! (`Data.req` = `{Url, Method, Query, Headers, Params, Body}`) and expects the answer in
 //! `Outputs.res` = `{statusCode, headers, body}`. This module replays such a payload through the same
-//! router that serves forwarded requests at `/api/<function>`, so authentication, limits, parsing and
-//! error mapping are one code path.
+//! router that serves proxied and forwarded requests at `/api/<function>`, so authentication, limits,
+//! parsing and error mapping are one code path, and the replayed request is what a proxied one would be:
+//! the same method, path, query, headers and body, with the host's own invocation id.
 
 use axum::Router;
 use axum::body::{Body, to_bytes};
@@ -31,8 +33,10 @@ pub enum BridgeError {
     BadHeader(String),
 }
 
-/// Builds the request the host would have forwarded: `/api/<function>` with the original method,
-/// query, headers and body. `invocation_id` (from the host's own request) is carried over for logs.
+/// Builds the request the host would have proxied: `/api/<function>` with the original method, query,
+/// headers and body. `invocation_id` (from the host's own request) replaces any
+/// `x-azure-functions-invocationid` the caller sent, as the host's proxy overrides it: a caller cannot
+/// choose the id its request is logged under. Without one, the caller's is dropped too.
 pub fn to_http_request(
     function: &str,
     invocation: &InvocationRequest,
@@ -63,6 +67,9 @@ pub fn to_http_request(
         for (name, values) in headers {
             let header = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| BridgeError::BadHeader(name.clone()))?;
+            if header == crate::telemetry::INVOCATION_ID_HEADER {
+                continue;
+            }
             for value in header_values(values) {
                 let value = HeaderValue::from_str(&value)
                     .map_err(|_| BridgeError::BadHeader(name.clone()))?;
@@ -171,6 +178,28 @@ mod tests {
         assert_eq!(req.uri(), "/api/grant-access?dryRun=true");
         assert_eq!(req.headers()["content-type"], "application/json");
         assert_eq!(req.headers().get_all("x-two").iter().count(), 2);
+    }
+
+    #[test]
+    fn the_hosts_invocation_id_replaces_one_the_caller_sent_and_none_is_invented() {
+        let inv = invocation(json!({
+            "Method": "POST",
+            "Headers": {"X-Azure-Functions-InvocationId": ["forged-by-the-caller"]},
+        }));
+        let host = HeaderValue::from_static("6f1d2c3b-4a59-4687-9a1b-2c3d4e5f6071");
+        let req = to_http_request("grant-access", &inv, Some(&host)).unwrap();
+        let ids: Vec<_> = req
+            .headers()
+            .get_all(crate::telemetry::INVOCATION_ID_HEADER)
+            .iter()
+            .collect();
+        assert_eq!(ids, vec![&host]);
+        let req = to_http_request("grant-access", &inv, None).unwrap();
+        assert!(
+            req.headers()
+                .get(crate::telemetry::INVOCATION_ID_HEADER)
+                .is_none()
+        );
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! The doctor: a "Test connection" for a deployment. Each check proves one thing uc-access needs —
-//! settings, a Databricks token per host, account SCIM, each workspace, `MANAGE` on each governed
-//! catalog, a writable ledger, readable secrets — and every failure names its fix.
+//! settings, the audiences callers' tokens carry, a Databricks token per host, account SCIM, each
+//! workspace, `MANAGE` on each governed catalog, a writable ledger, readable secrets — and every failure
+//! names its fix.
 //!
 //! Checks run in order and never stop early: an operator fixing a deployment wants the whole list.
 //! Checks that depend on a failed one (a catalog in an unreachable workspace) fail saying so.
 
+mod auth;
 mod databricks;
 
 use std::fmt;
@@ -13,6 +15,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::Serialize;
 
+use crate::auth::Authenticator;
 use crate::databricks::DatabricksClients;
 use crate::domain::Workspaces;
 use crate::host::peer::ALLOW_REMOTE_INVOCATIONS;
@@ -120,10 +123,14 @@ pub trait SecretsProbe: Send + Sync + fmt::Debug {
 }
 
 /// What the doctor looks at: the same parts the functions use.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Doctor<'a> {
     /// Where the handler listens and who may send invocation payloads.
     pub server: &'a ServerSettings,
+    /// The callers' authenticator: its audiences, and the tokens it refused for their audience alone.
+    pub auth: &'a Authenticator,
+    /// Checks the caller made that need no I/O and belong to a layer above this one (the host's locks).
+    pub extra: Vec<Check>,
     /// `None` when the Databricks settings are absent.
     pub databricks: Option<&'a DatabricksClients>,
     pub workspaces: &'a Workspaces,
@@ -141,7 +148,12 @@ impl Doctor<'_> {
     /// Runs every check after the settings check the caller made (settings are loaded before the
     /// doctor's parts can exist).
     pub async fn run(&self, settings: Check) -> Report {
-        let mut checks = vec![settings, listener_check(self.server)];
+        let mut checks = vec![
+            settings,
+            listener_check(self.server),
+            auth::audience_check(self.auth),
+        ];
+        checks.extend(self.extra.iter().cloned());
         match self.databricks {
             Some(clients) => {
                 checks.extend(

@@ -228,3 +228,78 @@ async fn without_sharing_in_policy_no_sharing_check_runs() {
         "{names:?}"
     );
 }
+
+#[tokio::test]
+async fn after_a_v2_token_is_refused_for_its_audience_the_doctor_names_the_value_it_carried() {
+    let app = TestApp::spawn().await;
+    // Before: the local run accepts both forms, so the check passes without advice.
+    let (_, report) = app
+        .get_as("/api/doctor", Some(&app.token("operator")))
+        .await;
+    let c = check(&report, "auth.audience");
+    assert_eq!(c["ok"], true, "{c}");
+    assert!(c.get("fix").is_none(), "{c}");
+
+    // Purview's service principal, with a v2.0 token for a client id uc-access does not list (what a
+    // deployment sees when AUTH_AUDIENCE names only the URI).
+    let unlisted = "0b5e8b4e-1a2b-4c3d-8e9f-001122334455";
+    let mut claims = app.claims("purview");
+    claims["aud"] = serde_json::json!(unlisted);
+    let (status, json) = app
+        .post(
+            "/api/purview-callback",
+            Some(&app.sign(&claims)),
+            crate::helpers::callback_body(serde_json::json!({})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(json["error"], "wrong_audience");
+
+    let (_, report) = app
+        .get_as("/api/doctor", Some(&app.token("operator")))
+        .await;
+    assert_eq!(report["ok"], false, "{report:#}");
+    let c = check(&report, "auth.audience");
+    assert_eq!(c["ok"], false, "{c}");
+    let detail = c["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(unlisted)
+            && detail.contains("v2.0")
+            && detail.contains(&uc_access::auth::local_issuer::LOCAL_PURVIEW_APP_ID.to_string()),
+        "{c}"
+    );
+    let fix = c["fix"].as_str().unwrap();
+    assert!(
+        fix.contains(&format!("{unlisted:?}")) && fix.contains("add it to AUTH_AUDIENCE"),
+        "{c}"
+    );
+}
+
+#[tokio::test]
+async fn the_doctor_states_which_functions_the_host_key_guards_and_what_stands_in_elsewhere() {
+    let app = TestApp::spawn().await;
+    let (_, report) = app
+        .get_as("/api/doctor", Some(&app.token("operator")))
+        .await;
+    let c = check(&report, "host_key");
+    assert_eq!(c["ok"], true, "{c}");
+    let detail = c["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("x-functions-key")
+            && detail.contains("before uc-access on purview-callback"),
+        "{c}"
+    );
+    for anonymous in [
+        "grant-access",
+        "resolve-principal",
+        "revoke-access",
+        "list-grants",
+        "doctor",
+    ] {
+        assert!(detail.contains(anonymous), "{anonymous}: {c}");
+    }
+    assert!(
+        c["fix"].as_str().unwrap().contains("Assignment required"),
+        "{c}"
+    );
+}

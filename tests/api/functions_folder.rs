@@ -6,7 +6,8 @@ use std::path::Path;
 
 use reqwest::StatusCode;
 use serde_json::Value;
-use uc_access::functions::{FUNCTIONS, Trigger};
+use uc_access::auth::Callers;
+use uc_access::functions::{AuthLevel, FUNCTIONS, Trigger};
 
 use crate::helpers::TestApp;
 
@@ -39,13 +40,25 @@ fn each_function_json_declares_the_trigger_the_binary_expects() {
         let bindings = json["bindings"].as_array().unwrap();
         let trigger = &bindings[0];
         match spec.trigger {
-            Trigger::Http { methods, .. } => {
+            Trigger::Http {
+                methods,
+                callers,
+                auth_level,
+            } => {
                 assert_eq!(trigger["type"], "httpTrigger", "{name}");
                 assert_eq!(trigger["name"], "req", "{name}");
                 assert_eq!(
-                    trigger["authLevel"], "function",
-                    "{name}: the host key is the second lock"
+                    trigger["authLevel"],
+                    auth_level.as_str(),
+                    "{name}: the lock the host checks is the one the binary (and its doctor) states"
                 );
+                // The functions Purview calls keep the host key as a second lock; the ones the connector
+                // calls with a person's token alone are anonymous at the host (docs/authentication.md).
+                let expected = match callers {
+                    Callers::Services => AuthLevel::Function,
+                    Callers::People => AuthLevel::Anonymous,
+                };
+                assert_eq!(auth_level, expected, "{name}");
                 let declared: Vec<&str> = trigger["methods"]
                     .as_array()
                     .unwrap()
@@ -89,14 +102,21 @@ async fn every_function_has_a_route_in_the_router() {
 }
 
 #[test]
-fn host_json_runs_this_binary_with_forwarding_on() {
+fn host_json_runs_this_binary_proxying_http_where_the_host_can_and_forwarding_where_it_cannot() {
     let text =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("host.json")).unwrap();
     let host: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(host["version"], "2.0");
-    assert_eq!(
-        host["customHandler"]["description"]["defaultExecutablePath"],
-        "uc-access"
+    let handler = &host["customHandler"];
+    assert_eq!(handler["description"]["defaultExecutablePath"], "uc-access");
+    // A host that knows proxying uses it (it is checked first); one that does not ignores the key and
+    // forwards (the legacy setting). Either way HTTP functions reach /api/<name> unchanged.
+    assert_eq!(handler["enableProxyingHttpRequest"], true);
+    assert_eq!(handler["enableForwardingHttpRequest"], true);
+    // Proxying keeps the original path, so the route prefix must stay `api` (the router's and the
+    // connector's basePath).
+    assert!(
+        host.pointer("/extensions/http/routePrefix").is_none(),
+        "the default route prefix `api` is what the router serves"
     );
-    assert_eq!(host["customHandler"]["enableForwardingHttpRequest"], true);
 }

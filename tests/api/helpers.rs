@@ -114,15 +114,25 @@ impl TestApp {
         path: &str,
         body: impl Into<String>,
     ) -> (StatusCode, Value) {
+        let request = axum::http::Request::post(path)
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(body.into()))
+            .unwrap();
+        self.send_from(peer, request).await
+    }
+
+    /// Sends `request` (any method, headers and body) through the app's router in-process, as if the
+    /// connection came from `peer`; returns the status and the JSON answer.
+    pub async fn send_from(
+        &self,
+        peer: std::net::SocketAddr,
+        request: axum::http::Request<axum::body::Body>,
+    ) -> (StatusCode, Value) {
         use tower::ServiceExt;
         let router = uc_access::app::router(uc_access::app::AppState {
             services: self.services.clone(),
         })
         .layer(axum::extract::connect_info::MockConnectInfo(peer));
-        let request = axum::http::Request::post(path)
-            .header("content-type", "application/json")
-            .body(axum::body::Body::from(body.into()))
-            .unwrap();
         let response = router.oneshot(request).await.unwrap();
         let status = StatusCode::from_u16(response.status().as_u16()).unwrap();
         let bytes = axum::body::to_bytes(response.into_body(), 1024 * 1024)
@@ -138,6 +148,13 @@ impl TestApp {
         self.issuer
             .mint(&caller, LOCAL_AUDIENCE, Duration::from_secs(600))
             .unwrap()
+    }
+
+    /// The claims of a token for a local caller preset, to change before signing them with [`Self::sign`].
+    pub fn claims(&self, caller: &str) -> Value {
+        let caller: LocalCaller = caller.parse().unwrap();
+        self.issuer
+            .claims(&caller, LOCAL_AUDIENCE, Duration::from_secs(600))
     }
 
     /// Signs arbitrary claims with the trusted key (for forged-looking but well-signed tokens).

@@ -1,7 +1,8 @@
 //! A local stand-in for Entra ID so a newcomer can curl the local run: its own RSA key persisted on disk,
-//! an OpenID configuration and JWKS served over HTTP, and tokens minted for preset callers. The local run
-//! validates these tokens with the very same [`Authenticator`](super::Authenticator) as production.
-//! Production never reaches into this module; only the local run, the tests and the benchmarks do.
+//! a v2.0 and a v1.0 OpenID configuration and key set served over HTTP (laid out as Entra lays them out),
+//! and tokens minted for preset callers in either version's shape. The local run validates these tokens
+//! with the very same [`Authenticator`](super::Authenticator) as production. Production never reaches
+//! into this module; only the local run, the tests and the benchmarks do.
 
 mod caller;
 mod key;
@@ -20,6 +21,7 @@ use uuid::Uuid;
 
 pub use caller::{InvalidLocalCaller, LocalCaller};
 
+use super::audience::TokenVersion;
 use super::settings::{AuthSettings, Callers, FunctionAccess};
 
 /// Where the lead mounts [`LocalIssuer::router`]: `app.nest(MOUNT_PATH, issuer.router())`.
@@ -32,8 +34,10 @@ pub const LOCAL_PURVIEW_APP_ID: Uuid = Uuid::from_u128(0x10ca1000_0000_4000_8000
 pub const LOCAL_CONNECTOR_APP_ID: Uuid = Uuid::from_u128(0x10ca1000_0000_4000_8000_0000000000c1);
 /// The object id of the `operator` preset.
 pub const LOCAL_OPERATOR_OBJECT_ID: Uuid = Uuid::from_u128(0x10ca1000_0000_4000_8000_0000000000b1);
-/// The audience of locally minted tokens, as the Function app's application id URI would be.
+/// The application id URI of the local uc-access registration: the `aud` of v1.0 tokens asked for by URI.
 pub const LOCAL_AUDIENCE: &str = "api://uc-access-local";
+/// The client id of the local uc-access registration: the `aud` of every v2.0 token for it.
+pub const LOCAL_API_CLIENT_ID: Uuid = Uuid::from_u128(0x10ca1000_0000_4000_8000_0000000000ac);
 /// The app role that lets people use the operator functions.
 pub const OPERATOR_ROLE: &str = "UcAccess.Operator";
 /// The function Purview calls; only it accepts the local Purview application.
@@ -63,17 +67,36 @@ impl LocalIssuerError {
     }
 }
 
-/// The issuer URL of a server whose base URL is `base_url` (e.g. `http://127.0.0.1:7071`).
-pub fn issuer_url(base_url: &Url) -> String {
+/// What Entra puts in `aud` of a token for the local uc-access registration, per version: the client id
+/// in v2.0 tokens, the application id URI in v1.0 tokens asked for with `api://uc-access-local/.default`.
+pub fn local_audience(version: TokenVersion) -> String {
+    match version {
+        TokenVersion::V1 => LOCAL_AUDIENCE.to_owned(),
+        TokenVersion::V2 => LOCAL_API_CLIENT_ID.to_string(),
+    }
+}
+
+/// Where the issuer's documents live on a server whose base URL is `base_url` (e.g. `http://127.0.0.1:7071`).
+fn mount_url(base_url: &Url) -> String {
     format!("{}{MOUNT_PATH}", base_url.as_str().trim_end_matches('/'))
 }
 
-/// The OpenID configuration URL the local run's [`AuthSettings`] point at.
+/// The `iss` of each version's tokens and document: `<mount>/v2.0` and `<mount>/`, as Entra's differ
+/// (`https://login.microsoftonline.com/{tenant}/v2.0` and `https://sts.windows.net/{tenant}/`).
+pub fn issuer_url(base_url: &Url, version: TokenVersion) -> String {
+    match version {
+        TokenVersion::V2 => format!("{}/v2.0", mount_url(base_url)),
+        TokenVersion::V1 => format!("{}/", mount_url(base_url)),
+    }
+}
+
+/// The v2.0 OpenID configuration URL the local run's [`AuthSettings`] point at; the v1.0 one is derived
+/// from it by the production rule (drop `/v2.0`).
 pub fn openid_configuration_url(base_url: &Url) -> Url {
     let raw = format!(
         "{}{}",
-        issuer_url(base_url),
-        router::OPENID_CONFIGURATION_PATH
+        mount_url(base_url),
+        router::V2_OPENID_CONFIGURATION_PATH
     );
     Url::parse(&raw).expect("a base URL plus a fixed path is a URL")
 }
@@ -84,7 +107,10 @@ pub fn openid_configuration_url(base_url: &Url) -> Url {
 pub fn local_auth_settings(base_url: &Url, functions: &[&str]) -> AuthSettings {
     let mut settings = AuthSettings::new(
         LOCAL_TENANT_ID,
-        vec![LOCAL_AUDIENCE.to_owned()],
+        vec![
+            local_audience(TokenVersion::V1),
+            local_audience(TokenVersion::V2),
+        ],
         openid_configuration_url(base_url),
     );
     for function in functions {
@@ -103,7 +129,8 @@ pub fn local_auth_settings(base_url: &Url, functions: &[&str]) -> AuthSettings {
 
 /// Signs tokens for local callers and publishes the matching public key.
 pub struct LocalIssuer {
-    issuer: String,
+    /// Where the documents are served: `<base URL>/local-issuer`.
+    mount: String,
     kid: String,
     signing_key: EncodingKey,
     jwk: Jwk,
@@ -112,7 +139,7 @@ pub struct LocalIssuer {
 impl fmt::Debug for LocalIssuer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LocalIssuer")
-            .field("issuer", &self.issuer)
+            .field("mount", &self.mount)
             .field("kid", &self.kid)
             .finish_non_exhaustive()
     }
@@ -130,16 +157,19 @@ impl LocalIssuer {
         jwk.common.key_id = Some(kid.clone());
         jwk.common.public_key_use = Some(PublicKeyUse::Signature);
         Ok(Self {
-            issuer: issuer_url(base_url),
+            mount: mount_url(base_url),
             kid,
             signing_key,
             jwk,
         })
     }
 
-    /// The `iss` of minted tokens and of the OpenID configuration.
-    pub fn issuer(&self) -> &str {
-        &self.issuer
+    /// The `iss` of minted tokens of `version` and of that version's OpenID configuration.
+    pub fn issuer(&self, version: TokenVersion) -> String {
+        match version {
+            TokenVersion::V2 => format!("{}/v2.0", self.mount),
+            TokenVersion::V1 => format!("{}/", self.mount),
+        }
     }
 
     /// The key id in the header of minted tokens.
@@ -157,12 +187,16 @@ impl LocalIssuer {
         json!({ "keys": [self.jwk()] })
     }
 
-    /// The OpenID configuration document, shaped like Entra's (only the fields validation uses, and a few
-    /// that tools expect).
-    pub fn openid_configuration(&self) -> Value {
+    /// The OpenID configuration document of `version`, shaped like Entra's (only the fields validation
+    /// uses, and a few that tools expect). Both versions publish the one key, as Entra's documents do.
+    pub fn openid_configuration(&self, version: TokenVersion) -> Value {
+        let jwks = match version {
+            TokenVersion::V2 => router::V2_JWKS_PATH,
+            TokenVersion::V1 => router::V1_JWKS_PATH,
+        };
         json!({
-            "issuer": self.issuer,
-            "jwks_uri": format!("{}{}", self.issuer, router::JWKS_PATH),
+            "issuer": self.issuer(version),
+            "jwks_uri": format!("{}{jwks}", self.mount),
             "id_token_signing_alg_values_supported": ["RS256"],
             "token_endpoint_auth_methods_supported": [],
             "response_types_supported": ["token"],
@@ -171,13 +205,30 @@ impl LocalIssuer {
         })
     }
 
-    /// The axum router serving the two documents; nest it at [`MOUNT_PATH`].
+    /// The axum router serving both versions' documents; nest it at [`MOUNT_PATH`].
     pub fn router(&self) -> Router {
-        router::router(self.openid_configuration(), self.jwks())
+        router::router(
+            self.openid_configuration(TokenVersion::V2),
+            self.openid_configuration(TokenVersion::V1),
+            self.jwks(),
+        )
     }
 
-    /// The claims of a token for `caller`: v2.0 form, valid from now for `lifetime`.
+    /// The claims of a v2.0 token for `caller`, valid from now for `lifetime`.
     pub fn claims(&self, caller: &LocalCaller, audience: &str, lifetime: Duration) -> Value {
+        self.claims_as(TokenVersion::V2, caller, audience, lifetime)
+    }
+
+    /// The claims of a token for `caller` in `version`'s shape, as Entra issues them (*Access token claims
+    /// reference*): v2.0 names the caller in `azp`/`azpacr` and a person in `preferred_username`; v1.0 in
+    /// `appid`/`appidacr` and `unique_name`/`upn`; each has its own issuer.
+    pub fn claims_as(
+        &self,
+        version: TokenVersion,
+        caller: &LocalCaller,
+        audience: &str,
+        lifetime: Duration,
+    ) -> Value {
         let id = caller.identity();
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -185,17 +236,25 @@ impl LocalIssuer {
             .unwrap_or_default();
         let mut claims = json!({
             "aud": audience,
-            "iss": self.issuer,
+            "iss": self.issuer(version),
             "iat": now,
             "nbf": now,
             "exp": now + lifetime.as_secs(),
             "tid": LOCAL_TENANT_ID,
             "oid": id.object_id,
             "sub": id.object_id,
-            "azp": id.app_id,
-            "azpacr": "1",
-            "ver": "2.0",
+            "ver": version.as_claim(),
         });
+        match version {
+            TokenVersion::V2 => {
+                claims["azp"] = json!(id.app_id);
+                claims["azpacr"] = json!("1");
+            }
+            TokenVersion::V1 => {
+                claims["appid"] = json!(id.app_id);
+                claims["appidacr"] = json!("1");
+            }
+        }
         if !id.roles.is_empty() {
             claims["roles"] = json!(id.roles);
         }
@@ -205,21 +264,39 @@ impl LocalIssuer {
                 LocalCaller::Operator => "operator".to_owned(),
                 _ => id.object_id.to_string(),
             };
-            claims["preferred_username"] = json!(format!("{name}@uc-access.local"));
+            let username = json!(format!("{name}@uc-access.local"));
+            match version {
+                TokenVersion::V2 => claims["preferred_username"] = username,
+                TokenVersion::V1 => {
+                    claims["unique_name"] = username.clone();
+                    claims["upn"] = username;
+                }
+            }
         } else {
             claims["idtyp"] = json!("app");
         }
         claims
     }
 
-    /// A signed token for `caller` (what `uc-access token <caller>` prints).
+    /// A signed v2.0 token for `caller`.
     pub fn mint(
         &self,
         caller: &LocalCaller,
         audience: &str,
         lifetime: Duration,
     ) -> Result<String, LocalIssuerError> {
-        self.sign_claims(&self.claims(caller, audience, lifetime))
+        self.mint_as(TokenVersion::V2, caller, audience, lifetime)
+    }
+
+    /// A signed token for `caller` in `version`'s shape (what `uc-access token <caller>` prints).
+    pub fn mint_as(
+        &self,
+        version: TokenVersion,
+        caller: &LocalCaller,
+        audience: &str,
+        lifetime: Duration,
+    ) -> Result<String, LocalIssuerError> {
+        self.sign_claims(&self.claims_as(version, caller, audience, lifetime))
     }
 
     /// Signs arbitrary claims with the issuer's key (RS256, its `kid`): for tests of every refusal.
@@ -270,19 +347,36 @@ mod tests {
     }
 
     #[test]
-    fn documents_point_at_the_mount_path_of_the_server() {
+    fn documents_point_at_the_mount_path_of_the_server_laid_out_as_entra_lays_them_out() {
         let dir = tempfile::tempdir().unwrap();
         let issuer = LocalIssuer::load_or_create(dir.path(), &base()).unwrap();
-        assert_eq!(issuer.issuer(), "http://127.0.0.1:7071/local-issuer");
-        let config = issuer.openid_configuration();
-        assert_eq!(config["issuer"], "http://127.0.0.1:7071/local-issuer");
+        let v2 = issuer.openid_configuration(TokenVersion::V2);
+        assert_eq!(v2["issuer"], "http://127.0.0.1:7071/local-issuer/v2.0");
         assert_eq!(
-            config["jwks_uri"],
+            v2["jwks_uri"],
             "http://127.0.0.1:7071/local-issuer/discovery/v2.0/keys"
         );
+        let v1 = issuer.openid_configuration(TokenVersion::V1);
+        assert_eq!(v1["issuer"], "http://127.0.0.1:7071/local-issuer/");
         assert_eq!(
-            openid_configuration_url(&base()).as_str(),
-            "http://127.0.0.1:7071/local-issuer/.well-known/openid-configuration"
+            v1["jwks_uri"],
+            "http://127.0.0.1:7071/local-issuer/discovery/keys"
+        );
+        assert_eq!(
+            issuer_url(&base(), TokenVersion::V1),
+            issuer.issuer(TokenVersion::V1)
+        );
+        let v2_url = openid_configuration_url(&base());
+        assert_eq!(
+            v2_url.as_str(),
+            "http://127.0.0.1:7071/local-issuer/v2.0/.well-known/openid-configuration"
+        );
+        assert_eq!(
+            crate::auth::derive_v1_openid_configuration_url(&v2_url)
+                .unwrap()
+                .as_str(),
+            "http://127.0.0.1:7071/local-issuer/.well-known/openid-configuration",
+            "the production rule finds the local v1.0 document"
         );
         let jwk = issuer.jwk();
         assert_eq!(jwk["kty"], "RSA");
@@ -297,7 +391,11 @@ mod tests {
     fn local_settings_allow_purview_on_the_callback_and_operators_elsewhere() {
         let s = local_auth_settings(&base(), &["purview-callback", "grant-access"]);
         assert_eq!(s.tenant_id, LOCAL_TENANT_ID);
-        assert_eq!(s.audiences, vec![LOCAL_AUDIENCE]);
+        assert_eq!(
+            s.audiences,
+            vec![LOCAL_AUDIENCE.to_owned(), LOCAL_API_CLIENT_ID.to_string()]
+        );
+        assert!(s.v1_openid_configuration_url.is_some());
         let purview = s.function("purview-callback").unwrap();
         assert!(purview.allowed_app_ids.contains(&LOCAL_PURVIEW_APP_ID));
         assert!(purview.allowed_roles.is_empty());
@@ -306,6 +404,34 @@ mod tests {
         assert!(grant.allowed_roles.contains(OPERATOR_ROLE));
         assert!(grant.allowed_app_ids.is_empty());
         assert_eq!(grant.callers, Callers::People);
+    }
+
+    #[test]
+    fn each_version_names_the_caller_and_the_person_in_its_own_claims() {
+        let dir = tempfile::tempdir().unwrap();
+        let issuer = LocalIssuer::load_or_create(dir.path(), &base()).unwrap();
+        let minute = Duration::from_secs(60);
+        let v1 = issuer.claims_as(
+            TokenVersion::V1,
+            &LocalCaller::Operator,
+            LOCAL_AUDIENCE,
+            minute,
+        );
+        assert_eq!(v1["ver"], "1.0");
+        assert_eq!(v1["iss"], "http://127.0.0.1:7071/local-issuer/");
+        assert_eq!(v1["appid"], json!(LOCAL_CONNECTOR_APP_ID));
+        assert!(v1.get("azp").is_none() && v1.get("preferred_username").is_none());
+        assert_eq!(v1["unique_name"], "operator@uc-access.local");
+        let v2 = issuer.claims(
+            &LocalCaller::Purview,
+            &local_audience(TokenVersion::V2),
+            minute,
+        );
+        assert_eq!(v2["ver"], "2.0");
+        assert_eq!(v2["aud"], LOCAL_API_CLIENT_ID.to_string());
+        assert_eq!(v2["azp"], json!(LOCAL_PURVIEW_APP_ID));
+        assert!(v2.get("appid").is_none());
+        assert_eq!(v2["idtyp"], "app");
     }
 
     #[test]
