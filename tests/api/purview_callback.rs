@@ -494,6 +494,8 @@ fn calls_by_kind(app: &TestApp) -> std::collections::BTreeMap<&'static str, usiz
     for r in app.standin.requests() {
         let kind = if r.path.starts_with("/oidc/") {
             "token"
+        } else if r.path.starts_with("/v1.0/") {
+            "graph"
         } else if r.path.contains("/scim/v2/") {
             "scim"
         } else if r.path.contains("/effective-permissions/") {
@@ -524,12 +526,19 @@ async fn a_cold_approval_reads_once_and_a_warm_one_reads_only_the_parents_it_hol
     let cold = calls_by_kind(&app);
     assert_eq!(
         cold,
-        [("token", 1), ("scim", 1), ("effective", 1), ("patch", 3)]
-            .into_iter()
-            .collect(),
-        "OAuth M2M: the account-level token serves the account and the workspace"
+        [
+            ("token", 1),
+            ("scim", 1),
+            ("graph", 2),
+            ("effective", 1),
+            ("patch", 3)
+        ]
+        .into_iter()
+        .collect(),
+        "OAuth M2M: the account-level token serves the account and the workspace; Graph is asked whether \
+         the requester's account is enabled and whether the assignee is a group"
     );
-    assert_eq!(app.standin_requests(), 6);
+    assert_eq!(app.standin_requests(), 8);
     assert_eq!(token_paths(&app), [account_token_path()]);
 
     // Warm: tokens and principal cached; the parents are now held directly, so they are read directly
@@ -600,9 +609,15 @@ async fn a_workspace_that_refuses_the_account_token_costs_one_refused_request_an
     );
     assert_eq!(
         calls_by_kind(&app),
-        [("token", 2), ("scim", 1), ("effective", 2), ("patch", 3)]
-            .into_iter()
-            .collect(),
+        [
+            ("token", 2),
+            ("scim", 1),
+            ("graph", 2),
+            ("effective", 2),
+            ("patch", 3)
+        ]
+        .into_iter()
+        .collect(),
         "the refused read is sent once more with the workspace token"
     );
     assert_eq!(
