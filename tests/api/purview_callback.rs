@@ -273,6 +273,53 @@ async fn an_inactive_user_is_a_clear_error_and_nothing_changes() {
 }
 
 #[tokio::test]
+async fn a_requester_whose_entra_account_is_disabled_is_refused_and_nothing_changes() {
+    // Mallory is active in Databricks (no externalId); Graph finds her and says she is disabled.
+    let app = TestApp::spawn().await;
+    let (status, json) = app
+        .post(
+            PATH,
+            Some(&app.token("purview")),
+            callback_body(json!({"requestorId": demo::MALLORY_ENTRA_ID})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{json}");
+    assert_eq!(json["error"], "principal_disabled");
+    assert_eq!(app.patches(), 0);
+}
+
+#[tokio::test]
+async fn a_requester_databricks_knows_only_by_email_is_granted_through_graph() {
+    let app = TestApp::spawn().await;
+    let (status, json) = app
+        .post(
+            PATH,
+            Some(&app.token("purview")),
+            callback_body(json!({"requestorId": demo::HEIDI_ENTRA_ID})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    assert_eq!(json["status"], "granted");
+    assert_eq!(json["principal"], demo::HEIDI_BY_EMAIL);
+}
+
+#[tokio::test]
+async fn an_approval_assigned_to_a_group_holding_the_requester_is_denied_as_self_approval() {
+    // Alice is in owner-deputies, nested in data-owners.
+    let app = TestApp::spawn().await;
+    let (status, json) = app
+        .post(
+            PATH,
+            Some(&app.token("purview")),
+            callback_body(json!({"approvers": demo::DATA_OWNERS_ENTRA_ID})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{json}");
+    assert_eq!(json["error"], "self_approval");
+    assert_eq!(app.patches(), 0);
+}
+
+#[tokio::test]
 async fn a_request_approved_by_the_requester_is_denied_as_self_approval() {
     let app = TestApp::spawn().await;
     let (status, json) = app

@@ -58,3 +58,61 @@ fn verdict(name: &str, permission: &str, outcome: Result<(), GraphError>) -> Che
         Err(e) => Check::fail(name, e.to_string(), e.operator_hint()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use secrecy::SecretString;
+
+    use super::*;
+    use crate::graph::{GraphClient, StaticGraphToken};
+    use crate::standin::{Seed, StandIn, demo};
+
+    #[tokio::test]
+    async fn each_graph_permission_is_its_own_check_and_a_missing_one_names_the_permission() {
+        let mut seed = Seed::demo();
+        seed.graph.denied = vec!["groups".into()];
+        let standin = StandIn::builder()
+            .seed(seed)
+            .start("127.0.0.1:0".parse().expect("address"))
+            .await
+            .expect("stand-in");
+        let graph = GraphClient::new(
+            crate::outbound::http_client(),
+            &url::Url::parse(standin.base_url()).expect("url"),
+            Arc::new(StaticGraphToken::new(SecretString::from(demo::GRAPH_TOKEN))),
+        );
+        let checks = checks(Some(&graph), Duration::from_secs(5)).await;
+        let verdicts: Vec<(&str, bool)> = checks.iter().map(|c| (c.name.as_str(), c.ok)).collect();
+        assert_eq!(
+            verdicts,
+            [
+                ("graph.users", true),
+                ("graph.groups", false),
+                ("graph.service_principals", true)
+            ]
+        );
+        assert!(
+            checks[1]
+                .fix
+                .as_deref()
+                .unwrap_or_default()
+                .contains("GroupMember.Read.All")
+        );
+    }
+
+    #[tokio::test]
+    async fn without_graph_the_doctor_advises_how_to_switch_it_on() {
+        let checks = checks(None, Duration::from_secs(1)).await;
+        assert_eq!(checks.len(), 1);
+        assert!(checks[0].ok);
+        assert!(
+            checks[0]
+                .fix
+                .as_deref()
+                .unwrap_or_default()
+                .contains("UC_ACCESS_RESOLVE_WITH_GRAPH")
+        );
+    }
+}
