@@ -49,6 +49,8 @@ pub struct Services {
     pub secrets: crate::secrets::VaultProbe,
     /// The grant ledger, also when Databricks is not configured (the doctor probes it).
     pub ledger: Arc<dyn LedgerStore>,
+    /// Microsoft Graph, when configured (the doctor probes it).
+    pub graph: Option<Arc<dyn crate::graph::GraphApi>>,
     provisioning: Option<Provisioning>,
 }
 
@@ -66,6 +68,20 @@ pub enum BuildError {
     Databricks(#[from] crate::databricks::DatabricksError),
     #[error("cannot open the grant ledger: {0}")]
     Ledger(#[from] crate::ledger::LedgerError),
+    #[error("cannot set up the Microsoft Graph client: {0}")]
+    Graph(#[from] crate::graph::GraphError),
+}
+
+/// The Microsoft Graph client, when the settings switch Graph on, over `http` (the process's one client).
+pub fn graph_client(
+    settings: &Settings,
+    http: &reqwest::Client,
+) -> Result<Option<Arc<crate::graph::GraphClient>>, crate::graph::GraphError> {
+    settings
+        .graph
+        .as_ref()
+        .map(|g| crate::graph::GraphClient::from_settings(g, http.clone()).map(Arc::new))
+        .transpose()
 }
 
 /// The clients that call out — the caller tokens' authenticator (its key set) and, when configured, the
@@ -92,11 +108,13 @@ impl Services {
     /// so the process is ready for the host at once.
     pub fn build(settings: &Settings, http: reqwest::Client) -> Result<Self, BuildError> {
         let ledger = crate::ledger::open(&settings.ledger, &http)?;
+        let graph = graph_client(settings, &http)?;
         let (auth, clients) = outbound_clients(settings, http)?;
-        Ok(Self::assemble(
+        Ok(Self::assemble_with_graph(
             settings,
             auth,
             clients,
+            graph.map(|g| g as Arc<dyn crate::graph::GraphApi>),
             ledger,
             system_clock(),
         ))
@@ -110,13 +128,30 @@ impl Services {
         ledger: Arc<dyn LedgerStore>,
         clock: Clock,
     ) -> Self {
+        Self::assemble_with_graph(settings, auth, clients, None, ledger, clock)
+    }
+
+    /// [`Services::assemble`] with Microsoft Graph (the resolver's Graph path, Entra account states and
+    /// group assignees), looking object ids up in `settings.resolve_order`.
+    pub fn assemble_with_graph(
+        settings: &Settings,
+        auth: Authenticator,
+        clients: Option<DatabricksClients>,
+        graph: Option<Arc<dyn crate::graph::GraphApi>>,
+        ledger: Arc<dyn LedgerStore>,
+        clock: Clock,
+    ) -> Self {
         let provisioning = match (clients, settings.databricks.as_ref()) {
             (Some(clients), Some(db)) => {
-                let resolver = Resolver::new(
+                let mut resolver = Resolver::new(
                     clients.directory.clone(),
                     settings.principal_cache_ttl,
                     db.resolve_by_external_id,
                 );
+                if let Some(graph) = graph.clone() {
+                    resolver = resolver.with_graph(graph);
+                }
+                let resolver = resolver.with_order(settings.resolve_order.clone());
                 let context = Context {
                     policy: settings.policy.clone(),
                     resolver,
@@ -141,6 +176,7 @@ impl Services {
             governed_catalogs: settings.governed_catalogs.clone(),
             secrets: settings.vault_secrets(),
             ledger,
+            graph,
             provisioning,
         }
     }

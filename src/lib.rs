@@ -8,6 +8,7 @@ pub mod demo;
 pub mod domain;
 pub mod error;
 pub mod functions;
+pub mod graph;
 pub mod host;
 pub mod ledger;
 pub mod local;

@@ -3,7 +3,8 @@
 //!
 //! Only the settings differ from production: the caller authentication settings point at the local
 //! issuer (served by this process), and the Databricks settings at the stand-in, with the product's OAuth
-//! M2M client, so tokens, SCIM, grants and retries all run through the production clients.
+//! M2M client, so tokens, SCIM, grants and retries all run through the production clients. The stand-in
+//! also serves Microsoft Graph for its tenant, so resolution through Graph and group assignees run too.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -41,13 +42,17 @@ pub fn local_env(env: Env, standin: &Url, data_dir: &Path) -> Env {
         .with_default("REVOKE_SCHEDULE", LOCAL_SCHEDULE)
         .with_default("LEDGER_DIR", data_dir.join("ledger").to_string_lossy())
         .with_default("DATABRICKS_HOST", standin.clone())
-        .with_default("DATABRICKS_ACCOUNT_HOST", standin)
+        .with_default("DATABRICKS_ACCOUNT_HOST", standin.clone())
         .with_default("DATABRICKS_ACCOUNT_ID", demo::ACCOUNT_ID)
         .with_default("DATABRICKS_AUTH_TYPE", "oauth-m2m")
         .with_default("DATABRICKS_CLIENT_ID", demo::PRODUCT_CLIENT_ID)
         .with_default("DATABRICKS_CLIENT_SECRET", demo::PRODUCT_CLIENT_SECRET)
         // The stand-in's seed gives the product MANAGE on these two.
         .with_default(crate::settings::GOVERNED_CATALOGS, "sales,hr")
+        // The stand-in also serves Microsoft Graph for its tenant.
+        .with_default("UC_ACCESS_RESOLVE_WITH_GRAPH", "true")
+        .with_default("GRAPH_ENDPOINT", standin.clone())
+        .with_default("GRAPH_TOKEN", demo::GRAPH_TOKEN)
 }
 
 /// A running local deployment: the app, its stand-in and its issuer.
@@ -106,10 +111,18 @@ impl LocalRun {
         settings.server.addr = app.local_addr()?;
         let http = crate::outbound::http_client();
         let ledger = crate::ledger::open(&settings.ledger, &http)?;
+        let graph = app::graph_client(&settings, &http)?;
         let (auth, clients) = app::outbound_clients(&settings, http)?;
         let clients = clients
             .ok_or_else(|| anyhow::anyhow!("the local run always has Databricks settings"))?;
-        let services = Services::assemble(&settings, auth, Some(clients), ledger, clock);
+        let services = Services::assemble_with_graph(
+            &settings,
+            auth,
+            Some(clients),
+            graph.map(|g| g as Arc<dyn crate::graph::GraphApi>),
+            ledger,
+            clock,
+        );
         let state = AppState::new(services);
         let services = state.services.clone();
         let router = app::router(state).nest(local_issuer::MOUNT_PATH, issuer.router());

@@ -259,9 +259,17 @@ impl DirectoryApi for DirectoryClient {
         user_name: &str,
         deadline: Deadline,
     ) -> Result<Option<DirectoryEntry>, DatabricksError> {
-        self.first(
+        // User names are case-insensitive in Databricks; only a user with this name counts (an API
+        // ignoring the filter would answer with everyone).
+        let carries = |r: &ScimResource| {
+            r.user_name
+                .as_deref()
+                .is_some_and(|n| n.trim().eq_ignore_ascii_case(user_name.trim()))
+        };
+        self.first_where(
             PrincipalKind::User,
             eq_filter("userName", user_name),
+            carries,
             deadline,
         )
         .await

@@ -31,6 +31,7 @@ pub fn doctor(services: &Services) -> Doctor<'_> {
             .provisioning()
             .is_ok_and(|p| p.context.policy.provisioning().may_share()),
         ledger: services.ledger.as_ref(),
+        graph: services.graph.as_deref(),
         secrets: Some(&services.secrets),
         budget: services.time_budget.min(CHECK_BUDGET),
     }

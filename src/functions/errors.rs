@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use crate::contract::BodyError;
 use crate::databricks::DatabricksError;
 use crate::error::ApiError;
+use crate::graph::GraphError;
 use crate::ledger::{LedgerError, ROLE_NEEDED};
 use crate::usecases::provision::ProvisionError;
 use crate::usecases::resolve::ResolveError;
@@ -94,8 +95,39 @@ pub fn resolve_error(e: &ResolveError) -> ApiError {
             "workspace_local_group",
             e.to_string(),
         ),
+        ResolveError::Disabled { .. } => {
+            ApiError::new(StatusCode::FORBIDDEN, "principal_disabled", e.to_string())
+        }
         ResolveError::Databricks(inner) => databricks_error(inner),
+        ResolveError::Graph(inner) => graph_error(inner),
     }
+}
+
+/// A Microsoft Graph failure as an answer: the stable code and a safe message; Graph's own code and
+/// message, and what the operators must change, go to the answer's log line.
+pub fn graph_error(e: &GraphError) -> ApiError {
+    let err = match e {
+        GraphError::Unavailable { .. } | GraphError::Unreachable { .. } => ApiError::unavailable(
+            "graph_unavailable",
+            "Microsoft Graph could not be reached in time to look the person up; nothing was changed. Retry later.",
+        )
+        .with_retry_after(
+            e.retry_after()
+                .map(|d| d.as_secs().max(1))
+                .unwrap_or(DEFAULT_RETRY_AFTER),
+        ),
+        GraphError::Refused { .. } | GraphError::Token { .. } => ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "graph_permission_denied",
+            "uc-access may not read this person from Entra ID (Microsoft Graph); the platform team must fix its permissions. Quote the requestId to them.",
+        ),
+        GraphError::Unexpected { .. } => ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "graph_rejected_request",
+            "Microsoft Graph refused the request or answered unexpectedly; the platform team finds the cause in the logs by the requestId",
+        ),
+    };
+    err.with_detail(format!("{e}; operator hint: {}", e.operator_hint()))
 }
 
 /// 400: `malformed_body` when it is not a JSON object, `invalid_request` naming the field otherwise.

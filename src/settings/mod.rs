@@ -3,6 +3,7 @@
 
 mod env;
 mod governed;
+mod resolve;
 mod schedule;
 mod server;
 mod sharing;
@@ -12,6 +13,7 @@ use std::time::Duration;
 
 pub use env::{Env, SettingsError};
 pub use governed::{GOVERNED_CATALOGS, GovernedCatalog, GovernedCatalogs, GovernedSource};
+pub use resolve::{RESOLVE_ORDER, resolve_order};
 pub use schedule::{DEFAULT_SCHEDULE, REVOKE_SCHEDULE, RevokeSchedule};
 pub use server::{BIND_ADDRESS, DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT, Exposure, ServerSettings};
 pub use sharing::{
@@ -50,6 +52,10 @@ pub struct Settings {
     pub governed_catalogs: GovernedCatalogs,
     /// How Delta Sharing provisioning names its shares and recipients.
     pub share_naming: ShareNaming,
+    /// Microsoft Graph, when `UC_ACCESS_RESOLVE_WITH_GRAPH` is on.
+    pub graph: Option<crate::graph::GraphSettings>,
+    /// `UC_ACCESS_RESOLVE_ORDER`: how an Entra object id is looked up.
+    pub resolve_order: Vec<crate::usecases::resolve::ResolvePath>,
 }
 
 /// Default for `UC_ACCESS_TIME_BUDGET_SECONDS`: well inside Purview's undocumented HTTP timeout and the
@@ -104,6 +110,14 @@ impl Settings {
         let workspaces = workspaces_from_env(env)?;
         let policy = Policy::from_env(env)?;
         let governed_catalogs = GovernedCatalogs::from_env(env, &policy, &workspaces)?;
+        let graph = crate::graph::GraphSettings::from_env(env)?;
+        let resolve_order = resolve_order(
+            env,
+            graph.is_some(),
+            databricks
+                .as_ref()
+                .is_some_and(|d| d.resolve_by_external_id),
+        )?;
         Ok(Self {
             server: ServerSettings::from_env(env)?,
             auth,
@@ -116,6 +130,8 @@ impl Settings {
             revoke_schedule: RevokeSchedule::from_env(env)?,
             governed_catalogs,
             share_naming: ShareNaming::from_env(env)?,
+            graph,
+            resolve_order,
         })
     }
 }

@@ -199,6 +199,14 @@ pub async fn fault_layer(
             }
             next.run(request).await
         }
+        // Graph's paths answer in Graph's error shape (the stand-in serves both APIs).
+        Decision::Reject(error) if request.uri().path().starts_with("/v1.0/") => {
+            let response = error.into_response();
+            super::graph::graph_fault(
+                response.status(),
+                response.headers().get(axum::http::header::RETRY_AFTER),
+            )
+        }
         Decision::Reject(error) => error.into_response(),
         Decision::Drop => {
             if let Some(ConnectInfo(conn)) = request.extensions().get::<ConnectInfo<ConnHandle>>() {

@@ -1,7 +1,8 @@
 //! A faithful local stand-in for the Databricks account and workspace APIs uc-access calls.
 //!
 //! Used by the local run, the tests and the benchmarks; production code never depends on it. One stand-in
-//! is one account plus one workspace with one metastore, served from one base URL.
+//! is one account plus one workspace with one metastore, served from one base URL, which also serves
+//! the Microsoft Graph calls uc-access makes (under `/v1.0/`, [`graph`]) for the tenant in the seed.
 
 mod admin;
 mod auth;
@@ -9,6 +10,7 @@ mod catalog;
 mod error;
 mod faults;
 mod grants;
+pub mod graph;
 mod identity;
 mod listener;
 mod model;
@@ -132,6 +134,22 @@ impl StandIn {
                 state.clone(),
                 auth::bearer_layer,
             ));
+        let graph = Router::new()
+            .route("/v1.0/users/{id}", get(graph::get_user))
+            .route(
+                "/v1.0/servicePrincipals/{id}",
+                get(graph::get_service_principal),
+            )
+            .route("/v1.0/groups/{id}", get(graph::get_group))
+            .route(
+                "/v1.0/groups/{id}/transitiveMembers",
+                get(graph::transitive_members_of),
+            )
+            .route(
+                "/v1.0/directoryObjects/{id}/checkMemberGroups",
+                post(graph::check_member_groups),
+            )
+            .route_layer(middleware::from_fn(graph::graph_bearer));
         let open = Router::new()
             .route(
                 "/.well-known/databricks-config",
@@ -156,6 +174,7 @@ impl StandIn {
             );
         Router::new()
             .merge(api)
+            .merge(graph)
             .merge(open)
             .merge(admin::routes())
             .fallback(not_found)

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::graph::{GraphGroup, GraphServicePrincipal, GraphTenant, GraphUser};
 use super::privileges::SecurableKind;
 
 /// Well-known values of [`Seed::demo`], for tests, the local run and docs/standin.md.
@@ -45,6 +46,33 @@ pub mod demo {
     /// A service principal in the Entra directory only.
     pub const REPORTING_SP_ENTRA_ONLY_APP_ID: &str = "e4a2b1c0-3f4e-43f2-91a8-930415263748";
     pub const REPORTING_SP_ENTRA_ID: &str = "f5b3c2d1-4a5f-4403-a2b9-041526374859";
+
+    // Identities Databricks holds no Entra object id for (no `externalId`), found through Microsoft
+    // Graph; see docs/standin.md.
+    /// Added to the account by e-mail: user principal name and mail are both this.
+    pub const HEIDI_BY_EMAIL: &str = "heidi.byemail@contoso.com";
+    pub const HEIDI_ENTRA_ID: &str = "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c01";
+    /// Created by Terraform under her mail address, which differs from her user principal name.
+    pub const IVAN_MAIL: &str = "ivan.petrov@contoso.com";
+    pub const IVAN_UPN: &str = "ivan@contoso.onmicrosoft.com";
+    pub const IVAN_ENTRA_ID: &str = "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c02";
+    /// A B2B guest: Databricks knows her by the address she was invited with.
+    pub const JUDY_GUEST: &str = "judy@fabrikam.com";
+    pub const JUDY_GUEST_UPN: &str = "judy_fabrikam.com#EXT#@contoso.onmicrosoft.com";
+    pub const JUDY_ENTRA_ID: &str = "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c03";
+    /// Active in Databricks, disabled in Entra ID (`accountEnabled: false`).
+    pub const MALLORY_DISABLED: &str = "mallory.left@contoso.com";
+    pub const MALLORY_ENTRA_ID: &str = "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c04";
+    /// The ETL service principal's object id in Entra (Databricks holds none for it).
+    pub const ETL_SP_ENTRA_ID: &str = "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c05";
+    /// An Entra group the data owners' approvals are assigned to: Carol, and the deputies group.
+    pub const DATA_OWNERS_GROUP: &str = "data-owners";
+    pub const DATA_OWNERS_ENTRA_ID: &str = "2b3c4d5e-6f7a-4b8c-9d0e-1f2a3b4c5d01";
+    /// Nested in the data owners: Alice.
+    pub const OWNER_DEPUTIES_GROUP: &str = "owner-deputies";
+    pub const OWNER_DEPUTIES_ENTRA_ID: &str = "2b3c4d5e-6f7a-4b8c-9d0e-1f2a3b4c5d02";
+    /// The bearer token the stand-in's Graph accepts (the local run's `GRAPH_TOKEN`).
+    pub const GRAPH_TOKEN: &str = super::super::graph::GRAPH_TOKEN;
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -139,6 +167,8 @@ pub struct Seed {
     /// "reserved for future use", so whether the account API accepts the filter is unconfirmed; `false`
     /// answers such a filter with `400 invalidFilter`, as an API that does not support it would.
     pub account_external_id_filter: bool,
+    /// The Entra tenant the stand-in's Microsoft Graph serves.
+    pub graph: GraphTenant,
 }
 
 fn user(id: &str, user_name: &str, display_name: &str, active: bool, ext: &str) -> SeedUser {
@@ -148,6 +178,115 @@ fn user(id: &str, user_name: &str, display_name: &str, active: bool, ext: &str) 
         display_name: display_name.into(),
         active,
         external_id: Some(ext.into()),
+    }
+}
+
+/// A Databricks user with no Entra object id (added by e-mail, by Terraform or just in time).
+fn user_without_external_id(id: &str, user_name: &str, display_name: &str) -> SeedUser {
+    SeedUser {
+        external_id: None,
+        ..user(id, user_name, display_name, true, "")
+    }
+}
+
+fn entra_user(id: &str, upn: &str, mail: Option<&str>, name: &str, enabled: bool) -> GraphUser {
+    GraphUser {
+        id: id.into(),
+        user_principal_name: upn.into(),
+        mail: mail.map(Into::into),
+        display_name: name.into(),
+        account_enabled: enabled,
+        user_type: if upn.contains("#EXT#") {
+            "Guest"
+        } else {
+            "Member"
+        }
+        .into(),
+    }
+}
+
+fn entra_group(id: &str, name: &str, members: &[&str]) -> GraphGroup {
+    GraphGroup {
+        id: id.into(),
+        display_name: name.into(),
+        member_ids: members.iter().map(|m| (*m).into()).collect(),
+    }
+}
+
+fn entra_sp(id: &str, app_id: &str, name: &str) -> GraphServicePrincipal {
+    GraphServicePrincipal {
+        id: id.into(),
+        app_id: app_id.into(),
+        display_name: name.into(),
+        account_enabled: true,
+    }
+}
+
+/// The demo tenant: everyone the Databricks account knows, the Entra-only identities, the users
+/// Databricks holds no object id for, and the data owners' groups.
+fn demo_tenant() -> GraphTenant {
+    use demo::*;
+    let member = |id, upn: &str, name| entra_user(id, upn, Some(upn), name, true);
+    GraphTenant {
+        users: vec![
+            member(ALICE_ENTRA_ID, ALICE, "Alice Analyst"),
+            member(BOB_ENTRA_ID, BOB, "Bob Engineer"),
+            member(CAROL_ENTRA_ID, CAROL, "Carol Owner"),
+            // Inactive in Databricks (as a just-in-time user is until first login), enabled in Entra.
+            member(DAVE_ENTRA_ID, DAVE_INACTIVE, "Dave Departed"),
+            member(ERIN_ENTRA_ID, ERIN_ENTRA_ONLY, "Erin Newhire"),
+            member(HEIDI_ENTRA_ID, HEIDI_BY_EMAIL, "Heidi Byemail"),
+            entra_user(
+                IVAN_ENTRA_ID,
+                IVAN_UPN,
+                Some("Ivan.Petrov@contoso.com"),
+                "Ivan Petrov",
+                true,
+            ),
+            entra_user(
+                JUDY_ENTRA_ID,
+                JUDY_GUEST_UPN,
+                Some(JUDY_GUEST),
+                "Judy (Fabrikam)",
+                true,
+            ),
+            entra_user(
+                MALLORY_ENTRA_ID,
+                MALLORY_DISABLED,
+                Some(MALLORY_DISABLED),
+                "Mallory Left",
+                false,
+            ),
+        ],
+        service_principals: vec![
+            entra_sp(PRODUCT_SP_ENTRA_ID, PRODUCT_CLIENT_ID, "uc-access"),
+            entra_sp(ETL_SP_ENTRA_ID, ETL_CLIENT_ID, "etl-pipeline"),
+            entra_sp(
+                REPORTING_SP_ENTRA_ID,
+                REPORTING_SP_ENTRA_ONLY_APP_ID,
+                "reporting-app",
+            ),
+        ],
+        groups: vec![
+            entra_group(ANALYSTS_ENTRA_ID, ANALYSTS_GROUP, &[ALICE_ENTRA_ID]),
+            entra_group(FINANCE_ENTRA_ID, FINANCE_GROUP, &[BOB_ENTRA_ID]),
+            entra_group(
+                MARKETING_ENTRA_ID,
+                MARKETING_GROUP_ENTRA_ONLY,
+                &[ERIN_ENTRA_ID],
+            ),
+            entra_group(
+                DATA_OWNERS_ENTRA_ID,
+                DATA_OWNERS_GROUP,
+                &[CAROL_ENTRA_ID, OWNER_DEPUTIES_ENTRA_ID],
+            ),
+            entra_group(
+                OWNER_DEPUTIES_ENTRA_ID,
+                OWNER_DEPUTIES_GROUP,
+                &[ALICE_ENTRA_ID],
+            ),
+        ],
+        denied: Vec::new(),
     }
 }
 
@@ -196,6 +335,10 @@ impl Seed {
                 false,
                 demo::DAVE_ENTRA_ID,
             ),
+            user_without_external_id("1005", demo::HEIDI_BY_EMAIL, "Heidi Byemail"),
+            user_without_external_id("1006", demo::IVAN_MAIL, "Ivan Petrov"),
+            user_without_external_id("1007", demo::JUDY_GUEST, "Judy (Fabrikam)"),
+            user_without_external_id("1008", demo::MALLORY_DISABLED, "Mallory Left"),
         ];
         let service_principals = vec![
             SeedServicePrincipal {
@@ -286,6 +429,7 @@ impl Seed {
             page_size: 2,
             empty_first_page: true,
             account_external_id_filter: true,
+            graph: demo_tenant(),
         };
         // The product governs `sales` and `hr`.
         seed = seed

@@ -1,13 +1,14 @@
 //! The doctor: a "Test connection" for a deployment. Each check proves one thing uc-access needs —
 //! settings, the audiences callers' tokens carry, a Databricks token per host, account SCIM, each
-//! workspace, `MANAGE` on each governed catalog, a writable ledger, readable secrets — and every failure
-//! names its fix.
+//! workspace, `MANAGE` on each governed catalog, Microsoft Graph's permissions when it is used, a
+//! writable ledger, readable secrets — and every failure names its fix.
 //!
 //! Checks run in order and never stop early: an operator fixing a deployment wants the whole list.
 //! Checks that depend on a failed one (a catalog in an unreachable workspace) fail saying so.
 
 mod auth;
 mod databricks;
+mod graph;
 
 use std::fmt;
 use std::time::Duration;
@@ -138,6 +139,8 @@ pub struct Doctor<'a> {
     /// Whether policy can provision through Delta Sharing (then `SELECT` on governed catalogs is checked).
     pub sharing: bool,
     pub ledger: &'a dyn LedgerStore,
+    /// Microsoft Graph, when configured.
+    pub graph: Option<&'a dyn crate::graph::GraphApi>,
     /// The secrets to read (`None`: the check is skipped, saying so).
     pub secrets: Option<&'a dyn SecretsProbe>,
     /// The most any one check may wait.
@@ -167,6 +170,7 @@ impl Doctor<'_> {
                 "set DATABRICKS_ACCOUNT_ID, DATABRICKS_HOST and the credentials (DATABRICKS_AUTH_TYPE and its keys)",
             )),
         }
+        checks.extend(graph::checks(self.graph, self.budget).await);
         checks.push(self.ledger_check().await);
         checks.extend(self.secrets_checks().await);
         Report::new(checks)

@@ -24,7 +24,10 @@ use crate::ledger::{
 use crate::planning::grant::{Facts, GrantPlan, Holdings, plan_grant};
 use crate::planning::share::NameTaken;
 use crate::policy::{self, Decision, Denial};
-use crate::usecases::resolve::{GroupApproval, MAX_GROUPS_CHECKED, ResolveError, Unverifiable};
+use crate::usecases::resolve::{
+    AssigneeCheck, AssigneeUnverifiable, GroupApproval, MAX_GROUPS_CHECKED, ResolveError,
+    Unverifiable,
+};
 use crate::usecases::share::ShareOutcome;
 
 /// How often a duplicate looks again at a grant another delivery is applying.
@@ -108,7 +111,7 @@ impl ProvisionError {
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Databricks(e) => e.is_retryable(),
-            Self::Resolve(ResolveError::Databricks(e)) => e.is_retryable(),
+            Self::Resolve(e) => e.is_retryable(),
             Self::Ledger(e) => e.is_retryable(),
             Self::Busy(_) => true,
             _ => false,
@@ -248,6 +251,81 @@ async fn check_not_approved_from_inside(
     }
 }
 
+/// Self-approval through assignee groups: the approval was assigned to users or groups (Purview's
+/// `Approval.Assigned To`), and nobody who asked for or receives the access may be inside an assignee
+/// group; when that cannot be established the request is refused as well. `grantee` is the grantee's
+/// Entra object id, when established.
+///
+/// `grant-access` is exempt: its one approver is the calling operator, a person or an application named
+/// by their own token, never a group.
+pub(super) async fn check_not_in_assignee_groups(
+    ctx: &Context,
+    request: &AccessRequest,
+    grantee: Option<EntraObjectId>,
+    deadline: Deadline,
+) -> Result<(), ProvisionError> {
+    if !ctx.policy.block_self_approval()
+        || request.source == crate::domain::RequestSource::GrantAccess
+        || request.approval.operator.is_some()
+    {
+        return Ok(());
+    }
+    let mut people = vec![request.requester];
+    people.extend(request.target);
+    people.extend(grantee);
+    people.dedup();
+    let checked = ctx
+        .resolver
+        .people_in_assignee_groups(&people, &request.approval.approvers, deadline)
+        .await?;
+    let unverifiable = |why: String| {
+        Err(Denial::new(
+            Denial::SELF_APPROVAL_UNVERIFIABLE,
+            format!(
+                "uc-access cannot establish that the person who asked for or receives this access is outside the groups the approval was assigned to: {why}"
+            ),
+        )
+        .into())
+    };
+    match checked {
+        AssigneeCheck::Outside => Ok(()),
+        AssigneeCheck::InGroup { group, member } => Err(Denial::new(
+            Denial::SELF_APPROVAL,
+            format!(
+                "{member} is a member of group {group}, to which the approval was assigned, so they could approve their own access; assign the approval to people or groups they are not in"
+            ),
+        )
+        .into()),
+        AssigneeCheck::Unverifiable(AssigneeUnverifiable::UnknownAssignee(assignee)) => {
+            unverifiable(format!(
+                "assignee {assignee} is no user, service principal or group the Databricks account knows by Entra object id, so it may be a group whose members uc-access cannot read; the platform team can switch on Microsoft Graph (UC_ACCESS_RESOLVE_WITH_GRAPH), or assign approvals to people provisioned from Entra ID"
+            ))
+        }
+        AssigneeCheck::Unverifiable(AssigneeUnverifiable::ExternalIdFilterRefused) => unverifiable(
+            "the Databricks account refused to look assignees up by Entra object id; the platform team can switch on Microsoft Graph (UC_ACCESS_RESOLVE_WITH_GRAPH)".into(),
+        ),
+        AssigneeCheck::Unverifiable(AssigneeUnverifiable::GraphRefused) => unverifiable(
+            "Microsoft Graph refused to read the assignee groups or their members; the platform team must grant uc-access GroupMember.Read.All (docs/deploy.md)".into(),
+        ),
+        AssigneeCheck::Unverifiable(AssigneeUnverifiable::AccountGroup { group, why }) => {
+            let why = match why {
+                Unverifiable::ExternalIdFilterRefused => {
+                    "the account refused to look its members up by Entra object id".to_owned()
+                }
+                Unverifiable::ApproverNotFound(person) => format!(
+                    "no Databricks identity carries {person}'s Entra object id, so they may be a member under one that does not"
+                ),
+                Unverifiable::TooManyGroups => {
+                    format!("it nests more than {MAX_GROUPS_CHECKED} groups")
+                }
+            };
+            unverifiable(format!(
+                "the members of assignee group {group} could not be checked: {why}; the platform team can switch on Microsoft Graph (UC_ACCESS_RESOLVE_WITH_GRAPH)"
+            ))
+        }
+    }
+}
+
 /// Provisions one parsed request.
 pub async fn provision(
     ctx: &Context,
@@ -277,6 +355,7 @@ pub async fn provision(
         .and_then(|raw| EntraObjectId::parse(raw).ok());
     policy::check_not_self_approved(&ctx.policy, request, &principal.principal, entra_id)?;
     check_not_approved_from_inside(ctx, request, &principal, deadline).await?;
+    check_not_in_assignee_groups(ctx, request, entra_id, deadline).await?;
 
     let key = idempotency_key(request, &decision.privileges);
     // The ledger is not asked first whether this request is recorded: a new approval (the common case)

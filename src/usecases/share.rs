@@ -204,6 +204,7 @@ pub async fn provision_share(
     let workspace = &request.workspace.host;
     let api = ctx.sharing.api.as_ref();
     check_recipient_person(ctx, object_id, deadline).await?;
+    super::provision::check_not_in_assignee_groups(ctx, request, Some(object_id), deadline).await?;
     let hands_out = hands_out_link(request);
 
     let key = idempotency_key_for_mode(

@@ -273,6 +273,53 @@ async fn an_inactive_user_is_a_clear_error_and_nothing_changes() {
 }
 
 #[tokio::test]
+async fn a_requester_whose_entra_account_is_disabled_is_refused_and_nothing_changes() {
+    // Mallory is active in Databricks (no externalId); Graph finds her and says she is disabled.
+    let app = TestApp::spawn().await;
+    let (status, json) = app
+        .post(
+            PATH,
+            Some(&app.token("purview")),
+            callback_body(json!({"requestorId": demo::MALLORY_ENTRA_ID})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{json}");
+    assert_eq!(json["error"], "principal_disabled");
+    assert_eq!(app.patches(), 0);
+}
+
+#[tokio::test]
+async fn a_requester_databricks_knows_only_by_email_is_granted_through_graph() {
+    let app = TestApp::spawn().await;
+    let (status, json) = app
+        .post(
+            PATH,
+            Some(&app.token("purview")),
+            callback_body(json!({"requestorId": demo::HEIDI_ENTRA_ID})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    assert_eq!(json["status"], "granted");
+    assert_eq!(json["principal"], demo::HEIDI_BY_EMAIL);
+}
+
+#[tokio::test]
+async fn an_approval_assigned_to_a_group_holding_the_requester_is_denied_as_self_approval() {
+    // Alice is in owner-deputies, nested in data-owners.
+    let app = TestApp::spawn().await;
+    let (status, json) = app
+        .post(
+            PATH,
+            Some(&app.token("purview")),
+            callback_body(json!({"approvers": demo::DATA_OWNERS_ENTRA_ID})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{json}");
+    assert_eq!(json["error"], "self_approval");
+    assert_eq!(app.patches(), 0);
+}
+
+#[tokio::test]
 async fn a_request_approved_by_the_requester_is_denied_as_self_approval() {
     let app = TestApp::spawn().await;
     let (status, json) = app
@@ -494,6 +541,8 @@ fn calls_by_kind(app: &TestApp) -> std::collections::BTreeMap<&'static str, usiz
     for r in app.standin.requests() {
         let kind = if r.path.starts_with("/oidc/") {
             "token"
+        } else if r.path.starts_with("/v1.0/") {
+            "graph"
         } else if r.path.contains("/scim/v2/") {
             "scim"
         } else if r.path.contains("/effective-permissions/") {
@@ -524,12 +573,19 @@ async fn a_cold_approval_reads_once_and_a_warm_one_reads_only_the_parents_it_hol
     let cold = calls_by_kind(&app);
     assert_eq!(
         cold,
-        [("token", 1), ("scim", 1), ("effective", 1), ("patch", 3)]
-            .into_iter()
-            .collect(),
-        "OAuth M2M: the account-level token serves the account and the workspace"
+        [
+            ("token", 1),
+            ("scim", 1),
+            ("graph", 2),
+            ("effective", 1),
+            ("patch", 3)
+        ]
+        .into_iter()
+        .collect(),
+        "OAuth M2M: the account-level token serves the account and the workspace; Graph is asked whether \
+         the requester's account is enabled and whether the assignee is a group"
     );
-    assert_eq!(app.standin_requests(), 6);
+    assert_eq!(app.standin_requests(), 8);
     assert_eq!(token_paths(&app), [account_token_path()]);
 
     // Warm: tokens and principal cached; the parents are now held directly, so they are read directly
@@ -600,9 +656,15 @@ async fn a_workspace_that_refuses_the_account_token_costs_one_refused_request_an
     );
     assert_eq!(
         calls_by_kind(&app),
-        [("token", 2), ("scim", 1), ("effective", 2), ("patch", 3)]
-            .into_iter()
-            .collect(),
+        [
+            ("token", 2),
+            ("scim", 1),
+            ("graph", 2),
+            ("effective", 2),
+            ("patch", 3)
+        ]
+        .into_iter()
+        .collect(),
         "the refused read is sent once more with the workspace token"
     );
     assert_eq!(

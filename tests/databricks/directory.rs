@@ -22,7 +22,7 @@ async fn users_are_found_by_user_name_with_an_escaped_filter() {
         Reply::json(
             200,
             json!({"schemas":["urn:ietf:params:scim:api:messages:2.0:ListResponse"],"totalResults":1,"startIndex":1,"itemsPerPage":1,
-                   "Resources":[{"id":"123","userName":"alice@contoso.com","active":false,"externalId":OID,"meta":{"resourceType":"User"}}]}),
+                   "Resources":[{"id":"123","userName":"Alice\"@contoso.com","active":false,"externalId":OID,"meta":{"resourceType":"User"}}]}),
         )
     })
     .await;
@@ -34,7 +34,8 @@ async fn users_are_found_by_user_name_with_an_escaped_filter() {
         .unwrap()
         .unwrap();
 
-    assert_eq!(entry.principal.uc_name(), "alice@contoso.com");
+    // User names match in any case; Databricks answers them lower case.
+    assert_eq!(entry.principal.uc_name(), "alice\"@contoso.com");
     assert_eq!(
         entry.status,
         PrincipalStatus::Inactive,
@@ -52,6 +53,25 @@ async fn users_are_found_by_user_name_with_an_escaped_filter() {
         Some(r#"userName eq "alice\"@contoso.com""#)
     );
     assert_eq!(seen.param("startIndex"), Some("1"));
+}
+
+#[tokio::test]
+async fn a_user_answered_under_another_name_than_the_filter_asked_for_is_not_taken() {
+    // An API that ignored the filter would answer with everyone: the first would be someone else.
+    let fake = Fake::start(|_, _| {
+        Reply::json(
+            200,
+            json!({"totalResults":1,"Resources":[{"id":"9","userName":"mallory@contoso.com"}]}),
+        )
+    })
+    .await;
+    let c = clients(&fake, fast_retry(1), Duration::from_secs(5), false);
+    let found = c
+        .directory
+        .find_user_by_name("alice@contoso.com", deadline())
+        .await
+        .unwrap();
+    assert_eq!(found, None);
 }
 
 #[tokio::test]

@@ -4,12 +4,14 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod assignees;
 mod crash;
 mod directory;
 mod fake;
 mod faults;
 mod grant;
 mod grants;
+mod graph;
 #[path = "../common/hooks.rs"]
 mod hooks;
 mod lost_answers;

@@ -53,6 +53,47 @@ impl World {
         Self { standin, clients }
     }
 
+    /// Microsoft Graph served by this stand-in, with its token.
+    pub fn graph(&self) -> Arc<uc_access::graph::GraphClient> {
+        Arc::new(uc_access::graph::GraphClient::new(
+            uc_access::outbound::http_client(),
+            &Url::parse(self.standin.base_url()).unwrap(),
+            Arc::new(uc_access::graph::StaticGraphToken::new(SecretString::from(
+                demo::GRAPH_TOKEN,
+            ))),
+        ))
+    }
+
+    /// [`World::context`] with a resolver that also uses this stand-in's Graph.
+    pub fn context_with_graph(&self, dir: &std::path::Path, policy: Policy) -> Context {
+        let mut ctx = self.context(dir, policy);
+        ctx.resolver = Resolver::new(
+            self.clients.directory.clone(),
+            Duration::from_secs(60),
+            false,
+        )
+        .with_graph(self.graph());
+        ctx
+    }
+
+    /// The recorded requests as `METHOD path?query`, Graph's and Databricks' alike, tokens left out.
+    pub fn calls(&self) -> Vec<String> {
+        self.standin
+            .requests()
+            .into_iter()
+            .filter(|r| !r.path.starts_with("/oidc/"))
+            .map(|r| match &r.query {
+                Some(q) => format!(
+                    "{} {}?{}",
+                    r.method,
+                    r.path,
+                    percent_encoding::percent_decode_str(&q.replace('+', " ")).decode_utf8_lossy()
+                ),
+                None => format!("{} {}", r.method, r.path),
+            })
+            .collect()
+    }
+
     pub fn workspace(&self) -> Url {
         Url::parse(self.standin.base_url()).unwrap()
     }
