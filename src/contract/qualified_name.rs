@@ -1,10 +1,15 @@
 //! Purview's qualified name of a Unity Catalog asset:
-//! `databricks://<authority>/catalogs/<c>[/schemas/<s>[/tables/<t>]]`.
+//! `databricks://<authority>/catalogs/<c>[/schemas/<s>[/tables/<t>|/views/<v>]]`.
 //!
 //! Parsed by its keywords, never by position, because the authority segment is unverified (probably the
 //! metastore id, possibly the workspace host); configuration maps it to a workspace. Keywords are matched
-//! in any case. Each name is percent-decoded once (whether Purview encodes is unverified) and then must
-//! be a valid [`Name`], so an encoded `.`, `/`, `%` or quote is refused rather than smuggled through.
+//! in any case; a view may come as `tables/` or as `views/` (which keyword Purview uses is unverified), and
+//! either is the table securable Unity Catalog grants views through. The path is split on `/` first and
+//! each name then percent-decoded exactly once (whether Purview encodes is unverified: a name with no `%`
+//! reads the same either way), so an encoded `/` or `.` can never add a level, and the decoded name must
+//! be one Unity Catalog accepts ([`Name`]). A `%` that does not start an escape is refused with the hint to
+//! write it as `%25`, because it cannot be told apart from an encoding mistake. `?` and `#` are characters
+//! of names, not a query or a fragment: Unity Catalog allows them and this is not a URL anyone fetches.
 
 use percent_encoding::percent_decode_str;
 
@@ -18,19 +23,14 @@ pub enum QualifiedNameError {
     MissingAuthority,
     #[error("authority {0:?} may hold only letters, digits, '.', '-', '_' and ':'")]
     BadAuthority(String),
-    #[error("must not carry a query or fragment ('?' or '#')")]
-    QueryOrFragment,
     #[error("has an empty path segment (a doubled '/')")]
     EmptySegment,
     #[error(
-        "must name a catalog: databricks://<authority>/catalogs/<catalog>[/schemas/<schema>[/tables/<table>]]"
+        "must name a catalog: databricks://<authority>/catalogs/<catalog>[/schemas/<schema>[/tables/<table>]] (views/<view> for a view)"
     )]
     MissingCatalog,
-    #[error("expected {expected:?} but found {found:?}")]
-    UnexpectedKeyword {
-        expected: &'static str,
-        found: String,
-    },
+    #[error("expected \"{expected}\" but found {found:?}")]
+    UnexpectedKeyword { expected: String, found: String },
     #[error("keyword {0:?} has no name after it")]
     MissingName(&'static str),
     #[error("has extra segments after the table name")]
@@ -50,7 +50,8 @@ pub struct QualifiedAsset {
 }
 
 const SCHEME: &str = "databricks://";
-const KEYWORDS: [&str; 3] = ["catalogs", "schemas", "tables"];
+/// The keyword of each level, in order; tables and views share the last level.
+const KEYWORDS: [&[&str]; 3] = [&["catalogs"], &["schemas"], &["tables", "views"]];
 
 pub fn parse(raw: &str) -> Result<QualifiedAsset, QualifiedNameError> {
     let raw = raw.trim();
@@ -59,9 +60,6 @@ pub fn parse(raw: &str) -> Result<QualifiedAsset, QualifiedNameError> {
         .filter(|s| s.eq_ignore_ascii_case(SCHEME))
         .map(|_| &raw[SCHEME.len()..])
         .ok_or_else(|| QualifiedNameError::WrongScheme(raw.chars().take(40).collect()))?;
-    if rest.contains(['?', '#']) {
-        return Err(QualifiedNameError::QueryOrFragment);
-    }
     let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
     if authority.is_empty() {
         return Err(QualifiedNameError::MissingAuthority);
@@ -84,14 +82,18 @@ pub fn parse(raw: &str) -> Result<QualifiedAsset, QualifiedNameError> {
 
     let mut names: Vec<Name> = Vec::with_capacity(3);
     let mut it = segments.chunks(2);
-    for keyword in KEYWORDS {
+    for keywords in KEYWORDS {
         let Some(pair) = it.next() else { break };
-        if !pair[0].eq_ignore_ascii_case(keyword) {
+        let Some(keyword) = keywords
+            .iter()
+            .copied()
+            .find(|k| pair[0].eq_ignore_ascii_case(k))
+        else {
             return Err(QualifiedNameError::UnexpectedKeyword {
-                expected: keyword,
+                expected: keywords.join("\" or \""),
                 found: pair[0].to_owned(),
             });
-        }
+        };
         let raw_name = pair
             .get(1)
             .ok_or(QualifiedNameError::MissingName(keyword))?;
@@ -116,6 +118,15 @@ pub fn parse(raw: &str) -> Result<QualifiedAsset, QualifiedNameError> {
 
 fn decode_name(keyword: &'static str, raw: &str) -> Result<Name, QualifiedNameError> {
     let singular = keyword.trim_end_matches('s');
+    if let Some(at) = stray_percent(raw) {
+        return Err(QualifiedNameError::BadName {
+            keyword: singular,
+            problem: format!(
+                "has a '%' at character {} that does not start a %XX escape; a name holding '%' is written %25 in the qualified name",
+                raw[..at].chars().count() + 1
+            ),
+        });
+    }
     let decoded =
         percent_decode_str(raw)
             .decode_utf8()
@@ -126,6 +137,17 @@ fn decode_name(keyword: &'static str, raw: &str) -> Result<Name, QualifiedNameEr
     Name::parse(&decoded).map_err(|e| QualifiedNameError::BadName {
         keyword: singular,
         problem: e.to_string(),
+    })
+}
+
+/// The byte offset of the first `%` not followed by two hexadecimal digits.
+fn stray_percent(raw: &str) -> Option<usize> {
+    let bytes = raw.as_bytes();
+    bytes.iter().enumerate().find_map(|(i, b)| {
+        let escape = bytes
+            .get(i + 1..i + 3)
+            .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit));
+        (*b == b'%' && !escape).then_some(i)
     })
 }
 
@@ -157,28 +179,64 @@ mod tests {
 
     #[test]
     fn names_are_percent_decoded_once_and_then_checked() {
-        assert_eq!(
-            ok("databricks://m/catalogs/my%2Dcat").securable.full_name(),
-            "my-cat"
-        );
-        for raw in [
-            "databricks://m/catalogs/a%2Eb",
-            "databricks://m/catalogs/a%2Fb",
-            "databricks://m/catalogs/a%252eb",
-            "databricks://m/catalogs/%60x%60",
-            "databricks://m/catalogs/a%ZZ",
+        for (raw, full_name) in [
+            ("databricks://m/catalogs/my%2Dcat", "my-cat"),
+            // Unencoded and encoded forms of the same name read the same.
+            ("databricks://m/catalogs/kunden_ä", "kunden_ä"),
+            ("databricks://m/catalogs/kunden_%C3%A4", "kunden_ä"),
+            ("databricks://m/catalogs/Kunden_%C3%84", "kunden_ä"),
+            ("databricks://m/catalogs/sales$2024", "sales$2024"),
+            ("databricks://m/catalogs/o'neil", "o'neil"),
+            ("databricks://m/catalogs/o%27neil", "o'neil"),
+            ("databricks://m/catalogs/%60x%60", "`x`"),
+            // Once only: %252e is the three characters "%2e".
+            ("databricks://m/catalogs/a%252eb", "a%2eb"),
+            ("databricks://m/catalogs/100%25_real", "100%_real"),
+            // '?' and '#' are characters of names, encoded or not.
+            ("databricks://m/catalogs/q?a#b", "q?a#b"),
+            ("databricks://m/catalogs/q%3Fa%23b", "q?a#b"),
         ] {
-            assert!(
-                matches!(
-                    parse(raw),
-                    Err(QualifiedNameError::BadName {
-                        keyword: "catalog",
-                        ..
-                    })
-                ),
-                "{raw}: {:?}",
-                parse(raw)
-            );
+            assert_eq!(ok(raw).securable.full_name(), full_name, "{raw}");
+        }
+        for (raw, says) in [
+            ("databricks://m/catalogs/a%2Eb", "'.'"),
+            ("databricks://m/catalogs/a%2Fb", "'/'"),
+            ("databricks://m/catalogs/a%20b", "a space"),
+            ("databricks://m/catalogs/a%0Ab", "U+000A"),
+            ("databricks://m/catalogs/a%ZZ", "%25"),
+            ("databricks://m/catalogs/100%_real", "%25"),
+            ("databricks://m/catalogs/trailing%", "%25"),
+            ("databricks://m/catalogs/a%C3", "UTF-8"),
+        ] {
+            match parse(raw) {
+                Err(QualifiedNameError::BadName {
+                    keyword: "catalog",
+                    problem,
+                }) => assert!(problem.contains(says), "{raw}: {problem}"),
+                other => panic!("{raw}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn an_encoded_slash_never_adds_a_level() {
+        // Split first, decode second: "a%2Fschemas%2Fb" is one (refused) catalog name, not two levels.
+        assert!(matches!(
+            parse("databricks://m/catalogs/a%2Fschemas%2Fb"),
+            Err(QualifiedNameError::BadName { .. })
+        ));
+    }
+
+    #[test]
+    fn views_come_as_tables_or_as_views() {
+        for raw in [
+            "databricks://m/catalogs/sales/schemas/reporting/views/orders_summary",
+            "databricks://m/catalogs/sales/schemas/reporting/VIEWS/orders_summary",
+            "databricks://m/catalogs/sales/schemas/reporting/tables/orders_summary",
+        ] {
+            let asset = ok(raw);
+            assert_eq!(asset.securable.securable_type(), SecurableType::Table);
+            assert_eq!(asset.securable.full_name(), "sales.reporting.orders_summary");
         }
     }
 
@@ -187,8 +245,9 @@ mod tests {
         for raw in [
             "databricks://m/schemas/s/catalogs/c",
             "databricks://m/catalogs/c/tables/t",
+            "databricks://m/catalogs/c/views/v",
             "databricks://m/catalogs/c/catalogs/d",
-            "databricks://m/catalogs/c/schemas/s/views/v",
+            "databricks://m/catalogs/c/schemas/s/volumes/v",
             "databricks://m/volumes/v",
         ] {
             assert!(
@@ -199,6 +258,12 @@ mod tests {
                 "{raw}"
             );
         }
+        assert_eq!(
+            parse("databricks://m/catalogs/c/schemas/s/volumes/v")
+                .unwrap_err()
+                .to_string(),
+            "expected \"tables\" or \"views\" but found \"volumes\""
+        );
     }
 
     #[test]
@@ -218,9 +283,6 @@ mod tests {
             ("databricks://m/catalogs//schemas/s", |e| {
                 matches!(e, EmptySegment)
             }),
-            ("databricks://m/catalogs/c?x=1", |e| {
-                matches!(e, QueryOrFragment)
-            }),
             (
                 "databricks://m/catalogs/c/schemas/s/tables/t/columns/x",
                 |e| matches!(e, TrailingSegments),
@@ -231,10 +293,10 @@ mod tests {
             ("databricks://m n/catalogs/c", |e| {
                 matches!(e, BadAuthority(_))
             }),
-            ("databricks://m/catalogs/../schemas/s", |e| {
-                matches!(e, BadName { .. })
+            ("databricks://m?x/catalogs/c", |e| {
+                matches!(e, BadAuthority(_))
             }),
-            ("databricks://m/catalogs/s\u{0430}les", |e| {
+            ("databricks://m/catalogs/../schemas/s", |e| {
                 matches!(e, BadName { .. })
             }),
         ];

@@ -15,7 +15,7 @@ use super::auth::DatabricksAuth;
 use super::error::DatabricksError;
 use super::http::{Call, Transport, decode, encode_segment, json_body};
 use super::retry::{Deadline, Idempotency};
-use crate::domain::{Principal, Privilege, PrivilegeSet, Securable};
+use crate::domain::{Principal, Privilege, PrivilegeSet, Securable, TableKind};
 use std::sync::Arc;
 
 /// Pages larger than this are not requested; the API rejects 1–149, so smaller requests are raised.
@@ -96,6 +96,21 @@ pub trait GrantsApi: Send + Sync {
         principal: Option<&Principal>,
         deadline: Deadline,
     ) -> Result<Vec<EffectiveAssignment>, DatabricksError>;
+
+    /// What the `table` securable `table` really is (`GET /api/2.1/unity-catalog/tables/{full_name}`,
+    /// its `table_type`): a table, a view, a materialized view... Asked only when a privilege depends on it.
+    async fn table_kind(
+        &self,
+        workspace: &Url,
+        table: &Securable,
+        deadline: Deadline,
+    ) -> Result<TableKind, DatabricksError>;
+}
+
+/// The part of a Tables API answer uc-access reads.
+#[derive(Deserialize)]
+struct RawTable {
+    table_type: Option<String>,
 }
 
 /// The Unity Catalog permissions API of any workspace.
@@ -409,6 +424,31 @@ impl GrantsApi for GrantsClient {
             .await
             .map_err(|e| e.about_securable(securable))?;
         Ok(raw.into_iter().map(Into::into).collect())
+    }
+
+    #[tracing::instrument(skip_all, fields(securable = %table))]
+    async fn table_kind(
+        &self,
+        workspace: &Url,
+        table: &Securable,
+        deadline: Deadline,
+    ) -> Result<TableKind, DatabricksError> {
+        let mut url = workspace.clone();
+        url.set_path(&format!(
+            "/api/2.1/unity-catalog/tables/{}",
+            encode_segment(&table.full_name())
+        ));
+        let call = Call::get(url);
+        let tokens = self.auth.workspace(workspace);
+        let raw: RawTable = self
+            .transport
+            .json(&*tokens, &call, deadline)
+            .await
+            .map_err(|e| e.about_securable(table))?;
+        // An answer without a type names no kind uc-access knows: Unity Catalog decides.
+        Ok(TableKind::from_table_type(
+            raw.table_type.as_deref().unwrap_or_default(),
+        ))
     }
 }
 

@@ -13,11 +13,11 @@ mod securable;
 mod workspace;
 
 pub use duration::{DurationError, GrantDuration};
-pub use name::{MAX_NAME_LEN, Name, NameError};
+pub use name::{MAX_NAME_LEN, Name, NameError, is_refused_in_names};
 pub use object_id::{ApplicationId, EntraObjectId, GuidError};
 pub use principal::{ACCOUNT_USERS, Principal, PrincipalError, PrincipalKind, PrincipalStatus};
 pub use principal_query::PrincipalQuery;
-pub use privilege::{Privilege, PrivilegeError, PrivilegeSet};
+pub use privilege::{Privilege, PrivilegeError, PrivilegeSet, TableKind};
 pub use provisioning::{ProvisioningMode, UnknownMode};
 pub use request::{
     AccessRequest, Approval, ApprovalOutcome, MAX_REQUEST_KEY_LEN, Operator, RequestKey,

@@ -138,6 +138,74 @@ impl<'de> Deserialize<'de> for Privilege {
 /// A set of privileges, ordered so that plans and answers are deterministic.
 pub type PrivilegeSet = BTreeSet<Privilege>;
 
+/// What a `table` securable really is: Unity Catalog grants views, materialized views and streaming
+/// tables through the same `table` securable, with fewer privileges (`table_type` of the Tables API:
+/// `MANAGED`, `EXTERNAL`, their shallow clones, `FOREIGN`, `VIEW`, `MATERIALIZED_VIEW`, `METRIC_VIEW`,
+/// `STREAMING_TABLE`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TableKind {
+    /// A table holding data: managed, external, or a shallow clone of either.
+    Table,
+    View,
+    MaterializedView,
+    MetricView,
+    StreamingTable,
+    /// Any other type (`FOREIGN`, or one added after this release): Unity Catalog decides.
+    Other(String),
+}
+
+impl TableKind {
+    /// Reads the Tables API's `table_type`.
+    pub fn from_table_type(raw: &str) -> Self {
+        match raw.trim().to_ascii_uppercase().as_str() {
+            "MANAGED" | "EXTERNAL" | "MANAGED_SHALLOW_CLONE" | "EXTERNAL_SHALLOW_CLONE" => Self::Table,
+            "VIEW" => Self::View,
+            "MATERIALIZED_VIEW" => Self::MaterializedView,
+            "METRIC_VIEW" => Self::MetricView,
+            "STREAMING_TABLE" => Self::StreamingTable,
+            _ => Self::Other(raw.trim().to_owned()),
+        }
+    }
+
+    /// How a message names it: "a view", "a materialized view".
+    pub fn with_article(&self) -> String {
+        match self {
+            Self::Table => "a table".to_owned(),
+            Self::View => "a view".to_owned(),
+            Self::MaterializedView => "a materialized view".to_owned(),
+            Self::MetricView => "a metric view".to_owned(),
+            Self::StreamingTable => "a streaming table".to_owned(),
+            Self::Other(t) => format!("a table of type {t}"),
+        }
+    }
+}
+
+impl Privilege {
+    /// Whether the privilege can be granted on a `table` securable of this kind (Unity Catalog's
+    /// *privileges reference*): `MODIFY` writes data, so views of every kind refuse it; `REFRESH` re-runs a
+    /// pipeline, so only materialized views and streaming tables take it. Kinds this release does not know
+    /// are left to Unity Catalog, whose refusal is reported the same way.
+    pub fn applies_to(self, kind: &TableKind) -> bool {
+        match (self, kind) {
+            (_, TableKind::Other(_)) => true,
+            (Privilege::Modify, TableKind::View | TableKind::MaterializedView | TableKind::MetricView) => {
+                false
+            }
+            (
+                Privilege::Refresh,
+                TableKind::Table | TableKind::View | TableKind::MetricView,
+            ) => false,
+            _ => true,
+        }
+    }
+
+    /// The privileges that only some kinds of table take; a request holding none needs no look at the
+    /// table's type.
+    pub fn depends_on_table_kind(self) -> bool {
+        matches!(self, Privilege::Modify | Privilege::Refresh)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,6 +257,43 @@ mod tests {
                 securable_type: SecurableType::Table
             })
         );
+    }
+
+    #[test]
+    fn views_refuse_modify_and_only_pipelines_take_refresh() {
+        use TableKind::*;
+        let kinds = [
+            Table,
+            View,
+            MaterializedView,
+            MetricView,
+            StreamingTable,
+            Other("FOREIGN".into()),
+        ];
+        let takes = |p: Privilege| -> Vec<bool> { kinds.iter().map(|k| p.applies_to(k)).collect() };
+        assert_eq!(takes(Privilege::Modify), [true, false, false, false, true, true]);
+        assert_eq!(takes(Privilege::Refresh), [false, false, true, false, true, true]);
+        for p in [Privilege::Select, Privilege::AllPrivileges, Privilege::Manage, Privilege::ApplyTag] {
+            assert!(kinds.iter().all(|k| p.applies_to(k)), "{p}");
+        }
+        assert!(Privilege::Modify.depends_on_table_kind());
+        assert!(!Privilege::Select.depends_on_table_kind());
+    }
+
+    #[test]
+    fn table_types_are_read_as_the_tables_api_spells_them() {
+        assert_eq!(TableKind::from_table_type("MANAGED"), TableKind::Table);
+        assert_eq!(TableKind::from_table_type("EXTERNAL_SHALLOW_CLONE"), TableKind::Table);
+        assert_eq!(TableKind::from_table_type("view"), TableKind::View);
+        assert_eq!(
+            TableKind::from_table_type("MATERIALIZED_VIEW"),
+            TableKind::MaterializedView
+        );
+        assert_eq!(
+            TableKind::from_table_type("FOREIGN"),
+            TableKind::Other("FOREIGN".into())
+        );
+        assert_eq!(TableKind::View.with_article(), "a view");
     }
 
     #[test]

@@ -258,9 +258,22 @@ mod tests {
             Err(FullNameError::WrongArity { .. })
         ));
         assert!(matches!(
-            Securable::parse(SecurableType::Schema, "main.s`x"),
+            Securable::parse(SecurableType::Schema, "main.s x"),
             Err(FullNameError::BadPart { index: 2, .. })
         ));
+        assert!(matches!(
+            Securable::parse(SecurableType::Table, "main.sales.a/b"),
+            Err(FullNameError::BadPart { index: 3, .. })
+        ));
+    }
+
+    #[test]
+    fn full_names_hold_any_name_unity_catalog_allows() {
+        let t = Securable::parse(SecurableType::Table, "Sales.Intl.Kunden_Ä").unwrap();
+        assert_eq!(t.full_name(), "sales.intl.kunden_ä");
+        let t = Securable::parse(SecurableType::Table, "s.r.o'neil").unwrap();
+        assert_eq!(t.full_name(), "s.r.o'neil");
+        assert!(Securable::parse(SecurableType::Schema, "main.s`x").is_ok());
     }
 
     #[test]

@@ -72,6 +72,11 @@ pub fn databricks_error(e: &DatabricksError) -> ApiError {
             "feature_disabled",
             "a lookup this request needs is disabled in this deployment; ask the platform team, quoting the requestId",
         ),
+        DatabricksError::InvalidParameter { .. } if says_not_applicable(e) => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            PRIVILEGE_NOT_APPLICABLE,
+            "Unity Catalog does not allow one of the requested privileges on this securable (MODIFY on a view, REFRESH on a plain table...); ask for privileges the object takes. uc-access takes back anything it had added for this request.",
+        ),
         DatabricksError::InvalidParameter { .. } | DatabricksError::Unexpected { .. } => {
             ApiError::new(
                 StatusCode::BAD_GATEWAY,
@@ -183,6 +188,26 @@ pub fn provision_error(e: &ProvisionError) -> ApiError {
             ApiError::unavailable("grant_in_progress", message.clone())
                 .with_retry_after(DEFAULT_RETRY_AFTER)
         }
+        ProvisionError::PrivilegeNotApplicable { .. } => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            PRIVILEGE_NOT_APPLICABLE,
+            e.to_string(),
+        ),
+    }
+}
+
+/// The code of a privilege the securable cannot take, found by uc-access or told by Unity Catalog.
+pub const PRIVILEGE_NOT_APPLICABLE: &str = "privilege_not_applicable";
+
+/// Whether Unity Catalog refused a change because a privilege does not apply to the securable
+/// (`INVALID_PARAMETER_VALUE`, "Privilege MODIFY is not applicable to this entity [TABLE/TABLE_VIEW:…]"):
+/// a request that can never succeed, for table kinds uc-access does not check itself.
+fn says_not_applicable(e: &DatabricksError) -> bool {
+    match e {
+        DatabricksError::InvalidParameter { upstream } => {
+            upstream.message.contains("is not applicable to this entity")
+        }
+        _ => false,
     }
 }
 

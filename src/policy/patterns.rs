@@ -1,11 +1,18 @@
 //! Allow and deny patterns over securable full names: one glob per dotted level (`hr`, `sales.*`,
 //! `*.*.pii_*`), matched against a securable, its parents and — for denials — what it may contain.
+//!
+//! Patterns are lower-cased the way names are (Unicode's lower case, [`Name`]) and then matched exactly,
+//! character for character: `Kunden_*` matches `kunden_ä`, and a look-alike letter matches only itself.
+//! Glob syntax (`*`, `?`, `[…]`, `{…}`) is special; `\` escapes it, so `sales\$2024` and `q\?` match the
+//! characters themselves.
+//!
+//! [`Name`]: crate::domain::Name
 
 use std::fmt;
 
 use globset::{GlobBuilder, GlobMatcher};
 
-use crate::domain::{Securable, SecurableType};
+use crate::domain::{Securable, SecurableType, is_refused_in_names};
 
 /// Why a pattern was refused at load.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -22,6 +29,10 @@ pub enum PatternError {
     DoubleStar,
     #[error("part {index} is not a valid glob: {problem}")]
     BadGlob { index: usize, problem: String },
+    #[error(
+        "part {index} contains {character:?}, which no Unity Catalog name can hold ('.', spaces, '/' and control characters are not allowed), so the pattern could never match"
+    )]
+    ImpossibleCharacter { index: usize, character: char },
 }
 
 /// One pattern: a glob per level. Its number of parts says which level it names.
@@ -33,7 +44,7 @@ pub struct NamePattern {
 
 impl NamePattern {
     pub fn parse(raw: &str) -> Result<Self, PatternError> {
-        let source = raw.trim().to_ascii_lowercase();
+        let source = raw.trim().to_lowercase();
         if source.is_empty() {
             return Err(PatternError::Empty);
         }
@@ -51,8 +62,17 @@ impl NamePattern {
             if part.contains("**") {
                 return Err(PatternError::DoubleStar);
             }
+            if let Some(character) = part.chars().find(|c| is_refused_in_names(*c)) {
+                return Err(PatternError::ImpossibleCharacter {
+                    index: i + 1,
+                    character,
+                });
+            }
+            // Both sides are lowered the same way, so the match is exact: the glob library's own case
+            // folding (simple case folding) is not the lower-casing Unity Catalog stores names in.
             let glob = GlobBuilder::new(part)
-                .case_insensitive(true)
+                .case_insensitive(false)
+                .backslash_escape(true)
                 .literal_separator(true)
                 .build()
                 .map_err(|e| PatternError::BadGlob {
@@ -224,6 +244,52 @@ mod tests {
         let pattern = p("Sales.PII_*");
         assert_eq!(pattern.as_str(), "sales.pii_*");
         assert!(pattern.covers(&table("SALES.pii_EU.x")));
+    }
+
+    #[test]
+    fn non_ascii_names_are_matched_after_the_same_unicode_lowering() {
+        let pattern = p("Sales.Kunden_*");
+        assert!(pattern.covers(&schema("sales.KUNDEN_Ä")));
+        assert!(p("*.*.kunden_Ä").matches(&table("a.b.Kunden_ä")));
+        assert!(p("目录").matches(&catalog("目录")));
+        // A Cyrillic 'а' is not a Latin 'a', in either direction.
+        assert!(!p("sales").matches(&catalog("s\u{0430}les")));
+        assert!(!p("s\u{0430}les").matches(&catalog("sales")));
+        // The Kelvin sign lowers to a Latin 'k', on the pattern's side as on the name's.
+        assert!(p("\u{212a}ey").matches(&catalog("key")));
+        assert!(p("key").matches(&catalog("\u{212a}EY")));
+    }
+
+    #[test]
+    fn glob_characters_in_names_are_matched_literally_when_escaped() {
+        assert!(p("sales\\$2024").matches(&catalog("sales$2024")));
+        assert!(p("sales$2024").matches(&catalog("sales$2024")));
+        assert!(p("q\\?").matches(&catalog("q?")));
+        assert!(!p("q\\?").matches(&catalog("qx")));
+        assert!(p("o'neil").matches(&catalog("o'neil")));
+        assert!(p("100%_*").matches(&catalog("100%_real")));
+    }
+
+    #[test]
+    fn a_part_no_name_can_match_is_refused_at_load() {
+        assert_eq!(
+            NamePattern::parse("sales.my table").unwrap_err(),
+            PatternError::ImpossibleCharacter {
+                index: 2,
+                character: ' '
+            }
+        );
+        assert_eq!(
+            NamePattern::parse("a/b").unwrap_err(),
+            PatternError::ImpossibleCharacter {
+                index: 1,
+                character: '/'
+            }
+        );
+        assert!(matches!(
+            NamePattern::parse("a\tb").unwrap_err(),
+            PatternError::ImpossibleCharacter { .. }
+        ));
     }
 
     #[test]

@@ -47,17 +47,29 @@ fn sanitize(raw: &str) -> String {
         .collect()
 }
 
-fn fill(template: &str, values: &[(&str, &str)]) -> String {
+/// Fills `template` with sanitized values. Names longer than [`MAX_GENERATED_NAME`] are cut and given a
+/// hash suffix so they stay distinct. With `keep_distinct`, a value sanitizing changed (`kunden_ä` and
+/// `kunden_ö` both read `kunden__`) also gets a suffix, the hash of the values as they were, so two tables
+/// never map to one share; names of plain `[a-z0-9_]` tables are unchanged by this.
+fn fill(template: &str, values: &[(&str, &str)], keep_distinct: bool) -> String {
     let mut out = template.to_owned();
+    let mut lossy = false;
     for (key, value) in values {
-        out = out.replace(&format!("{{{key}}}"), &sanitize(value));
+        let clean = sanitize(value);
+        lossy |= clean != *value;
+        out = out.replace(&format!("{{{key}}}"), &clean);
     }
-    if out.len() > MAX_GENERATED_NAME {
-        let digest = crate::ledger::hash_hex(&[&out]);
-        out.truncate(MAX_GENERATED_NAME - 17);
-        out.push('_');
-        out.push_str(&digest[..16]);
-    }
+    let digest = if keep_distinct && lossy {
+        let raw: Vec<&str> = values.iter().map(|(_, v)| *v).collect();
+        crate::ledger::hash_hex(&raw)
+    } else if out.len() > MAX_GENERATED_NAME {
+        crate::ledger::hash_hex(&[&out])
+    } else {
+        return out;
+    };
+    out.truncate(MAX_GENERATED_NAME - 17);
+    out.push('_');
+    out.push_str(&digest[..16]);
     out
 }
 
@@ -141,12 +153,18 @@ impl ShareNaming {
                 ("schema", schema.as_str()),
                 ("table", table.as_str()),
             ],
+            true,
         ))
     }
 
     /// The recipient for a person.
     pub fn recipient_for(&self, object_id: EntraObjectId) -> Principal {
-        let name = fill(&self.recipient, &[("object_id", &object_id.to_string())]);
+        // A GUID's '-' becoming '_' loses nothing: the format is fixed.
+        let name = fill(
+            &self.recipient,
+            &[("object_id", &object_id.to_string())],
+            false,
+        );
         Principal::recipient(&name).expect("templates are checked and values sanitized")
     }
 }
@@ -197,6 +215,27 @@ mod tests {
         .unwrap();
         let table = Securable::parse(SecurableType::Table, "a.b.c").unwrap();
         assert_eq!(custom.share_for(&table).unwrap(), "ds_b_c_a");
+    }
+
+    #[test]
+    fn tables_whose_names_sanitize_alike_get_distinct_shares() {
+        let naming = ShareNaming::default();
+        let share = |name: &str| {
+            naming
+                .share_for(&Securable::parse(SecurableType::Table, name).unwrap())
+                .unwrap()
+        };
+        let (a, o) = (share("sales.eu.kunden_ä"), share("sales.eu.kunden_ö"));
+        assert_ne!(a, o);
+        assert!(a.starts_with("uc_access_sales_eu_kunden__"), "{a}");
+        assert_eq!(a.len(), "uc_access_sales_eu_kunden__".len() + 17);
+        assert!(a.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'));
+        // The same table always gets the same share.
+        assert_eq!(a, share("SALES.eu.Kunden_Ä"));
+        assert_ne!(share("s.r.sales$2024"), share("s.r.sales_2024"));
+        assert_ne!(share("s.r.a-b"), share("s.r.a_b"));
+        // Plain names keep the name earlier releases gave them.
+        assert_eq!(share("sales.eu.kunden"), "uc_access_sales_eu_kunden");
     }
 
     #[test]

@@ -8,7 +8,6 @@ use serde_json::json;
 
 use super::error::ApiError;
 use super::model::missing_securable;
-use super::privileges::SecurableKind;
 use super::state::StandInState;
 
 fn describe(state: &StandInState, path_type: &str, full_name: &str) -> Response {
@@ -30,11 +29,7 @@ fn describe(state: &StandInState, path_type: &str, full_name: &str) -> Response 
     }
     if parts.len() == 3 {
         body["schema_name"] = json!(parts[1]);
-        body["table_type"] = json!(if s.kind == SecurableKind::View {
-            "VIEW"
-        } else {
-            "MANAGED"
-        });
+        body["table_type"] = json!(s.kind.table_type());
         body["data_source_format"] = json!("DELTA");
     }
     Json(body).into_response()

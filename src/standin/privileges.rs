@@ -10,6 +10,7 @@ pub enum SecurableKind {
     Schema,
     Table,
     View,
+    MaterializedView,
 }
 
 impl SecurableKind {
@@ -18,7 +19,7 @@ impl SecurableKind {
         match self {
             Self::Catalog => "catalog",
             Self::Schema => "schema",
-            Self::Table | Self::View => "table",
+            Self::Table | Self::View | Self::MaterializedView => "table",
         }
     }
 
@@ -27,7 +28,7 @@ impl SecurableKind {
         match self {
             Self::Catalog => "CATALOG",
             Self::Schema => "SCHEMA",
-            Self::Table | Self::View => "TABLE",
+            Self::Table | Self::View | Self::MaterializedView => "TABLE",
         }
     }
 
@@ -36,7 +37,7 @@ impl SecurableKind {
         match self {
             Self::Catalog => "Catalog",
             Self::Schema => "Schema",
-            Self::Table | Self::View => "Table",
+            Self::Table | Self::View | Self::MaterializedView => "Table",
         }
     }
 
@@ -47,6 +48,17 @@ impl SecurableKind {
             Self::Schema => "SCHEMA/SCHEMA_STANDARD",
             Self::Table => "TABLE/TABLE_DELTA",
             Self::View => "TABLE/TABLE_VIEW",
+            Self::MaterializedView => "TABLE/TABLE_MATERIALIZED_VIEW",
+        }
+    }
+
+    /// The Tables API's `table_type` (`None` above the table level).
+    pub fn table_type(self) -> Option<&'static str> {
+        match self {
+            Self::Catalog | Self::Schema => None,
+            Self::Table => Some("MANAGED"),
+            Self::View => Some("VIEW"),
+            Self::MaterializedView => Some("MATERIALIZED_VIEW"),
         }
     }
 }
@@ -96,6 +108,9 @@ const TABLE: &[&str] = &["ALL_PRIVILEGES", "APPLY_TAG", "MANAGE", "MODIFY", "SEL
 
 const VIEW: &[&str] = &["ALL_PRIVILEGES", "APPLY_TAG", "MANAGE", "SELECT"];
 
+/// A materialized view is read and refreshed, never written.
+const MATERIALIZED_VIEW: &[&str] = &["ALL_PRIVILEGES", "APPLY_TAG", "MANAGE", "REFRESH", "SELECT"];
+
 /// Privileges that exist on other securable types (volumes, locations, connections, shares, the metastore):
 /// known names, never applicable to the kinds this stand-in holds.
 const OTHER_KNOWN: &[&str] = &[
@@ -142,12 +157,13 @@ pub fn valid_for(kind: SecurableKind) -> &'static [&'static str] {
         SecurableKind::Schema => SCHEMA,
         SecurableKind::Table => TABLE,
         SecurableKind::View => VIEW,
+        SecurableKind::MaterializedView => MATERIALIZED_VIEW,
     }
 }
 
 /// Whether a name is a Unity Catalog privilege at all (on any securable type).
 pub fn is_known(name: &str) -> bool {
-    [CATALOG, SCHEMA, TABLE, VIEW, OTHER_KNOWN]
+    [CATALOG, SCHEMA, TABLE, VIEW, MATERIALIZED_VIEW, OTHER_KNOWN]
         .iter()
         .any(|list| list.contains(&name))
 }

@@ -311,7 +311,7 @@ fn securable(kind: SecurableKind, full_name: &str) -> SeedSecurable {
 impl Seed {
     /// The demo account: see docs/standin.md for the full picture.
     pub fn demo() -> Self {
-        use SecurableKind::{Catalog, Schema, Table, View};
+        use SecurableKind::{Catalog, MaterializedView, Schema, Table, View};
         let users = vec![
             user(
                 "1001",
@@ -403,6 +403,14 @@ impl Seed {
             securable(Table, "sales.reporting.orders"),
             securable(Table, "sales.reporting.customers"),
             securable(View, "sales.reporting.orders_summary"),
+            securable(MaterializedView, "sales.reporting.daily_totals"),
+            // Names as Unity Catalog allows them: anything but '.', spaces, '/' and control characters.
+            securable(Schema, "sales.intl"),
+            securable(Table, "sales.intl.kunden_ä"),
+            securable(Table, "sales.intl.sales$2024"),
+            securable(Table, "sales.intl.o'neil"),
+            securable(Table, "sales.intl.q?a#b"),
+            securable(Table, "sales.intl.100%_real"),
             securable(Schema, "sales.raw"),
             securable(Table, "sales.raw.events"),
             securable(Catalog, "hr"),

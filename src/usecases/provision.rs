@@ -15,7 +15,8 @@ use super::Context;
 use super::apply::{PartialApply, apply_additions, read_holdings};
 use crate::databricks::{DatabricksError, Deadline, DirectoryEntry};
 use crate::domain::{
-    AccessRequest, EntraObjectId, PrincipalKind, PrincipalStatus, PrivilegeSet, ProvisioningMode,
+    AccessRequest, EntraObjectId, PrincipalKind, PrincipalStatus, Privilege, PrivilegeSet,
+    ProvisioningMode, Securable, SecurableType, TableKind,
 };
 use crate::ledger::{
     Delivery, GrantRecord, GrantState, IdempotencyKey, LedgerError, NewGrant, SecurableChange,
@@ -105,6 +106,52 @@ pub enum ProvisionError {
     /// Delta Sharing: the share or recipient name is taken by something uc-access did not create.
     #[error(transparent)]
     NameTaken(#[from] NameTaken),
+    /// A privilege this kind of table cannot take (`MODIFY` on a view, `REFRESH` on a plain table),
+    /// found by reading the table's type before anything changed.
+    #[error(
+        "{privilege} cannot be granted on {securable}: it is {kind_text}, which does not take {privilege} ({hint})",
+        kind_text = .kind.with_article(),
+        hint = not_applicable_hint(*.privilege)
+    )]
+    PrivilegeNotApplicable {
+        privilege: Privilege,
+        securable: String,
+        kind: TableKind,
+    },
+}
+
+fn not_applicable_hint(privilege: Privilege) -> &'static str {
+    match privilege {
+        Privilege::Modify => "views of every kind are read-only; ask for SELECT",
+        Privilege::Refresh => "only materialized views and streaming tables are refreshed",
+        _ => "see Unity Catalog's privileges reference",
+    }
+}
+
+/// Refuses, before any change, a privilege the requested table cannot take. The table's type is read
+/// only when a requested privilege depends on it (`MODIFY`, `REFRESH`), so the usual `SELECT` request
+/// costs no extra call. A table that does not exist is reported as such here, with nothing changed.
+pub(super) async fn check_table_kind(
+    ctx: &Context,
+    workspace: &url::Url,
+    securable: &Securable,
+    privileges: &PrivilegeSet,
+    deadline: Deadline,
+) -> Result<(), ProvisionError> {
+    if securable.securable_type() != SecurableType::Table
+        || !privileges.iter().any(|p| p.depends_on_table_kind())
+    {
+        return Ok(());
+    }
+    let kind = ctx.grants.table_kind(workspace, securable, deadline).await?;
+    match privileges.iter().find(|p| !p.applies_to(&kind)) {
+        Some(privilege) => Err(ProvisionError::PrivilegeNotApplicable {
+            privilege: *privilege,
+            securable: securable.full_name(),
+            kind,
+        }),
+        None => Ok(()),
+    }
 }
 
 impl ProvisionError {
@@ -334,6 +381,14 @@ pub async fn provision(
 ) -> Result<Outcome, ProvisionError> {
     let now = ctx.now();
     let decision = policy::decide(&ctx.policy, request, now)?;
+    check_table_kind(
+        ctx,
+        &request.workspace.host,
+        &request.securable,
+        &decision.privileges,
+        deadline,
+    )
+    .await?;
     if decision.mode == ProvisioningMode::DeltaSharing {
         // No account identity is needed: the recipient is named from the Entra object id.
         return super::share::provision_share(ctx, request, decision, deadline).await;
@@ -646,13 +701,34 @@ pub(super) async fn follow_existing(
                 let renewal = ctx.policy.renewal_expiry(current, decision.duration, now);
                 // Another delivery of the same approval never extends it: only a new approval does.
                 let duplicate = delivery_of(ctx, &existing.record, request) == Delivery::Same;
-                if duplicate || renewal <= current || request.dry_run {
+                if duplicate || request.dry_run {
                     return Ok(answer_existing(
                         existing.record,
                         principal,
                         decision,
                         duplicate,
                     ));
+                }
+                if renewal <= current {
+                    // A new approval that does not move the expiry is still remembered: a later
+                    // delivery of it, whatever duration that one carries, is then known as the same
+                    // approval and never extends the grant.
+                    let unseen = approval_id(request)
+                        .filter(|id| !existing.record.approvals.iter().any(|a| a == id));
+                    let Some(id) = unseen else {
+                        return Ok(answer_existing(existing.record, principal, decision, false));
+                    };
+                    existing.record.note_approval(id);
+                    match ctx.ledger.update(&existing).await {
+                        Ok(stored) => {
+                            return Ok(answer_existing(stored.record, principal, decision, false));
+                        }
+                        Err(LedgerError::Conflict { .. }) => {
+                            existing = ctx.ledger.get(existing.record.id).await?;
+                            continue;
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
                 }
                 existing
                     .record

@@ -16,7 +16,7 @@ use uc_access::databricks::{
     ObjectAction, PermissionsChange, PrivilegeAssignment, RecipientInfo, ShareAssignment,
     ShareInfo, SharingApi,
 };
-use uc_access::domain::{Principal, Securable};
+use uc_access::domain::{Principal, Securable, TableKind};
 use uc_access::ledger::{
     DueQuery, GrantId, GrantRecord, LedgerError, LedgerStore, ListFilter, Versioned,
 };
@@ -133,6 +133,14 @@ impl GrantsApi for HookedGrants {
         d: Deadline,
     ) -> Result<Vec<EffectiveAssignment>, DatabricksError> {
         self.inner.effective(w, s, p, d).await
+    }
+    async fn table_kind(
+        &self,
+        w: &Url,
+        s: &Securable,
+        d: Deadline,
+    ) -> Result<TableKind, DatabricksError> {
+        self.inner.table_kind(w, s, d).await
     }
 }
 

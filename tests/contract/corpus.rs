@@ -15,9 +15,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use uc_access::auth::local_issuer::{
-    self, LOCAL_AUDIENCE, LOCAL_TENANT_ID, LocalCaller, LocalIssuer,
-};
+use uc_access::auth::TokenVersion;
+use uc_access::auth::local_issuer::{self, LOCAL_AUDIENCE, LocalCaller, LocalIssuer};
 use uc_access::ledger::{BlobLedger, BlobLedgerOptions, GrantState, LedgerStore, ListFilter};
 use uc_access::standin::{RunningStandIn, Seed, StandIn, demo};
 use uuid::Uuid;
@@ -177,43 +176,16 @@ enum TokenShape {
 }
 
 /// A token as Entra ID issues it to Purview's service principal (client credentials), signed by the
-/// local issuer, whose key set the app trusts.
+/// local issuer, whose two OpenID documents (v2.0 and v1.0, each with its own issuer) the app trusts.
 fn token(issuer: &LocalIssuer, shape: TokenShape) -> String {
     let purview = "purview".parse::<LocalCaller>().unwrap();
     let lifetime = Duration::from_secs(3600);
-    let mut claims = issuer.claims(&purview, LOCAL_AUDIENCE, lifetime);
-    let app_id = claims["azp"].clone();
-    let claims_mut = claims.as_object_mut().unwrap();
-    for v2_only in ["azp", "azpacr", "idtyp"] {
-        claims_mut.remove(v2_only);
-    }
-    match shape {
-        TokenShape::V1 => {
-            let iss = format!("https://sts.windows.net/{LOCAL_TENANT_ID}/");
-            claims_mut.extend([
-                ("iss".to_owned(), json!(iss)),
-                ("idp".to_owned(), json!(iss)),
-                ("aud".to_owned(), json!(LOCAL_AUDIENCE)),
-                ("appid".to_owned(), app_id),
-                ("appidacr".to_owned(), json!("1")),
-                ("ver".to_owned(), json!("1.0")),
-            ]);
-        }
-        TokenShape::V2 => {
-            claims_mut.extend([
-                (
-                    "iss".to_owned(),
-                    json!(format!(
-                        "https://login.microsoftonline.com/{LOCAL_TENANT_ID}/v2.0"
-                    )),
-                ),
-                ("aud".to_owned(), json!(API_CLIENT_ID)),
-                ("azp".to_owned(), app_id),
-                ("azpacr".to_owned(), json!("1")),
-                ("ver".to_owned(), json!("2.0")),
-            ]);
-        }
-    }
+    let api_client_id = API_CLIENT_ID.to_string();
+    let (version, audience) = match shape {
+        TokenShape::V1 => (TokenVersion::V1, LOCAL_AUDIENCE),
+        TokenShape::V2 => (TokenVersion::V2, &*api_client_id),
+    };
+    let claims = issuer.claims_as(version, &purview, audience, lifetime);
     issuer.sign_claims(&claims).unwrap()
 }
 
