@@ -701,7 +701,7 @@ pub(super) async fn follow_existing(
                 let renewal = ctx.policy.renewal_expiry(current, decision.duration, now);
                 // Another delivery of the same approval never extends it: only a new approval does.
                 let duplicate = delivery_of(ctx, &existing.record, request) == Delivery::Same;
-                if duplicate || request.dry_run {
+                if request.dry_run {
                     return Ok(answer_existing(
                         existing.record,
                         principal,
@@ -709,19 +709,31 @@ pub(super) async fn follow_existing(
                         duplicate,
                     ));
                 }
-                if renewal <= current {
-                    // A new approval that does not move the expiry is still remembered: a later
-                    // delivery of it, whatever duration that one carries, is then known as the same
-                    // approval and never extends the grant.
+                if duplicate || renewal <= current {
+                    // The approval's id is remembered even when the delivery changes nothing (a
+                    // duplicate taken by time because the record knew no id yet, or a new approval
+                    // that does not move the expiry): a later delivery of it, whatever duration that
+                    // one carries, is then known as the same approval, never extends the grant and,
+                    // once the grant has ended, never reopens it.
                     let unseen = approval_id(request)
                         .filter(|id| !existing.record.approvals.iter().any(|a| a == id));
                     let Some(id) = unseen else {
-                        return Ok(answer_existing(existing.record, principal, decision, false));
+                        return Ok(answer_existing(
+                            existing.record,
+                            principal,
+                            decision,
+                            duplicate,
+                        ));
                     };
                     existing.record.note_approval(id);
                     match ctx.ledger.update(&existing).await {
                         Ok(stored) => {
-                            return Ok(answer_existing(stored.record, principal, decision, false));
+                            return Ok(answer_existing(
+                                stored.record,
+                                principal,
+                                decision,
+                                duplicate,
+                            ));
                         }
                         Err(LedgerError::Conflict { .. }) => {
                             existing = ctx.ledger.get(existing.record.id).await?;
@@ -779,8 +791,10 @@ fn answer_existing(
     decision: &Decision,
     duplicate: bool,
 ) -> Outcome {
-    // A duplicate delivery gets the answer the first delivery got.
-    let status = if duplicate && !record.added.is_empty() {
+    // A duplicate delivery gets the answer the first delivery got: `granted` when it changed Unity
+    // Catalog (`added`, or for Delta Sharing the `SELECT` it gave the recipient on the share).
+    let gave = !record.added.is_empty() || record.sharing.as_ref().is_some_and(|s| s.granted_select);
+    let status = if duplicate && gave {
         Status::Granted
     } else {
         Status::AlreadyGranted

@@ -577,14 +577,6 @@ async fn answer_existing_share(
     let Some(sharing) = record.sharing.clone() else {
         return outcome;
     };
-    if outcome.status == Status::AlreadyGranted && sharing.granted_select {
-        // `provision::answer_existing` reads `added`, which sharing grants leave empty.
-        let duplicate =
-            super::provision::delivery_of(ctx, record, request) == crate::ledger::Delivery::Same;
-        if duplicate {
-            outcome.status = Status::Granted;
-        }
-    }
     if outcome.status == Status::Extended
         && let (Ok(host), Some(until)) = (Url::parse(&record.workspace.host), record.expires_at)
     {

@@ -281,8 +281,7 @@ async fn a_chunked_body_over_the_limit_without_a_length_is_refused_with_413() {
 }
 
 #[tokio::test]
-async fn names_with_quotes_backticks_look_alikes_percent_signs_or_traversal_are_refused_naming_the_field()
- {
+async fn names_unity_catalog_refuses_are_400s_and_look_alikes_reach_no_other_object() {
     let app = TestApp::spawn().await;
     let purview = app.token("purview");
     let operator = app.token("operator");
@@ -290,22 +289,14 @@ async fn names_with_quotes_backticks_look_alikes_percent_signs_or_traversal_are_
         "databricks://{}/catalogs/sales/schemas/reporting/tables/",
         demo::METASTORE_ID
     );
-    let bad_tables = [
-        "or`ders",
-        "`orders`",
+    // Names Unity Catalog itself refuses ('.', spaces, '/', control characters, too long), however
+    // encoded, and a '%' that starts no escape: 400 naming the field, before any Databricks call.
+    let refused = [
         "orders`; DROP TABLE x; --",
-        "or\"ders",
-        "or'ders",
-        "orders\u{037E}", // Greek question mark, looks like ';'
-        "\u{043E}rders",  // Cyrillic 'о'
-        "ord\u{0435}rs",  // Cyrillic 'е'
-        "orders\u{200B}", // zero-width space
-        "ｏrders",        // full-width 'o'
+        "orders`;%20DROP%20TABLE%20x;%20--",
         "orders%",
         "orders%2",
         "orders%2e",
-        "orders%252e",
-        "%60orders%60",
         "orders%00",
         "orders%0a",
         "..",
@@ -317,7 +308,7 @@ async fn names_with_quotes_backticks_look_alikes_percent_signs_or_traversal_are_
         &"a".repeat(256),
     ];
     let mut cases = Vec::new();
-    for table in bad_tables {
+    for table in refused {
         cases.push(
             Case::post(
                 format!("callback table {table:?}"),
@@ -327,14 +318,57 @@ async fn names_with_quotes_backticks_look_alikes_percent_signs_or_traversal_are_
             )
             .field("assetQualifiedName"),
         );
+        // The dotted form has no percent-decoding: only names refused as written apply.
+        if !table.contains('%') {
+            cases.push(
+                Case::post(
+                    format!("grant-access fullName table {table:?}"),
+                    GRANT,
+                    &operator,
+                    grant_body(json!({"securable": {"type": "table", "fullName": format!("sales.reporting.{table}")}})),
+                )
+                .field("securable.fullName"),
+            );
+        }
+    }
+    // Names Unity Catalog allows (quotes, backticks, look-alike letters, invisible and full-width
+    // characters, a literal "%2e"): each names its own object, never `orders`. None exists, so each is
+    // 404 with nothing changed; no grant lands on the table it imitates.
+    let look_alikes = [
+        ("or`ders", "or`ders"),
+        ("`orders`", "`orders`"),
+        ("orders?x=1", "orders?x=1"),
+        ("orders#hr", "orders#hr"),
+        ("or\"ders", "or\"ders"),
+        ("or'ders", "or'ders"),
+        ("orders\u{037E}", "orders\u{037E}"), // Greek question mark, looks like ';'
+        ("\u{043E}rders", "\u{043E}rders"),   // Cyrillic 'о'
+        ("ord\u{0435}rs", "ord\u{0435}rs"),   // Cyrillic 'е'
+        ("orders\u{200B}", "orders\u{200B}"), // zero-width space
+        ("ｏrders", "ｏrders"),                 // full-width 'o'
+        ("orders%252e", "orders%2e"),
+        ("%60orders%60", "`orders`"),
+    ];
+    for (qualified, dotted) in look_alikes {
         cases.push(
             Case::post(
-                format!("grant-access fullName table {table:?}"),
+                format!("callback look-alike {qualified:?}"),
+                CALLBACK,
+                &purview,
+                callback_body(json!({"assetQualifiedName": format!("{prefix}{qualified}")})),
+            )
+            .expect(StatusCode::NOT_FOUND, "securable_not_found")
+            .after_resolve(),
+        );
+        cases.push(
+            Case::post(
+                format!("grant-access look-alike {dotted:?}"),
                 GRANT,
                 &operator,
-                grant_body(json!({"securable": {"type": "table", "fullName": format!("sales.reporting.{table}")}})),
+                grant_body(json!({"securable": {"type": "table", "fullName": format!("sales.reporting.{dotted}")}})),
             )
-            .field("securable.fullName"),
+            .expect(StatusCode::NOT_FOUND, "securable_not_found")
+            .after_resolve(),
         );
     }
     for qualified in [
@@ -344,14 +378,6 @@ async fn names_with_quotes_backticks_look_alikes_percent_signs_or_traversal_are_
         ),
         format!(
             "databricks://{}/catalogs/sales/schemas/../tables/orders",
-            demo::METASTORE_ID
-        ),
-        format!(
-            "databricks://{}/catalogs/sales/schemas/reporting/tables/orders?x=1",
-            demo::METASTORE_ID
-        ),
-        format!(
-            "databricks://{}/catalogs/sales/schemas/reporting/tables/orders#hr",
             demo::METASTORE_ID
         ),
         format!("databricks://{}//catalogs/sales", demo::METASTORE_ID),
@@ -1064,7 +1090,8 @@ async fn operator_functions_refuse_bad_ids_and_queries() {
     );
     for query in [
         "state=everything",
-        "securable=sales.%60reporting%60",
+        "securable=sales.my%20reporting",
+        "securable=sales.a%2Fb",
         "securable=a.b.c.d",
         "limit=-1",
         "limit=100000000000000000000",

@@ -12,6 +12,7 @@ mod functions_folder;
 mod helpers;
 mod host_protocol;
 mod load;
+mod names;
 mod operators;
 mod purview_callback;
 mod purview_template;
