@@ -230,6 +230,114 @@ async fn percent_encoded_full_names_are_decoded() {
 }
 
 #[tokio::test]
+async fn names_unity_catalog_allows_are_decoded_and_compared_without_case_the_unicode_way() {
+    let s = state();
+    for path in [
+        "sales.intl.kunden_%C3%A4",
+        "Sales.INTL.KUNDEN_%C3%84",
+        "sales.intl.sales%242024",
+        "sales.intl.o'neil",
+        "sales.intl.q%3Fa%23b",
+        "sales.intl.100%25_real",
+    ] {
+        let (status, body) = call(
+            &s,
+            "PATCH",
+            &format!("{PERMS}/table/{path}"),
+            demo::PRODUCT_TOKEN,
+            Some(add(demo::ALICE, &["SELECT"])),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+    }
+    for name in [
+        "sales.intl.kunden_ä",
+        "sales.intl.sales$2024",
+        "sales.intl.o'neil",
+        "sales.intl.q?a#b",
+        "sales.intl.100%_real",
+    ] {
+        assert_eq!(
+            s.grants_on("table", name).get(demo::ALICE),
+            Some(&vec!["SELECT".to_owned()]),
+            "{name}"
+        );
+    }
+    // An unencoded '?' starts the query: the server sees the name before it, which does not exist.
+    let (status, body) = call(
+        &s,
+        "GET",
+        &format!("{PERMS}/table/sales.intl.q?a#b"),
+        demo::PRODUCT_TOKEN,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+}
+
+#[tokio::test]
+async fn the_tables_api_answers_each_kind_and_privileges_follow_the_kind() {
+    let s = state();
+    for (name, table_type) in [
+        ("sales.reporting.orders", "MANAGED"),
+        ("sales.reporting.orders_summary", "VIEW"),
+        ("sales.reporting.daily_totals", "MATERIALIZED_VIEW"),
+    ] {
+        let (status, body) = call(
+            &s,
+            "GET",
+            &format!("/api/2.1/unity-catalog/tables/{name}"),
+            demo::PRODUCT_TOKEN,
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{name}: {body}");
+        assert_eq!(body["table_type"], table_type, "{name}");
+        assert_eq!(body["full_name"], name);
+    }
+    for (name, privilege, entity) in [
+        (
+            "sales.reporting.orders_summary",
+            "MODIFY",
+            "TABLE/TABLE_VIEW",
+        ),
+        (
+            "sales.reporting.daily_totals",
+            "MODIFY",
+            "TABLE/TABLE_MATERIALIZED_VIEW",
+        ),
+        ("sales.reporting.orders", "REFRESH", "TABLE/TABLE_DELTA"),
+    ] {
+        let (status, body) = call(
+            &s,
+            "PATCH",
+            &format!("{PERMS}/table/{name}"),
+            demo::PRODUCT_TOKEN,
+            Some(add(demo::ALICE, &[privilege])),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{name}: {body}");
+        assert_eq!(body["error_code"], "INVALID_PARAMETER_VALUE");
+        let message = body["message"].as_str().unwrap();
+        assert!(
+            message.starts_with(&format!(
+                "Privilege {privilege} is not applicable to this entity [{name}:{entity}]"
+            )),
+            "{message}"
+        );
+    }
+    let (status, _) = call(
+        &s,
+        "PATCH",
+        &format!("{PERMS}/table/sales.reporting.daily_totals"),
+        demo::PRODUCT_TOKEN,
+        Some(add(demo::ALICE, &["REFRESH"])),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
 async fn a_caller_without_manage_or_ownership_is_denied() {
     let s = state();
     let (status, body) = call(

@@ -147,6 +147,34 @@ async fn the_official_python_sdk_sees_the_stand_in_behave_like_databricks() {
     assert_eq!(seen["share_again"]["error_code"], "SHARE_ALREADY_EXISTS");
     assert_eq!(seen["table_again"]["error_code"], "RESOURCE_ALREADY_EXISTS");
     assert_eq!(seen["table_again"]["type"], "ResourceAlreadyExists");
+    // Names as Unity Catalog allows them, and privileges per kind of table, as the SDK sees them.
+    assert_eq!(seen["unicode_update"], alice_select);
+    assert_eq!(seen["unicode_get_upper"], alice_select);
+    assert_eq!(seen["punctuation_update"], alice_select);
+    assert_eq!(seen["dollar_get"], json!({}));
+    assert_eq!(
+        seen["table_types"],
+        json!({
+            "sales.reporting.orders": "MANAGED",
+            "sales.reporting.orders_summary": "VIEW",
+            "sales.reporting.daily_totals": "MATERIALIZED_VIEW",
+            "sales.intl.kunden_ä": "MANAGED",
+        })
+    );
+    for refused in ["modify_on_view", "refresh_on_table"] {
+        assert_eq!(seen[refused]["type"], "InvalidParameterValue", "{refused}");
+        assert!(
+            seen[refused]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("is not applicable to this entity")),
+            "{refused}: {}",
+            seen[refused]
+        );
+    }
+    assert_eq!(
+        seen["refresh_on_materialized_view"],
+        json!({ demo::ALICE: ["REFRESH"] })
+    );
     assert_eq!(seen["share_objects"], json!(["sales.reporting.orders"]));
     assert_eq!(seen["share_read"], json!(["sales.reporting.orders"]));
     assert_eq!(
@@ -180,16 +208,33 @@ async fn the_official_python_sdk_sees_the_stand_in_behave_like_databricks() {
 
     // What the stand-in saw agrees with what the SDK reported.
     let recorded = standin.requests();
+    let unicode_patch = recorded
+        .iter()
+        .find(|r| r.method == "PATCH" && r.path.contains("/sales.intl.kunden"))
+        .expect("the SDK's PATCH of kunden_ä");
+    assert_eq!(
+        unicode_patch.path, "/api/2.1/unity-catalog/permissions/table/sales.intl.kunden_%C3%A4",
+        "the SDK's HTTP library encodes the name as UTF-8"
+    );
+    assert_eq!(
+        standin.state().grants_on("table", "sales.intl.kunden_ä"),
+        [(demo::ALICE.to_string(), vec!["SELECT".to_string()])].into()
+    );
+
     let throttled = recorded.iter().filter(|r| r.status == 429).count();
     assert_eq!(throttled, 2, "two 429s were injected and answered");
     let patches: Vec<_> = recorded
         .iter()
         .filter(|r| r.method == "PATCH" && r.path.contains("/permissions/"))
         .collect();
-    assert_eq!(patches.len(), 4, "add, re-add, add+remove, local group");
+    assert_eq!(
+        patches.len(),
+        9,
+        "add, re-add, add+remove, local group, two names, MODIFY on a view, REFRESH on a table and on a materialized view"
+    );
     assert_eq!(
         patches.iter().map(|r| r.status).collect::<Vec<_>>(),
-        vec![200, 200, 400, 404]
+        vec![200, 200, 400, 404, 200, 200, 400, 400, 200]
     );
     assert!(
         recorded
@@ -351,4 +396,35 @@ async fn our_client_sees_what_the_sdk_saw(
         alice.external_id.as_deref(),
         seen["account_users_filtered"][0]["externalId"].as_str()
     );
+
+    // Names and kinds of table: our client reads what the SDK wrote and saw, by the same names.
+    let kunden = clients
+        .grants
+        .get_direct(
+            &base,
+            &table("Sales.Intl.Kunden_Ä"),
+            &GetPermissionsOptions::default(),
+            deadline(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        kunden
+            .iter()
+            .map(|a| (a.principal.as_str(), a.privileges.len()))
+            .collect::<Vec<_>>(),
+        [(demo::ALICE, 1)]
+    );
+    for (name, sdk_type) in seen["table_types"].as_object().unwrap() {
+        let kind = clients
+            .grants
+            .table_kind(&base, &table(name), deadline())
+            .await
+            .unwrap();
+        assert_eq!(
+            kind,
+            uc_access::domain::TableKind::from_table_type(sdk_type.as_str().unwrap()),
+            "{name}"
+        );
+    }
 }

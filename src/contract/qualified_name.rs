@@ -236,7 +236,10 @@ mod tests {
         ] {
             let asset = ok(raw);
             assert_eq!(asset.securable.securable_type(), SecurableType::Table);
-            assert_eq!(asset.securable.full_name(), "sales.reporting.orders_summary");
+            assert_eq!(
+                asset.securable.full_name(),
+                "sales.reporting.orders_summary"
+            );
         }
     }
 

@@ -157,8 +157,16 @@ mod tests {
             NameError::InvalidCharacter('\u{7f}').to_string(),
             "contains the control character U+007F; Unity Catalog names may not hold '.', spaces, '/' or control characters"
         );
-        assert!(NameError::InvalidCharacter(' ').to_string().starts_with("contains a space;"));
-        assert!(NameError::InvalidCharacter('/').to_string().starts_with("contains '/';"));
+        assert!(
+            NameError::InvalidCharacter(' ')
+                .to_string()
+                .starts_with("contains a space;")
+        );
+        assert!(
+            NameError::InvalidCharacter('/')
+                .to_string()
+                .starts_with("contains '/';")
+        );
     }
 
     #[test]

@@ -158,7 +158,9 @@ impl TableKind {
     /// Reads the Tables API's `table_type`.
     pub fn from_table_type(raw: &str) -> Self {
         match raw.trim().to_ascii_uppercase().as_str() {
-            "MANAGED" | "EXTERNAL" | "MANAGED_SHALLOW_CLONE" | "EXTERNAL_SHALLOW_CLONE" => Self::Table,
+            "MANAGED" | "EXTERNAL" | "MANAGED_SHALLOW_CLONE" | "EXTERNAL_SHALLOW_CLONE" => {
+                Self::Table
+            }
             "VIEW" => Self::View,
             "MATERIALIZED_VIEW" => Self::MaterializedView,
             "METRIC_VIEW" => Self::MetricView,
@@ -188,13 +190,13 @@ impl Privilege {
     pub fn applies_to(self, kind: &TableKind) -> bool {
         match (self, kind) {
             (_, TableKind::Other(_)) => true,
-            (Privilege::Modify, TableKind::View | TableKind::MaterializedView | TableKind::MetricView) => {
+            (
+                Privilege::Modify,
+                TableKind::View | TableKind::MaterializedView | TableKind::MetricView,
+            ) => false,
+            (Privilege::Refresh, TableKind::Table | TableKind::View | TableKind::MetricView) => {
                 false
             }
-            (
-                Privilege::Refresh,
-                TableKind::Table | TableKind::View | TableKind::MetricView,
-            ) => false,
             _ => true,
         }
     }
@@ -271,9 +273,20 @@ mod tests {
             Other("FOREIGN".into()),
         ];
         let takes = |p: Privilege| -> Vec<bool> { kinds.iter().map(|k| p.applies_to(k)).collect() };
-        assert_eq!(takes(Privilege::Modify), [true, false, false, false, true, true]);
-        assert_eq!(takes(Privilege::Refresh), [false, false, true, false, true, true]);
-        for p in [Privilege::Select, Privilege::AllPrivileges, Privilege::Manage, Privilege::ApplyTag] {
+        assert_eq!(
+            takes(Privilege::Modify),
+            [true, false, false, false, true, true]
+        );
+        assert_eq!(
+            takes(Privilege::Refresh),
+            [false, false, true, false, true, true]
+        );
+        for p in [
+            Privilege::Select,
+            Privilege::AllPrivileges,
+            Privilege::Manage,
+            Privilege::ApplyTag,
+        ] {
             assert!(kinds.iter().all(|k| p.applies_to(k)), "{p}");
         }
         assert!(Privilege::Modify.depends_on_table_kind());
@@ -283,7 +296,10 @@ mod tests {
     #[test]
     fn table_types_are_read_as_the_tables_api_spells_them() {
         assert_eq!(TableKind::from_table_type("MANAGED"), TableKind::Table);
-        assert_eq!(TableKind::from_table_type("EXTERNAL_SHALLOW_CLONE"), TableKind::Table);
+        assert_eq!(
+            TableKind::from_table_type("EXTERNAL_SHALLOW_CLONE"),
+            TableKind::Table
+        );
         assert_eq!(TableKind::from_table_type("view"), TableKind::View);
         assert_eq!(
             TableKind::from_table_type("MATERIALIZED_VIEW"),

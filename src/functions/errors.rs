@@ -204,9 +204,9 @@ pub const PRIVILEGE_NOT_APPLICABLE: &str = "privilege_not_applicable";
 /// a request that can never succeed, for table kinds uc-access does not check itself.
 fn says_not_applicable(e: &DatabricksError) -> bool {
     match e {
-        DatabricksError::InvalidParameter { upstream } => {
-            upstream.message.contains("is not applicable to this entity")
-        }
+        DatabricksError::InvalidParameter { upstream } => upstream
+            .message
+            .contains("is not applicable to this entity"),
         _ => false,
     }
 }

@@ -229,7 +229,10 @@ mod tests {
         assert_ne!(a, o);
         assert!(a.starts_with("uc_access_sales_eu_kunden__"), "{a}");
         assert_eq!(a.len(), "uc_access_sales_eu_kunden__".len() + 17);
-        assert!(a.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'));
+        assert!(
+            a.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        );
         // The same table always gets the same share.
         assert_eq!(a, share("SALES.eu.Kunden_Ä"));
         assert_ne!(share("s.r.sales$2024"), share("s.r.sales_2024"));

@@ -22,7 +22,7 @@ use crate::ledger::{
     Delivery, GrantRecord, GrantState, IdempotencyKey, LedgerError, NewGrant, SecurableChange,
     ShareGrant, Versioned, WorkspaceRef as LedgerWorkspace,
 };
-use crate::planning::grant::{Facts, GrantPlan, Holdings, plan_grant};
+use crate::planning::grant::{Facts, GrantPlan, Holdings, needed, plan_grant};
 use crate::planning::share::NameTaken;
 use crate::policy::{self, Decision, Denial};
 use crate::usecases::resolve::{
@@ -143,7 +143,10 @@ pub(super) async fn check_table_kind(
     {
         return Ok(());
     }
-    let kind = ctx.grants.table_kind(workspace, securable, deadline).await?;
+    let kind = ctx
+        .grants
+        .table_kind(workspace, securable, deadline)
+        .await?;
     match privileges.iter().find(|p| !p.applies_to(&kind)) {
         Some(privilege) => Err(ProvisionError::PrivilegeNotApplicable {
             privilege: *privilege,
@@ -793,11 +796,17 @@ fn answer_existing(
 ) -> Outcome {
     // A duplicate delivery gets the answer the first delivery got: `granted` when it changed Unity
     // Catalog (`added`, or for Delta Sharing the `SELECT` it gave the recipient on the share).
-    let gave = !record.added.is_empty() || record.sharing.as_ref().is_some_and(|s| s.granted_select);
+    let gave =
+        !record.added.is_empty() || record.sharing.as_ref().is_some_and(|s| s.granted_select);
     let status = if duplicate && gave {
         Status::Granted
     } else {
         Status::AlreadyGranted
+    };
+    let already_held = if duplicate {
+        first_already_held(&record)
+    } else {
+        Vec::new()
     };
     Outcome {
         workspace: record.workspace.name.clone(),
@@ -806,9 +815,31 @@ fn answer_existing(
         decision: decision.clone(),
         record: Some(record),
         plan: None,
-        already_held: Vec::new(),
+        already_held,
         sharing: None,
     }
+}
+
+/// What the first delivery of the record's current cycle reported as already held: everything the
+/// approval needed that its plan did not add. Delta Sharing grants need nothing of the principal's own.
+fn first_already_held(record: &GrantRecord) -> Vec<SecurableChange> {
+    if record.sharing.is_some() {
+        return Vec::new();
+    }
+    needed(&record.securable, &record.requested_privileges)
+        .into_iter()
+        .filter_map(|(securable, wanted)| {
+            let planned = record.plan.iter().find(|c| c.securable == securable);
+            let held: PrivilegeSet = wanted
+                .into_iter()
+                .filter(|p| planned.is_none_or(|c| !c.privileges.contains(p)))
+                .collect();
+            (!held.is_empty()).then_some(SecurableChange {
+                securable,
+                privileges: held,
+            })
+        })
+        .collect()
 }
 
 /// Another delivery holds the record: wait (within the deadline) for it to leave `pending`.

@@ -345,7 +345,7 @@ async fn names_unity_catalog_refuses_are_400s_and_look_alikes_reach_no_other_obj
         ("\u{043E}rders", "\u{043E}rders"),   // Cyrillic 'о'
         ("ord\u{0435}rs", "ord\u{0435}rs"),   // Cyrillic 'е'
         ("orders\u{200B}", "orders\u{200B}"), // zero-width space
-        ("ｏrders", "ｏrders"),                 // full-width 'o'
+        ("ｏrders", "ｏrders"),               // full-width 'o'
         ("orders%252e", "orders%2e"),
         ("%60orders%60", "`orders`"),
     ];

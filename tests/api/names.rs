@@ -26,7 +26,8 @@ async fn app_with_policy(policy: &str) -> (TestApp, tempfile::TempDir) {
 }
 
 /// Tables may be asked for SELECT, MODIFY and REFRESH.
-const WRITE_POLICY: &str = "[securables.table]\nprivileges = [\"SELECT\", \"MODIFY\", \"REFRESH\"]\n";
+const WRITE_POLICY: &str =
+    "[securables.table]\nprivileges = [\"SELECT\", \"MODIFY\", \"REFRESH\"]\n";
 
 #[tokio::test]
 async fn tables_with_names_unity_catalog_allows_are_granted_as_named() {
@@ -92,7 +93,10 @@ async fn tables_with_names_unity_catalog_allows_are_granted_as_named() {
         .requests()
         .iter()
         .any(|r| r.method == "PATCH" && r.path.ends_with("/table/sales.intl.kunden_%C3%A4"));
-    assert!(encoded, "the PATCH names the table percent-encoded as UTF-8");
+    assert!(
+        encoded,
+        "the PATCH names the table percent-encoded as UTF-8"
+    );
 }
 
 #[tokio::test]

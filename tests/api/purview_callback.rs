@@ -240,6 +240,39 @@ async fn privileges_the_user_already_had_are_reported_as_existing_not_added() {
             .contains("SELECT on table sales.reporting.orders")
     );
     assert_eq!(app.patches(), 0);
+    // A duplicate of it gets the same answer, what was already held included.
+    let (_, again) = app
+        .post(
+            PATH,
+            Some(&app.token("purview")),
+            callback_body(json!({"requestorId": demo::BOB_ENTRA_ID})),
+        )
+        .await;
+    assert_eq!(again["alreadyHeld"], json["alreadyHeld"], "{again}");
+    assert_eq!(again["status"], json["status"]);
+}
+
+#[tokio::test]
+async fn a_duplicate_reports_what_the_first_delivery_found_already_held() {
+    let app = TestApp::spawn().await;
+    // Bob holds USE_CATALOG on sales and USE_SCHEMA on sales.reporting, not SELECT on customers.
+    let body = callback_body(json!({
+        "requestorId": demo::BOB_ENTRA_ID,
+        "assetQualifiedName": "databricks://0b7e4d2a-6c1f-4e83-9a5d-2f8c7b1e6d40/catalogs/sales/schemas/reporting/tables/customers",
+    }));
+    let token = app.token("purview");
+    let (status, first) = app.post(PATH, Some(&token), body.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(first["status"], "granted");
+    assert_eq!(first["added"], "SELECT on table sales.reporting.customers");
+    assert_eq!(
+        first["alreadyHeld"],
+        "USE_CATALOG on catalog sales; USE_SCHEMA on schema sales.reporting"
+    );
+    let (_, second) = app.post(PATH, Some(&token), body).await;
+    for field in ["status", "added", "alreadyHeld", "grantId", "expiresAt"] {
+        assert_eq!(second[field], first[field], "{field}: {second}");
+    }
 }
 
 #[tokio::test]

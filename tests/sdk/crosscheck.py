@@ -107,6 +107,8 @@ def main():
         lambda: m.grants.update("table", table, changes=[PermissionsChange(principal="users", add=[Privilege.SELECT])])
     )
 
+    out.update(names_and_table_kinds(m, alice))
+
     effective = m.grants.get_effective("table", "sales.reporting.orders", principal=ENV["STANDIN_BOB"])
     out["effective_bob"] = [
         {
@@ -149,6 +151,50 @@ def main():
 
     out.update(delta_sharing(m))
     json.dump(out, sys.stdout, indent=2, sort_keys=True)
+
+
+def names_and_table_kinds(m, alice):
+    """Names as Unity Catalog allows them, and what each kind of table takes, through the SDK's own paths.
+
+    The SDK pastes the full name into the path unencoded; its HTTP library then encodes non-ASCII bytes
+    (UTF-8) and leaves `$` and `'` as they are, which RFC 3986 allows in a path. (`?` and `#` would cut its
+    URL short: uc-access encodes every byte outside the unreserved set, the SDK is not asked to try.)
+    """
+    out = {}
+    out["unicode_update"] = assignments(
+        m.grants.update("table", "sales.intl.kunden_ä", changes=[PermissionsChange(principal=alice, add=[Privilege.SELECT])])
+    )
+    # Names compare without case, the Unicode way.
+    out["unicode_get_upper"] = assignments(m.grants.get("table", "sales.intl.KUNDEN_Ä"))
+    out["punctuation_update"] = assignments(
+        m.grants.update("table", "sales.intl.o'neil", changes=[PermissionsChange(principal=alice, add=[Privilege.SELECT])])
+    )
+    out["dollar_get"] = assignments(m.grants.get("table", "sales.intl.sales$2024"))
+    out["table_types"] = {
+        name: m.tables.get(name).table_type.value
+        for name in [
+            "sales.reporting.orders",
+            "sales.reporting.orders_summary",
+            "sales.reporting.daily_totals",
+            "sales.intl.kunden_ä",
+        ]
+    }
+    out["modify_on_view"] = error_of(
+        lambda: m.grants.update(
+            "table", "sales.reporting.orders_summary", changes=[PermissionsChange(principal=alice, add=[Privilege.MODIFY])]
+        )
+    )
+    out["refresh_on_table"] = error_of(
+        lambda: m.grants.update(
+            "table", "sales.reporting.orders", changes=[PermissionsChange(principal=alice, add=[Privilege.REFRESH])]
+        )
+    )
+    out["refresh_on_materialized_view"] = assignments(
+        m.grants.update(
+            "table", "sales.reporting.daily_totals", changes=[PermissionsChange(principal=alice, add=[Privilege.REFRESH])]
+        )
+    )
+    return out
 
 
 def delta_sharing(m):
