@@ -605,6 +605,52 @@ async fn with_approval_ids_an_old_approval_never_comes_back_and_a_new_one_works_
 }
 
 #[tokio::test]
+async fn an_approval_that_did_not_move_the_expiry_is_remembered_and_never_extends_later() {
+    // Found by tests/model.rs: approval 2 arrived while approval 1 held the grant longer, changed nothing
+    // and was forgotten; delivered again with a longer duration it was taken for a new approval.
+    let t = Trust::start().await;
+    let first = t.deliver("PT30M", Some("approval-1")).await.unwrap();
+    let expires = first.record.unwrap().expires_at;
+    let short = t.deliver("PT2M", Some("approval-2")).await.unwrap();
+    assert_eq!(short.status.as_str(), "already_granted");
+    assert_eq!(short.record.as_ref().unwrap().expires_at, expires);
+    assert!(
+        short
+            .record
+            .unwrap()
+            .approvals
+            .contains(&"approval-2".to_owned()),
+        "the approval is recorded though it changed nothing"
+    );
+    let replayed = t.deliver("PT4H", Some("approval-2")).await.unwrap();
+    assert_ne!(replayed.status.as_str(), "extended");
+    assert_eq!(replayed.record.unwrap().expires_at, expires);
+}
+
+#[tokio::test]
+async fn an_id_first_seen_on_a_duplicate_is_remembered_so_it_never_reopens_the_grant() {
+    // Found by tests/model.rs: the first delivery had no approvalId, a retry within the window carried one
+    // (a workflow edited between runs); after the grant ended, that retry replayed later reopened it.
+    let t = Trust::start().await;
+    t.deliver("PT2M", None).await.unwrap();
+    let duplicate = t.deliver("PT2M", Some("approval-1")).await.unwrap();
+    assert_eq!(
+        duplicate.status.as_str(),
+        "granted",
+        "a duplicate: the first answer"
+    );
+    t.advance_and_sweep(150 * 60).await;
+    assert!(t.orders_held().is_empty());
+    let (until, early) = ended(t.deliver("PT2M", Some("approval-1")).await);
+    assert_eq!((until, early), (None, false));
+    assert!(t.orders_held().is_empty());
+    // A new approval still works.
+    let new = t.deliver("PT2M", Some("approval-2")).await.unwrap();
+    assert_eq!(new.status.as_str(), "granted");
+    assert_eq!(t.orders_held(), vec!["SELECT"]);
+}
+
+#[tokio::test]
 async fn a_workflow_retry_after_a_failed_apply_still_gets_the_grant() {
     use uc_access::standin::{Fault, FaultKind};
     let t = Trust::start().await;
