@@ -23,7 +23,6 @@ use futures::{StreamExt, TryStreamExt};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use uc_access::auth::local_issuer::{self, LOCAL_AUDIENCE, LocalCaller, LocalIssuer};
 use uc_access::domain::{
     EntraObjectId, GrantDuration, Principal, Privilege, PrivilegeSet, Securable, SecurableType,
 };
@@ -31,8 +30,9 @@ use uc_access::ledger::{
     BlobLedger, BlobLedgerOptions, GrantRecord, IdempotencyKey, LedgerStore, LocalLedger, NewGrant,
     SecurableChange, WorkspaceRef,
 };
-use uc_access::standin::privileges::SecurableKind;
-use uc_access::standin::{
+use uc_access_dev::local_issuer::{self, LOCAL_AUDIENCE, LocalCaller, LocalIssuer};
+use uc_access_standin::privileges::SecurableKind;
+use uc_access_standin::{
     RecordedRequest, RunningStandIn, Seed, SeedGrant, SeedSecurable, SeedUser, StandIn,
     StandInState, demo,
 };

@@ -21,11 +21,11 @@ use tempfile::TempDir;
 use url::Url;
 use uuid::Uuid;
 
-use uc_access::auth::local_issuer::{self, LocalCaller, LocalIssuer};
 use uc_access::auth::{
     AllowedBy, AuthError, AuthSettings, Authenticator, BasicCredentials, Caller, Callers,
     FunctionAccess, TokenVersion,
 };
+use uc_access_dev::local_issuer::{self, LocalCaller, LocalIssuer};
 
 const TENANT: Uuid = Uuid::from_u128(0x3f2a1b4c_5d6e_4f70_8a9b_0c1d2e3f4a5b);
 const OTHER_TENANT: Uuid = Uuid::from_u128(0x99999999_5d6e_4f70_8a9b_0c1d2e3f4a5b);
@@ -1101,7 +1101,7 @@ async fn local_issuer_tokens_pass_the_same_authenticator_over_http() {
 
     let functions = ["purview-callback", "grant-access"];
     let auth = Authenticator::new(local_issuer::local_auth_settings(&base, &functions)).unwrap();
-    // A separate `uc-access token` process loads the same directory.
+    // A separate `uc-access-dev token` process loads the same directory.
     let cli = LocalIssuer::load_or_create(&keys, &base).unwrap();
     let mint_as = |version: TokenVersion, who: &str| {
         cli.mint_as(

@@ -32,15 +32,15 @@ use serde_json::json;
 use time::OffsetDateTime;
 use time::macros::datetime;
 use uc_access::app::Services;
-use uc_access::auth::local_issuer::local_auth_settings;
 use uc_access::contract::{grant_access, purview};
 use uc_access::databricks::Deadline;
 use uc_access::domain::{EntraObjectId, Principal};
 use uc_access::functions::http_function_names;
 use uc_access::ledger::{DueQuery, GrantRecord, GrantState, LedgerError, LedgerStore, ListFilter};
 use uc_access::settings::{Env, Settings};
-use uc_access::standin::{Fault, FaultKind, RunningStandIn, Seed, StandIn, demo};
 use uc_access::usecases::{Clock, Context, expire, provision};
+use uc_access_dev::local_issuer::local_auth_settings;
+use uc_access_standin::{Fault, FaultKind, RunningStandIn, Seed, StandIn, demo};
 
 #[path = "common/hooks.rs"]
 mod hooks;
@@ -150,7 +150,7 @@ impl World {
             .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let standin_url = url::Url::parse(standin.base_url()).unwrap();
-        let env = uc_access::local::local_env(
+        let env = uc_access_dev::local::local_env(
             Env::from_pairs([("UC_ACCESS_DATABRICKS_MAX_ATTEMPTS", "2")]),
             &standin_url,
             dir.path(),

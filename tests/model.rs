@@ -41,18 +41,18 @@ use serde_json::json;
 use time::OffsetDateTime;
 use time::macros::datetime;
 use uc_access::app::Services;
-use uc_access::auth::local_issuer::local_auth_settings;
 use uc_access::contract::{grant_access, purview};
 use uc_access::databricks::Deadline;
 use uc_access::domain::EntraObjectId;
 use uc_access::functions::http_function_names;
 use uc_access::ledger::{GrantId, GrantState, LedgerError, LedgerStore, ListFilter};
 use uc_access::settings::{Env, Settings};
-use uc_access::standin::{Fault, FaultKind, RunningStandIn, Seed, StandIn, demo};
 use uc_access::usecases::provision::{Outcome, ProvisionError, provision};
 use uc_access::usecases::resolve::Resolver;
 use uc_access::usecases::share::Sharing;
 use uc_access::usecases::{Clock, Context, expire};
+use uc_access_dev::local_issuer::local_auth_settings;
+use uc_access_standin::{Fault, FaultKind, RunningStandIn, Seed, StandIn, demo};
 use url::Url;
 
 #[path = "common/hooks.rs"]
@@ -400,7 +400,7 @@ impl World {
         let policy = dir.path().join("policy.toml");
         std::fs::write(&policy, POLICY).unwrap();
         let standin_url = Url::parse(standin.base_url()).unwrap();
-        let env = uc_access::local::local_env(
+        let env = uc_access_dev::local::local_env(
             Env::from_pairs([
                 ("UC_ACCESS_DATABRICKS_MAX_ATTEMPTS", "2"),
                 ("UC_ACCESS_POLICY_FILE", policy.to_str().unwrap()),
@@ -570,6 +570,13 @@ impl World {
                 Deadline::after(Duration::from_secs(2)),
             ))
             .await;
+        // A delivery that failed leaves its approval id known to the product only if a record of the
+        // request holds it (a failed create leaves none): a later delivery of an id the product could not
+        // have learned is a new approval to it, not a re-delivery.
+        let recorded = match (&result, d.approval) {
+            (Some(Ok(_)), _) | (_, None) => false,
+            (_, Some(id)) => self.records_approval(&d.request, id).await,
+        };
         self.deliveries.lock().unwrap().push(d.clone());
         let mut known = self.known.lock().unwrap();
         let k = known.entry(d.request.clone()).or_default();
@@ -617,12 +624,32 @@ impl World {
                 // and until a timer run cleans up after it.
                 let until = now + time::Duration::minutes(d.minutes.max(11));
                 k.maybe_until = Some(k.maybe_until.map_or(until, |u| u.max(until)));
-                if let Some(id) = d.approval {
+                if let Some(id) = d.approval.filter(|_| recorded) {
                     k.ids.insert(id);
                 }
             }
         }
         Ok(())
+    }
+
+    /// Whether a record of `request` (its principal and securable) holds approval `id`.
+    async fn records_approval(&self, request: &Request, id: u8) -> bool {
+        let (kind, name) = TARGETS[request.target];
+        let principal = request.principal();
+        let approval = format!("approval-{id}");
+        self.ctx
+            .ledger
+            .list(&ListFilter::default())
+            .await
+            .unwrap()
+            .iter()
+            .any(|v| {
+                let r = &v.record;
+                r.principal.uc_name().eq_ignore_ascii_case(&principal)
+                    && r.securable.full_name() == name
+                    && r.securable.securable_type().as_str() == kind
+                    && r.approvals.contains(&approval)
+            })
     }
 
     fn accept(

@@ -22,13 +22,13 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use uc_access::app::{self, AppState, Application, Services};
 use uc_access::auth::BasicCredentials;
-use uc_access::auth::local_issuer::{
-    self, LOCAL_AUDIENCE, LocalCaller, LocalIssuer, local_auth_settings,
-};
 use uc_access::functions::http_function_names;
 use uc_access::settings::{Env, Settings};
-use uc_access::standin::{Fault, FaultKind, Seed, StandIn, demo};
 use uc_access::usecases::Clock;
+use uc_access_dev::local_issuer::{
+    self, LOCAL_AUDIENCE, LocalCaller, LocalIssuer, local_auth_settings,
+};
+use uc_access_standin::{Fault, FaultKind, Seed, StandIn, demo};
 
 /// Where every log line goes.
 #[derive(Clone, Default)]
@@ -133,7 +133,7 @@ async fn no_secret_token_or_password_reaches_a_log_line_or_an_answer() {
         .await
         .unwrap();
     let base_url = local::base(app.local_addr().unwrap().port());
-    let env = uc_access::local::local_env(
+    let env = uc_access_dev::local::local_env(
         Env::from_pairs([("DATABRICKS_CLIENT_SECRET", client_secret.as_str())]),
         &url::Url::parse(standin.base_url()).unwrap(),
         dir.path(),
@@ -439,6 +439,6 @@ async fn no_secret_token_or_password_reaches_a_log_line_or_an_answer() {
 
 mod local {
     pub fn base(port: u16) -> url::Url {
-        uc_access::local::base_url(port)
+        uc_access_dev::local::base_url(port)
     }
 }

@@ -6,7 +6,7 @@ use axum::body::{Body, to_bytes};
 use axum::http::{Request, StatusCode, header};
 use serde_json::{Value, json};
 use tower::ServiceExt;
-use uc_access::standin::{Fault, FaultKind, Seed, StandIn, StandInState, demo};
+use uc_access_standin::{Fault, FaultKind, Seed, StandIn, StandInState, demo};
 
 fn state() -> StandInState {
     StandIn::builder()

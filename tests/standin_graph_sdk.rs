@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 
 use serde_json::{Value, json};
-use uc_access::standin::{Seed, StandIn, demo};
+use uc_access_standin::{Seed, StandIn, demo};
 
 fn python() -> PathBuf {
     std::env::var_os("UC_ACCESS_PYTHON")

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 
 use serde_json::{Value, json};
-use uc_access::standin::{Seed, StandIn, demo};
+use uc_access_standin::{Seed, StandIn, demo};
 
 fn python() -> PathBuf {
     std::env::var_os("UC_ACCESS_PYTHON")
@@ -259,7 +259,7 @@ async fn the_official_python_sdk_sees_the_stand_in_behave_like_databricks() {
 /// The product's own Rust clients, against the same stand-in after the SDK's run, see the same grants,
 /// effective privileges, users and errors the SDK reported.
 async fn our_client_sees_what_the_sdk_saw(
-    standin: &uc_access::standin::RunningStandIn,
+    standin: &uc_access_standin::RunningStandIn,
     seen: &Value,
 ) {
     use std::sync::Arc;

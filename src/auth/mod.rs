@@ -8,7 +8,6 @@ mod bearer;
 mod caller;
 mod error;
 mod keys;
-pub mod local_issuer;
 mod settings;
 
 pub use audience::{

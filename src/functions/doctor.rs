@@ -69,6 +69,21 @@ pub async fn run(services: &Services) -> Report {
     doctor(services).run(Check::settings(Ok(()))).await
 }
 
+/// Prints a report on standard output (as text, or as the JSON `GET /api/doctor` answers); the exit code
+/// says whether every check passed.
+pub fn print(report: &Report, json: bool) -> anyhow::Result<std::process::ExitCode> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+    } else {
+        println!("{report}");
+    }
+    Ok(if report.ok {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::FAILURE
+    })
+}
+
 pub async fn handle(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -7,7 +7,7 @@
 use base64::Engine;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use uc_access::standin::demo;
+use uc_access_standin::demo;
 
 use crate::helpers::{TestApp, callback_body};
 
@@ -715,9 +715,9 @@ async fn self_approval_is_denied_on_both_paths() {
 async fn a_group_spelled_like_a_forbidden_group_in_another_case_is_refused_without_any_change() {
     // Unity Catalog keeps `Platform Admins` and `platform admins` apart: the look-alike is a real
     // group, and the forbidden list must stop it too.
-    let mut seed = uc_access::standin::Seed::demo();
+    let mut seed = uc_access_standin::Seed::demo();
     for (id, name) in [("3801", "Platform Admins"), ("3802", "platform admins")] {
-        seed.groups.push(uc_access::standin::SeedGroup {
+        seed.groups.push(uc_access_standin::SeedGroup {
             id: id.into(),
             display_name: name.into(),
             external_id: None,
@@ -755,9 +755,9 @@ async fn a_group_spelled_like_a_forbidden_group_in_another_case_is_refused_witho
 const FRANK: &str = "frank.contractor@contoso.com";
 const FRANK_ENTRA_ID: &str = "0a9b8c7d-6e5f-4a3b-9c2d-1e0f9a8b7c6d";
 
-fn seed_with_frank() -> uc_access::standin::Seed {
-    let mut seed = uc_access::standin::Seed::demo();
-    seed.users.push(uc_access::standin::SeedUser {
+fn seed_with_frank() -> uc_access_standin::Seed {
+    let mut seed = uc_access_standin::Seed::demo();
+    seed.users.push(uc_access_standin::SeedUser {
         id: "1009".into(),
         user_name: FRANK.into(),
         display_name: "Frank Contractor".into(),

@@ -3,7 +3,7 @@
 
 use reqwest::StatusCode;
 use serde_json::Value;
-use uc_access::standin::{Seed, demo};
+use uc_access_standin::{Seed, demo};
 
 use crate::helpers::TestApp;
 
@@ -265,7 +265,7 @@ async fn after_a_v2_token_is_refused_for_its_audience_the_doctor_names_the_value
     assert!(
         detail.contains(unlisted)
             && detail.contains("v2.0")
-            && detail.contains(&uc_access::auth::local_issuer::LOCAL_PURVIEW_APP_ID.to_string()),
+            && detail.contains(&uc_access_dev::local_issuer::LOCAL_PURVIEW_APP_ID.to_string()),
         "{c}"
     );
     let fix = c["fix"].as_str().unwrap();

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use reqwest::StatusCode;
 use serde_json::json;
-use uc_access::standin::demo;
+use uc_access_standin::demo;
 
 use crate::helpers::{TestApp, callback_body};
 
@@ -124,8 +124,8 @@ async fn a_failed_revoke_is_retried_on_a_later_run() {
         .await;
     app.advance(time::Duration::minutes(3));
     app.standin.inject(
-        uc_access::standin::Fault::new(
-            uc_access::standin::FaultKind::Unavailable {
+        uc_access_standin::Fault::new(
+            uc_access_standin::FaultKind::Unavailable {
                 retry_after_secs: None,
             },
             1000,

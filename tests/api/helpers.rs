@@ -10,11 +10,11 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use time::OffsetDateTime;
 use tokio::sync::oneshot;
-use uc_access::auth::local_issuer::{LOCAL_AUDIENCE, LocalCaller, LocalIssuer};
-use uc_access::local::{self, LocalRun};
 use uc_access::settings::Env;
-use uc_access::standin::{Seed, StandInState};
 use uc_access::usecases::Clock;
+use uc_access_dev::local::{self, LocalRun};
+use uc_access_dev::local_issuer::{LOCAL_AUDIENCE, LocalCaller, LocalIssuer};
+use uc_access_standin::{Seed, StandInState};
 
 /// One issuer key for the whole test binary: RSA key generation is the slow part of a start.
 fn data_dir() -> &'static PathBuf {

@@ -14,8 +14,8 @@ use reqwest::StatusCode;
 use serde_json::json;
 use tokio::sync::Semaphore;
 use uc_access::ledger::{GrantState, LedgerStore, ListFilter, LocalLedger};
-use uc_access::standin::privileges::SecurableKind;
-use uc_access::standin::{Seed, SeedSecurable, SeedUser, demo};
+use uc_access_standin::privileges::SecurableKind;
+use uc_access_standin::{Seed, SeedSecurable, SeedUser, demo};
 
 use crate::helpers::TestApp;
 

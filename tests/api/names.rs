@@ -5,7 +5,7 @@
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use uc_access::standin::demo;
+use uc_access_standin::demo;
 
 use crate::helpers::{TestApp, callback_body};
 

@@ -2,7 +2,7 @@
 
 use reqwest::StatusCode;
 use serde_json::json;
-use uc_access::standin::demo;
+use uc_access_standin::demo;
 
 use crate::helpers::TestApp;
 
@@ -225,7 +225,7 @@ async fn two_operators_choosing_the_same_idempotency_key_make_two_grants_and_lea
     let first = app.token("operator");
     let second = app.token(&format!(
         "user:6f1c2d3e-4b5a-4c69-8d7e-9f0a1b2c3d4e:{}",
-        uc_access::auth::local_issuer::OPERATOR_ROLE
+        uc_access_dev::local_issuer::OPERATOR_ROLE
     ));
     let body = |who: &str, table: &str| {
         json!({
@@ -276,7 +276,7 @@ async fn two_operators_choosing_the_same_idempotency_key_make_two_grants_and_lea
 
 #[tokio::test]
 async fn a_failed_early_revoke_answers_a_safe_message_without_databricks_text() {
-    use uc_access::standin::{Fault, FaultKind};
+    use uc_access_standin::{Fault, FaultKind};
     let app = TestApp::spawn().await;
     let token = app.token("operator");
     let (_, granted) = app

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use uc_access::auth::local_issuer::{LOCAL_AUDIENCE, LocalCaller, LocalIssuer};
-use uc_access::standin::demo;
+use uc_access_dev::local_issuer::{LOCAL_AUDIENCE, LocalCaller, LocalIssuer};
+use uc_access_standin::demo;
 
 use crate::helpers::{TestApp, callback_body, fixture};
 
@@ -420,8 +420,8 @@ async fn a_429_storm_longer_than_the_budget_answers_retryable_with_nothing_half_
     let app = TestApp::spawn_with(&[("UC_ACCESS_TIME_BUDGET_SECONDS", "2")]).await;
     // Let the reads and the first PATCH through, then throttle every further PATCH.
     app.standin.inject(
-        uc_access::standin::Fault::new(
-            uc_access::standin::FaultKind::TooManyRequests {
+        uc_access_standin::Fault::new(
+            uc_access_standin::FaultKind::TooManyRequests {
                 retry_after_secs: 5,
             },
             100,
@@ -727,7 +727,7 @@ async fn a_workspace_that_refuses_the_account_token_costs_one_refused_request_an
 
 #[tokio::test]
 async fn a_permission_denial_with_the_account_token_fetches_no_workspace_token() {
-    let seed = uc_access::standin::Seed::demo().without_grant(
+    let seed = uc_access_standin::Seed::demo().without_grant(
         "catalog",
         "sales",
         demo::PRODUCT_CLIENT_ID,
@@ -767,7 +767,7 @@ async fn a_permission_denial_with_the_account_token_fetches_no_workspace_token()
 async fn a_databricks_permission_error_reaches_the_workflow_as_a_code_and_a_safe_message() {
     // The workflow's run history is readable by requesters and approvers: Databricks' own message (which
     // names uc-access's principal and the securable) and the operator hint stay in the log.
-    let seed = uc_access::standin::Seed::demo().without_grant(
+    let seed = uc_access_standin::Seed::demo().without_grant(
         "catalog",
         "sales",
         demo::PRODUCT_CLIENT_ID,

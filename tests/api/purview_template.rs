@@ -7,7 +7,7 @@ use serde_json::json;
 use uc_access::contract::BodyError;
 use uc_access::contract::purview;
 use uc_access::domain::{AccessRequest, WorkspaceRef, Workspaces};
-use uc_access::standin::demo;
+use uc_access_standin::demo;
 
 use crate::dynamic_content::{Arrays, DynamicContent, FREE_TEXT, ready_to_paste_body};
 

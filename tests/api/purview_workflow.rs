@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use serde_json::{Map, Value, json};
 use uc_access::contract::purview::{self, FIELDS};
 use uc_access::domain::{WorkspaceRef, Workspaces};
-use uc_access::standin::demo;
+use uc_access_standin::demo;
 
 use crate::dynamic_content::{Arrays, DynamicContent};
 

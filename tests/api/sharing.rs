@@ -4,7 +4,7 @@
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use uc_access::standin::demo;
+use uc_access_standin::demo;
 
 use crate::helpers::{TestApp, callback_body};
 
@@ -365,7 +365,7 @@ async fn a_shared_dry_run_lists_the_calls_and_creates_nothing() {
 
 #[tokio::test]
 async fn a_failed_step_is_undone_and_the_answer_says_retry() {
-    use uc_access::standin::{Fault, FaultKind};
+    use uc_access_standin::{Fault, FaultKind};
     let (app, _policy) = sharing_app().await;
     // The share permissions PATCH keeps failing: the table added a moment before is taken out again.
     app.standin.inject(

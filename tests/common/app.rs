@@ -5,8 +5,8 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use uc_access::auth::local_issuer::{self, LOCAL_AUDIENCE, LOCAL_PURVIEW_APP_ID, LOCAL_TENANT_ID};
-use uc_access::standin::demo;
+use uc_access_dev::local_issuer::{self, LOCAL_AUDIENCE, LOCAL_PURVIEW_APP_ID, LOCAL_TENANT_ID};
+use uc_access_standin::demo;
 
 pub const BINARY: &str = env!("CARGO_BIN_EXE_uc-access");
 

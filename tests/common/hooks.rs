@@ -20,7 +20,7 @@ use uc_access::domain::{Principal, Securable, TableKind};
 use uc_access::ledger::{
     DueQuery, GrantId, GrantRecord, LedgerError, LedgerStore, ListFilter, Versioned,
 };
-use uc_access::standin::RunningStandIn;
+use uc_access_standin::RunningStandIn;
 use url::Url;
 
 /// What runs before each change a hooked port forwards.

@@ -16,9 +16,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use uc_access::auth::TokenVersion;
-use uc_access::auth::local_issuer::{self, LOCAL_AUDIENCE, LocalCaller, LocalIssuer};
 use uc_access::ledger::{BlobLedger, BlobLedgerOptions, GrantState, LedgerStore, ListFilter};
-use uc_access::standin::{RunningStandIn, Seed, StandIn, demo};
+use uc_access_dev::local_issuer::{self, LOCAL_AUDIENCE, LocalCaller, LocalIssuer};
+use uc_access_standin::{RunningStandIn, Seed, StandIn, demo};
 use uuid::Uuid;
 
 use crate::app::{App, app_settings};

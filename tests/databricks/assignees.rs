@@ -6,8 +6,8 @@
 use uc_access::domain::{AccessRequest, EntraObjectId};
 use uc_access::ledger::LocalLedger;
 use uc_access::policy::Policy;
-use uc_access::standin::{Seed, demo};
 use uc_access::usecases::provision::{ProvisionError, provision};
+use uc_access_standin::{Seed, demo};
 
 use crate::support::{World, all_records, deadline};
 

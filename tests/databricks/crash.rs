@@ -10,11 +10,11 @@ use futures::future::BoxFuture;
 use uc_access::domain::{AccessRequest, Securable, SecurableType};
 use uc_access::ledger::{GrantRecord, GrantState, LocalLedger};
 use uc_access::policy::Policy;
-use uc_access::standin::{Seed, demo};
 use uc_access::usecases::Context;
 use uc_access::usecases::expire::sweep;
 use uc_access::usecases::provision::provision;
 use uc_access::usecases::resolve::Resolver;
+use uc_access_standin::{Seed, demo};
 
 use crate::hooks::{Hook, HookedGrants, HookedLedger, HookedSharing};
 use crate::support::{World, all_records, deadline, skewed_clock};

@@ -16,11 +16,11 @@ use uc_access::ledger::{
     ListFilter, LocalLedger, Versioned,
 };
 use uc_access::policy::Policy;
-use uc_access::standin::{Fault, FaultKind, Seed};
 use uc_access::usecases::Context;
 use uc_access::usecases::expire::sweep;
 use uc_access::usecases::provision::{ProvisionError, provision};
 use uc_access::usecases::resolve::Resolver;
+use uc_access_standin::{Fault, FaultKind, Seed};
 
 use crate::support::{World, all_records, deadline, skewed_clock};
 

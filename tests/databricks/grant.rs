@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use uc_access::domain::{Principal, Privilege, PrivilegeSet, Securable, SecurableType};
 use uc_access::planning::grant::{Facts, plan_grant};
-use uc_access::standin::{Seed, demo};
 use uc_access::usecases::apply::{apply_additions, read_holdings};
+use uc_access_standin::{Seed, demo};
 
 use crate::support::{World, deadline};
 

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use uc_access::domain::{EntraObjectId, PrincipalKind, PrincipalQuery};
 use uc_access::graph::GraphError;
-use uc_access::standin::{Fault, FaultKind, Seed, demo};
 use uc_access::usecases::resolve::{ResolveError, ResolvePath, Resolver};
+use uc_access_standin::{Fault, FaultKind, Seed, demo};
 
 use crate::support::{World, deadline};
 

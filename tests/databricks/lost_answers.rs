@@ -8,9 +8,9 @@ use std::time::Duration;
 use uc_access::domain::{EntraObjectId, PrincipalKind, ProvisioningMode};
 use uc_access::ledger::GrantState;
 use uc_access::policy::Policy;
-use uc_access::standin::{Fault, FaultKind, Seed, demo};
 use uc_access::usecases::provision::{Status, provision};
 use uc_access::usecases::resolve::{ResolveError, Resolver};
+use uc_access_standin::{Fault, FaultKind, Seed, demo};
 
 use crate::support::{World, all_records, deadline};
 

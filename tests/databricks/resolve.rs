@@ -5,8 +5,8 @@ use std::time::Duration;
 use uc_access::domain::{
     ApplicationId, EntraObjectId, PrincipalKind, PrincipalQuery, PrincipalStatus,
 };
-use uc_access::standin::{Seed, demo};
 use uc_access::usecases::resolve::{ResolveError, Resolver};
+use uc_access_standin::{Seed, demo};
 
 use crate::support::{World, deadline};
 

@@ -6,9 +6,9 @@
 use uc_access::domain::{ApplicationId, EntraObjectId, Operator, PrincipalQuery, RequestSource};
 use uc_access::ledger::LocalLedger;
 use uc_access::policy::Policy;
-use uc_access::standin::{Seed, SeedGroup, SeedUser, demo};
 use uc_access::usecases::provision::{ProvisionError, provision};
 use uc_access::usecases::resolve::MAX_GROUPS_CHECKED;
+use uc_access_standin::{Seed, SeedGroup, SeedUser, demo};
 
 use crate::support::{World, all_records, deadline};
 

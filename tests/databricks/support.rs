@@ -14,9 +14,9 @@ use uc_access::domain::{
 };
 use uc_access::ledger::{GrantRecord, GrantState, LedgerStore, ListFilter, LocalLedger};
 use uc_access::policy::Policy;
-use uc_access::standin::{RunningStandIn, Seed, StandIn, demo};
 use uc_access::usecases::resolve::Resolver;
 use uc_access::usecases::{Clock, Context};
+use uc_access_standin::{RunningStandIn, Seed, StandIn, demo};
 use url::Url;
 
 pub struct World {

@@ -14,10 +14,10 @@ use uc_access::ledger::{
     GrantRecord, GrantState, IdempotencyKey, NewGrant, SecurableChange, WorkspaceRef,
 };
 use uc_access::policy::Policy;
-use uc_access::standin::privileges::SecurableKind;
-use uc_access::standin::{Seed, SeedGrant, SeedSecurable, SeedUser, demo};
 use uc_access::usecases::expire::{SWEEP_CHUNK, sweep};
 use uc_access::usecases::provision::provision;
+use uc_access_standin::privileges::SecurableKind;
+use uc_access_standin::{Seed, SeedGrant, SeedSecurable, SeedUser, demo};
 
 use super::support::World;
 

@@ -10,10 +10,10 @@ use std::sync::{Arc, Mutex};
 use uc_access::domain::{GrantDuration, Privilege, Securable, SecurableType};
 use uc_access::ledger::{GrantRecord, GrantState};
 use uc_access::policy::Policy;
-use uc_access::standin::{Seed, demo};
 use uc_access::usecases::Context;
 use uc_access::usecases::expire::sweep;
 use uc_access::usecases::provision::provision;
+use uc_access_standin::{Seed, demo};
 
 use crate::support::{HookedGrants, World, all_records, deadline, skewed_clock};
 
@@ -442,7 +442,7 @@ async fn the_roll_back_of_a_crashed_grant_leaves_a_privilege_of_its_plan_that_it
 
 #[tokio::test]
 async fn a_grant_whose_changes_fail_after_a_handover_removes_what_was_handed_over() {
-    use uc_access::standin::{Fault, FaultKind};
+    use uc_access_standin::{Fault, FaultKind};
     let t = Trust::start().await;
     t.approve(
         SecurableType::Table,
@@ -652,7 +652,7 @@ async fn an_id_first_seen_on_a_duplicate_is_remembered_so_it_never_reopens_the_g
 
 #[tokio::test]
 async fn a_workflow_retry_after_a_failed_apply_still_gets_the_grant() {
-    use uc_access::standin::{Fault, FaultKind};
+    use uc_access_standin::{Fault, FaultKind};
     let t = Trust::start().await;
     t.world.standin.state().inject(
         Fault::new(

@@ -9,9 +9,9 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use uc_access::auth::local_issuer::{self, LOCAL_AUDIENCE, LocalCaller, LocalIssuer};
 use uc_access::ledger::{GrantState, LedgerStore, ListFilter};
-use uc_access::standin::{RunningStandIn, Seed, StandIn, demo};
+use uc_access_dev::local_issuer::{self, LOCAL_AUDIENCE, LocalCaller, LocalIssuer};
+use uc_access_standin::{RunningStandIn, Seed, StandIn, demo};
 
 use crate::app::{App, app_settings};
 use crate::azurite::{Azurite, SDK_REQUEST_LOG};

@@ -67,7 +67,7 @@ mod tests {
 
     use super::*;
     use crate::graph::{GraphClient, StaticGraphToken};
-    use crate::standin::{Seed, StandIn, demo};
+    use uc_access_standin::{Seed, StandIn, demo};
 
     #[tokio::test]
     async fn each_graph_permission_is_its_own_check_and_a_missing_one_names_the_permission() {

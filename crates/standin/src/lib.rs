@@ -291,7 +291,7 @@ impl Drop for RunningStandIn {
     }
 }
 
-/// Serves a stand-in on `addr` until Ctrl-C (for `uc-access standin --port N`).
+/// Serves a stand-in on `addr` until Ctrl-C (for `uc-access-dev standin --port N`).
 pub async fn serve_standin(addr: SocketAddr, seed: Seed) -> io::Result<()> {
     let running = StandIn::builder().seed(seed).start(addr).await?;
     tracing::info!(

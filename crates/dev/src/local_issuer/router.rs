@@ -1,5 +1,5 @@
 //! The local issuer's HTTP face: the v2.0 and v1.0 OpenID configurations and their key sets, the
-//! documents the [`Authenticator`](crate::auth::Authenticator) fetches from Entra in production, at the
+//! documents the [`Authenticator`](uc_access::auth::Authenticator) fetches from Entra in production, at the
 //! paths Entra uses under a tenant (`/v2.0/.well-known/…`, `/.well-known/…`, `/discovery/v2.0/keys`,
 //! `/discovery/keys`).
 

@@ -1,4 +1,4 @@
-//! The identities the local issuer can mint tokens for, parsed from the `uc-access token <caller>` argument.
+//! The identities the local issuer can mint tokens for, parsed from the `uc-access-dev token <caller>` argument.
 
 use std::fmt;
 use std::str::FromStr;

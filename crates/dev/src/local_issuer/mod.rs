@@ -1,7 +1,7 @@
 //! A local stand-in for Entra ID so a newcomer can curl the local run: its own RSA key persisted on disk,
 //! a v2.0 and a v1.0 OpenID configuration and key set served over HTTP (laid out as Entra lays them out),
 //! and tokens minted for preset callers in either version's shape. The local run validates these tokens
-//! with the very same [`Authenticator`](super::Authenticator) as production. Production never reaches
+//! with the very same [`Authenticator`](uc_access::auth::Authenticator) as production. Production never reaches
 //! into this module; only the local run, the tests and the benchmarks do.
 
 mod caller;
@@ -21,8 +21,8 @@ use uuid::Uuid;
 
 pub use caller::{InvalidLocalCaller, LocalCaller};
 
-use super::audience::TokenVersion;
-use super::settings::{AuthSettings, Callers, FunctionAccess};
+use uc_access::auth::TokenVersion;
+use uc_access::auth::{AuthSettings, Callers, FunctionAccess};
 
 /// Where the lead mounts [`LocalIssuer::router`]: `app.nest(MOUNT_PATH, issuer.router())`.
 pub const MOUNT_PATH: &str = "/local-issuer";
@@ -288,7 +288,7 @@ impl LocalIssuer {
         self.mint_as(TokenVersion::V2, caller, audience, lifetime)
     }
 
-    /// A signed token for `caller` in `version`'s shape (what `uc-access token <caller>` prints).
+    /// A signed token for `caller` in `version`'s shape (what `uc-access-dev token <caller>` prints).
     pub fn mint_as(
         &self,
         version: TokenVersion,
@@ -372,7 +372,7 @@ mod tests {
             "http://127.0.0.1:7071/local-issuer/v2.0/.well-known/openid-configuration"
         );
         assert_eq!(
-            crate::auth::derive_v1_openid_configuration_url(&v2_url)
+            uc_access::auth::derive_v1_openid_configuration_url(&v2_url)
                 .unwrap()
                 .as_str(),
             "http://127.0.0.1:7071/local-issuer/.well-known/openid-configuration",

@@ -1,5 +1,5 @@
 //! The local issuer's RSA key: generated once (2048 bits, aws-lc-rs), stored as PKCS#8 with mode 0600 so
-//! the server and a separate `uc-access token` process sign and verify with the same key.
+//! the server and a separate `uc-access-dev token` process sign and verify with the same key.
 
 use std::fs;
 use std::io::{ErrorKind, Write};

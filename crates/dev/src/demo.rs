@@ -1,4 +1,4 @@
-//! `uc-access demo`: the whole loop on the local run, non-interactively, narrated — an approval becomes a
+//! `uc-access-dev demo`: the whole loop on the local run, non-interactively, narrated — an approval becomes a
 //! grant, the grant expires, the timer revokes it. Every step is checked against the Databricks stand-in;
 //! the demo succeeds only if all of it really happened.
 //!
@@ -14,11 +14,11 @@ use anyhow::{Context as _, bail, ensure};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use crate::auth::local_issuer::{LOCAL_AUDIENCE, LocalCaller};
 use crate::local::LocalRun;
-use crate::settings::Env;
-use crate::standin::{StandInState, demo};
-use crate::usecases::Clock;
+use crate::local_issuer::{LOCAL_AUDIENCE, LocalCaller};
+use uc_access::settings::Env;
+use uc_access::usecases::Clock;
+use uc_access_standin::{StandInState, demo};
 
 fn say(step: &str, text: &str) {
     println!("\n[{step}] {text}");

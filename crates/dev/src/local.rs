@@ -12,12 +12,12 @@ use std::sync::Arc;
 
 use url::Url;
 
-use crate::app::{self, AppState, Application, Services};
-use crate::auth::local_issuer::{self, LocalIssuer};
-use crate::functions::http_function_names;
-use crate::settings::{Env, RevokeSchedule, Settings};
-use crate::standin::{RunningStandIn, Seed, StandIn, demo};
-use crate::usecases::{Clock, system_clock};
+use crate::local_issuer::{self, LocalIssuer};
+use uc_access::app::{self, AppState, Application, Services};
+use uc_access::functions::http_function_names;
+use uc_access::settings::{Env, RevokeSchedule, Settings};
+use uc_access::usecases::{Clock, system_clock};
+use uc_access_standin::{RunningStandIn, Seed, StandIn, demo};
 
 /// Where the local run keeps its state (issuer key, ledger).
 pub const DEFAULT_DATA_DIR: &str = ".uc-access";
@@ -48,7 +48,7 @@ pub fn local_env(env: Env, standin: &Url, data_dir: &Path) -> Env {
         .with_default("DATABRICKS_CLIENT_ID", demo::PRODUCT_CLIENT_ID)
         .with_default("DATABRICKS_CLIENT_SECRET", demo::PRODUCT_CLIENT_SECRET)
         // The stand-in's seed gives the product MANAGE on these two.
-        .with_default(crate::settings::GOVERNED_CATALOGS, "sales,hr")
+        .with_default(uc_access::settings::GOVERNED_CATALOGS, "sales,hr")
         // The stand-in also serves Microsoft Graph for its tenant.
         .with_default("UC_ACCESS_RESOLVE_WITH_GRAPH", "true")
         .with_default("GRAPH_ENDPOINT", standin.clone())
@@ -109,8 +109,8 @@ impl LocalRun {
         // The local run listens where it bound (loopback, any port), whatever UC_ACCESS_BIND_ADDRESS says;
         // the doctor reports this address.
         settings.server.addr = app.local_addr()?;
-        let http = crate::outbound::http_client();
-        let ledger = crate::ledger::open(&settings.ledger, &http)?;
+        let http = uc_access::outbound::http_client();
+        let ledger = uc_access::ledger::open(&settings.ledger, &http)?;
         let graph = app::graph_client(&settings, &http)?;
         let (auth, clients) = app::outbound_clients(&settings, http)?;
         let clients = clients
@@ -119,7 +119,7 @@ impl LocalRun {
             &settings,
             auth,
             Some(clients),
-            graph.map(|g| g as Arc<dyn crate::graph::GraphApi>),
+            graph.map(|g| g as Arc<dyn uc_access::graph::GraphApi>),
             ledger,
             clock,
         );
