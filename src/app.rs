@@ -478,3 +478,25 @@ pub async fn shutdown_signal() {
         _ = terminate => {},
     }
 }
+
+/// A binary's `main`: runs `main` on a multi-threaded runtime and turns its result into the exit code,
+/// printing an error as `<program>: <error and its causes>` on standard error.
+pub fn run_main(
+    program: &str,
+    main: impl Future<Output = anyhow::Result<std::process::ExitCode>>,
+) -> std::process::ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("{program}: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(main).unwrap_or_else(|e| {
+        eprintln!("{program}: {e:#}");
+        std::process::ExitCode::FAILURE
+    })
+}

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use uc_access::app::{
-    AppState, Application, Services, router, shutdown_signal, unconfigured_router,
+    AppState, Application, Services, router, run_main, shutdown_signal, unconfigured_router,
 };
 use uc_access::secrets::with_vault_secrets;
 use uc_access::settings::{Env, ServerSettings, Settings, SettingsError};
@@ -40,30 +40,12 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("uc-access: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result: anyhow::Result<ExitCode> = runtime.block_on(async {
+    run_main("uc-access", async {
         match cli.command.unwrap_or(Command::Serve) {
-            Command::Serve => serve(Env::from_process()).await,
-            Command::Doctor { json } => return run_doctor(json).await,
+            Command::Serve => serve(Env::from_process()).await.map(|()| ExitCode::SUCCESS),
+            Command::Doctor { json } => run_doctor(json).await,
         }
-        .map(|()| ExitCode::SUCCESS)
-    });
-    match result {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("uc-access: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    })
 }
 
 async fn serve(env: Env) -> anyhow::Result<()> {

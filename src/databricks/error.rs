@@ -332,6 +332,14 @@ impl DatabricksError {
             )
     }
 
+    /// Whether Unity Catalog refused a change because a privilege does not apply to the securable
+    /// (`INVALID_PARAMETER_VALUE`, "Privilege MODIFY is not applicable to this entity [<name>:TABLE/TABLE_VIEW]…"):
+    /// a request that can never succeed as asked.
+    pub fn is_privilege_not_applicable(&self) -> bool {
+        matches!(self, Self::InvalidParameter { upstream }
+            if upstream.message.contains("is not applicable to this entity"))
+    }
+
     /// How long Databricks asked us to wait, when it said so (or when the retry policy gave up before
     /// waiting that long).
     pub fn retry_after(&self) -> Option<Duration> {

@@ -185,3 +185,26 @@ fn long_bodies_are_truncated() {
     let e = up(500, &"x".repeat(5000));
     assert!(e.message.len() <= MAX_MESSAGE + 3);
 }
+
+#[test]
+fn a_privilege_that_does_not_apply_is_told_apart_from_other_invalid_parameters() {
+    let not_applicable = DatabricksError::from_response(
+        up(
+            400,
+            r#"{"error_code":"INVALID_PARAMETER_VALUE","message":"Privilege MODIFY is not applicable to this entity [sales.reporting.orders_summary:TABLE/TABLE_VIEW]. If this seems unexpected, please check the privilege version of the metastore in use [1.0]."}"#,
+        ),
+        None,
+    );
+    assert!(
+        not_applicable.is_privilege_not_applicable(),
+        "{not_applicable:?}"
+    );
+    let other = DatabricksError::from_response(
+        up(
+            400,
+            r#"{"error_code":"INVALID_PARAMETER_VALUE","message":"Privilege USAGE is not a valid privilege."}"#,
+        ),
+        None,
+    );
+    assert!(!other.is_privilege_not_applicable());
+}

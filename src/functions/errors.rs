@@ -72,7 +72,7 @@ pub fn databricks_error(e: &DatabricksError) -> ApiError {
             "feature_disabled",
             "a lookup this request needs is disabled in this deployment; ask the platform team, quoting the requestId",
         ),
-        DatabricksError::InvalidParameter { .. } if says_not_applicable(e) => ApiError::new(
+        DatabricksError::InvalidParameter { .. } if e.is_privilege_not_applicable() => ApiError::new(
             StatusCode::BAD_REQUEST,
             PRIVILEGE_NOT_APPLICABLE,
             "Unity Catalog does not allow one of the requested privileges on this securable (MODIFY on a view, REFRESH on a plain table...); ask for privileges the object takes. uc-access takes back anything it had added for this request.",
@@ -198,18 +198,6 @@ pub fn provision_error(e: &ProvisionError) -> ApiError {
 
 /// The code of a privilege the securable cannot take, found by uc-access or told by Unity Catalog.
 pub const PRIVILEGE_NOT_APPLICABLE: &str = "privilege_not_applicable";
-
-/// Whether Unity Catalog refused a change because a privilege does not apply to the securable
-/// (`INVALID_PARAMETER_VALUE`, "Privilege MODIFY is not applicable to this entity [TABLE/TABLE_VIEW:…]"):
-/// a request that can never succeed, for table kinds uc-access does not check itself.
-fn says_not_applicable(e: &DatabricksError) -> bool {
-    match e {
-        DatabricksError::InvalidParameter { upstream } => upstream
-            .message
-            .contains("is not applicable to this entity"),
-        _ => false,
-    }
-}
 
 #[cfg(test)]
 mod tests {
@@ -367,5 +355,21 @@ mod tests {
                 assert!(!answer.message.contains(setting), "{e:?}: {answer}");
             }
         }
+    }
+
+    #[test]
+    fn unity_catalogs_not_applicable_refusal_is_a_400_of_its_own_without_its_text() {
+        let e = DatabricksError::from_response(
+            Upstream::from_body(
+                "PATCH /x".into(),
+                400,
+                br#"{"error_code":"INVALID_PARAMETER_VALUE","message":"Privilege MODIFY is not applicable to this entity [a.b.v:TABLE/TABLE_VIEW]."}"#,
+            ),
+            None,
+        );
+        let answer = databricks_error(&e);
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+        assert_eq!(answer.code, PRIVILEGE_NOT_APPLICABLE);
+        assert!(!answer.message.contains("a.b.v"), "{answer}");
     }
 }

@@ -427,15 +427,17 @@ impl GrantRecord {
         }
     }
 
-    /// Remembers an approval id (once; the oldest are forgotten past [`MAX_APPROVAL_IDS`]).
-    pub fn note_approval(&mut self, id: String) {
+    /// Remembers an approval id (once; the oldest are forgotten past [`MAX_APPROVAL_IDS`]). Answers
+    /// whether it was new, so the record needs writing.
+    pub fn note_approval(&mut self, id: String) -> bool {
         if self.approvals.contains(&id) {
-            return;
+            return false;
         }
         self.approvals.push(id);
         if self.approvals.len() > MAX_APPROVAL_IDS {
             self.approvals.remove(0);
         }
+        true
     }
 
     /// When this record last took an approval: its first delivery, a reopening or a renewal.

@@ -718,17 +718,16 @@ pub(super) async fn follow_existing(
                     // that does not move the expiry): a later delivery of it, whatever duration that
                     // one carries, is then known as the same approval, never extends the grant and,
                     // once the grant has ended, never reopens it.
-                    let unseen = approval_id(request)
-                        .filter(|id| !existing.record.approvals.iter().any(|a| a == id));
-                    let Some(id) = unseen else {
+                    let noted =
+                        approval_id(request).is_some_and(|id| existing.record.note_approval(id));
+                    if !noted {
                         return Ok(answer_existing(
                             existing.record,
                             principal,
                             decision,
                             duplicate,
                         ));
-                    };
-                    existing.record.note_approval(id);
+                    }
                     match ctx.ledger.update(&existing).await {
                         Ok(stored) => {
                             return Ok(answer_existing(

@@ -226,6 +226,26 @@ impl TestApp {
             .unwrap_or_default()
     }
 
+    /// The app with a policy file (`UC_ACCESS_POLICY_FILE`); the returned guard keeps its folder alive.
+    pub async fn with_policy(policy: &str) -> (Self, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("policy.toml");
+        std::fs::write(&file, policy).unwrap();
+        let app = Self::spawn_with(&[("UC_ACCESS_POLICY_FILE", file.to_str().unwrap())]).await;
+        (app, dir)
+    }
+
+    /// The paths (still percent-encoded) of the requests the stand-in has received that start with
+    /// `prefix`, in order.
+    pub fn standin_paths(&self, prefix: &str) -> Vec<String> {
+        self.standin
+            .requests()
+            .into_iter()
+            .filter(|r| r.path.starts_with(prefix))
+            .map(|r| r.path)
+            .collect()
+    }
+
     /// How many PATCHes the stand-in has received.
     pub fn patches(&self) -> usize {
         self.standin

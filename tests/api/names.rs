@@ -16,14 +16,12 @@ fn asset(path: &str) -> Value {
     json!(format!("databricks://{METASTORE}/{path}"))
 }
 
-/// The app with a policy file; the directory is kept alive by the returned guard.
-async fn app_with_policy(policy: &str) -> (TestApp, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("policy.toml");
-    std::fs::write(&file, policy).unwrap();
-    let app = TestApp::spawn_with(&[("UC_ACCESS_POLICY_FILE", file.to_str().unwrap())]).await;
-    (app, dir)
+/// The table callback for the asset at `path`, asking for `privileges`.
+fn asking(path: &str, privileges: &str) -> String {
+    callback_body(json!({"assetQualifiedName": asset(path), "privileges": privileges}))
 }
+
+const TABLES_API: &str = "/api/2.1/unity-catalog/tables/";
 
 /// Tables may be asked for SELECT, MODIFY and REFRESH.
 const WRITE_POLICY: &str =
@@ -141,18 +139,16 @@ async fn a_view_asset_is_granted_through_the_table_securable_with_either_keyword
         vec!["SELECT"]
     );
     // SELECT depends on no table kind: the table's type was never read.
-    assert!(
-        !app.standin
-            .requests()
-            .iter()
-            .any(|r| r.path.starts_with("/api/2.1/unity-catalog/tables/")),
+    assert_eq!(
+        app.standin_paths(TABLES_API),
+        Vec::<String>::new(),
         "a SELECT request reads no table type"
     );
 }
 
 #[tokio::test]
 async fn modify_on_a_view_and_refresh_on_a_table_are_refused_before_anything_changes() {
-    let (app, _dir) = app_with_policy(WRITE_POLICY).await;
+    let (app, _dir) = TestApp::with_policy(WRITE_POLICY).await;
     let token = app.token("purview");
     let before = app.snapshot();
     for (qualified, privileges, kind) in [
@@ -177,10 +173,7 @@ async fn modify_on_a_view_and_refresh_on_a_table_are_refused_before_anything_cha
             "a table",
         ),
     ] {
-        let body = callback_body(json!({
-            "assetQualifiedName": asset(qualified),
-            "privileges": privileges,
-        }));
+        let body = asking(qualified, privileges);
         let (status, answer) = app.post(PATH, Some(&token), body).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{qualified}: {answer}");
         assert_eq!(answer["error"], "privilege_not_applicable", "{answer}");
@@ -194,17 +187,14 @@ async fn modify_on_a_view_and_refresh_on_a_table_are_refused_before_anything_cha
     );
     // No principal was even looked for: the refusal came before resolving anyone.
     assert!(
-        !app.standin
-            .requests()
-            .iter()
-            .any(|r| r.path.contains("/scim/")),
+        !app.standin_paths("/").iter().any(|p| p.contains("/scim/")),
         "no SCIM request before the refusal"
     );
 }
 
 #[tokio::test]
 async fn privileges_a_kind_of_table_does_take_are_granted() {
-    let (app, _dir) = app_with_policy(WRITE_POLICY).await;
+    let (app, _dir) = TestApp::with_policy(WRITE_POLICY).await;
     let token = app.token("purview");
     for (qualified, privileges, full_name, held) in [
         (
@@ -220,23 +210,13 @@ async fn privileges_a_kind_of_table_does_take_are_granted() {
             vec!["MODIFY"],
         ),
     ] {
-        let body = callback_body(json!({
-            "assetQualifiedName": asset(qualified),
-            "privileges": privileges,
-        }));
+        let body = asking(qualified, privileges);
         let (status, answer) = app.post(PATH, Some(&token), body).await;
         assert_eq!(status, StatusCode::OK, "{qualified}: {answer}");
         assert_eq!(app.held("table", full_name, demo::ALICE), held);
     }
-    let reads: Vec<String> = app
-        .standin
-        .requests()
-        .iter()
-        .filter(|r| r.path.starts_with("/api/2.1/unity-catalog/tables/"))
-        .map(|r| r.path.clone())
-        .collect();
     assert_eq!(
-        reads,
+        app.standin_paths(TABLES_API),
         [
             "/api/2.1/unity-catalog/tables/sales.reporting.daily_totals",
             "/api/2.1/unity-catalog/tables/sales.intl.kunden_%C3%A4",
@@ -247,7 +227,7 @@ async fn privileges_a_kind_of_table_does_take_are_granted() {
 
 #[tokio::test]
 async fn a_missing_table_asked_for_modify_is_not_found_and_changes_nothing() {
-    let (app, _dir) = app_with_policy(WRITE_POLICY).await;
+    let (app, _dir) = TestApp::with_policy(WRITE_POLICY).await;
     let before = app.snapshot();
     let body = callback_body(json!({
         "assetQualifiedName": asset("catalogs/sales/schemas/reporting/tables/nope"),
@@ -262,7 +242,7 @@ async fn a_missing_table_asked_for_modify_is_not_found_and_changes_nothing() {
 #[tokio::test]
 async fn policy_patterns_match_non_ascii_names_after_the_same_lowering() {
     let policy = "[names]\nallow = [\"sales.intl.Kunden_*\"]\n";
-    let (app, _dir) = app_with_policy(policy).await;
+    let (app, _dir) = TestApp::with_policy(policy).await;
     let token = app.token("purview");
     let body = callback_body(json!({
         "assetQualifiedName": asset("catalogs/sales/schemas/intl/tables/KUNDEN_%C3%84"),

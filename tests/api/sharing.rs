@@ -13,18 +13,9 @@ const SHARE: &str = "uc_access_sales_reporting_orders";
 const ALICE_RECIPIENT: &str = "uc_access_5b1f2e3d_4c5b_4a69_8e7f_0a1b2c3d4e5f";
 const BOB_RECIPIENT: &str = "uc_access_6c2a3f4e_5d6c_4b7a_9f80_1b2c3d4e5f60";
 
-/// The app with a policy file; the directory is kept alive by the returned guard.
-async fn app_with_policy(policy: &str) -> (TestApp, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("policy.toml");
-    std::fs::write(&file, policy).unwrap();
-    let app = TestApp::spawn_with(&[("UC_ACCESS_POLICY_FILE", file.to_str().unwrap())]).await;
-    (app, dir)
-}
-
 /// A policy where requests may ask for Delta Sharing.
 async fn sharing_app() -> (TestApp, tempfile::TempDir) {
-    app_with_policy("[provisioning]\nrequestable = [\"delta-sharing\"]\n").await
+    TestApp::with_policy("[provisioning]\nrequestable = [\"delta-sharing\"]\n").await
 }
 
 fn shared(overrides: Value) -> String {
@@ -309,7 +300,7 @@ async fn a_second_table_reuses_the_recipient_and_an_activated_one_needs_no_new_l
 #[tokio::test]
 async fn a_catalog_rule_shares_without_the_request_asking() {
     let (app, _policy) =
-        app_with_policy("[provisioning]\ncatalogs = { sales = \"delta-sharing\" }\n").await;
+        TestApp::with_policy("[provisioning]\ncatalogs = { sales = \"delta-sharing\" }\n").await;
     let (status, answer) = call(&app, callback_body(json!({}))).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["provisioning"], "delta-sharing");
@@ -494,7 +485,7 @@ async fn an_operators_shared_grant_never_receives_the_activation_link() {
 #[tokio::test]
 async fn forbidden_object_ids_and_groups_are_refused_on_the_sharing_path_before_anything_is_created()
  {
-    let (app, _policy) = app_with_policy(&format!(
+    let (app, _policy) = TestApp::with_policy(&format!(
         "[provisioning]\nrequestable = [\"delta-sharing\"]\n[principals]\nforbidden_object_ids = [\"{}\"]\n",
         demo::ALICE_ENTRA_ID
     ))

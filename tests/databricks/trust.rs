@@ -625,6 +625,10 @@ async fn an_approval_that_did_not_move_the_expiry_is_remembered_and_never_extend
     let replayed = t.deliver("PT4H", Some("approval-2")).await.unwrap();
     assert_ne!(replayed.status.as_str(), "extended");
     assert_eq!(replayed.record.unwrap().expires_at, expires);
+    // In Unity Catalog: the access ends with approval 1's thirty minutes, not four hours later.
+    assert_eq!(t.orders_held(), vec!["SELECT"]);
+    t.advance_and_sweep(31 * 60).await;
+    assert!(t.orders_held().is_empty(), "{:?}", t.orders_held());
 }
 
 #[tokio::test]

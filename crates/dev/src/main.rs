@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use uc_access::app::shutdown_signal;
+use uc_access::app::{run_main, shutdown_signal};
 use uc_access::auth::TokenVersion;
 use uc_access::settings::{DEFAULT_PORT, Env};
 use uc_access::telemetry::{self, LogFormat};
@@ -80,17 +80,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("uc-access-dev: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result: anyhow::Result<ExitCode> = runtime.block_on(async {
+    run_main("uc-access-dev", async {
         match cli.command {
             Command::Local {
                 port,
@@ -122,14 +112,7 @@ fn main() -> ExitCode {
             }
         }
         .map(|()| ExitCode::SUCCESS)
-    });
-    match result {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("uc-access-dev: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    })
 }
 
 async fn run_local(port: u16, data_dir: PathBuf, standin_port: u16) -> anyhow::Result<()> {

@@ -10,6 +10,23 @@ use std::time::{Duration, Instant};
 mod process;
 use process::{Handler, blocking_get, free_port};
 
+/// Runs `uc-access-dev <args> --data-dir <dir>` to its end; it must succeed. Answers its standard output.
+fn run_dev(args: &[&str], dir: &std::path::Path) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_uc-access-dev"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{args:?}: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
 fn fixture(path: &str) -> String {
     std::fs::read_to_string(format!(
         "{}/../../tests/fixtures/{path}",
@@ -21,17 +38,7 @@ fn fixture(path: &str) -> String {
 #[test]
 fn the_demo_shows_an_approval_become_a_grant_and_the_grant_revoked_and_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_uc-access-dev"))
-        .args(["demo", "--data-dir"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let stdout = run_dev(&["demo"], dir.path());
     assert!(stdout.contains("\"status\":\"granted\""), "{stdout}");
     assert!(stdout.contains("revoked=1"), "{stdout}");
     assert!(
@@ -70,19 +77,10 @@ fn the_built_binary_grants_a_purview_approval_in_the_stand_in_served_on_its_own_
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let token = Command::new(env!("CARGO_BIN_EXE_uc-access-dev"))
-        .args([
-            "token",
-            "purview",
-            "--port",
-            &port.to_string(),
-            "--data-dir",
-        ])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(token.status.success());
-    let token = String::from_utf8(token.stdout).unwrap().trim().to_owned();
+    let port_arg = port.to_string();
+    let token = run_dev(&["token", "purview", "--port", &port_arg], dir.path())
+        .trim()
+        .to_owned();
 
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -133,17 +131,7 @@ fn the_built_binary_grants_a_purview_approval_in_the_stand_in_served_on_its_own_
 #[test]
 fn the_doctor_of_a_local_run_passes_every_check_and_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_uc-access-dev"))
-        .args(["doctor", "--json", "--data-dir"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let stdout = run_dev(&["doctor", "--json"], dir.path());
     let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(report["ok"], true, "{report:#}");
     assert!(

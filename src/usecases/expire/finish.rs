@@ -7,7 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use time::OffsetDateTime;
 use url::Url;
 
-use super::*;
+use super::revoke::{Lookups, Marked, RevokeOutcome, live_others, patch};
+use super::{ALERT_AFTER_ATTEMPTS, SWEEP_CHUNK, backoff};
 use crate::databricks::{Deadline, PermissionsChange};
 use crate::domain::{Principal, PrivilegeSet, Securable};
 use crate::ledger::{GrantId, GrantRecord, GrantState, LedgerError, SecurableChange, Versioned};
@@ -17,12 +18,12 @@ use crate::usecases::Context;
 use crate::usecases::apply::read_holdings;
 
 /// Looks for live grants of the wave's principals that are not `known` (approved after step 1 of
-/// [`finish_revoke`]) and puts in place for each its own privilege that it relied on and the plan's
-/// `removed` changes took away (directly, or a broader privilege it was met through), claimed in its
-/// record first ([`secure_needs`]). Answers, per (removal index, principal), why that failed: the ending
-/// grants behind the removal are then retried, and the retry, seeing the new grant as staying, plans
-/// the same substitution again. A failure is also logged as an alert and the new grant's id goes into
-/// the run's `alerts`, since its principal lacks access until then.
+/// [`finish_revoke`](super::revoke::finish_revoke)) and puts in place for each its own privilege that it
+/// relied on and the plan's `removed` changes took away (directly, or a broader privilege it was met
+/// through), claimed in its record first ([`secure_needs`]). Answers, per (removal index, principal), why
+/// that failed: the ending grants behind the removal are then retried, and the retry, seeing the new grant as
+/// staying, plans the same substitution again. A failure is also logged as an alert and the new grant's id
+/// goes into the run's `alerts`, since its principal lacks access until then.
 pub(super) async fn restore_for_newcomers(
     ctx: &Context,
     (lookups, names): (&Lookups, &BTreeMap<String, String>),

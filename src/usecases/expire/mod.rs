@@ -293,8 +293,7 @@ async fn reconcile_pending(
 mod finish;
 mod revoke;
 
-use finish::*;
-use revoke::*;
+use revoke::{Marked, Shared, finish_revoke, mark_revoking};
 pub use revoke::{RevokeOutcome, revoke_grants};
 
 /// Why an early revoke was refused.

@@ -7,7 +7,10 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 use url::Url;
 
-use super::*;
+use super::backoff;
+use super::finish::{
+    Need, claims_of, close, hand_over, names_of, restore_for_newcomers, secure_needs,
+};
 use crate::databricks::{Deadline, PermissionsChange};
 use crate::domain::{Principal, PrivilegeSet, Securable};
 use crate::ledger::{GrantId, GrantRecord, GrantState, LedgerError, Versioned};
