@@ -46,7 +46,7 @@ pub struct Services {
     /// Where uc-access is expected to hold `MANAGE` (what the doctor checks).
     pub governed_catalogs: GovernedCatalogs,
     /// The secrets the settings read from Key Vault (what the doctor checks).
-    pub secrets: crate::secrets::VaultProbe,
+    pub secrets: crate::doctor::VaultProbe,
     /// The grant ledger, also when Databricks is not configured (the doctor probes it).
     pub ledger: Arc<dyn LedgerStore>,
     /// Microsoft Graph, when configured (the doctor probes it).
@@ -174,7 +174,7 @@ impl Services {
             time_budget: settings.time_budget,
             workspaces: settings.workspaces.clone(),
             governed_catalogs: settings.governed_catalogs.clone(),
-            secrets: settings.vault_secrets(),
+            secrets: crate::doctor::VaultProbe::of(settings),
             ledger,
             graph,
             provisioning,

@@ -9,10 +9,10 @@ use clap::{Parser, Subcommand};
 use uc_access::app::{
     AppState, Application, Services, router, run_main, shutdown_signal, unconfigured_router,
 };
-use uc_access::secrets::with_vault_secrets;
+use uc_access::doctor::{Check, Report};
+use uc_access::settings::with_vault_secrets;
 use uc_access::settings::{Env, ServerSettings, Settings, SettingsError};
 use uc_access::telemetry::{self, LogFormat};
-use uc_access::usecases::doctor::{Check, Report};
 
 #[derive(Debug, Parser)]
 #[command(

@@ -18,12 +18,13 @@ use time::macros::datetime;
 use tower::ServiceExt;
 use uc_access::contract::{grant_access, principal, purview};
 use uc_access::databricks::DirectoryEntry;
+use uc_access::databricks::grant_calls as calls;
 use uc_access::domain::{
     EntraObjectId, GrantDuration, Principal, PrincipalKind, PrincipalStatus, Privilege, Securable,
     SecurableType, WorkspaceRef as DomainWorkspace, Workspaces,
 };
 use uc_access::error::{ApiError, ErrorBody};
-use uc_access::functions::answer::{Answer, calls};
+use uc_access::functions::answer::Answer;
 use uc_access::functions::list_grants::{ListAnswer, ListQuery, QUERY_PARAMETERS};
 use uc_access::functions::revoke_access::{self, RevokeAnswer};
 use uc_access::functions::{FUNCTIONS, Trigger, resolve_principal};
@@ -1114,7 +1115,7 @@ fn the_oauth_connection_signs_in_with_entra_id_and_needs_no_function_key() {
 
 #[test]
 fn the_doctor_report_documents_every_key_of_a_check() {
-    use uc_access::usecases::doctor::{Check, Report};
+    use uc_access::doctor::{Check, Report};
     let doc = document();
     let report = serde_json::to_value(Report::new(vec![Check::fail(
         "catalog.sales",

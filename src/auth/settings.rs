@@ -10,8 +10,8 @@ use url::Url;
 use uuid::Uuid;
 
 use super::audience::{self, AudienceNotice};
+use crate::env::{Env, SettingsError};
 use crate::secrets::LiveSecret;
-use crate::settings::{Env, SettingsError};
 
 pub const TENANT_ID: &str = "AUTH_TENANT_ID";
 pub const AUDIENCE: &str = "AUTH_AUDIENCE";

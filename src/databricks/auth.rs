@@ -532,7 +532,7 @@ mod tests {
         let shared = DatabricksAuth::shared(Numbered::new("entra"));
         assert!(shared.m2m_workspace(&host).is_none());
 
-        let settings = DatabricksSettings::from_env(&crate::settings::Env::from_pairs([
+        let settings = DatabricksSettings::from_env(&crate::env::Env::from_pairs([
             (
                 "DATABRICKS_ACCOUNT_ID",
                 "11111111-2222-3333-4444-555555555555",

@@ -7,8 +7,9 @@ use url::Url;
 
 use super::auth::DatabricksAuth;
 use super::error::DatabricksError;
-use super::http::{Call, Transport, encode_segment};
+use super::http::{Call, Transport};
 use super::retry::Deadline;
+use super::uc_paths::UcPath;
 use crate::domain::{Name, Securable};
 
 /// What `GET /api/2.1/unity-catalog/catalogs/{name}` tells about a catalog.
@@ -40,11 +41,7 @@ impl CatalogsClient {
         name: &Name,
         deadline: Deadline,
     ) -> Result<CatalogInfo, DatabricksError> {
-        let mut url = workspace.clone();
-        url.set_path(&format!(
-            "/api/2.1/unity-catalog/catalogs/{}",
-            encode_segment(name.as_str())
-        ));
+        let url = UcPath::Catalog(name.as_str()).url(workspace);
         let tokens = self.auth.workspace(workspace);
         self.transport
             .json(&*tokens, &Call::get(url), deadline)

@@ -13,6 +13,7 @@ mod scim;
 mod settings;
 mod sharing;
 mod token;
+mod uc_paths;
 
 use std::sync::Arc;
 
@@ -40,6 +41,7 @@ pub use token::{
     AZURE_DATABRICKS_RESOURCE, BearerToken, EntraClientSecretSource, EntraTokenSource,
     OAuthM2mTokenSource, StaticToken, TokenSource,
 };
+pub use uc_paths::{UC_ROOT, UcPath, grant_calls, share_step_call};
 
 /// The clients built once at start from the settings, sharing one transport (and request counter) and
 /// one set of token caches.

@@ -13,8 +13,9 @@ use url::Url;
 
 use super::auth::DatabricksAuth;
 use super::error::DatabricksError;
-use super::http::{Call, Transport, decode, encode_segment, json_body};
+use super::http::{Call, Transport, decode, json_body};
 use super::retry::{Deadline, Idempotency};
+use super::uc_paths::UcPath;
 use crate::domain::{Principal, Privilege, PrivilegeSet, Securable, TableKind};
 use std::sync::Arc;
 
@@ -255,16 +256,6 @@ impl From<RawEffectiveAssignment> for EffectiveAssignment {
     }
 }
 
-/// Builds the path from raw strings, so the encoding is tested apart from what `Securable` admits.
-fn url_for(workspace: &Url, kind: &str, securable_type: &str, full_name: &str) -> Url {
-    let mut url = workspace.clone();
-    url.set_path(&format!(
-        "/api/2.1/unity-catalog/{kind}/{securable_type}/{}",
-        encode_segment(full_name)
-    ));
-    url
-}
-
 impl GrantsClient {
     pub fn new(transport: Transport, auth: Arc<DatabricksAuth>) -> Self {
         Self { transport, auth }
@@ -274,15 +265,22 @@ impl GrantsClient {
         &self.transport
     }
 
-    /// `{workspace}/api/2.1/unity-catalog/{kind}/{type}/{full_name}`, the name percent-encoded: the
-    /// official SDKs paste it raw, so a `#` or `?` in a name would cut their URL short.
-    fn url(workspace: &Url, kind: &str, securable: &Securable) -> Url {
-        url_for(
-            workspace,
-            kind,
-            securable.securable_type().as_str(),
-            &securable.full_name(),
-        )
+    /// The direct (`effective: false`) or effective permissions of `securable` on `workspace`.
+    fn url(workspace: &Url, effective: bool, securable: &Securable) -> Url {
+        let full_name = securable.full_name();
+        let (securable_type, full_name) = (securable.securable_type().as_str(), full_name.as_str());
+        let path = if effective {
+            UcPath::EffectivePermissions {
+                securable_type,
+                full_name,
+            }
+        } else {
+            UcPath::Permissions {
+                securable_type,
+                full_name,
+            }
+        };
+        path.url(workspace)
     }
 
     /// Reads every page of a paged permissions answer.
@@ -333,7 +331,7 @@ impl GrantsApi for GrantsClient {
         options: &GetPermissionsOptions,
         deadline: Deadline,
     ) -> Result<Vec<PrivilegeAssignment>, DatabricksError> {
-        let url = Self::url(workspace, "permissions", securable);
+        let url = Self::url(workspace, false, securable);
         let base = || {
             let mut call = Call::get(url.clone());
             if let Some(p) = &options.principal {
@@ -369,7 +367,7 @@ impl GrantsApi for GrantsClient {
             .collect();
         let call = Call {
             method: Method::PATCH,
-            url: Self::url(workspace, "permissions", securable),
+            url: Self::url(workspace, false, securable),
             query: Vec::new(),
             body: Some(json_body(&RawChanges { changes: body })),
             // Additive set semantics make a replayed PATCH converge (see `Idempotency::Idempotent`).
@@ -411,7 +409,7 @@ impl GrantsApi for GrantsClient {
         principal: Option<&Principal>,
         deadline: Deadline,
     ) -> Result<Vec<EffectiveAssignment>, DatabricksError> {
-        let url = Self::url(workspace, "effective-permissions", securable);
+        let url = Self::url(workspace, true, securable);
         let base = || {
             let call = Call::get(url.clone());
             match principal {
@@ -433,12 +431,7 @@ impl GrantsApi for GrantsClient {
         table: &Securable,
         deadline: Deadline,
     ) -> Result<TableKind, DatabricksError> {
-        let mut url = workspace.clone();
-        url.set_path(&format!(
-            "/api/2.1/unity-catalog/tables/{}",
-            encode_segment(&table.full_name())
-        ));
-        let call = Call::get(url);
+        let call = Call::get(UcPath::Table(&table.full_name()).url(workspace));
         let tokens = self.auth.workspace(workspace);
         let raw: RawTable = self
             .transport
@@ -465,18 +458,6 @@ mod tests {
         let a: PrivilegeAssignment = raw.privilege_assignments.into_iter().next().unwrap().into();
         assert_eq!(a.privileges, PrivilegeSet::from([Privilege::Select]));
         assert_eq!(a.unrecognised, vec!["FUTURE_THING"]);
-    }
-
-    #[test]
-    fn the_full_name_is_one_encoded_path_segment_whatever_it_holds() {
-        let base = Url::parse("https://adb-1.azuredatabricks.net").unwrap();
-        let url = url_for(&base, "permissions", "table", "cat#1.sch?x.t/y z");
-        assert_eq!(
-            url.as_str(),
-            "https://adb-1.azuredatabricks.net/api/2.1/unity-catalog/permissions/table/cat%231.sch%3Fx.t%2Fy%20z"
-        );
-        assert_eq!(url.query(), None);
-        assert_eq!(url.fragment(), None);
     }
 
     #[test]

@@ -6,8 +6,8 @@ use std::time::Duration;
 use secrecy::SecretString;
 use url::Url;
 
+use crate::env::{Env, SettingsError};
 use crate::secrets::LiveSecret;
-use crate::settings::{Env, SettingsError};
 
 pub const DEFAULT_ACCOUNT_HOST: &str = "https://accounts.azuredatabricks.net";
 

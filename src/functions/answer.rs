@@ -2,15 +2,14 @@
 //! Power Automate flow can read (scalars only, except the exact calls of a dry run).
 
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::databricks::encode_segment;
+use crate::databricks::{grant_calls, share_step_call};
 use crate::domain::{PrincipalKind, ProvisioningMode};
 use crate::ledger::{SecurableChange, ShareGrant};
-use crate::planning::grant::PlannedChange;
-use crate::planning::share::{ShareStep, step_call};
+use crate::planning::share::ShareStep;
 use crate::usecases::provision::{Outcome, Status};
 use crate::usecases::share::ShareOutcome;
 
@@ -67,27 +66,6 @@ fn describe(changes: &[SecurableChange]) -> String {
         })
         .collect::<Vec<_>>()
         .join("; ")
-}
-
-/// The exact `PATCH` calls a plan would make.
-pub fn calls(changes: &[PlannedChange], principal: &str) -> Vec<Value> {
-    changes
-        .iter()
-        .map(|c| {
-            json!({
-                "method": "PATCH",
-                "path": format!(
-                    "/api/2.1/unity-catalog/permissions/{}/{}",
-                    c.securable.securable_type(),
-                    encode_segment(&c.securable.full_name())
-                ),
-                "body": {"changes": [{
-                    "principal": principal,
-                    "add": c.add.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
-                }]},
-            })
-        })
-        .collect()
 }
 
 /// What a sharing grant did, from its record, in the `added` style.
@@ -186,7 +164,7 @@ fn sharing_answer(o: Outcome, s: ShareOutcome) -> Answer {
     let calls = (o.status == Status::Planned).then(|| {
         s.steps
             .iter()
-            .map(|step| step_call(*step, &s.recipient, &s.share, &table))
+            .map(|step| share_step_call(*step, &s.recipient, &s.share, &table))
             .collect()
     });
     Answer {
@@ -241,7 +219,7 @@ impl From<Outcome> for Answer {
             .map(|p| p.as_str())
             .collect::<Vec<_>>()
             .join(",");
-        let plan_calls = o.plan.as_ref().map(|p| calls(&p.changes, &principal));
+        let plan_calls = o.plan.as_ref().map(|p| grant_calls(&p.changes, &principal));
         let would_add = o
             .plan
             .as_ref()

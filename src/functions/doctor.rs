@@ -10,10 +10,10 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 
 use crate::app::{AppState, Services};
+use crate::doctor::{Check, Doctor, Report};
 use crate::error::ApiError;
 use crate::functions::http::accept;
 use crate::functions::{AuthLevel, DOCTOR, FUNCTIONS, Trigger};
-use crate::usecases::doctor::{Check, Doctor, Report};
 
 /// The longest one check may wait: several run one after another within the host's HTTP timeout.
 const CHECK_BUDGET: Duration = Duration::from_secs(10);

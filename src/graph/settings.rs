@@ -6,7 +6,7 @@ use std::fmt;
 use secrecy::SecretString;
 use url::Url;
 
-use crate::settings::{Env, SettingsError};
+use crate::env::{Env, SettingsError};
 
 pub const DEFAULT_GRAPH_ENDPOINT: &str = "https://graph.microsoft.com";
 /// The switch: Graph is used only when it is `true`.

@@ -7,6 +7,7 @@
 //! [`http_bridge`] replays it through the very same router so both paths share one core. Invocation
 //! payloads are accepted from the host's side of loopback only ([`peer`]).
 
+pub mod catalog;
 pub mod http_bridge;
 pub mod peer;
 pub mod timer;

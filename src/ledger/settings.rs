@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use url::Url;
 
-use crate::settings::{Env, SettingsError};
+use crate::env::{Env, SettingsError};
 
 pub const BACKEND_KEY: &str = "LEDGER_BACKEND";
 pub const ACCOUNT_URL_KEY: &str = "LEDGER_BLOB_ACCOUNT_URL";

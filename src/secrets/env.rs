@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use secrecy::SecretString;
 
 use super::{SecretError, SecretName, SecretStore};
-use crate::settings::Env;
+use crate::env::Env;
 
 /// Reads the process environment captured at start (an [`Env`]). Nothing is cached because nothing is
 /// fetched; a variable changed after start is not seen, as with every other setting.

@@ -4,11 +4,9 @@
 mod cache;
 mod env;
 mod error;
-mod inject;
 mod keyvault;
 mod live;
 mod name;
-mod probe;
 mod settings;
 mod startup;
 
@@ -21,11 +19,9 @@ use secrecy::SecretString;
 pub use cache::{CachePolicy, CachedSecrets, DEFAULT_FAILURE_BACKOFF};
 pub use env::EnvSecrets;
 pub use error::SecretError;
-pub use inject::{FromVault, InjectError, STARTUP_BUDGET, SecretUse, with_vault_secrets};
 pub use keyvault::{KeyVaultOptions, KeyVaultRetry, KeyVaultSecrets};
 pub use live::{LiveSecret, MIN_RELOAD_INTERVAL};
 pub use name::SecretName;
-pub use probe::VaultProbe;
 pub use settings::{
     DATABRICKS_CLIENT_SECRET_NAME, DEFAULT_DATABRICKS_CLIENT_SECRET_NAME,
     DEFAULT_PURVIEW_BASIC_PASSWORD_NAME, DEFAULT_STALE_GRACE_SECONDS, DEFAULT_TTL_SECONDS,

@@ -6,7 +6,7 @@ use std::time::Duration;
 use url::Url;
 
 use super::{CachePolicy, SecretName};
-use crate::settings::{Env, SettingsError};
+use crate::env::{Env, SettingsError};
 
 /// The vault, e.g. `https://contoso-uc-access.vault.azure.net/`. Unset: secrets come from the environment.
 pub const KEY_VAULT_URL: &str = "KEY_VAULT_URL";

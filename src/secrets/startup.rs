@@ -10,7 +10,7 @@ use super::{
     CachedSecrets, EnvSecrets, KeyVaultOptions, KeyVaultSecrets, SecretError, SecretRef,
     SecretSource, SecretStore, SecretsSettings,
 };
-use crate::settings::Env;
+use crate::env::Env;
 
 /// The function whose HTTP Basic password is a secret (its Azure function folder and route).
 const PURVIEW_CALLBACK: &str = "purview-callback";
@@ -145,7 +145,7 @@ mod tests {
 
     #[test]
     fn the_function_name_is_the_served_one() {
-        assert_eq!(PURVIEW_CALLBACK, crate::functions::PURVIEW_CALLBACK);
+        assert_eq!(PURVIEW_CALLBACK, crate::host::catalog::PURVIEW_CALLBACK);
     }
 
     #[tokio::test]

@@ -1,17 +1,17 @@
 //! Typed settings, read once from the environment (the Function app's settings) and validated at start:
 //! a bad or missing value stops the process with a message naming the key.
 
-mod env;
 mod governed;
 mod resolve;
 mod schedule;
 mod server;
 mod sharing;
+mod vault;
 mod workspaces;
 
 use std::time::Duration;
 
-pub use env::{Env, SettingsError};
+pub use crate::env::{Env, SettingsError};
 pub use governed::{GOVERNED_CATALOGS, GovernedCatalog, GovernedCatalogs, GovernedSource};
 pub use resolve::{RESOLVE_ORDER, resolve_order};
 pub use schedule::{DEFAULT_SCHEDULE, REVOKE_SCHEDULE, RevokeSchedule};
@@ -19,6 +19,7 @@ pub use server::{BIND_ADDRESS, DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT, Exposure, S
 pub use sharing::{
     DEFAULT_RECIPIENT_NAME, DEFAULT_SHARE_NAME, RECIPIENT_NAME, SHARE_NAME, ShareNaming,
 };
+pub use vault::{FromVault, InjectError, STARTUP_BUDGET, SecretUse, with_vault_secrets};
 pub use workspaces::{
     AUTHORITIES, DEFAULT_WORKSPACE, WORKSPACES, host_string, workspaces_from_env,
 };
@@ -26,7 +27,7 @@ pub use workspaces::{
 use crate::auth::AuthSettings;
 use crate::databricks::DatabricksSettings;
 use crate::domain::Workspaces;
-use crate::functions::http_functions;
+use crate::host::catalog::http_functions;
 use crate::ledger::LedgerSettings;
 use crate::policy::Policy;
 
@@ -63,25 +64,6 @@ pub struct Settings {
 pub const DEFAULT_TIME_BUDGET_SECONDS: u64 = 25;
 
 impl Settings {
-    /// The secrets these settings read through a store (Key Vault), by the setting each stands for.
-    pub fn vault_secrets(&self) -> crate::secrets::VaultProbe {
-        let basic = self
-            .auth
-            .function(crate::functions::PURVIEW_CALLBACK)
-            .and_then(|f| f.basic.as_ref())
-            .map(|b| ("PURVIEW_CALLBACK_BASIC_PASSWORD", b.password.clone()));
-        let databricks = self.databricks.as_ref().and_then(|db| match &db.auth {
-            crate::databricks::AuthSettings::OAuthM2m { client_secret, .. } => {
-                Some(("DATABRICKS_CLIENT_SECRET", client_secret.clone()))
-            }
-            crate::databricks::AuthSettings::AzureClientSecret { client_secret, .. } => {
-                Some(("ARM_CLIENT_SECRET", client_secret.clone()))
-            }
-            _ => None,
-        });
-        crate::secrets::VaultProbe::new(basic.into_iter().chain(databricks))
-    }
-
     /// Reads every setting; caller authentication settings are required.
     pub fn from_env(env: &Env) -> Result<Self, SettingsError> {
         let auth = AuthSettings::from_env(env, &http_functions())?;

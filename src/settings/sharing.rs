@@ -2,8 +2,8 @@
 //! per person (Entra object id). Templates are checked at start; every name they produce is a safe Unity
 //! Catalog identifier (lower-case letters, digits and `_`).
 
-use super::env::{Env, SettingsError};
 use crate::domain::{EntraObjectId, Principal, Securable};
+use crate::env::{Env, SettingsError};
 
 /// The share name template; placeholders `{catalog}`, `{schema}`, `{table}` (all three required).
 pub const SHARE_NAME: &str = "UC_ACCESS_SHARE_NAME";

@@ -2,7 +2,6 @@
 //! through the adapters' narrow traits, call the pure decisions, and apply the result.
 
 pub mod apply;
-pub mod doctor;
 pub mod expire;
 pub mod provision;
 pub mod resolve;

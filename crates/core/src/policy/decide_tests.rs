@@ -414,7 +414,7 @@ fn a_type_may_tighten_the_durations() {
 
 #[test]
 fn every_denial_names_a_documented_rule() {
-    let docs = include_str!("../../docs/policy.md");
+    let docs = include_str!("../../../../docs/policy.md");
     for code in Denial::RULES {
         assert!(
             docs.contains(&format!("`{code}`")),

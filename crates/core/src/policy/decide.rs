@@ -71,7 +71,7 @@ impl Denial {
         Self::SHARING_NEEDS_A_PERSON,
     ];
 
-    pub(crate) fn new(rule: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(rule: &'static str, message: impl Into<String>) -> Self {
         Self {
             rule,
             message: message.into(),

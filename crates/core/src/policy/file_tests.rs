@@ -4,7 +4,7 @@ use std::io::Write;
 
 use super::{POLICY_FILE, Policy, PolicyError};
 use crate::domain::{GrantDuration, Privilege, PrivilegeSet, SecurableType};
-use crate::settings::Env;
+use crate::env::Env;
 
 fn error(toml: &str) -> PolicyError {
     Policy::from_toml(toml).expect_err("expected the policy to be refused")
@@ -45,7 +45,7 @@ fn the_default_policy_allows_select_on_tables_for_thirty_days_up_to_ninety() {
 
 #[test]
 fn the_example_policy_at_the_repository_root_loads() {
-    let source = include_str!("../../policy.example.toml");
+    let source = include_str!("../../../../policy.example.toml");
     let p = Policy::from_toml(source).unwrap();
     assert_eq!(
         p.allowed_types().collect::<Vec<_>>(),

@@ -16,7 +16,7 @@ use crate::domain::{
     ApplicationId, EntraObjectId, GrantDuration, Principal, Privilege, PrivilegeSet,
     ProvisioningMode, SecurableType,
 };
-use crate::settings::{Env, SettingsError};
+use crate::env::{Env, SettingsError};
 
 /// The setting naming the policy file. Unset: the safe default policy.
 pub const POLICY_FILE: &str = "UC_ACCESS_POLICY_FILE";

@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use secrecy::ExposeSecret;
 
-use super::{AppSecrets, LiveSecret, SecretError, SecretRef, SecretsSettings};
+use super::{Env, Settings, SettingsError};
 use crate::databricks::AuthSettings as DatabricksAuth;
-use crate::settings::{Env, Settings, SettingsError};
+use crate::secrets::{AppSecrets, LiveSecret, SecretError, SecretRef, SecretsSettings};
 
 /// Longest start-up wait for Key Vault: the Functions host waits about a minute for readiness.
 pub const STARTUP_BUDGET: Duration = Duration::from_secs(20);
@@ -56,8 +56,8 @@ fn needed(env: &Env) -> Vec<(&'static str, SecretUse)> {
 
 fn settings_vault(settings: &SecretsSettings) -> String {
     match &settings.source {
-        super::SecretSource::KeyVault { vault_url, .. } => vault_url.to_string(),
-        super::SecretSource::Environment => "(environment)".to_owned(),
+        crate::secrets::SecretSource::KeyVault { vault_url, .. } => vault_url.to_string(),
+        crate::secrets::SecretSource::Environment => "(environment)".to_owned(),
     }
 }
 
@@ -86,7 +86,7 @@ impl FromVault {
         for (used_for, secret) in &self.secrets {
             match used_for {
                 SecretUse::BasicPassword => {
-                    let function = crate::functions::PURVIEW_CALLBACK;
+                    let function = crate::host::catalog::PURVIEW_CALLBACK;
                     if let Some(basic) = settings
                         .auth
                         .function(function)
@@ -135,7 +135,12 @@ pub async fn with_vault_secrets(
     }
     let secrets = match AppSecrets::from_settings(&settings, &env, http) {
         Ok(s) => s,
-        Err(e) => return Err(SettingsError::new(super::KEY_VAULT_URL, e.to_string())),
+        Err(e) => {
+            return Err(SettingsError::new(
+                crate::secrets::KEY_VAULT_URL,
+                e.to_string(),
+            ));
+        }
     };
     read_needed(env, &secrets, &settings_vault(&settings)).await
 }
@@ -333,7 +338,10 @@ mod tests {
             ("DATABRICKS_CLIENT_SECRET", "from-start"),
         ]);
         let mut settings = Settings::from_env(&env).unwrap();
-        assert!(settings.vault_secrets().is_empty(), "environment values");
+        assert!(
+            crate::doctor::VaultProbe::of(&settings).is_empty(),
+            "environment values"
+        );
         let store: Arc<dyn crate::secrets::SecretStore> = Arc::new(EnvSecrets::new(Env::default()));
         let secret = |n: &str| SecretRef::new(store.clone(), SecretName::parse(n).unwrap());
         let from_vault = FromVault {
@@ -345,13 +353,13 @@ mod tests {
         };
         from_vault.keep_live(&mut settings);
         assert!(
-            !settings.vault_secrets().is_empty(),
+            !crate::doctor::VaultProbe::of(&settings).is_empty(),
             "what the doctor reads"
         );
 
         let basic = settings
             .auth
-            .function(crate::functions::PURVIEW_CALLBACK)
+            .function(crate::host::catalog::PURVIEW_CALLBACK)
             .and_then(|f| f.basic.clone())
             .unwrap();
         assert_eq!(basic.password.store_name(), Some("pv-basic"));

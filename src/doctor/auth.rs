@@ -129,7 +129,7 @@ fn quoted<S: AsRef<str>>(values: &[S]) -> String {
 mod tests {
     use super::*;
     use crate::auth::AuthSettings;
-    use crate::settings::Env;
+    use crate::env::Env;
 
     const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
     const CLIENT_ID: &str = "6e74172b-be56-4843-9ff4-e66a39bb12e3";

@@ -9,6 +9,9 @@
 mod auth;
 mod databricks;
 mod graph;
+mod vault;
+
+pub use vault::VaultProbe;
 
 use std::fmt;
 use std::time::Duration;
@@ -117,7 +120,7 @@ impl fmt::Display for Report {
 }
 
 /// The secrets adapter's side of the doctor: reads every secret the configuration takes from Key Vault
-/// and reports one check per secret (implemented by [`crate::secrets::VaultProbe`]).
+/// and reports one check per secret (implemented by [`VaultProbe`]).
 #[async_trait]
 pub trait SecretsProbe: Send + Sync + fmt::Debug {
     async fn probe(&self, budget: Duration) -> Vec<Check>;
@@ -275,7 +278,7 @@ mod tests {
 
     #[test]
     fn the_listener_check_fails_when_anyone_may_send_invocations_and_advises_beyond_loopback() {
-        use crate::settings::Env;
+        use crate::env::Env;
 
         let server = |pairs: &[(&str, &str)]| {
             ServerSettings::from_env(&Env::from_pairs(pairs.iter().copied())).unwrap()

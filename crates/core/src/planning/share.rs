@@ -5,10 +5,6 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{Value, json};
-
-use crate::databricks::encode_segment;
-
 /// The property on a recipient that marks it as uc-access's.
 pub const MANAGED_PROPERTY: &str = "uc_access_managed";
 /// The property naming the Entra object id the recipient stands for.
@@ -142,41 +138,6 @@ pub fn plan_share(
         steps.push(ShareStep::GrantSelect);
     }
     Ok(steps)
-}
-
-/// The exact call a step makes (for dry runs). Bodies hold names only, never an activation link.
-pub fn step_call(step: ShareStep, recipient: &str, share: &str, table: &str) -> Value {
-    let shares = "/api/2.1/unity-catalog/shares";
-    let recipients = "/api/2.1/unity-catalog/recipients";
-    let (method, path, body) = match step {
-        ShareStep::CreateRecipient => (
-            "POST",
-            recipients.to_owned(),
-            json!({"name": recipient, "authentication_type": "TOKEN"}),
-        ),
-        ShareStep::ExtendToken => (
-            "PATCH",
-            format!("{recipients}/{}", encode_segment(recipient)),
-            json!({"expiration_time": "<grant expiry>"}),
-        ),
-        ShareStep::RotateToken => (
-            "POST",
-            format!("{recipients}/{}/rotate-token", encode_segment(recipient)),
-            json!({"existing_token_expire_in_seconds": 0}),
-        ),
-        ShareStep::CreateShare => ("POST", shares.to_owned(), json!({"name": share})),
-        ShareStep::AddTable => (
-            "PATCH",
-            format!("{shares}/{}", encode_segment(share)),
-            json!({"updates": [{"action": "ADD", "data_object": {"name": table, "data_object_type": "TABLE"}}]}),
-        ),
-        ShareStep::GrantSelect => (
-            "PATCH",
-            format!("{shares}/{}/permissions", encode_segment(share)),
-            json!({"changes": [{"principal": recipient, "add": ["SELECT"]}]}),
-        ),
-    };
-    json!({"method": method, "path": path, "body": body})
 }
 
 /// What exists, read when sharing grants end.
@@ -376,13 +337,6 @@ mod tests {
             plan_unshare(foreign_recipient, none),
             vec![UnshareStep::RemoveTable]
         );
-    }
-
-    #[test]
-    fn dry_run_calls_name_the_real_paths() {
-        let call = step_call(GrantSelect, "r", "s", "a.b.c");
-        assert_eq!(call["path"], "/api/2.1/unity-catalog/shares/s/permissions");
-        assert_eq!(call["body"]["changes"][0]["add"][0], "SELECT");
     }
 
     #[test]

@@ -5,8 +5,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{LiveSecret, SecretError};
-use crate::usecases::doctor::{Check, SecretsProbe};
+use super::{Check, SecretsProbe};
+use crate::databricks::AuthSettings as DatabricksAuth;
+use crate::host::catalog::PURVIEW_CALLBACK;
+use crate::secrets::{LiveSecret, SecretError};
+use crate::settings::Settings;
 
 /// The secrets a running configuration reads from a store, by the setting each stands for.
 #[derive(Debug, Clone, Default)]
@@ -20,6 +23,25 @@ impl VaultProbe {
         Self {
             secrets: secrets.into_iter().filter(|(_, s)| s.is_stored()).collect(),
         }
+    }
+
+    /// The secrets these settings read through a store (Key Vault), by the setting each stands for.
+    pub fn of(settings: &Settings) -> Self {
+        let basic = settings
+            .auth
+            .function(PURVIEW_CALLBACK)
+            .and_then(|f| f.basic.as_ref())
+            .map(|b| ("PURVIEW_CALLBACK_BASIC_PASSWORD", b.password.clone()));
+        let databricks = settings.databricks.as_ref().and_then(|db| match &db.auth {
+            DatabricksAuth::OAuthM2m { client_secret, .. } => {
+                Some(("DATABRICKS_CLIENT_SECRET", client_secret.clone()))
+            }
+            DatabricksAuth::AzureClientSecret { client_secret, .. } => {
+                Some(("ARM_CLIENT_SECRET", client_secret.clone()))
+            }
+            _ => None,
+        });
+        Self::new(basic.into_iter().chain(databricks))
     }
 
     pub fn is_empty(&self) -> bool {
