@@ -2,7 +2,6 @@
 //! (port 0 in tests) and answers the host's readiness probe at once.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -15,11 +14,6 @@ use axum::{Json, Router, middleware};
 use serde_json::json;
 use tokio::net::TcpListener;
 
-use std::time::Duration;
-
-use crate::auth::Authenticator;
-use crate::databricks::DatabricksClients;
-use crate::domain::{WorkspaceRef, Workspaces};
 use crate::error::ApiError;
 use crate::functions::{
     self, DOCTOR, GRANT_ACCESS, LIST_GRANTS, PURVIEW_CALLBACK, RESOLVE_PRINCIPAL, REVOKE_ACCESS,
@@ -27,200 +21,12 @@ use crate::functions::{
 };
 use crate::host::timer::TimerInfo;
 use crate::host::{InvocationRequest, InvocationResponse, http_bridge};
-use crate::ledger::LedgerStore;
-use crate::settings::{GovernedCatalogs, ServerSettings, Settings, SettingsError};
+use crate::settings::SettingsError;
 use crate::telemetry::{self, INVOCATION_ID_HEADER};
-use crate::usecases::resolve::Resolver;
-use crate::usecases::{Clock, Context, system_clock};
 
-/// Everything the functions need, built once in `main` (or a test) and shared by every request.
-#[derive(Debug)]
-pub struct Services {
-    pub auth: Authenticator,
-    pub max_body_bytes: usize,
-    /// Where the handler listens and who may send it invocation payloads (the router and the doctor).
-    pub server: ServerSettings,
-    /// How long a request may spend waiting on Databricks (retries included).
-    pub time_budget: Duration,
-    pub workspaces: Workspaces,
-    /// Where uc-access is expected to hold `MANAGE` (what the doctor checks).
-    pub governed_catalogs: GovernedCatalogs,
-    /// The secrets the settings read from Key Vault (what the doctor checks).
-    pub secrets: crate::doctor::VaultProbe,
-    /// The grant ledger, also when Databricks is not configured (the doctor probes it).
-    pub ledger: Arc<dyn LedgerStore>,
-    /// Microsoft Graph, when configured (the doctor probes it).
-    pub graph: Option<Arc<dyn crate::graph::GraphApi>>,
-    provisioning: Option<Provisioning>,
-}
-
-/// The Databricks side and the ledger, present once the Databricks settings are given.
-#[derive(Debug)]
-pub struct Provisioning {
-    pub clients: DatabricksClients,
-    pub context: Context,
-}
-
-/// Why the services could not be built from valid settings.
-#[derive(Debug, thiserror::Error)]
-pub enum BuildError {
-    #[error("cannot set up the Databricks clients: {0}")]
-    Databricks(#[from] crate::databricks::DatabricksError),
-    #[error("cannot open the grant ledger: {0}")]
-    Ledger(#[from] crate::ledger::LedgerError),
-    #[error("cannot set up the Microsoft Graph client: {0}")]
-    Graph(#[from] crate::graph::GraphError),
-}
-
-/// The Microsoft Graph client, when the settings switch Graph on, over `http` (the process's one client).
-pub fn graph_client(
-    settings: &Settings,
-    http: &reqwest::Client,
-) -> Result<Option<Arc<crate::graph::GraphClient>>, crate::graph::GraphError> {
-    settings
-        .graph
-        .as_ref()
-        .map(|g| crate::graph::GraphClient::from_settings(g, http.clone()).map(Arc::new))
-        .transpose()
-}
-
-/// The clients that call out — the caller tokens' authenticator (its key set) and, when configured, the
-/// Databricks clients — over `http`, the process's one client ([`crate::outbound`], which says why one).
-/// The key set's requests carry their own timeout.
-pub fn outbound_clients(
-    settings: &Settings,
-    http: reqwest::Client,
-) -> Result<(Authenticator, Option<DatabricksClients>), crate::databricks::DatabricksError> {
-    let clients = settings
-        .databricks
-        .as_ref()
-        .map(|db| DatabricksClients::from_settings(db, http.clone()))
-        .transpose()?;
-    Ok((
-        Authenticator::with_client(settings.auth.clone(), http),
-        clients,
-    ))
-}
-
-impl Services {
-    /// Builds every client from the settings, all sending over `http` (the process's one client,
-    /// [`crate::outbound`]). Nothing is fetched here: keys, tokens and secrets are loaded on first use,
-    /// so the process is ready for the host at once.
-    pub fn build(settings: &Settings, http: reqwest::Client) -> Result<Self, BuildError> {
-        let ledger = crate::ledger::open(&settings.ledger, &http)?;
-        let graph = graph_client(settings, &http)?;
-        let (auth, clients) = outbound_clients(settings, http)?;
-        Ok(Self::assemble_with_graph(
-            settings,
-            auth,
-            clients,
-            graph.map(|g| g as Arc<dyn crate::graph::GraphApi>),
-            ledger,
-            system_clock(),
-        ))
-    }
-
-    /// Builds the services around parts made elsewhere (the local run, tests, benchmarks).
-    pub fn assemble(
-        settings: &Settings,
-        auth: Authenticator,
-        clients: Option<DatabricksClients>,
-        ledger: Arc<dyn LedgerStore>,
-        clock: Clock,
-    ) -> Self {
-        Self::assemble_with_graph(settings, auth, clients, None, ledger, clock)
-    }
-
-    /// [`Services::assemble`] with Microsoft Graph (the resolver's Graph path, Entra account states and
-    /// group assignees), looking object ids up in `settings.resolve_order`.
-    pub fn assemble_with_graph(
-        settings: &Settings,
-        auth: Authenticator,
-        clients: Option<DatabricksClients>,
-        graph: Option<Arc<dyn crate::graph::GraphApi>>,
-        ledger: Arc<dyn LedgerStore>,
-        clock: Clock,
-    ) -> Self {
-        let provisioning = match (clients, settings.databricks.as_ref()) {
-            (Some(clients), Some(db)) => {
-                let mut resolver = Resolver::new(
-                    clients.directory.clone(),
-                    settings.principal_cache_ttl,
-                    db.resolve_by_external_id,
-                );
-                if let Some(graph) = graph.clone() {
-                    resolver = resolver.with_graph(graph);
-                }
-                let resolver = resolver.with_order(settings.resolve_order.clone());
-                let context = Context {
-                    policy: settings.policy.clone(),
-                    resolver,
-                    grants: clients.grants.clone(),
-                    ledger: ledger.clone(),
-                    clock,
-                    sharing: crate::usecases::share::Sharing {
-                        api: clients.sharing.clone(),
-                        naming: settings.share_naming.clone(),
-                    },
-                };
-                Some(Provisioning { clients, context })
-            }
-            _ => None,
-        };
-        Self {
-            auth,
-            max_body_bytes: settings.server.max_body_bytes,
-            server: settings.server.clone(),
-            time_budget: settings.time_budget,
-            workspaces: settings.workspaces.clone(),
-            governed_catalogs: settings.governed_catalogs.clone(),
-            secrets: crate::doctor::VaultProbe::of(settings),
-            ledger,
-            graph,
-            provisioning,
-        }
-    }
-
-    /// The Databricks side, or the answer that says it is not configured.
-    pub fn provisioning(&self) -> Result<&Provisioning, ApiError> {
-        self.provisioning.as_ref().ok_or_else(|| {
-            ApiError::unavailable(
-                "provisioning_not_configured",
-                "uc-access has no Databricks settings yet (DATABRICKS_ACCOUNT_ID, DATABRICKS_HOST and credentials); nothing was done",
-            )
-            .with_retry_after(60)
-        })
-    }
-
-    /// The Databricks clients, when configured (unlike [`Services::provisioning`], absence is no error).
-    pub fn databricks(&self) -> Option<&DatabricksClients> {
-        self.provisioning.as_ref().map(|p| &p.clients)
-    }
-
-    /// The default workspace, or the answer that says none is configured.
-    pub fn default_workspace(&self) -> Result<&WorkspaceRef, ApiError> {
-        self.workspaces.default_workspace().ok_or_else(|| {
-            ApiError::unavailable(
-                "workspace_not_configured",
-                "no default workspace is configured (DATABRICKS_HOST)",
-            )
-        })
-    }
-}
-
-/// The state every handler receives: cheap to clone.
-#[derive(Debug, Clone)]
-pub struct AppState {
-    pub services: Arc<Services>,
-}
-
-impl AppState {
-    pub fn new(services: Services) -> Self {
-        Self {
-            services: Arc::new(services),
-        }
-    }
-}
+pub use crate::services::{
+    AppState, BuildError, Provisioning, Services, graph_client, outbound_clients,
+};
 
 /// Builds the router: readiness at `/`, forwarded HTTP functions at `/api/<name>`, and the invocation
 /// payload protocol at `/<name>` (timers, and HTTP functions when forwarding is off). Invocation payloads
@@ -323,10 +129,10 @@ async fn readiness() -> Json<serde_json::Value> {
 /// name it). The HTTP body inside is then held to `UC_ACCESS_MAX_BODY_BYTES` like a forwarded one.
 pub const MAX_INVOCATION_BYTES: usize = 2 * 1024 * 1024;
 
-/// An invocation payload, or the JSON error answer when it could not be read (too large, cut off): the
-/// same error shape as every other answer, never axum's plain-text rejection.
-fn invocation_body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
-    body.map_err(|rejection| {
+/// An invocation payload, or the JSON error answer when it could not be read (too large, cut off, not
+/// the payload's shape): the same error shape as every other answer, never axum's plain-text rejection.
+fn decode_invocation(body: Result<Bytes, BytesRejection>) -> Result<InvocationRequest, ApiError> {
+    let body = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::payload_too_large(MAX_INVOCATION_BYTES)
         } else {
@@ -335,7 +141,9 @@ fn invocation_body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiErro
                 rejection.body_text()
             ))
         }
-    })
+    })?;
+    serde_json::from_slice(&body)
+        .map_err(|e| ApiError::malformed_body(format!("not an invocation payload: {e}")))
 }
 
 async fn bridged(
@@ -344,16 +152,9 @@ async fn bridged(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let body = match invocation_body(body) {
-        Ok(body) => body,
+    let invocation = match decode_invocation(body) {
+        Ok(invocation) => invocation,
         Err(error) => return error.into_response(),
-    };
-    let invocation: InvocationRequest = match serde_json::from_slice(&body) {
-        Ok(inv) => inv,
-        Err(e) => {
-            return ApiError::malformed_body(format!("not an invocation payload: {e}"))
-                .into_response();
-        }
     };
     let answer = http_bridge::invoke(
         api,
@@ -372,16 +173,9 @@ async fn revoke_expired_invocation(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let body = match invocation_body(body) {
-        Ok(body) => body,
+    let invocation = match decode_invocation(body) {
+        Ok(invocation) => invocation,
         Err(error) => return error.into_response(),
-    };
-    let invocation: InvocationRequest = match serde_json::from_slice(&body) {
-        Ok(inv) => inv,
-        Err(e) => {
-            return ApiError::malformed_body(format!("not an invocation payload: {e}"))
-                .into_response();
-        }
     };
     let timer = match invocation
         .binding(TIMER_BINDING)
@@ -395,7 +189,7 @@ async fn revoke_expired_invocation(
         Ok(report) => report,
         Err(e) => {
             tracing::error!(alert = "revoke_run_failed", error = %e, "the revoke run could not read the ledger");
-            return crate::functions::errors::ledger_error(&e).into_response();
+            return ApiError::from(&e).into_response();
         }
     };
     tracing::info!(

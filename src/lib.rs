@@ -11,6 +11,7 @@ pub mod host;
 pub mod ledger;
 pub mod outbound;
 pub mod secrets;
+pub mod services;
 pub mod settings;
 pub mod telemetry;
 pub mod usecases;

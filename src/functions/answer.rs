@@ -268,15 +268,14 @@ impl From<Outcome> for Answer {
 
 /// Provisions a parsed request and answers it: shared by `purview-callback` and `grant-access`.
 pub async fn provision_and_answer(
-    services: &crate::app::Services,
+    services: &crate::services::Services,
     caller: &crate::auth::Caller,
     request: &crate::domain::AccessRequest,
 ) -> Result<axum::Json<Answer>, crate::error::ApiError> {
     let provisioning = services.provisioning()?;
     let deadline = crate::databricks::Deadline::after(services.time_budget);
-    let outcome = crate::usecases::provision::provision(&provisioning.context, request, deadline)
-        .await
-        .map_err(|e| super::errors::provision_error(&e))?;
+    let outcome =
+        crate::usecases::provision::provision(&provisioning.context, request, deadline).await?;
     let answer = Answer::from(outcome);
     tracing::info!(
         event = "grant.answered",

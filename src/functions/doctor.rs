@@ -5,15 +5,12 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::body::Body;
-use axum::extract::State;
-use axum::http::HeaderMap;
 
-use crate::app::{AppState, Services};
 use crate::doctor::{Check, Doctor, Report};
 use crate::error::ApiError;
-use crate::functions::http::accept;
-use crate::functions::{AuthLevel, DOCTOR, FUNCTIONS, Trigger};
+use crate::functions::http::{Accepted, Doctor as DoctorFunction};
+use crate::functions::{AuthLevel, FUNCTIONS, Trigger};
+use crate::services::Services;
 
 /// The longest one check may wait: several run one after another within the host's HTTP timeout.
 const CHECK_BUDGET: Duration = Duration::from_secs(10);
@@ -84,13 +81,8 @@ pub fn print(report: &Report, json: bool) -> anyhow::Result<std::process::ExitCo
     })
 }
 
-pub async fn handle(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Json<Report>, ApiError> {
-    let services = &state.services;
-    accept(services, DOCTOR, &headers, body).await?;
+pub async fn handle(accepted: Accepted<DoctorFunction>) -> Result<Json<Report>, ApiError> {
+    let services = &accepted.services;
     let report = run(services).await;
     for check in report.checks.iter().filter(|c| !c.ok) {
         tracing::warn!(event = "doctor.failed", check = %check.name, detail = %check.detail, "doctor check failed");

@@ -4,12 +4,43 @@
 use axum::http::StatusCode;
 
 use crate::contract::BodyError;
+use crate::contract::fields::FieldError;
 use crate::databricks::DatabricksError;
 use crate::error::ApiError;
 use crate::graph::GraphError;
 use crate::ledger::{LedgerError, ROLE_NEEDED};
+use crate::usecases::expire::RevokeError;
 use crate::usecases::provision::ProvisionError;
 use crate::usecases::resolve::ResolveError;
+
+/// A wrong field: `400` naming it.
+impl From<FieldError> for ApiError {
+    fn from(e: FieldError) -> Self {
+        Self::from(&BodyError::from(e))
+    }
+}
+
+/// An early revoke refused or not finished. Databricks' own text and the operator detail go to the log,
+/// not to the caller's run history.
+impl From<RevokeError> for ApiError {
+    fn from(e: RevokeError) -> Self {
+        match e {
+            RevokeError::NotFound(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "grant_not_found", e.to_string())
+            }
+            RevokeError::NotRevocable { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "grant_not_revocable", e.to_string())
+            }
+            RevokeError::Failed(_) => ApiError::unavailable(
+                "revoke_failed",
+                "the revoke could not be completed now; the grant is marked failed and the timer retries it. Quote the requestId to the platform team",
+            )
+            .with_retry_after(60)
+            .with_detail(e.to_string()),
+            RevokeError::Ledger(l) => ApiError::from(&l),
+        }
+    }
+}
 
 /// Seconds to suggest when Databricks did not say how long to wait.
 const DEFAULT_RETRY_AFTER: u64 = 5;
@@ -19,12 +50,13 @@ const DEFAULT_RETRY_AFTER: u64 = 5;
 /// securables and privileges), nor the operator hint (settings, hosts, the rights uc-access lacks). Both go
 /// to the log line of the answer (`detail`), with the upstream `error_code`, for the operators and the
 /// doctor.
-pub fn databricks_error(e: &DatabricksError) -> ApiError {
-    let retry_after = e
-        .retry_after()
-        .map(|d| d.as_secs().max(1))
-        .unwrap_or(DEFAULT_RETRY_AFTER);
-    let err = match e {
+impl From<&DatabricksError> for ApiError {
+    fn from(e: &DatabricksError) -> Self {
+        let retry_after = e
+            .retry_after()
+            .map(|d| d.as_secs().max(1))
+            .unwrap_or(DEFAULT_RETRY_AFTER);
+        let err = match e {
         DatabricksError::SecurableNotFound { .. } => ApiError::new(
             StatusCode::NOT_FOUND,
             "securable_not_found",
@@ -85,33 +117,49 @@ pub fn databricks_error(e: &DatabricksError) -> ApiError {
             )
         }
     };
-    err.with_detail(format!("{e}; operator hint: {}", e.operator_hint()))
+        err.with_detail(format!("{e}; operator hint: {}", e.operator_hint()))
+    }
 }
 
-pub fn resolve_error(e: &ResolveError) -> ApiError {
-    match e {
-        ResolveError::NotFound { .. } => ApiError::new(
-            StatusCode::NOT_FOUND,
-            "principal_not_found",
-            format!("{e}; it must be provisioned to the Databricks account first"),
-        ),
-        ResolveError::WorkspaceLocalGroup { .. } => ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "workspace_local_group",
-            e.to_string(),
-        ),
-        ResolveError::Disabled { .. } => {
-            ApiError::new(StatusCode::FORBIDDEN, "principal_disabled", e.to_string())
+impl From<DatabricksError> for ApiError {
+    fn from(e: DatabricksError) -> Self {
+        Self::from(&e)
+    }
+}
+
+impl From<&ResolveError> for ApiError {
+    fn from(e: &ResolveError) -> Self {
+        match e {
+            ResolveError::NotFound { .. } => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "principal_not_found",
+                format!("{e}; it must be provisioned to the Databricks account first"),
+            ),
+            ResolveError::WorkspaceLocalGroup { .. } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "workspace_local_group",
+                e.to_string(),
+            ),
+            ResolveError::Disabled { .. } => {
+                ApiError::new(StatusCode::FORBIDDEN, "principal_disabled", e.to_string())
+            }
+            ResolveError::Databricks(inner) => ApiError::from(inner),
+            ResolveError::Graph(inner) => ApiError::from(inner),
         }
-        ResolveError::Databricks(inner) => databricks_error(inner),
-        ResolveError::Graph(inner) => graph_error(inner),
+    }
+}
+
+impl From<ResolveError> for ApiError {
+    fn from(e: ResolveError) -> Self {
+        Self::from(&e)
     }
 }
 
 /// A Microsoft Graph failure as an answer: the stable code and a safe message; Graph's own code and
 /// message, and what the operators must change, go to the answer's log line.
-pub fn graph_error(e: &GraphError) -> ApiError {
-    let err = match e {
+impl From<&GraphError> for ApiError {
+    fn from(e: &GraphError) -> Self {
+        let err = match e {
         GraphError::Unavailable { .. } | GraphError::Unreachable { .. } => ApiError::unavailable(
             "graph_unavailable",
             "Microsoft Graph could not be reached in time to look the person up; nothing was changed. Retry later.",
@@ -132,67 +180,98 @@ pub fn graph_error(e: &GraphError) -> ApiError {
             "Microsoft Graph refused the request or answered unexpectedly; the platform team finds the cause in the logs by the requestId",
         ),
     };
-    err.with_detail(format!("{e}; operator hint: {}", e.operator_hint()))
-}
-
-/// 400: `malformed_body` when it is not a JSON object, `invalid_request` naming the field otherwise.
-pub fn body_error(e: &BodyError) -> ApiError {
-    match e {
-        BodyError::NotJson(problem) => {
-            ApiError::malformed_body(format!("the body is not valid JSON: {problem}"))
-        }
-        BodyError::Field(f) => ApiError::invalid_field(&f.field, &f.problem),
+        err.with_detail(format!("{e}; operator hint: {}", e.operator_hint()))
     }
 }
 
-pub fn ledger_error(e: &LedgerError) -> ApiError {
-    let err = match e {
-        LedgerError::Forbidden { .. } => ApiError::new(
-            StatusCode::BAD_GATEWAY,
-            "ledger_forbidden",
-            format!(
-                "uc-access may not write its grant ledger; nothing was changed. Operators: give the app's identity {ROLE_NEEDED} on the ledger container"
-            ),
-        ),
-        e if e.is_retryable() => ApiError::unavailable(
-            "ledger_unavailable",
-            "the grant ledger is unavailable; nothing was changed. Retry later.",
-        )
-        .with_retry_after(DEFAULT_RETRY_AFTER),
-        _ => ApiError::internal(e.to_string()),
-    };
-    err.with_detail(e.to_string())
+impl From<GraphError> for ApiError {
+    fn from(e: GraphError) -> Self {
+        Self::from(&e)
+    }
 }
 
-pub fn provision_error(e: &ProvisionError) -> ApiError {
-    match e {
-        ProvisionError::Denied(d) => ApiError::denied(d.rule, d.message.clone()),
-        ProvisionError::Resolve(r) => resolve_error(r),
-        ProvisionError::PrincipalInactive(_) => {
-            ApiError::new(StatusCode::CONFLICT, "principal_inactive", e.to_string())
+/// 400: `malformed_body` when it is not a JSON object, `invalid_request` naming the field otherwise.
+impl From<&BodyError> for ApiError {
+    fn from(e: &BodyError) -> Self {
+        match e {
+            BodyError::NotJson(problem) => {
+                ApiError::malformed_body(format!("the body is not valid JSON: {problem}"))
+            }
+            BodyError::Field(f) => ApiError::invalid_field(&f.field, &f.problem),
         }
-        ProvisionError::Databricks(d) => databricks_error(d),
-        ProvisionError::Ledger(l) => ledger_error(l),
-        ProvisionError::KeyReused(_) => ApiError::new(
-            StatusCode::CONFLICT,
-            "idempotency_key_reused",
-            e.to_string(),
-        ),
-        ProvisionError::ApprovalEnded { .. } => {
-            ApiError::new(StatusCode::CONFLICT, "approval_ended", e.to_string())
+    }
+}
+
+impl From<BodyError> for ApiError {
+    fn from(e: BodyError) -> Self {
+        Self::from(&e)
+    }
+}
+
+impl From<&LedgerError> for ApiError {
+    fn from(e: &LedgerError) -> Self {
+        let err = match e {
+            LedgerError::Forbidden { .. } => ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "ledger_forbidden",
+                format!(
+                    "uc-access may not write its grant ledger; nothing was changed. Operators: give the app's identity {ROLE_NEEDED} on the ledger container"
+                ),
+            ),
+            e if e.is_retryable() => ApiError::unavailable(
+                "ledger_unavailable",
+                "the grant ledger is unavailable; nothing was changed. Retry later.",
+            )
+            .with_retry_after(DEFAULT_RETRY_AFTER),
+            _ => ApiError::internal(e.to_string()),
+        };
+        err.with_detail(e.to_string())
+    }
+}
+
+impl From<LedgerError> for ApiError {
+    fn from(e: LedgerError) -> Self {
+        Self::from(&e)
+    }
+}
+
+impl From<&ProvisionError> for ApiError {
+    fn from(e: &ProvisionError) -> Self {
+        match e {
+            ProvisionError::Denied(d) => ApiError::denied(d.rule, d.message.clone()),
+            ProvisionError::Resolve(r) => ApiError::from(r),
+            ProvisionError::PrincipalInactive(_) => {
+                ApiError::new(StatusCode::CONFLICT, "principal_inactive", e.to_string())
+            }
+            ProvisionError::Databricks(d) => ApiError::from(d),
+            ProvisionError::Ledger(l) => ApiError::from(l),
+            ProvisionError::KeyReused(_) => ApiError::new(
+                StatusCode::CONFLICT,
+                "idempotency_key_reused",
+                e.to_string(),
+            ),
+            ProvisionError::ApprovalEnded { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "approval_ended", e.to_string())
+            }
+            ProvisionError::NameTaken(taken) => {
+                ApiError::new(StatusCode::CONFLICT, taken.code(), e.to_string())
+            }
+            ProvisionError::Busy(message) => {
+                ApiError::unavailable("grant_in_progress", message.clone())
+                    .with_retry_after(DEFAULT_RETRY_AFTER)
+            }
+            ProvisionError::PrivilegeNotApplicable { .. } => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                PRIVILEGE_NOT_APPLICABLE,
+                e.to_string(),
+            ),
         }
-        ProvisionError::NameTaken(taken) => {
-            ApiError::new(StatusCode::CONFLICT, taken.code(), e.to_string())
-        }
-        ProvisionError::Busy(message) => {
-            ApiError::unavailable("grant_in_progress", message.clone())
-                .with_retry_after(DEFAULT_RETRY_AFTER)
-        }
-        ProvisionError::PrivilegeNotApplicable { .. } => ApiError::new(
-            StatusCode::BAD_REQUEST,
-            PRIVILEGE_NOT_APPLICABLE,
-            e.to_string(),
-        ),
+    }
+}
+
+impl From<ProvisionError> for ApiError {
+    fn from(e: ProvisionError) -> Self {
+        Self::from(&e)
     }
 }
 
@@ -239,7 +318,7 @@ mod tests {
             .with_writer(logs.clone())
             .finish();
         let response =
-            tracing::subscriber::with_default(subscriber, || databricks_error(e).into_response());
+            tracing::subscriber::with_default(subscriber, || ApiError::from(e).into_response());
         let body = response.into_body().collect().await.unwrap().to_bytes();
         let log = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
         (serde_json::from_slice(&body).unwrap(), log)
@@ -345,7 +424,7 @@ mod tests {
             },
         ];
         for e in errors {
-            let answer = databricks_error(&e);
+            let answer = ApiError::from(&e);
             assert!(!answer.message.contains("upstream text"), "{e:?}: {answer}");
             assert!(
                 !answer.message.contains(&e.operator_hint()),
@@ -367,7 +446,7 @@ mod tests {
             ),
             None,
         );
-        let answer = databricks_error(&e);
+        let answer = ApiError::from(&e);
         assert_eq!(answer.status, StatusCode::BAD_REQUEST);
         assert_eq!(answer.code, PRIVILEGE_NOT_APPLICABLE);
         assert!(!answer.message.contains("a.b.v"), "{answer}");

@@ -3,27 +3,16 @@
 //! exact calls that would be made.
 
 use axum::Json;
-use axum::body::Body;
-use axum::extract::State;
-use axum::http::HeaderMap;
 
-use crate::app::AppState;
 use crate::auth::Caller;
 use crate::contract::grant_access;
 use crate::domain::{ApplicationId, EntraObjectId, Operator};
 use crate::error::ApiError;
-use crate::functions::GRANT_ACCESS;
 use crate::functions::answer::{Answer, provision_and_answer};
-use crate::functions::errors::body_error;
-use crate::functions::http::accept;
+use crate::functions::http::{Accepted, GrantAccess};
 
-pub async fn handle(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Json<Answer>, ApiError> {
-    let services = &state.services;
-    let accepted = accept(services, GRANT_ACCESS, &headers, body).await?;
+pub async fn handle(accepted: Accepted<GrantAccess>) -> Result<Json<Answer>, ApiError> {
+    let services = &accepted.services;
     // The operator's own object id stands as requester and approver, so policy refuses self-grants.
     let caller = accepted.caller.object_id().map(EntraObjectId::from).ok_or_else(|| {
         ApiError::unauthenticated(
@@ -31,8 +20,7 @@ pub async fn handle(
             "grant-access needs a caller identity with an object id (a user or a service principal token)",
         )
     })?;
-    let mut request = grant_access::parse(&accepted.body, &services.workspaces, caller)
-        .map_err(|e| body_error(&e))?;
+    let mut request = grant_access::parse(&accepted.body, &services.workspaces, caller)?;
     request.approval.operator = operator(&accepted.caller);
     provision_and_answer(services, &accepted.caller, &request).await
 }

@@ -2,29 +2,87 @@
 //! authenticate the caller (before reading the body), check the content type, read the body within the
 //! limit. Then each function parses the body into its own types.
 
+use std::marker::PhantomData;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes, to_bytes};
+use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderMap, header};
 
-use crate::app::Services;
+use super::{
+    DOCTOR, GRANT_ACCESS, LIST_GRANTS, PURVIEW_CALLBACK, RESOLVE_PRINCIPAL, REVOKE_ACCESS,
+};
 use crate::auth::{AuthError, Caller, setting_prefix};
 use crate::error::ApiError;
+use crate::services::{AppState, Services};
 
-/// A caller who got through, and the body they sent.
+/// An HTTP function, as a type: what [`Accepted`] authenticates callers for.
+pub trait HttpFunction: Send + Sync + 'static {
+    /// The function's name (= its folder and route).
+    const NAME: &'static str;
+}
+
+macro_rules! http_functions {
+    ($($(#[$doc:meta])* $ty:ident = $name:path;)*) => {$(
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy)]
+        pub struct $ty;
+        impl HttpFunction for $ty {
+            const NAME: &'static str = $name;
+        }
+    )*};
+}
+
+http_functions! {
+    /// `purview-callback`.
+    PurviewCallback = PURVIEW_CALLBACK;
+    /// `grant-access`.
+    GrantAccess = GRANT_ACCESS;
+    /// `resolve-principal`.
+    ResolvePrincipal = RESOLVE_PRINCIPAL;
+    /// `revoke-access`.
+    RevokeAccess = REVOKE_ACCESS;
+    /// `list-grants`.
+    ListGrants = LIST_GRANTS;
+    /// `doctor`.
+    Doctor = DOCTOR;
+}
+
+/// A request to function `F` that got through: the authenticated caller, the body they sent (JSON, within
+/// the limit) and the services. A handler that takes it has nothing of the prologue left to repeat, and
+/// cannot forget it: the extractor runs before the handler, and nothing has happened when it refuses.
 #[derive(Debug)]
-pub struct Accepted {
+pub struct Accepted<F> {
     pub caller: Caller,
     pub body: Bytes,
+    pub services: Arc<Services>,
+    function: PhantomData<F>,
+}
+
+impl<F: HttpFunction> FromRequest<AppState> for Accepted<F> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let (parts, body) = req.into_parts();
+        let services = state.services.clone();
+        let (caller, body) = accept(&services, F::NAME, &parts.headers, body).await?;
+        Ok(Self {
+            caller,
+            body,
+            services,
+            function: PhantomData,
+        })
+    }
 }
 
 /// Authenticates, then checks content type and size. Nothing has happened yet when this fails.
-pub async fn accept(
+async fn accept(
     services: &Services,
     function: &str,
     headers: &HeaderMap,
     body: Body,
-) -> Result<Accepted, ApiError> {
+) -> Result<(Caller, Bytes), ApiError> {
     let max_body_bytes = services.max_body_bytes;
     let caller = services
         .auth
@@ -42,7 +100,7 @@ pub async fn accept(
     let body = to_bytes(body, max_body_bytes)
         .await
         .map_err(|_| ApiError::payload_too_large(max_body_bytes))?;
-    Ok(Accepted { caller, body })
+    Ok((caller, body))
 }
 
 /// JSON only. A missing content type is accepted: whether Purview's HTTP action sets one is unverified,

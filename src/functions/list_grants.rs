@@ -2,18 +2,13 @@
 //! or state — `?principal=alice@contoso.com&state=active`.
 
 use axum::Json;
-use axum::body::Body;
-use axum::extract::{Query, State};
-use axum::http::HeaderMap;
+use axum::extract::Query;
 use serde::{Deserialize, Serialize};
 
-use crate::app::AppState;
 use crate::contract::fields::FieldError;
 use crate::domain::{ApplicationId, Principal, Securable, SecurableType};
 use crate::error::ApiError;
-use crate::functions::LIST_GRANTS;
-use crate::functions::errors::{body_error, ledger_error};
-use crate::functions::http::accept;
+use crate::functions::http::{Accepted, ListGrants};
 use crate::ledger::{GrantRecord, GrantState, ListFilter};
 
 /// Most grants returned in one answer.
@@ -40,7 +35,7 @@ pub struct ListAnswer {
 }
 
 fn invalid(field: &str, problem: impl std::fmt::Display) -> ApiError {
-    body_error(&FieldError::new(field, problem).into())
+    ApiError::from(FieldError::new(field, problem))
 }
 
 fn filter(q: ListQuery) -> Result<ListFilter, ApiError> {
@@ -90,13 +85,10 @@ fn filter(q: ListQuery) -> Result<ListFilter, ApiError> {
 }
 
 pub async fn handle(
-    State(state): State<AppState>,
-    headers: HeaderMap,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-    body: Body,
+    accepted: Accepted<ListGrants>,
 ) -> Result<Json<ListAnswer>, ApiError> {
-    let services = &state.services;
-    accept(services, LIST_GRANTS, &headers, body).await?;
+    let services = &accepted.services;
     let Query(query) = query.map_err(|e| ApiError::invalid_field("query", e.body_text()))?;
     let filter = filter(query)?;
     let provisioning = services.provisioning()?;
@@ -104,8 +96,7 @@ pub async fn handle(
         .context
         .ledger
         .list(&filter)
-        .await
-        .map_err(|e| ledger_error(&e))?
+        .await?
         .into_iter()
         .map(|v| v.record)
         .collect();

@@ -2,19 +2,13 @@
 //! name, an application id or a group becomes the account-level Databricks principal, with its status.
 
 use axum::Json;
-use axum::body::Body;
-use axum::extract::State;
-use axum::http::HeaderMap;
 use serde::Serialize;
 
-use crate::app::AppState;
 use crate::contract::principal;
 use crate::databricks::{Deadline, DirectoryEntry};
 use crate::domain::{PrincipalKind, PrincipalStatus};
 use crate::error::ApiError;
-use crate::functions::RESOLVE_PRINCIPAL;
-use crate::functions::errors::{body_error, resolve_error};
-use crate::functions::http::accept;
+use crate::functions::http::{Accepted, ResolvePrincipal};
 
 /// The answer: the principal as Unity Catalog spells it in grants.
 #[derive(Debug, Serialize)]
@@ -43,14 +37,9 @@ impl From<DirectoryEntry> for Answer {
     }
 }
 
-pub async fn handle(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Json<Answer>, ApiError> {
-    let services = &state.services;
-    let accepted = accept(services, RESOLVE_PRINCIPAL, &headers, body).await?;
-    let query = principal::parse_body(&accepted.body).map_err(|e| body_error(&e))?;
+pub async fn handle(accepted: Accepted<ResolvePrincipal>) -> Result<Json<Answer>, ApiError> {
+    let services = &accepted.services;
+    let query = principal::parse_body(&accepted.body)?;
     let provisioning = services.provisioning()?;
     let workspace = services.default_workspace()?;
     let deadline = Deadline::after(services.time_budget);
@@ -58,8 +47,7 @@ pub async fn handle(
         .context
         .resolver
         .resolve(&query, &workspace.host, deadline)
-        .await
-        .map_err(|e| resolve_error(&e))?;
+        .await?;
     tracing::info!(caller = accepted.caller.kind(), query = %query, principal = entry.principal.uc_name(), "principal resolved");
     Ok(Json(entry.into()))
 }

@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::app::Services;
 use crate::databricks::Deadline;
 use crate::host::timer::TimerInfo;
 use crate::ledger::LedgerError;
+use crate::services::Services;
 use crate::usecases::expire::sweep;
 
 /// Time a run may spend; the host's `functionTimeout` (host.json) is five minutes.
